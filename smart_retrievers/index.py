@@ -1,0 +1,293 @@
+"""SmartIndex: encoder + LanceDB store + two-stage SMART search. Every integration calls this."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import torch
+from tqdm.auto import tqdm
+
+from .encoder import SmartEncoder
+from .encoding import Encoding
+from .scoring import fuse, maxsim, pad_tokens
+from .store import META_COLUMNS, Record, SmartStore, tokens_block, vectors_block
+
+logger = logging.getLogger(__name__)
+
+SearchMode = Literal["rerank", "exhaustive", "pooled"]
+SEARCH_MODES = ("rerank", "exhaustive", "pooled")
+
+
+@dataclass
+class Hit:
+    """One search result. ``score`` is the fused SMART score used for ranking."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    score: float = 0.0
+    pooled_score: float = 0.0
+    late_score: float = 0.0
+    ref_id: str | None = None
+    image: str | None = None
+    modality: str = "text"
+
+
+def _check_lambdas(lambda_pool: float, lambda_late: float) -> None:
+    if lambda_pool < 0 or lambda_late < 0 or lambda_pool + lambda_late == 0:
+        raise ValueError(f"lambda_pool and lambda_late must be >= 0 and not both 0, got {lambda_pool}, {lambda_late}")
+
+
+class SmartIndex:
+    """A SMART late-interaction index on a single-vector embedder, stored in LanceDB.
+
+    Args:
+        uri: where the LanceDB database lives: a local directory (embedded, the
+            default), ``s3://``/``gs://``/``az://`` object storage, or ``db://`` LanceDB Cloud.
+        encoder: a :class:`SmartEncoder` (or vision encoder); the bundled
+            all-MiniLM-L6-v2 when None.
+        table: table name inside the database.
+        lambda_pool / lambda_late: default fusion weights.
+        candidates: default number of pooled candidates re-scored in "rerank" mode.
+        write_batch_size: rows encoded and written per LanceDB commit in ``add``.
+        storage_options / **connect_kwargs: passed to ``lancedb.connect``.
+
+    Example:
+        >>> index = SmartIndex("./smart_db")
+        >>> index.add(["The red star is K7."], ids=["a"], metadatas=[{"year": 2021}])
+        >>> index.search("which code labels the red star?", k=1, where={"year": {"$gte": 2020}})
+    """
+
+    def __init__(
+        self,
+        uri: str = "./smart_db",
+        encoder: SmartEncoder | None = None,
+        table: str = "smart",
+        *,
+        lambda_pool: float = 1.0,
+        lambda_late: float = 1.0,
+        candidates: int = 100,
+        write_batch_size: int = 1024,
+        storage_options: Mapping[str, str] | None = None,
+        **connect_kwargs: Any,
+    ) -> None:
+        _check_lambdas(lambda_pool, lambda_late)
+        self.encoder = encoder or SmartEncoder.default()
+        self.store = SmartStore(uri, table, self.encoder.fingerprint, storage_options=storage_options, **connect_kwargs)
+        self.lambda_pool = lambda_pool
+        self.lambda_late = lambda_late
+        self.candidates = candidates
+        self.write_batch_size = write_batch_size
+        self.last_truncated = 0
+
+    # ---- writes --------------------------------------------------------
+
+    def add(
+        self,
+        texts: Sequence[str],
+        *,
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        ref_ids: Sequence[str | None] | None = None,
+        show_progress: bool | None = None,
+    ) -> list[str]:
+        """Encode and upsert texts (same id twice leaves one row). Returns the ids.
+
+        The whole call is atomic: if validation, encoding or a write fails, the table
+        is rolled back to its version before the call. ``last_truncated`` tells how
+        many inputs were cut at the encoder's max_length.
+        """
+        if isinstance(texts, str):
+            raise TypeError("add() takes a sequence of texts, not a single string")
+        texts = list(texts)
+        ids = self._ids(len(texts), ids)
+        metadatas = self._aligned("metadatas", len(texts), metadatas)
+        ref_ids = self._aligned("ref_ids", len(texts), ref_ids)
+        bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+        if bad is not None:
+            raise TypeError(f"text {bad} (id {ids[bad]!r}) is {type(texts[bad]).__name__}, not str")
+
+        def encode(start: int, stop: int) -> list[Encoding]:
+            return self.encoder.encode_documents(texts[start:stop], show_progress=False)
+
+        def record(i: int, enc: Encoding) -> Record:
+            return Record(id=ids[i], text=texts[i], encoding=enc, ref_id=ref_ids[i], metadata=dict(metadatas[i] or {}))
+
+        self._write(len(texts), encode, record, show_progress)
+        return ids
+
+    upsert = add
+
+    def _write(self, n: int, encode, record, show_progress: bool | None) -> None:
+        """Encode and write in batches as one all-or-nothing operation."""
+        version = self.store.version
+        self.last_truncated = 0
+        show = show_progress if show_progress is not None else n > 256
+        try:
+            with tqdm(total=n, disable=not show, desc="Indexing", unit="item") as bar:
+                for start in range(0, n, self.write_batch_size):
+                    stop = min(n, start + self.write_batch_size)
+                    encodings = encode(start, stop)
+                    self.last_truncated += sum(e.truncated for e in encodings)
+                    self.store.upsert([record(start + j, enc) for j, enc in enumerate(encodings)])
+                    bar.update(stop - start)
+        except BaseException:
+            self.store.rollback(version)
+            raise
+        if self.last_truncated:
+            logger.warning("%d of %d inputs were truncated at max_length=%d", self.last_truncated, n, self.encoder.max_length)
+
+    @staticmethod
+    def _ids(n: int, ids: Sequence[str] | None) -> list[str]:
+        if ids is None:
+            return [uuid.uuid4().hex for _ in range(n)]
+        ids = list(ids)
+        if len(ids) != n:
+            raise ValueError(f"got {n} items but {len(ids)} ids")
+        bad = next((i for i in ids if not isinstance(i, str) or not i), None)
+        if bad is not None or any(not isinstance(i, str) for i in ids):
+            raise ValueError(f"ids must be non-empty strings, got {bad!r}")
+        return ids
+
+    @staticmethod
+    def _aligned(name: str, n: int, values: Sequence[Any] | None) -> list[Any]:
+        if values is None:
+            return [None] * n
+        values = list(values)
+        if len(values) != n:
+            raise ValueError(f"got {n} items but {len(values)} {name}")
+        return values
+
+    def delete(self, ids: Sequence[str] | None = None, *, ref_ids: Sequence[str] | None = None, where: Any = None) -> int:
+        """Delete by ids, by source-document ids (ref_ids) and/or by filter; returns rows deleted."""
+        return self.store.delete(ids=ids, ref_ids=ref_ids, where=where)
+
+    # ---- reads ---------------------------------------------------------
+
+    def count(self, where: Any = None) -> int:
+        """Number of rows (matching ``where`` if given)."""
+        return self.store.count(where)
+
+    def get(self, ids: Sequence[str]) -> list[Hit]:
+        """Stored items for these ids, in the given order (missing ids are skipped; scores are 0)."""
+        return [self._hit(row) for row in self.store.get(ids).to_pylist()]
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        where: Any = None,
+        candidates: int | None = None,
+        mode: SearchMode = "rerank",
+        lambda_pool: float | None = None,
+        lambda_late: float | None = None,
+    ) -> list[Hit]:
+        """Search with SMART scoring.
+
+        Args:
+            query: the query text.
+            k: number of hits.
+            where: metadata filter (dict or :mod:`filters` model), applied before search.
+            candidates: pooled candidates re-scored in "rerank" mode (default: the index's).
+            mode: "rerank" (pooled top-``candidates``, then exact SMART), "exhaustive"
+                (exact SMART over every matching row, streamed) or "pooled"
+                (single-vector cosine only, the baseline).
+            lambda_pool / lambda_late: fusion weights for this call.
+        """
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a str, got {type(query).__name__}")
+        return self.search_encoded(self.encoder.encode_queries([query], show_progress=False)[0], k, where=where, candidates=candidates, mode=mode, lambda_pool=lambda_pool, lambda_late=lambda_late)
+
+    def search_encoded(
+        self,
+        query: Encoding,
+        k: int = 10,
+        *,
+        where: Any = None,
+        candidates: int | None = None,
+        mode: SearchMode = "rerank",
+        lambda_pool: float | None = None,
+        lambda_late: float | None = None,
+    ) -> list[Hit]:
+        """:meth:`search` for an already encoded query (text or image)."""
+        if mode not in SEARCH_MODES:
+            raise ValueError(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        lp = self.lambda_pool if lambda_pool is None else lambda_pool
+        ll = self.lambda_late if lambda_late is None else lambda_late
+        _check_lambdas(lp, ll)
+        where_sql = self.store.where_sql(where)
+        if mode == "exhaustive":
+            return self._search_exhaustive(query, k, where_sql, lp, ll)
+        n_candidates = k if mode == "pooled" else max(k, candidates or self.candidates)
+        columns = META_COLUMNS + ["vector"] + ([] if mode == "pooled" else ["tokens"])
+        rows = self.store.search_pooled(query.pooled, n_candidates, where=where_sql, columns=columns)
+        if mode == "pooled":
+            return self._rank(query, rows, k, 1.0, 0.0)
+        return self._rank(query, rows, k, lp, ll)
+
+    def _scores(self, query: Encoding, rows: pa.Table | pa.RecordBatch, lp: float, ll: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        pooled = vectors_block(rows.column("vector")) @ torch.from_numpy(query.pooled.astype(np.float32))
+        if ll == 0:
+            return pooled * lp, pooled, torch.zeros_like(pooled)
+        q_block, q_mask = pad_tokens([query.tokens])
+        d_block, d_mask = tokens_block(rows.column("tokens"))
+        late = maxsim(q_block, q_mask, d_block, d_mask)[0]
+        return fuse(pooled, late, lp, ll), pooled, late
+
+    def _rank(self, query: Encoding, rows: pa.Table, k: int, lp: float, ll: float) -> list[Hit]:
+        if len(rows) == 0:
+            return []
+        fused, pooled, late = self._scores(query, rows, lp, ll)
+        order = torch.sort(fused, descending=True, stable=True).indices[:k].tolist()
+        meta = rows.select(META_COLUMNS).to_pylist()
+        return [self._hit(meta[i], fused[i], pooled[i], late[i]) for i in order]
+
+    def _search_exhaustive(self, query: Encoding, k: int, where_sql: str | None, lp: float, ll: float) -> list[Hit]:
+        best: list[tuple[float, int, dict, float, float]] = []
+        seen = 0
+        for batch in self.store.scan(META_COLUMNS + ["vector", "tokens"], where=where_sql):
+            fused, pooled, late = self._scores(query, batch, lp, ll)
+            top = torch.topk(fused, min(k, len(fused))).indices.tolist()
+            meta = batch.select(META_COLUMNS).to_pylist()
+            best.extend((float(fused[i]), seen + i, meta[i], float(pooled[i]), float(late[i])) for i in top)
+            best = sorted(best, key=lambda b: (-b[0], b[1]))[:k]
+            seen += len(batch)
+        return [self._hit(m, f, p, l) for f, _, m, p, l in best]
+
+    @staticmethod
+    def _hit(row: Mapping[str, Any], fused: Any = 0.0, pooled: Any = 0.0, late: Any = 0.0) -> Hit:
+        return Hit(
+            id=row["id"],
+            text=row["text"],
+            metadata=_load_metadata(row.get("metadata")),
+            score=float(fused),
+            pooled_score=float(pooled),
+            late_score=float(late),
+            ref_id=row.get("ref_id"),
+            image=row.get("image"),
+            modality=row.get("modality") or "text",
+        )
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __repr__(self) -> str:
+        return f"SmartIndex(uri={self.store.uri!r}, table={self.store.table_name!r}, rows={self.count()}, encoder={self.encoder!r})"
+
+
+def _load_metadata(raw: Any) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if isinstance(raw, (bytes, str)):
+        return json.loads(raw)
+    return dict(raw)
