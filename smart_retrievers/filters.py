@@ -1,0 +1,259 @@
+"""Backend-neutral metadata filters and their rendering to LanceDB SQL.
+
+LlamaIndex ``MetadataFilters`` and LangChain filter dicts are translated into
+the small model below (``Condition``, ``And``, ``Or``, ``Not``); ``to_sql``
+renders it as a predicate over the JSON ``metadata`` column (plus the real
+``id`` / ``ref_id`` columns) for ``table.search().where(...)``.
+
+Semantics:
+
+* A row whose field is missing or JSON ``null`` never matches ``eq``, ``gt``,
+  ``gte``, ``lt``, ``lte``, ``in``, ``contains`` or ``text_match``, and always
+  matches ``ne`` and ``nin`` ("missing counts as not equal").
+* ``Not`` is the exact complement of its child: ``Not(c)`` matches every row
+  that ``c`` does not match, including rows missing the field.
+* ``is_empty`` with value ``True`` (or ``None``) matches a missing or ``null``
+  field, an empty string for ``str`` fields and an empty list for ``list``
+  fields; with ``False`` it matches every other row.
+* ``list`` fields: ``eq``/``contains`` mean "the list has this element",
+  ``ne`` "does not have it", ``in`` "has any of these", ``nin`` "has none of
+  these". Elements are compared by their JSON text, so ``2`` matches ``2``
+  and ``"2"`` but not ``2.0``.
+* ``contains`` on a ``str`` field and ``text_match`` are case-sensitive
+  substring matches; ``%``, ``_`` and ``\\`` in the value are literal.
+* Field names are literal top-level keys (``"a.b"`` is the key ``a.b``, not a
+  nested path) made of ``[A-Za-z0-9_.-]``; ``id`` and ``ref_id`` always mean
+  the table columns.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+FieldTypes = Mapping[str, str]
+
+OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains", "text_match", "is_empty")
+LOGICAL_OPERATORS = ("$and", "$or", "$not")
+COLUMNS = ("id", "ref_id")
+
+_FIELD_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+_COMPARISONS = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+_GETTERS = {"int": "json_get_int", "float": "json_get_float", "str": "json_get_string", "bool": "json_get_bool"}
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_LIKE_ESCAPES = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_"})
+
+
+def _supported_operators() -> str:
+    return ", ".join([*LOGICAL_OPERATORS, *("$" + op for op in OPERATORS)])
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``field op value``; ``op`` is one of ``OPERATORS``."""
+
+    field: str
+    op: str
+    value: Any = None
+
+    def __post_init__(self) -> None:
+        if self.op not in OPERATORS:
+            raise ValueError(f"Unknown filter operator {self.op!r}; supported operators: {', '.join(OPERATORS)}")
+        if not isinstance(self.field, str) or not _FIELD_NAME.fullmatch(self.field):
+            raise ValueError(f"Invalid filter field name {self.field!r}; allowed characters are [A-Za-z0-9_.-]")
+
+
+@dataclass(frozen=True)
+class And:
+    """Matches rows matching every child (no children: every row)."""
+
+    children: tuple[Filter, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "children", tuple(self.children))
+
+
+@dataclass(frozen=True)
+class Or:
+    """Matches rows matching at least one child (no children: no row)."""
+
+    children: tuple[Filter, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "children", tuple(self.children))
+
+
+@dataclass(frozen=True)
+class Not:
+    """Matches exactly the rows its child does not match."""
+
+    child: Filter
+
+
+Filter = Condition | And | Or | Not
+_FILTER_CLASSES = (Condition, And, Or, Not)
+
+
+def parse_filter(spec: Mapping[str, Any] | Filter | None) -> Filter | None:
+    """Parse a Mongo/LangChain/Chroma-style filter dict; ``None`` or ``{}`` give ``None``.
+
+    ``{"year": 2020}`` is ``eq``; ``{"year": {"$gte": 2020, "$lt": 2024}}`` and
+    several top-level keys are ANDed; ``$and``/``$or`` take a list of dicts and
+    ``$not`` one dict. Field operators are ``$`` + any of ``OPERATORS``.
+    A ``Filter`` object is returned unchanged.
+    """
+    if spec is None or isinstance(spec, _FILTER_CLASSES):
+        return spec
+    if isinstance(spec, Mapping) and not spec:
+        return None
+    return _parse_mapping(spec)
+
+
+def _parse_mapping(spec: Any) -> Filter:
+    if not isinstance(spec, Mapping) or not spec:
+        raise ValueError(f"Expected a non-empty filter dict, got {spec!r}")
+    return _all([_parse_entry(key, value) for key, value in spec.items()])
+
+
+def _all(parts: list[Filter]) -> Filter:
+    return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+
+def _parse_entry(key: Any, value: Any) -> Filter:
+    if not isinstance(key, str):
+        raise ValueError(f"Filter keys must be strings, got {key!r}")
+    if key in ("$and", "$or"):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{key} expects a list of filter dicts, got {value!r}")
+        children = tuple(_parse_mapping(item) for item in value)
+        return And(children) if key == "$and" else Or(children)
+    if key == "$not":
+        return Not(_parse_mapping(value))
+    if key.startswith("$"):
+        raise ValueError(f"Unknown filter operator {key!r}; supported operators: {_supported_operators()}")
+    if not isinstance(value, Mapping):
+        return Condition(key, "eq", value)
+    if not value:
+        raise ValueError(f"Empty operator dict for filter field {key!r}")
+    return _all([_parse_condition(key, op, operand) for op, operand in value.items()])
+
+
+def _parse_condition(field: str, op: Any, value: Any) -> Condition:
+    if not (isinstance(op, str) and op.startswith("$") and op[1:] in OPERATORS):
+        raise ValueError(f"Unknown filter operator {op!r}; supported operators: {_supported_operators()}")
+    return Condition(field, op[1:], value)
+
+
+def to_sql(filter: Filter | None, field_types: FieldTypes) -> str | None:
+    """Render ``filter`` as a LanceDB SQL predicate (``None`` for no filter).
+
+    ``field_types`` maps each known metadata field to ``"int"``, ``"float"``,
+    ``"str"``, ``"bool"`` or ``"list"``; it picks the JSON accessor. Unknown
+    fields, operators not valid for a field's type and values that do not fit
+    it raise ``ValueError``. Every value is validated and quoted, never
+    concatenated raw.
+    """
+    return None if filter is None else _render(filter, field_types)
+
+
+def _render(node: Filter, field_types: FieldTypes) -> str:
+    if isinstance(node, Condition):
+        return _render_condition(node, field_types)
+    if isinstance(node, (And, Or)):
+        if not node.children:
+            return "TRUE" if isinstance(node, And) else "FALSE"
+        parts = [_render(child, field_types) for child in node.children]
+        joiner = " AND " if isinstance(node, And) else " OR "
+        return parts[0] if len(parts) == 1 else joiner.join(f"({part})" for part in parts)
+    if isinstance(node, Not):
+        # COALESCE turns SQL NULL ("unknown") into "not matched", making NOT a true complement.
+        return f"NOT COALESCE(({_render(node.child, field_types)}), FALSE)"
+    raise TypeError(f"Not a filter: {node!r}")
+
+
+def _field_type(field: str, field_types: FieldTypes) -> str:
+    if field in COLUMNS:
+        return "str"
+    if field not in field_types:
+        known = ", ".join([*COLUMNS, *sorted(field_types)])
+        raise ValueError(f"Unknown filter field {field!r}; known fields: {known}")
+    kind = field_types[field]
+    if kind not in (*_GETTERS, "list"):
+        raise ValueError(f"Unsupported type {kind!r} for filter field {field!r}")
+    return kind
+
+
+def _render_condition(cond: Condition, field_types: FieldTypes) -> str:
+    kind = _field_type(cond.field, field_types)
+    if cond.op == "is_empty" and not isinstance(cond.value, (bool, type(None))):
+        raise ValueError(f"$is_empty expects True or False for field {cond.field!r}, got {cond.value!r}")
+    if kind == "list":
+        return _render_list(cond)
+    expr = cond.field if cond.field in COLUMNS else f"{_GETTERS[kind]}(metadata, {_quote(cond.field)})"
+    op, value = cond.op, cond.value
+    if op == "is_empty":
+        empty = value is not False
+        if kind == "str":
+            return f"COALESCE({expr}, '') {'=' if empty else '<>'} ''"
+        return f"{expr} IS {'' if empty else 'NOT '}NULL"
+    if op in ("contains", "text_match"):
+        if kind != "str":
+            raise ValueError(f"${op} needs a str or list field; {cond.field!r} is {kind!r}")
+        if not isinstance(value, str):
+            raise ValueError(f"${op} expects a string for field {cond.field!r}, got {value!r}")
+        return f"{expr} LIKE {_quote('%' + value.translate(_LIKE_ESCAPES) + '%')} ESCAPE '\\'"
+    if kind == "bool" and op in ("gt", "gte", "lt", "lte"):
+        raise ValueError(f"${op} is not supported on bool field {cond.field!r}")
+    if op in _COMPARISONS:
+        return f"{expr} {_COMPARISONS[op]} {_literal(value, kind, cond.field)}"
+    if op == "ne":
+        return f"({expr} IS NULL OR {expr} <> {_literal(value, kind, cond.field)})"
+    items = ", ".join(_literal(item, kind, cond.field) for item in _values(cond))
+    if op == "in":
+        return f"{expr} IN ({items})" if items else "FALSE"
+    return f"({expr} IS NULL OR {expr} NOT IN ({items}))" if items else "TRUE"
+
+
+def _render_list(cond: Condition) -> str:
+    path = _quote(f'$["{cond.field}"]')
+    op = cond.op
+    if op == "is_empty":
+        return f"COALESCE(json_array_length(metadata, {path}), 0) {'<>' if cond.value is False else '='} 0"
+    if op in ("eq", "contains", "ne"):
+        member = f"json_array_contains(metadata, {path}, {_literal(cond.value, 'list', cond.field)})"
+        return f"NOT {member}" if op == "ne" else member
+    if op not in ("in", "nin"):
+        raise ValueError(f"${op} is not supported on list field {cond.field!r}")
+    members = [f"json_array_contains(metadata, {path}, {_literal(v, 'list', cond.field)})" for v in _values(cond)]
+    if not members:
+        return "FALSE" if op == "in" else "TRUE"
+    any_member = members[0] if len(members) == 1 else "(" + " OR ".join(members) + ")"
+    return any_member if op == "in" else f"NOT {any_member}"
+
+
+def _values(cond: Condition) -> list[Any]:
+    if not isinstance(cond.value, (list, tuple, set, frozenset)):
+        raise ValueError(f"${cond.op} expects a list of values for field {cond.field!r}, got {cond.value!r}")
+    return list(cond.value)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _literal(value: Any, kind: str, field: str) -> str:
+    """Validate ``value`` against the field type ``kind`` and render it as SQL."""
+    if kind == "bool" and isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if kind in ("str", "list") and isinstance(value, str):
+        return _quote(value)
+    if kind in ("int", "float", "list") and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, int) and _INT64_MIN <= value <= _INT64_MAX:
+            return repr(int(value))
+        if isinstance(value, float) and math.isfinite(value):
+            return repr(float(value))
+        raise ValueError(f"Filter value {value!r} for field {field!r} is out of range or not finite")
+    raise ValueError(f"Filter value {value!r} does not fit the type {kind!r} of field {field!r}")
