@@ -1,0 +1,154 @@
+"""The ``smart-retrievers`` command line: index, search, eval (and train)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DB = "./smart_db"
+
+
+def _encoder(args: argparse.Namespace):
+    from .encoder import SmartEncoder
+
+    kwargs: dict[str, Any] = {"batch_size": args.batch_size}
+    if getattr(args, "adapter", None):
+        kwargs["adapter"] = args.adapter
+    if getattr(args, "max_length", None):
+        kwargs["max_length"] = args.max_length
+    if args.model:
+        return SmartEncoder(args.model, **kwargs)
+    return SmartEncoder.default(**kwargs)
+
+
+def _read_items(path: Path) -> Iterator[dict[str, Any]]:
+    """Rows of a BEIR corpus (_id/title/text) or {id, text, metadata} JSON lines."""
+    with path.open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SystemExit(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
+            row_id = row.get("id", row.get("_id"))
+            text = " ".join(p for p in (row.get("title", ""), row.get("text", "")) if p).strip()
+            if row_id is None or not text:
+                raise SystemExit(f"{path}:{line_no}: each line needs an id (or _id) and a non-empty text")
+            yield {"id": str(row_id), "text": text, "metadata": row.get("metadata") or {}}
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .index import SmartIndex
+
+    items = list(_read_items(Path(args.path)))
+    index = SmartIndex(args.db, encoder=_encoder(args), table=args.table)
+    start = time.perf_counter()
+    index.add([r["text"] for r in items], ids=[r["id"] for r in items], metadatas=[r["metadata"] for r in items], show_progress=True)
+    took = time.perf_counter() - start
+    print(f"indexed {len(items)} items into {args.db} (table {args.table!r}) in {took:.1f}s; {index.last_truncated} truncated; {index.count()} rows now")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .index import SmartIndex
+
+    index = SmartIndex(args.db, encoder=_encoder(args), table=args.table)
+    if index.count() == 0:
+        raise SystemExit(f"no rows in table {args.table!r} at {args.db}; run `smart-retrievers index` first")
+    where = json.loads(args.where) if args.where else None
+    hits = index.search(args.query, k=args.k, where=where, mode=args.mode, candidates=args.candidates)
+    if args.json:
+        print(json.dumps([h.__dict__ for h in hits], indent=2))
+        return 0
+    for rank, hit in enumerate(hits, 1):
+        snippet = hit.text if len(hit.text) <= 100 else hit.text[:97] + "..."
+        print(f"{rank:>2}. {hit.score:.4f} (pooled {hit.pooled_score:.4f}, late {hit.late_score:.4f})  [{hit.id}] {snippet}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .comparison import compare
+    from .evaluation import load_beir
+
+    dataset = load_beir(args.beir_dir, split=args.split)
+    encoder = _encoder(args)
+    doc_ids = list(dataset.corpus)
+    query_ids = list(dataset.queries)
+    start = time.perf_counter()
+    docs = encoder.encode_documents([dataset.doc_text(d) for d in doc_ids], show_progress=True)
+    encode_docs_s = time.perf_counter() - start
+    start = time.perf_counter()
+    queries = encoder.encode_queries([dataset.queries[q] for q in query_ids], show_progress=True)
+    encode_queries_s = time.perf_counter() - start
+    result = compare(query_ids, queries, doc_ids, docs, dataset.qrels, candidates=args.candidates, lambda_pool=args.lambda_pool, lambda_late=args.lambda_late)
+    timings = {"encode_corpus_s": encode_docs_s, "encode_queries_s": encode_queries_s, **result.timings}
+    print(f"{dataset.name} ({args.split}): {len(doc_ids)} docs, {len(query_ids)} queries, model {encoder.name}")
+    print(result.table())
+    print("timings: " + ", ".join(f"{k}={v:.2f}" for k, v in timings.items()))
+    if args.json:
+        payload = {"dataset": dataset.name, "split": args.split, "model": encoder.name, "fingerprint": encoder.fingerprint, "results": result.results, "timings": timings}
+        Path(args.json).write_text(json.dumps(payload, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="model directory or hub id (default: bundled all-MiniLM-L6-v2)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, help="token limit per input (default: the model's)")
+    parser.add_argument("--adapter", help="a trained SMART adapter directory")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smart-retrievers", description="SMART late-interaction retrieval on single-vector embedders.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="index a JSONL file (BEIR corpus or {id, text, metadata} lines)")
+    p.add_argument("path")
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--table", default="smart")
+    _common(p)
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="search an index")
+    p.add_argument("query")
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--table", default="smart")
+    p.add_argument("-k", type=int, default=5)
+    p.add_argument("--mode", choices=("rerank", "exhaustive", "pooled"), default="rerank")
+    p.add_argument("--candidates", type=int, default=100)
+    p.add_argument("--where", help='metadata filter as JSON, e.g. \'{"year": {"$gte": 2020}}\'')
+    p.add_argument("--json", action="store_true", help="print hits as JSON")
+    _common(p)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("eval", help="single-vector vs SMART on a BEIR-layout dataset")
+    p.add_argument("beir_dir")
+    p.add_argument("--split", default="test")
+    p.add_argument("--candidates", type=int, default=100)
+    p.add_argument("--lambda-pool", type=float, default=1.0)
+    p.add_argument("--lambda-late", type=float, default=1.0)
+    p.add_argument("--json", help="write results to this JSON file")
+    _common(p)
+    p.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``smart-retrievers`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
