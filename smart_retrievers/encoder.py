@@ -8,7 +8,6 @@ tokens dropped. Those token states are what SMART late interaction scores.
 from __future__ import annotations
 
 import json
-import string
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,11 +19,9 @@ from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
 from transformers.utils import cached_file
 
-from .encoding import Encoding, fingerprint_weights
+from .encoding import Encoding, auto_device, default_dtype, fingerprint_weights, load_adapter, punctuation_token_ids, states_to_encodings
 
 POOLING_MODES = ("mean", "cls", "lasttoken")
-_PUNCTUATION = set(string.punctuation) | set("“”‘’«»…–—")
-_SUBWORD_MARKS = ("##", "Ġ", "▁", "Ċ")
 
 
 @dataclass(frozen=True)
@@ -69,14 +66,6 @@ def _pooling_from_config(cfg: dict) -> str:
     if unsupported or len(chosen) != 1:
         raise ValueError(f"unsupported sentence-transformers pooling config {cfg}; pass pooling= one of {POOLING_MODES}")
     return chosen[0]
-
-
-def _auto_device() -> str:
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 class SmartEncoder:
@@ -128,9 +117,9 @@ class SmartEncoder:
         if local_files_only is None:
             local_files_only = Path(path).is_dir()
         self.model_name_or_path = path
-        self.device = device or _auto_device()
+        self.device = device or auto_device()
         if dtype is None:
-            dtype = torch.bfloat16 if self.device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+            dtype = default_dtype(self.device)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_files_only)
             self.model = AutoModel.from_pretrained(path, local_files_only=local_files_only, dtype=dtype)
@@ -151,9 +140,9 @@ class SmartEncoder:
         self.document_prompt = document_prompt
         self.token_policy = token_policy or TokenPolicy()
         self.show_progress = show_progress
-        self.adapter = self._load_adapter(adapter)
-        self._punct_ids: torch.Tensor | None = None
         self._weights_hash = fingerprint_weights(path, local_files_only)
+        self.adapter = load_adapter(adapter, self.base_fingerprint, self.device)
+        self._punct_ids: torch.Tensor | None = None
 
     @classmethod
     def default(cls, **kwargs: Any) -> SmartEncoder:
@@ -183,16 +172,6 @@ class SmartEncoder:
             limits.append(tok_max)
         limits = [x for x in limits if x]
         return min(limits) if limits else 512
-
-    def _load_adapter(self, adapter: Any) -> torch.nn.Module | None:
-        if adapter is None:
-            return None
-        from .adapter import SmartAdapter
-
-        if not isinstance(adapter, SmartAdapter):
-            adapter = SmartAdapter.load(adapter)
-        adapter.check_base(self.base_fingerprint)
-        return adapter.to(self.device).eval()
 
     @property
     def dim(self) -> int:
@@ -292,22 +271,7 @@ class SmartEncoder:
         pooled = torch.nn.functional.normalize(self._pool(hidden, attention), dim=-1)
         keep = attention & ~special.to(self.device)
         keep &= self._policy_mask(inputs["input_ids"], keep, prompt_len)
-        tokens = hidden if self.adapter is None else self.adapter(hidden)
-        tokens = torch.nn.functional.normalize(tokens.float(), dim=-1).half().cpu().numpy()
-        keep_np = keep.cpu().numpy()
-        pooled_np = pooled.cpu().numpy()
-        out = []
-        for row in range(hidden.shape[0]):
-            toks = tokens[row][keep_np[row]]
-            if len(toks) == 0:  # nothing left after masking: the pooled vector stands in
-                toks = self._pooled_as_token(pooled[row : row + 1])
-            out.append(Encoding(pooled=pooled_np[row], tokens=np.ascontiguousarray(toks)))
-        return out
-
-    def _pooled_as_token(self, pooled: torch.Tensor) -> np.ndarray:
-        if self.adapter is not None:
-            pooled = self.adapter(pooled)
-        return torch.nn.functional.normalize(pooled.float(), dim=-1).half().cpu().numpy()
+        return states_to_encodings(pooled, hidden, keep, adapter=self.adapter)
 
     def _pool(self, hidden: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
         if self.pooling == "cls":
@@ -333,15 +297,7 @@ class SmartEncoder:
 
     def _punctuation_ids(self) -> torch.Tensor:
         if self._punct_ids is None:
-            vocab = self.tokenizer.get_vocab()
-            ids = []
-            for token, token_id in vocab.items():
-                stripped = token
-                for mark in _SUBWORD_MARKS:
-                    stripped = stripped.replace(mark, "")
-                if stripped and all(ch in _PUNCTUATION for ch in stripped):
-                    ids.append(token_id)
-            self._punct_ids = torch.tensor(sorted(ids), dtype=torch.long)
+            self._punct_ids = punctuation_token_ids(self.tokenizer)
         return self._punct_ids
 
     def __repr__(self) -> str:

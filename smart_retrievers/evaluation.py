@@ -21,7 +21,10 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .encoding import Encoding
 
 __all__ = [
     "BeirDataset",
@@ -30,6 +33,7 @@ __all__ = [
     "recall_at_k",
     "mrr_at_k",
     "evaluate_ranking",
+    "encode_corpus",
 ]
 
 _CORPUS_FIELDS = {"_id", "title", "text", "image", "metadata"}
@@ -306,3 +310,56 @@ def evaluate_ranking(
         "recall@100": recall_at_k(ranking, qrels, 100),
         "mrr@10": mrr_at_k(ranking, qrels, 10),
     }
+
+
+def encode_corpus(
+    dataset: BeirDataset,
+    encoder: Any,
+    *,
+    batch_size: int | None = None,
+    show_progress: bool | None = None,
+) -> tuple[list[str], list[Encoding]]:
+    """Encode every corpus document of a BEIR dataset, texts and images alike.
+
+    Documents with an ``image`` (an absolute path, as :func:`load_beir` gives) go through
+    ``encoder.encode_images`` (their title/text is not encoded); the others through
+    ``encoder.encode_documents(doc_text)``. A mixed corpus is encoded in two passes and
+    returned in corpus order. Images are decoded one encoder batch at a time.
+
+    Args:
+        dataset: a loaded BEIR dataset.
+        encoder: a :class:`~smart_retrievers.encoder.SmartEncoder`, or a vision encoder
+            (``smart_retrievers.vision``) when the corpus has images.
+        batch_size: encoder batch size (default: the encoder's).
+        show_progress: progress bars (default: the encoder's rule).
+
+    Returns:
+        ``(doc_ids, encodings)``, aligned, in corpus order.
+
+    Raises:
+        TypeError: the corpus has images but the encoder cannot encode images.
+        ImageLoadError: an image cannot be read (naming its corpus position and doc id).
+    """
+    doc_ids = list(dataset.corpus)
+    image_ids = [d for d in doc_ids if dataset.corpus[d].get("image")]
+    text_ids = [d for d in doc_ids if not dataset.corpus[d].get("image")]
+    if image_ids and not callable(getattr(encoder, "encode_images", None)):
+        raise TypeError(
+            f"{dataset.name} has {len(image_ids)} image documents but {type(encoder).__name__} cannot "
+            "encode images; use a vision encoder (smart_retrievers.vision.load_encoder)"
+        )
+    encoded: dict[str, Encoding] = {}
+    if text_ids:
+        texts = [dataset.doc_text(d) for d in text_ids]
+        encoded.update(zip(text_ids, encoder.encode_documents(texts, batch_size=batch_size, show_progress=show_progress)))
+    if image_ids:
+        from .vision.images import ImageLoadError
+
+        images = [dataset.corpus[d]["image"] for d in image_ids]
+        try:
+            encoded.update(zip(image_ids, encoder.encode_images(images, batch_size=batch_size, show_progress=show_progress)))
+        except ImageLoadError as exc:
+            if exc.index is None:
+                raise
+            raise exc.at(doc_ids.index(image_ids[exc.index]), image_ids[exc.index]) from exc
+    return doc_ids, [encoded[d] for d in doc_ids]

@@ -18,8 +18,12 @@ from .encoder import SmartEncoder
 from .encoding import Encoding
 from .scoring import fuse, maxsim, pad_tokens
 from .store import META_COLUMNS, Record, SmartStore, tokens_block, vectors_block
+from .vision.images import IMAGE_TYPES, ImageInput, ImageLoadError, image_uri
 
 logger = logging.getLogger(__name__)
+
+IMAGE_WRITE_BATCH = 128
+"""Most images encoded per LanceDB commit: image token states are large (hundreds per image)."""
 
 SearchMode = Literal["rerank", "exhaustive", "pooled"]
 SEARCH_MODES = ("rerank", "exhaustive", "pooled")
@@ -125,15 +129,89 @@ class SmartIndex:
 
     upsert = add
 
-    def _write(self, n: int, encode, record, show_progress: bool | None) -> None:
-        """Encode and write in batches as one all-or-nothing operation."""
+    def add_images(
+        self,
+        images: Sequence[ImageInput],
+        *,
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        ref_ids: Sequence[str | None] | None = None,
+        texts: Sequence[str | None] | None = None,
+        uris: Sequence[str | None] | None = None,
+        show_progress: bool | None = None,
+    ) -> list[str]:
+        """Encode and upsert images with a vision encoder (rows get modality "image"). Returns the ids.
+
+        Args:
+            images: paths, ``file://``/``http(s)://``/``data:`` URIs, encoded bytes or PIL
+                images (see :mod:`smart_retrievers.vision.images`).
+            ids / metadatas / ref_ids: as in :meth:`add`.
+            texts: optional text per image (a caption, alt text, OCR...), stored in the
+                ``text`` column for display, full-text search and framework nodes. It is
+                not encoded: the row's vectors are the image's alone. Default "".
+            uris: what to store in the ``image`` column per item. By default a path's
+                absolute path, a URL or ``file://`` URI as given, a PIL image's
+                ``filename``; bytes, ``data:`` URIs and in-memory PIL images store None
+                unless given a uri here. Pixels are never stored.
+            show_progress: a progress bar (default: for more than 256 images).
+
+        Images are decoded one encoder batch at a time and written at most
+        ``IMAGE_WRITE_BATCH`` per commit, so pixels and token states of the whole call are
+        never in memory together. The call is atomic like :meth:`add`: an unreadable or
+        corrupt image raises :class:`~smart_retrievers.vision.ImageLoadError` naming its
+        position and id, and the table is left as it was before the call.
+        """
+        encoder = self._image_encoder()
+        if isinstance(images, IMAGE_TYPES):
+            raise TypeError("add_images() takes a sequence of images, not a single image")
+        images = list(images)
+        n = len(images)
+        ids = self._ids(n, ids)
+        metadatas = self._aligned("metadatas", n, metadatas)
+        ref_ids = self._aligned("ref_ids", n, ref_ids)
+        texts = self._aligned("texts", n, texts)
+        uris = self._aligned("uris", n, uris)
+        bad = next((i for i, im in enumerate(images) if not isinstance(im, IMAGE_TYPES)), None)
+        if bad is not None:
+            raise TypeError(f"image {bad} (id {ids[bad]!r}) is {type(images[bad]).__name__}; expected a path, URI, bytes or PIL.Image")
+        bad = next((i for i, t in enumerate(texts) if t is not None and not isinstance(t, str)), None)
+        if bad is not None:
+            raise TypeError(f"text {bad} (id {ids[bad]!r}) is {type(texts[bad]).__name__}, not str")
+
+        def encode(start: int, stop: int) -> list[Encoding]:
+            try:
+                return encoder.encode_images(images[start:stop], show_progress=False)
+            except ImageLoadError as exc:
+                if exc.index is None:
+                    raise
+                raise exc.at(start + exc.index, ids[start + exc.index]) from exc
+
+        def record(i: int, enc: Encoding) -> Record:
+            uri = uris[i] if uris[i] is not None else image_uri(images[i])
+            return Record(id=ids[i], text=texts[i] or "", encoding=enc, ref_id=ref_ids[i], metadata=dict(metadatas[i] or {}), image=uri)
+
+        self._write(n, encode, record, show_progress, batch_size=min(self.write_batch_size, IMAGE_WRITE_BATCH))
+        return ids
+
+    def _image_encoder(self) -> Any:
+        """The encoder, checked to be able to encode images."""
+        if not callable(getattr(self.encoder, "encode_images", None)):
+            raise TypeError(
+                f"{type(self.encoder).__name__} cannot encode images; open the index with a vision encoder "
+                "(smart_retrievers.vision.QwenVLEncoder or ClipEncoder)"
+            )
+        return self.encoder
+
+    def _write(self, n: int, encode, record, show_progress: bool | None, batch_size: int | None = None) -> None:
+        """Encode and write in batches (default ``write_batch_size``) as one all-or-nothing operation."""
         version = self.store.version
         self.last_truncated = 0
         show = show_progress if show_progress is not None else n > 256
+        batch_size = batch_size or self.write_batch_size
         try:
             with tqdm(total=n, disable=not show, desc="Indexing", unit="item") as bar:
-                for start in range(0, n, self.write_batch_size):
-                    stop = min(n, start + self.write_batch_size)
+                for start in range(0, n, batch_size):
+                    stop = min(n, start + batch_size)
                     encodings = encode(start, stop)
                     self.last_truncated += sum(e.truncated for e in encodings)
                     self.store.upsert([record(start + j, enc) for j, enc in enumerate(encodings)])
@@ -205,6 +283,28 @@ class SmartIndex:
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
         return self.search_encoded(self.encoder.encode_queries([query], show_progress=False)[0], k, where=where, candidates=candidates, mode=mode, lambda_pool=lambda_pool, lambda_late=lambda_late)
+
+    def search_image(
+        self,
+        image: ImageInput,
+        k: int = 10,
+        *,
+        where: Any = None,
+        candidates: int | None = None,
+        mode: SearchMode = "rerank",
+        lambda_pool: float | None = None,
+        lambda_late: float | None = None,
+    ) -> list[Hit]:
+        """Search with an image as the query (image-to-image or image-to-text retrieval).
+
+        The image is encoded as a query (with the query instruction where the model
+        takes one) by the index's vision encoder; the arguments are those of
+        :meth:`search`. Each hit's ``modality`` says whether it is a text or an image row.
+        """
+        if not isinstance(image, IMAGE_TYPES):
+            raise TypeError(f"image must be a path, URI, bytes or PIL.Image, got {type(image).__name__}")
+        query = self._image_encoder().encode_images([image], query=True, show_progress=False)[0]
+        return self.search_encoded(query, k, where=where, candidates=candidates, mode=mode, lambda_pool=lambda_pool, lambda_late=lambda_late)
 
     def search_encoded(
         self,

@@ -1,0 +1,1 @@
+"""Framework integrations (LlamaIndex, LangChain); each is imported only when its extra is installed."""

@@ -1,0 +1,327 @@
+"""LangChain integration: a SMART retriever and a SMART reranker (document compressor).
+
+* :class:`SmartRetriever` is a ``BaseRetriever`` over a :class:`~smart_retrievers.SmartIndex`;
+  use it where you would use ``vectorstore.as_retriever()``.
+* :class:`SmartReranker` is a ``BaseDocumentCompressor`` that re-scores the documents of any
+  other retriever with SMART; use it in ``ContextualCompressionRetriever`` or as an LCEL step
+  (:meth:`SmartReranker.wrap`).
+
+Only ``langchain_core`` is imported (``pip install "smart-retrievers[langchain]"``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun, Callbacks
+from langchain_core.documents import BaseDocumentCompressor, Document
+from langchain_core.retrievers import BaseRetriever, LangSmithRetrieverParams
+from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel, RunnablePassthrough
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from ..encoder import SmartEncoder
+from ..filters import parse_filter
+from ..index import Hit, SearchMode, SmartIndex, _check_lambdas
+from ..rerank import SmartScorer
+
+__all__ = ["SmartReranker", "SmartRetriever"]
+
+_SCORE_KEYS = ("smart_score", "pooled_score", "late_score")
+_RELEVANCE_KEYS = ("relevance_score", "pooled_score", "late_score")
+
+
+class SmartRetriever(BaseRetriever):
+    """Retrieve LangChain ``Document`` objects from a SMART index.
+
+    Scoring is ``lambda_pool * cos(pooled) + lambda_late * mean_q max_d cos(tokens)``
+    over the index's stored token states. Every returned document has ``id`` set and
+    ``metadata["smart_score"]`` (the fused score it is ranked by), ``metadata["pooled_score"]``
+    and ``metadata["late_score"]``.
+
+    ``k``, ``filter``, ``candidates``, ``mode``, ``lambda_pool`` and ``lambda_late`` are
+    defaults; each can be overridden per call, e.g. ``retriever.invoke(q, k=3, filter={...})``.
+    A per-call ``filter`` replaces the default one (pass ``{}`` to search without it).
+
+    Args:
+        index: the :class:`~smart_retrievers.SmartIndex` to search.
+        k: number of documents returned.
+        candidates: pooled candidates re-scored in ``"rerank"`` mode (None: the index's default).
+        mode: ``"rerank"`` (pooled candidates, then exact SMART), ``"exhaustive"`` (exact SMART
+            over every matching row) or ``"pooled"`` (single-vector cosine only).
+        lambda_pool / lambda_late: fusion weights (None: the index's defaults).
+        filter: a LangChain/Mongo-style metadata filter, e.g.
+            ``{"year": {"$gte": 2020}, "$or": [{"topic": "a"}, {"topic": "b"}]}``; the operators
+            are those of :mod:`smart_retrievers.filters` (``$eq $ne $gt $gte $lt $lte $in $nin
+            $contains $text_match $is_empty`` and ``$and $or $not``).
+
+    Example:
+        >>> retriever = SmartRetriever.from_texts(["code K7 labels the red star"], uri="./smart_db", k=4)
+        >>> docs = retriever.invoke("which code labels the red star?", filter={"year": {"$gte": 2020}})
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    index: SmartIndex
+    k: int = Field(default=4, ge=1)
+    candidates: int | None = Field(default=None, ge=1)
+    mode: SearchMode = "rerank"
+    lambda_pool: float | None = None
+    lambda_late: float | None = None
+    filter: dict[str, Any] | None = None
+
+    @field_validator("filter")
+    @classmethod
+    def _check_filter(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        parse_filter(value)  # raises ValueError on unknown operators or malformed filters
+        return value
+
+    @model_validator(mode="after")
+    def _check_weights(self) -> SmartRetriever:
+        _check_lambdas(*self._weights(self.lambda_pool, self.lambda_late))
+        return self
+
+    # ---- construction --------------------------------------------------
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        ids: Sequence[str] | None = None,
+        *,
+        uri: str = "./smart_db",
+        encoder: SmartEncoder | None = None,
+        table: str = "smart",
+        **kwargs: Any,
+    ) -> SmartRetriever:
+        """Index ``texts`` (upserting by ``ids``) in the LanceDB at ``uri`` and return a retriever.
+
+        ``encoder`` defaults to the bundled all-MiniLM-L6-v2; ``kwargs`` are retriever fields
+        (``k``, ``mode``, ``filter``...), validated before anything is written.
+        """
+        retriever = cls(index=SmartIndex(uri, encoder=encoder, table=table), **kwargs)
+        retriever.index.add(texts, ids=ids, metadatas=metadatas)
+        return retriever
+
+    @classmethod
+    def from_documents(
+        cls,
+        documents: Sequence[Document],
+        *,
+        uri: str = "./smart_db",
+        encoder: SmartEncoder | None = None,
+        table: str = "smart",
+        **kwargs: Any,
+    ) -> SmartRetriever:
+        """Like :meth:`from_texts`, from ``Document`` objects (see :meth:`add_documents`)."""
+        retriever = cls(index=SmartIndex(uri, encoder=encoder, table=table), **kwargs)
+        retriever.add_documents(documents)
+        return retriever
+
+    # ---- writes --------------------------------------------------------
+
+    def add_documents(self, documents: Sequence[Document], *, ids: Sequence[str] | None = None) -> list[str]:
+        """Encode and upsert documents by id; returns their ids.
+
+        The id of each document is ``ids[i]`` if given, else ``Document.id``, else a new
+        random one. Adding a document whose id is already stored replaces it (one copy).
+        The input documents are not modified.
+        """
+        documents = list(documents)
+        if ids is None:
+            ids = [doc.id or uuid.uuid4().hex for doc in documents]
+        return self.index.add([doc.page_content for doc in documents], ids=ids, metadatas=[doc.metadata for doc in documents])
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete documents by id; returns how many were deleted (unknown ids are ignored)."""
+        if isinstance(ids, str):
+            raise TypeError("delete() takes a sequence of ids, not a single string")
+        return self.index.delete(list(ids))
+
+    # ---- retrieval -----------------------------------------------------
+
+    def _weights(self, lambda_pool: float | None, lambda_late: float | None) -> tuple[float, float]:
+        pool = lambda_pool if lambda_pool is not None else self.lambda_pool
+        late = lambda_late if lambda_late is not None else self.lambda_late
+        return (
+            self.index.lambda_pool if pool is None else pool,
+            self.index.lambda_late if late is None else late,
+        )
+
+    def _search(
+        self,
+        query: str,
+        k: int | None,
+        filter: Mapping[str, Any] | None,
+        candidates: int | None,
+        mode: SearchMode | None,
+        lambda_pool: float | None,
+        lambda_late: float | None,
+    ) -> list[Document]:
+        pool, late = self._weights(lambda_pool, lambda_late)
+        hits = self.index.search(
+            query,
+            k=self.k if k is None else k,
+            where=self.filter if filter is None else filter,
+            candidates=candidates or self.candidates,
+            mode=mode or self.mode,
+            lambda_pool=pool,
+            lambda_late=late,
+        )
+        return [_document(hit) for hit in hits]
+
+    def _get_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        k: int | None = None,
+        filter: Mapping[str, Any] | None = None,
+        candidates: int | None = None,
+        mode: SearchMode | None = None,
+        lambda_pool: float | None = None,
+        lambda_late: float | None = None,
+    ) -> list[Document]:
+        return self._search(query, k, filter, candidates, mode, lambda_pool, lambda_late)
+
+    async def _aget_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,
+        k: int | None = None,
+        filter: Mapping[str, Any] | None = None,
+        candidates: int | None = None,
+        mode: SearchMode | None = None,
+        lambda_pool: float | None = None,
+        lambda_late: float | None = None,
+    ) -> list[Document]:
+        # Encoding and the LanceDB search are blocking: run them in a worker thread.
+        return await asyncio.to_thread(self._search, query, k, filter, candidates, mode, lambda_pool, lambda_late)
+
+    def _get_ls_params(self, **kwargs: Any) -> LangSmithRetrieverParams:
+        params = super()._get_ls_params(**kwargs)
+        params["ls_vector_store_provider"] = "LanceDB"
+        params["ls_embedding_provider"] = "smart-retrievers"
+        params["ls_embedding_model"] = self.index.encoder.fingerprint["model"]
+        return params
+
+
+def _document(hit: Hit) -> Document:
+    scores = dict(zip(_SCORE_KEYS, (hit.score, hit.pooled_score, hit.late_score)))
+    return Document(page_content=hit.text, metadata={**hit.metadata, **scores}, id=hit.id)
+
+
+class SmartReranker(BaseDocumentCompressor):
+    """Re-rank the documents of any retriever with SMART late interaction.
+
+    ``compress_documents`` returns copies of the documents (the inputs are never modified),
+    keeping ``id``, best first by the fused score, cut to ``top_n``, with
+    ``metadata["relevance_score"]`` (the fused score), ``metadata["pooled_score"]`` and
+    ``metadata["late_score"]``.
+
+    Documents are encoded once and kept in an LRU cache (keyed by text). With an ``index``,
+    documents whose ``id`` the index holds with the same text reuse its stored token states,
+    without a forward pass.
+
+    The fields are fixed after construction (the model is frozen): build a new reranker to
+    change them.
+
+    Args:
+        top_n: how many documents to return (None: all of them).
+        lambda_pool / lambda_late: fusion weights.
+        batch_size: encoder batch size for documents not stored or cached.
+        cache_size: how many encoded documents the LRU cache keeps.
+        index: an optional :class:`~smart_retrievers.SmartIndex` whose stored token states
+            are reused by ``Document.id``.
+        encoder: the encoder (default: the index's, else the bundled all-MiniLM-L6-v2).
+
+    Example:
+        >>> reranker = SmartReranker(top_n=3)
+        >>> chain = reranker.wrap(vectorstore.as_retriever(search_kwargs={"k": 20}))
+        >>> docs = chain.invoke("which code labels the red star?")
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)
+
+    top_n: int | None = Field(default=3, ge=1)
+    lambda_pool: float = 1.0
+    lambda_late: float = 1.0
+    batch_size: int | None = Field(default=None, ge=1)
+    cache_size: int = Field(default=4096, ge=1)
+    index: SmartIndex | None = None
+    encoder: SmartEncoder | None = None
+
+    _scorer: SmartScorer = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _check(self) -> SmartReranker:
+        _check_lambdas(self.lambda_pool, self.lambda_late)
+        if self.index is not None and self.encoder is not None and self.encoder.fingerprint != self.index.encoder.fingerprint:
+            raise ValueError("encoder differs from the index's encoder; the stored token states would not match (leave encoder unset)")
+        return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._scorer = SmartScorer(
+            self.encoder,
+            index=self.index,
+            lambda_pool=self.lambda_pool,
+            lambda_late=self.lambda_late,
+            batch_size=self.batch_size,
+            cache_size=self.cache_size,
+        )
+
+    def compress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+    ) -> list[Document]:
+        """Re-score ``documents`` for ``query``; returns scored copies, best first, cut to ``top_n``.
+
+        ``callbacks`` is accepted for the LangChain interface; no run is traced by the reranker itself.
+        """
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a str, got {type(query).__name__}")
+        documents = list(documents)
+        if not documents:
+            return []
+        texts = [doc.page_content for doc in documents]
+        ranked = self._scorer.score(query, texts, self._reusable_ids(documents), top_n=self.top_n)
+        results = []
+        for cand in ranked:
+            doc = documents[cand.position].model_copy(deep=True)
+            doc.metadata.update(zip(_RELEVANCE_KEYS, (cand.score, cand.pooled_score, cand.late_score)))
+            results.append(doc)
+        return results
+
+    def _reusable_ids(self, documents: list[Document]) -> list[str | None] | None:
+        """Ids whose stored row has the same text as the document; None elsewhere.
+
+        A document from another source can carry an id the index uses for different
+        content; its stored token states must not be used for it.
+        """
+        if self.index is None:
+            return None
+        wanted = list(dict.fromkeys(doc.id for doc in documents if doc.id))
+        stored = {hit.id: hit.text for hit in self.index.get(wanted)}
+        return [doc.id if doc.id and stored.get(doc.id) == doc.page_content else None for doc in documents]
+
+    def wrap(self, retriever: Runnable[str, list[Document]]) -> Runnable[str, list[Document]]:
+        """An LCEL runnable: ``retriever``'s documents for the query, re-ranked by this reranker.
+
+        It supports ``invoke``, ``ainvoke``, ``batch`` and ``stream`` like any runnable, e.g.
+        ``reranker.wrap(vectorstore.as_retriever(search_kwargs={"k": 20})) | format_docs``.
+        """
+
+        def rerank(inputs: dict[str, Any]) -> list[Document]:
+            return self.compress_documents(inputs["documents"], inputs["query"])
+
+        async def arerank(inputs: dict[str, Any]) -> list[Document]:
+            return list(await self.acompress_documents(inputs["documents"], inputs["query"]))
+
+        step = RunnableLambda(rerank, afunc=arerank, name="SmartReranker")
+        return RunnableParallel(documents=retriever, query=RunnablePassthrough()) | step
