@@ -1,12 +1,13 @@
 """SmartScorer: SMART scores for arbitrary candidates, the rerank step after any retriever.
 
 Candidates already in a :class:`SmartIndex` reuse their stored token states (looked up by
-id, no forward pass); the others are encoded once and kept in an LRU cache keyed by text.
+id, and only when the stored text is the candidate's text; no forward pass); the others are encoded once and kept in an LRU cache keyed by text.
 Both framework rerankers call :meth:`SmartScorer.score`.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,23 +32,26 @@ class CandidateScore:
 
 
 class EncodingCache:
-    """A bounded LRU cache of document encodings keyed by their text."""
+    """A bounded, thread-safe LRU cache of document encodings keyed by their text."""
 
     def __init__(self, max_items: int = 4096) -> None:
         self.max_items = max_items
         self._items: OrderedDict[str, Encoding] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, key: str) -> Encoding | None:
-        enc = self._items.get(key)
-        if enc is not None:
-            self._items.move_to_end(key)
-        return enc
+        with self._lock:
+            enc = self._items.get(key)
+            if enc is not None:
+                self._items.move_to_end(key)
+            return enc
 
     def put(self, key: str, enc: Encoding) -> None:
-        self._items[key] = enc
-        self._items.move_to_end(key)
-        while len(self._items) > self.max_items:
-            self._items.popitem(last=False)
+        with self._lock:
+            self._items[key] = enc
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -57,8 +61,8 @@ class SmartScorer:
     """Scores (query, candidates) pairs with SMART, reusing stored or cached token states.
 
     Args:
-        encoder: the encoder for the query and uncached candidates; the index's
-            encoder when an index is given, else the bundled default.
+        encoder: the encoder for the query and uncached candidates; when omitted, the
+            index's current encoder (so it follows ``reindex_tokens``), else the bundled default.
         index: an optional :class:`SmartIndex` whose stored token states are reused
             for candidates whose id it holds.
         lambda_pool / lambda_late: fusion weights.
@@ -78,26 +82,32 @@ class SmartScorer:
     ) -> None:
         _check_lambdas(lambda_pool, lambda_late)
         self.index = index
-        self.encoder = encoder or (index.encoder if index is not None else SmartEncoder.default())
+        self._encoder = encoder if encoder is not None or index is not None else SmartEncoder.default()
         self.lambda_pool = lambda_pool
         self.lambda_late = lambda_late
         self.batch_size = batch_size
         self.cache = EncodingCache(cache_size)
+
+    @property
+    def encoder(self) -> SmartEncoder:
+        """The encoder in use: the one given, else the index's current one."""
+        return self._encoder if self._encoder is not None else self.index.encoder
 
     def encode_candidates(self, texts: Sequence[str], ids: Sequence[str | None] | None = None) -> list[Encoding]:
         """Encodings for candidates: stored ones by id, then cached, then freshly encoded."""
         found: dict[int, Encoding] = {}
         if self.index is not None and ids is not None:
             wanted = {i: cid for i, cid in enumerate(ids) if cid}
-            rows = self.index.store.get(list(dict.fromkeys(wanted.values())), columns=["id", "vector", "tokens", "modality"])
+            rows = self.index.store.get(list(dict.fromkeys(wanted.values())), columns=["id", "text", "vector", "tokens", "modality"])
             if len(rows):
                 pooled = vectors_block(rows.column("vector")).numpy()
                 block, mask = tokens_block(rows.column("tokens"))
                 stored = {
-                    rid: Encoding(pooled=pooled[r], tokens=block[r][mask[r]].numpy(), modality=mod or "text")
-                    for r, (rid, mod) in enumerate(zip(rows.column("id").to_pylist(), rows.column("modality").to_pylist()))
+                    (rid, text): Encoding(pooled=pooled[r], tokens=block[r][mask[r]].numpy(), modality=mod or "text")
+                    for r, (rid, text, mod) in enumerate(zip(*(rows.column(c).to_pylist() for c in ("id", "text", "modality"))))
                 }
-                found = {i: stored[cid] for i, cid in wanted.items() if cid in stored}
+                # an id from another source with other text must not borrow these states
+                found = {i: stored[(cid, texts[i])] for i, cid in wanted.items() if (cid, texts[i]) in stored}
         missing = []
         for i, text in enumerate(texts):
             if i not in found:
