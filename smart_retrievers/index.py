@@ -161,36 +161,75 @@ class SmartIndex:
         corrupt image raises :class:`~smart_retrievers.vision.ImageLoadError` naming its
         position and id, and the table is left as it was before the call.
         """
-        encoder = self._image_encoder()
         if isinstance(images, IMAGE_TYPES):
             raise TypeError("add_images() takes a sequence of images, not a single image")
         images = list(images)
-        n = len(images)
+        self._image_encoder()
+        missing = next((i for i, im in enumerate(images) if im is None), None)
+        if missing is not None:
+            raise TypeError(f"image {missing} is None")
+        texts = self._aligned("texts", len(images), texts)
+        return self.add_items(texts, images, ids=ids, metadatas=metadatas, ref_ids=ref_ids, uris=uris, show_progress=show_progress)
+
+    def add_items(
+        self,
+        texts: Sequence[str | None],
+        images: Sequence[ImageInput | None] | None = None,
+        *,
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        ref_ids: Sequence[str | None] | None = None,
+        uris: Sequence[str | None] | None = None,
+        show_progress: bool | None = None,
+    ) -> list[str]:
+        """Upsert a mix of text and image items in one atomic call. Returns the ids.
+
+        Item i is an image row when ``images[i]`` is given (``texts[i]``, if any, is then
+        its stored caption, not encoded; ``uris[i]`` what its ``image`` column holds, as
+        in :meth:`add_images`), else a text row encoded from ``texts[i]`` (as in
+        :meth:`add`). Images need a vision encoder. Frameworks use this to insert text and
+        image nodes/documents together: all of them are written, or none.
+        """
+        if isinstance(texts, str):
+            raise TypeError("add_items() takes a sequence of texts, not a single string")
+        texts = list(texts)
+        n = len(texts)
+        images = self._aligned("images", n, images)
         ids = self._ids(n, ids)
         metadatas = self._aligned("metadatas", n, metadatas)
         ref_ids = self._aligned("ref_ids", n, ref_ids)
-        texts = self._aligned("texts", n, texts)
         uris = self._aligned("uris", n, uris)
-        bad = next((i for i, im in enumerate(images) if not isinstance(im, IMAGE_TYPES)), None)
-        if bad is not None:
-            raise TypeError(f"image {bad} (id {ids[bad]!r}) is {type(images[bad]).__name__}; expected a path, URI, bytes or PIL.Image")
-        bad = next((i for i, t in enumerate(texts) if t is not None and not isinstance(t, str)), None)
-        if bad is not None:
-            raise TypeError(f"text {bad} (id {ids[bad]!r}) is {type(texts[bad]).__name__}, not str")
+        for i, (text, image) in enumerate(zip(texts, images)):
+            if image is not None and not isinstance(image, IMAGE_TYPES):
+                raise TypeError(f"image {i} (id {ids[i]!r}) is {type(image).__name__}; expected a path, URI, bytes or PIL.Image")
+            if not isinstance(text, str) and (image is None or text is not None):
+                raise TypeError(f"text {i} (id {ids[i]!r}) is {type(text).__name__}, not str")
+        has_images = any(image is not None for image in images)
+        encoder = self._image_encoder() if has_images else self.encoder
 
         def encode(start: int, stop: int) -> list[Encoding]:
-            try:
-                return encoder.encode_images(images[start:stop], show_progress=False)
-            except ImageLoadError as exc:
-                if exc.index is None:
-                    raise
-                raise exc.at(start + exc.index, ids[start + exc.index]) from exc
+            image_rows = [i for i in range(start, stop) if images[i] is not None]
+            text_rows = [i for i in range(start, stop) if images[i] is None]
+            encoded: dict[int, Encoding] = {}
+            if text_rows:
+                encoded.update(zip(text_rows, encoder.encode_documents([texts[i] for i in text_rows], show_progress=False)))
+            if image_rows:
+                try:
+                    encoded.update(zip(image_rows, encoder.encode_images([images[i] for i in image_rows], show_progress=False)))
+                except ImageLoadError as exc:
+                    if exc.index is None:
+                        raise
+                    raise exc.at(image_rows[exc.index], ids[image_rows[exc.index]]) from exc
+            return [encoded[i] for i in range(start, stop)]
 
         def record(i: int, enc: Encoding) -> Record:
+            if images[i] is None:
+                return Record(id=ids[i], text=texts[i], encoding=enc, ref_id=ref_ids[i], metadata=dict(metadatas[i] or {}))
             uri = uris[i] if uris[i] is not None else image_uri(images[i])
             return Record(id=ids[i], text=texts[i] or "", encoding=enc, ref_id=ref_ids[i], metadata=dict(metadatas[i] or {}), image=uri)
 
-        self._write(n, encode, record, show_progress, batch_size=min(self.write_batch_size, IMAGE_WRITE_BATCH))
+        batch_size = min(self.write_batch_size, IMAGE_WRITE_BATCH) if has_images else self.write_batch_size
+        self._write(n, encode, record, show_progress, batch_size=batch_size)
         return ids
 
     def _image_encoder(self) -> Any:
@@ -289,6 +328,7 @@ class SmartIndex:
         image: ImageInput,
         k: int = 10,
         *,
+        text: str | None = None,
         where: Any = None,
         candidates: int | None = None,
         mode: SearchMode = "rerank",
@@ -298,12 +338,16 @@ class SmartIndex:
         """Search with an image as the query (image-to-image or image-to-text retrieval).
 
         The image is encoded as a query (with the query instruction where the model
-        takes one) by the index's vision encoder; the arguments are those of
-        :meth:`search`. Each hit's ``modality`` says whether it is a text or an image row.
+        takes one) by the index's vision encoder. ``text``, if given, is encoded with the
+        image as one interleaved query (Qwen-VL encoders; CLIP/SigLIP take one or the
+        other and raise). The other arguments are those of :meth:`search`. Each hit's
+        ``modality`` says whether it is a text or an image row.
         """
         if not isinstance(image, IMAGE_TYPES):
             raise TypeError(f"image must be a path, URI, bytes or PIL.Image, got {type(image).__name__}")
-        query = self._image_encoder().encode_images([image], query=True, show_progress=False)[0]
+        if text is not None and not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        query = self._image_encoder().encode_inputs(texts=[text], images=[image], query=True, show_progress=False)[0]
         return self.search_encoded(query, k, where=where, candidates=candidates, mode=mode, lambda_pool=lambda_pool, lambda_late=lambda_late)
 
     def search_encoded(

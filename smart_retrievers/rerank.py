@@ -2,6 +2,8 @@
 
 Candidates already in a :class:`SmartIndex` reuse their stored token states (looked up by
 id, and only when the stored text is the candidate's text; no forward pass); the others are encoded once and kept in an LRU cache keyed by text.
+Image candidates (``images=``) are encoded by a vision encoder and cached by their location
+or content; they reuse stored states only from an image row with the same id, text and location.
 Both framework rerankers call :meth:`SmartScorer.score`.
 """
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +21,7 @@ from .encoding import Encoding
 from .index import SmartIndex, _check_lambdas
 from .scoring import smart_scores
 from .store import tokens_block, vectors_block
+from .vision.images import ImageInput, ImageLoadError, image_cache_key, image_uri
 
 
 @dataclass(frozen=True)
@@ -32,21 +35,21 @@ class CandidateScore:
 
 
 class EncodingCache:
-    """A bounded, thread-safe LRU cache of document encodings keyed by their text."""
+    """A bounded, thread-safe LRU cache of document encodings keyed by their text (or an image key)."""
 
     def __init__(self, max_items: int = 4096) -> None:
         self.max_items = max_items
-        self._items: OrderedDict[str, Encoding] = OrderedDict()
+        self._items: OrderedDict[Hashable, Encoding] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> Encoding | None:
+    def get(self, key: Hashable) -> Encoding | None:
         with self._lock:
             enc = self._items.get(key)
             if enc is not None:
                 self._items.move_to_end(key)
             return enc
 
-    def put(self, key: str, enc: Encoding) -> None:
+    def put(self, key: Hashable, enc: Encoding) -> None:
         with self._lock:
             self._items[key] = enc
             self._items.move_to_end(key)
@@ -93,36 +96,78 @@ class SmartScorer:
         """The encoder in use: the one given, else the index's current one."""
         return self._encoder if self._encoder is not None else self.index.encoder
 
-    def encode_candidates(self, texts: Sequence[str], ids: Sequence[str | None] | None = None) -> list[Encoding]:
-        """Encodings for candidates: stored ones by id, then cached, then freshly encoded."""
+    def encode_candidates(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str | None] | None = None,
+        images: Sequence[ImageInput | None] | None = None,
+    ) -> list[Encoding]:
+        """Encodings for candidates: stored ones by id, then cached, then freshly encoded.
+
+        A candidate with ``images[i]`` is an image: it is encoded by the (vision) encoder
+        from that image, and ``texts[i]`` is only its caption.
+        """
+        images = list(images) if images is not None else [None] * len(texts)
         found: dict[int, Encoding] = {}
         if self.index is not None and ids is not None:
             wanted = {i: cid for i, cid in enumerate(ids) if cid}
-            rows = self.index.store.get(list(dict.fromkeys(wanted.values())), columns=["id", "text", "vector", "tokens", "modality"])
+            rows = self.index.store.get(list(dict.fromkeys(wanted.values())), columns=["id", "text", "image", "vector", "tokens", "modality"])
             if len(rows):
                 pooled = vectors_block(rows.column("vector")).numpy()
                 block, mask = tokens_block(rows.column("tokens"))
+                columns = (rows.column(c).to_pylist() for c in ("id", "text", "image", "modality"))
                 stored = {
-                    (rid, text): Encoding(pooled=pooled[r], tokens=block[r][mask[r]].numpy(), modality=mod or "text")
-                    for r, (rid, text, mod) in enumerate(zip(*(rows.column(c).to_pylist() for c in ("id", "text", "modality"))))
+                    (rid, text, mod or "text", image): Encoding(pooled=pooled[r], tokens=block[r][mask[r]].numpy(), modality=mod or "text")
+                    for r, (rid, text, image, mod) in enumerate(zip(*columns))
                 }
-                # an id from another source with other text must not borrow these states
-                found = {i: stored[(cid, texts[i])] for i, cid in wanted.items() if (cid, texts[i]) in stored}
+                # an id from another source with other content must not borrow these states;
+                # an image candidate must match an image row's location (unknown: no reuse)
+                for i, cid in wanted.items():
+                    if images[i] is None:
+                        key = (cid, texts[i], "text", None)
+                    else:
+                        key = (cid, texts[i], "image", image_uri(images[i]))
+                        if key[3] is None:  # an in-memory image: nothing to check it against
+                            continue
+                    if key in stored:
+                        found[i] = stored[key]
+        keys: list[Hashable] = [text if image is None else ("image", image_cache_key(image)) for text, image in zip(texts, images)]
         missing = []
-        for i, text in enumerate(texts):
+        for i, key in enumerate(keys):
             if i not in found:
-                cached = self.cache.get(text)
+                cached = self.cache.get(key)
                 if cached is None:
                     missing.append(i)
                 else:
                     found[i] = cached
         if missing:
-            unique = list(dict.fromkeys(texts[i] for i in missing))
-            fresh = dict(zip(unique, self.encoder.encode_documents(unique, batch_size=self.batch_size)))
-            for text, enc in fresh.items():
-                self.cache.put(text, enc)
-            found.update({i: fresh[texts[i]] for i in missing})
+            fresh = self._encode_missing(texts, images, keys, missing)
+            for key, enc in fresh.items():
+                self.cache.put(key, enc)
+            found.update({i: fresh[keys[i]] for i in missing})
         return [found[i] for i in range(len(texts))]
+
+    def _encode_missing(self, texts: Sequence[str], images: list[ImageInput | None], keys: list[Hashable], missing: list[int]) -> dict[Hashable, Encoding]:
+        """Encode each distinct missing candidate once; returns the encodings by cache key."""
+        first: dict[Hashable, int] = {}  # cache key -> first candidate position with it
+        for i in missing:
+            first.setdefault(keys[i], i)
+        text_keys = [k for k, i in first.items() if images[i] is None]
+        image_keys = [k for k, i in first.items() if images[i] is not None]
+        fresh: dict[Hashable, Encoding] = {}
+        if text_keys:
+            fresh.update(zip(text_keys, self.encoder.encode_documents([texts[first[k]] for k in text_keys], batch_size=self.batch_size)))
+        if image_keys:
+            if not callable(getattr(self.encoder, "encode_images", None)):
+                raise TypeError(f"image candidates need a vision encoder; {type(self.encoder).__name__} cannot encode images")
+            try:
+                encoded = self.encoder.encode_images([images[first[k]] for k in image_keys], batch_size=self.batch_size)
+            except ImageLoadError as exc:
+                if exc.index is None:
+                    raise
+                raise exc.at(first[image_keys[exc.index]]) from exc
+            fresh.update(zip(image_keys, encoded))
+        return fresh
 
     def score(
         self,
@@ -130,15 +175,22 @@ class SmartScorer:
         texts: Sequence[str],
         ids: Sequence[str | None] | None = None,
         *,
+        images: Sequence[ImageInput | None] | None = None,
         top_n: int | None = None,
     ) -> list[CandidateScore]:
-        """Score candidates for a query, best first (ties keep input order), cut to ``top_n``."""
+        """Score candidates for a query, best first (ties keep input order), cut to ``top_n``.
+
+        ``images[i]``, when given, makes candidate i an image (see :meth:`encode_candidates`).
+        For an image query, pass its encoding: ``encoder.encode_images([img], query=True)[0]``.
+        """
         if ids is not None and len(ids) != len(texts):
             raise ValueError(f"got {len(texts)} candidates but {len(ids)} ids")
+        if images is not None and len(images) != len(texts):
+            raise ValueError(f"got {len(texts)} candidates but {len(images)} images")
         if not texts:
             return []
         q = query if isinstance(query, Encoding) else self.encoder.encode_queries([query], show_progress=False)[0]
-        docs = self.encode_candidates(texts, ids)
+        docs = self.encode_candidates(texts, ids, images)
         scores = smart_scores(
             q.pooled,
             q.tokens,

@@ -352,6 +352,46 @@ def test_index_round_trip_and_search_by_text_and_image(tmp_path, encoders, image
     assert reopened.count() == 7 and reopened.search_image(images[3], k=1)[0].id == "i3"
 
 
+def test_add_items_mixes_texts_and_images_atomically(tmp_path, encoders, images, image_files):
+    index = SmartIndex(str(tmp_path / "db"), encoder=encoders["qwen2"])
+    index.add_items(["a photo caption", TEXTS[0], None], [image_files[0], None, images[1]], ids=["p", "t", "q"])
+    hits = {h.id: h for h in index.get(["p", "t", "q"])}
+    assert {k: (h.modality, h.text) for k, h in hits.items()} == {"p": ("image", "a photo caption"), "t": ("text", TEXTS[0]), "q": ("image", "")}
+    np.testing.assert_allclose(index.search_encoded(encoders["qwen2"].encode_documents([TEXTS[0]])[0], k=1)[0].pooled_score, 1.0, atol=1e-4)
+    before = index.store.version
+    with pytest.raises(ImageLoadError, match="image 2 \\(id 'bad'\\)"):
+        index.add_items([TEXTS[1], TEXTS[2], None], [None, None, b"broken"], ids=["t1", "t2", "bad"])
+    assert index.count() == 3 and index.store.version == before  # the text items were not written either
+    with pytest.raises(TypeError, match="text 0 \\(id 'x'\\) is NoneType"):
+        index.add_items([None], [None], ids=["x"])
+    # an image and a text as one query (Qwen-VL); CLIP/SigLIP take one or the other
+    assert index.search_image(image_files[0], text="a photo caption", k=1)[0].modality == "image"
+    clip_index = SmartIndex(str(tmp_path / "clip"), encoder=encoders["clip"])
+    with pytest.raises(ValueError, match="has a text and an image"):
+        clip_index.search_image(images[0], text="x")
+
+
+def test_scorer_reranks_image_candidates(tmp_path, encoders, images, image_files):
+    from smart_retrievers.rerank import SmartScorer
+
+    enc = encoders["clip"]
+    index = SmartIndex(str(tmp_path / "db"), encoder=enc)
+    index.add_images([image_files[0]], ids=["stored"], texts=["cap"])
+    scorer = SmartScorer(index=index)
+    query = enc.encode_images([image_files[2]], query=True)[0]
+    texts = ["cap", "", TEXTS[0], ""]
+    cands = [image_files[0], images[2], None, _jpeg(images[3])]
+    ranked = scorer.score(query, texts, ["stored", None, None, None], images=cands)
+    assert ranked[0].position == 1 and ranked[0].score == pytest.approx(2.0, abs=1e-2)  # the query image itself
+    assert len(ranked) == 4 and len(scorer.cache) == 3  # the stored image reused its states, not re-encoded
+    again = scorer.score(query, texts, images=cands)  # no ids: all from the cache now
+    assert [c.position for c in again] == [c.position for c in ranked] and len(scorer.cache) == 4
+    with pytest.raises(ImageLoadError, match="image 1 "):
+        scorer.score(query, ["a", "b"], images=[images[0], b"broken"])
+    with pytest.raises(TypeError, match="need a vision encoder"):
+        SmartScorer(encoder=SmartEncoder.default(device="cpu")).score("q", ["a"], images=[images[0]])
+
+
 def test_corrupt_image_writes_nothing(tmp_path, encoders, images, image_files):
     index = SmartIndex(str(tmp_path / "db"), encoder=encoders["clip"], write_batch_size=2)
     with pytest.raises(ImageLoadError, match="image 0 \\(id 'a'\\)"):

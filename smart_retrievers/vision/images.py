@@ -18,6 +18,7 @@ decompression-bomb guard (``Image.MAX_IMAGE_PIXELS``) stays on.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import math
 import os
@@ -98,6 +99,26 @@ def image_uri(image: ImageInput) -> str | None:
             return text
         return str(Path(text).expanduser().resolve())
     return None
+
+
+def image_cache_key(image: ImageInput) -> str:
+    """A key identifying an image input's content source, for caching its encoding.
+
+    Locations (paths, URLs) key by their :func:`image_uri`; bytes, data URIs and in-memory
+    PIL images by a SHA-256 of their content.
+    """
+    uri = image_uri(image) if not isinstance(image, Image.Image) or getattr(image, "filename", "") else None
+    if uri is not None:
+        return "image:" + uri
+    digest = hashlib.sha256()
+    if isinstance(image, Image.Image):
+        digest.update(f"{image.mode}:{image.size}".encode())
+        digest.update(image.tobytes())
+    elif isinstance(image, (bytes, bytearray)):
+        digest.update(bytes(image))
+    else:
+        digest.update(os.fspath(image).encode())
+    return "image-sha256:" + digest.hexdigest()
 
 
 def _target_size(width: int, height: int, min_pixels: int | None, max_pixels: int | None) -> tuple[int, int]:
