@@ -271,6 +271,10 @@ class SmartIndex:
         bad = next((i for i in ids if not isinstance(i, str) or not i), None)
         if bad is not None or any(not isinstance(i, str) for i in ids):
             raise ValueError(f"ids must be non-empty strings, got {bad!r}")
+        if len(set(ids)) != len(ids):
+            seen: set[str] = set()
+            dup = next(i for i in ids if i in seen or seen.add(i))
+            raise ValueError(f"duplicate id {dup!r} in one call")
         return ids
 
     @staticmethod
@@ -369,6 +373,8 @@ class SmartIndex:
         lp = self.lambda_pool if lambda_pool is None else lambda_pool
         ll = self.lambda_late if lambda_late is None else lambda_late
         _check_lambdas(lp, ll)
+        if self.store.table is None:  # nothing written yet: no fields to filter on, no hits
+            return []
         where_sql = self.store.where_sql(where)
         if mode == "exhaustive":
             return self._search_exhaustive(query, k, where_sql, lp, ll)
@@ -427,6 +433,108 @@ class SmartIndex:
 
     def __repr__(self) -> str:
         return f"SmartIndex(uri={self.store.uri!r}, table={self.store.table_name!r}, rows={self.count()}, encoder={self.encoder!r})"
+
+    def reindex_tokens(self, adapter_or_encoder: Any, *, batch_size: int = 1024, show_progress: bool | None = None) -> int:
+        """Re-encode the stored token states with another SMART adapter, keeping everything else.
+
+        Use it after training an adapter (:mod:`smart_retrievers.training`): the table's
+        token column is rebuilt with the adapter, and the index then searches with it.
+
+        Args:
+            adapter_or_encoder: a :class:`~smart_retrievers.adapter.SmartAdapter`, an
+                adapter directory, None (back to the plain final-layer states), or an encoder
+                that differs from the index's only by its adapter.
+            batch_size: rows re-encoded (and held in memory) at a time.
+            show_progress: a progress bar (default: for more than 256 rows).
+
+        Every stored text is run through the encoder again (document prompt, same token
+        policy); ids, ref_ids, texts, metadata and pooled vectors are kept exactly as
+        stored. The new token column and the new fingerprint (adapter, token_dim) are
+        written as one LanceDB overwrite commit: readers see the old table or the new
+        one, never a mix, and a failure leaves the old version in place (older versions
+        stay restorable until cleanup). The overwrite does not carry table indices over;
+        they are logged and must be rebuilt. Image rows cannot be re-encoded from
+        stored text yet: NotImplementedError, before anything is written.
+
+        Returns:
+            The number of rows re-encoded.
+        """
+        import copy
+
+        from .adapter import SmartAdapter
+        from .store import FINGERPRINT_KEY
+
+        if hasattr(adapter_or_encoder, "encode_documents"):
+            encoder = adapter_or_encoder
+        else:
+            adapter = adapter_or_encoder
+            if adapter is not None:
+                adapter = adapter if isinstance(adapter, SmartAdapter) else SmartAdapter.load(adapter)
+                adapter.check_base(self.encoder.base_fingerprint)
+                adapter = adapter.to(self.encoder.device).eval()
+            encoder = copy.copy(self.encoder)  # shares the loaded model
+            encoder.adapter = adapter
+        old_fp, new_fp = self.store.fingerprint, dict(encoder.fingerprint)
+        changed = sorted(k for k in set(old_fp) | set(new_fp) if k not in ("adapter", "token_dim", "model") and old_fp.get(k) != new_fp.get(k))
+        if changed:
+            raise ValueError(f"reindex_tokens only swaps the adapter, but the new encoder also changes {changed}; build a new index for another model")
+        table = self.store.table
+        if table is None:
+            self.encoder, self.store.fingerprint = encoder, new_fp
+            return 0
+        images = table.count_rows("image IS NOT NULL OR modality <> 'text'")
+        if images:
+            raise NotImplementedError(f"reindex_tokens re-encodes stored texts; the table holds {images} image rows, which it cannot re-encode yet")
+
+        snapshot = self.store.db.open_table(self.store.table_name)
+        snapshot.checkout(table.version)  # read the version we started from, whatever commits meanwhile
+        n_rows = snapshot.count_rows()
+        lost_indices = [i.name for i in table.list_indices()]
+        stored_schema = snapshot.schema
+        rows = snapshot.search().select(stored_schema.names).limit(None).to_batches(batch_size)
+        # the reader's types (e.g. JSON as arrow.json, not Lance's storage type), the table's field
+        # metadata (known metadata fields), the new token type and fingerprint
+        fields = []
+        for f in rows.schema:
+            if f.name == "tokens":
+                f = pa.field("tokens", pa.list_(pa.list_(pa.float16(), encoder.token_dim)))
+            kept = {k: v for k, v in (stored_schema.field(f.name).metadata or {}).items() if not k.startswith(b"ARROW:extension")}
+            fields.append(f.with_metadata(kept))
+        metadata = {**(stored_schema.metadata or {}), FINGERPRINT_KEY.encode(): json.dumps(new_fp, sort_keys=True).encode()}
+        schema = pa.schema(fields, metadata=metadata)
+        failure: list[BaseException] = []
+
+        def batches():
+            show = show_progress if show_progress is not None else n_rows > 256
+            try:
+                with tqdm(total=n_rows, disable=not show, desc="Re-encoding tokens", unit="row") as bar:
+                    for batch in rows:
+                        encodings = encoder.encode_documents(batch.column("text").to_pylist(), show_progress=False)
+                        lengths = np.array([len(e.tokens) for e in encodings], dtype=np.int32)
+                        flat = np.concatenate([e.tokens for e in encodings]).astype(np.float16, copy=False)
+                        tokens = pa.ListArray.from_arrays(
+                            pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)),
+                            pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), encoder.token_dim),
+                        )
+                        replaced = {"tokens": tokens, "n_tokens": pa.array(lengths)}
+                        yield pa.RecordBatch.from_arrays([replaced.get(name, batch.column(name)) for name in schema.names], schema=schema)
+                        bar.update(len(batch))
+            except BaseException as exc:
+                failure.append(exc)
+                raise
+
+        try:
+            self.store.db.create_table(self.store.table_name, data=pa.RecordBatchReader.from_batches(schema, batches()), schema=schema, mode="overwrite")
+        except Exception as exc:
+            if failure:  # surface the encoder's own error, not Arrow's wrapper
+                raise failure[0] from exc
+            raise
+        self.store._table = self.store.db.open_table(self.store.table_name)
+        self.store.fingerprint = new_fp
+        self.encoder = encoder
+        if lost_indices:
+            logger.warning("reindex_tokens: the overwrite dropped indices %s; rebuild them", lost_indices)
+        return n_rows
 
 
 def _load_metadata(raw: Any) -> dict[str, Any]:

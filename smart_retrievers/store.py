@@ -298,7 +298,7 @@ class SmartStore:
         found = self._table.search().where(sql).select(list(columns)).limit(len(ids)).to_arrow()
         position = {row_id: i for i, row_id in enumerate(found.column("id").to_pylist())}
         order = [position[i] for i in ids if i in position]
-        return found.take(order)
+        return found.take(pa.array(order, pa.int64()))
 
     def search_pooled(
         self,
