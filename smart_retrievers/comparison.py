@@ -51,7 +51,8 @@ def compare(
     depth: int = 100,
     lambda_pool: float = 1.0,
     lambda_late: float = 1.0,
-    chunk_size: int = 256,
+    chunk_size: int = 128,
+    query_batch: int = 16,
     show_progress: bool = True,
 ) -> Comparison:
     """Rank with pooled cosine, SMART over the pooled top-``candidates``, and exhaustive SMART."""
@@ -67,6 +68,7 @@ def compare(
 
     d_block, d_mask = pad_tokens([d.tokens for d in docs])
     q_blocks = [pad_tokens([q.tokens]) for q in queries]
+    q_groups = [(start, pad_tokens([q.tokens for q in queries[start : start + query_batch]])) for start in range(0, len(queries), query_batch)]
 
     start = time.perf_counter()
     n_cand = min(candidates, len(doc_ids))
@@ -80,8 +82,9 @@ def compare(
 
     start = time.perf_counter()
     exhaustive = torch.empty_like(pooled)
-    for qi, (qb, qm) in enumerate(tqdm(q_blocks, desc="SMART exhaustive", disable=not show_progress)):
-        exhaustive[qi] = fuse(pooled[qi], maxsim(qb, qm, d_block, d_mask, chunk_size=chunk_size)[0], lambda_pool, lambda_late)
+    for start, (qb, qm) in tqdm(q_groups, desc="SMART exhaustive", disable=not show_progress):
+        rows = slice(start, start + len(qb))
+        exhaustive[rows] = fuse(pooled[rows], maxsim(qb, qm, d_block, d_mask, chunk_size=chunk_size), lambda_pool, lambda_late)
     timings["smart_exhaustive_s"] = time.perf_counter() - start
 
     results = {}
