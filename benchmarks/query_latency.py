@@ -1,0 +1,89 @@
+"""Warm query latency of SmartIndex.search (query encoding included), SMART rerank vs pooled-only.
+
+Builds a LanceDB table from SciFact once (encoding each abstract once), then grows it to larger
+synthetic sizes by re-inserting the same encodings under new ids. At each size it times
+alternating pooled-only and SMART-rerank searches (k=10, 100 candidates) over the SciFact test
+queries and reports p50/p95 and the p50 ratio (target <= 2x), plus bytes on disk per doc/token.
+
+    python benchmarks/query_latency.py [--sizes 5183 20000] [--queries 100] [--db /tmp/smart_bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+
+from _data import require
+from smart_retrievers import SmartEncoder, SmartIndex
+from smart_retrievers.evaluation import load_beir
+from smart_retrievers.store import Record
+
+
+def disk_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def time_searches(index: SmartIndex, queries: list[str], **kwargs) -> list[float]:
+    out = []
+    for q in queries:
+        start = time.perf_counter()
+        index.search(q, k=10, **kwargs)
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[5183, 20000])
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--db", default="/tmp/smart_bench")
+    args = parser.parse_args()
+
+    data = load_beir(require("scifact"))
+    shutil.rmtree(args.db, ignore_errors=True)
+    encoder = SmartEncoder.default(device="cpu")
+    index = SmartIndex(args.db, encoder=encoder, write_batch_size=2048)
+    doc_ids = list(data.corpus)
+    texts = [data.doc_text(d) for d in doc_ids]
+    start = time.perf_counter()
+    encodings = encoder.encode_documents(texts, show_progress=True)
+    encode_s = time.perf_counter() - start
+    queries = list(data.queries.values())[: args.queries]
+    results = {"encode_corpus_s": round(encode_s, 1), "sizes": []}
+    n_tokens = sum(len(e.tokens) for e in encodings)
+    for size in sorted(args.sizes):
+        while index.count() < size:
+            offset = index.count()
+            take = min(len(encodings), size - offset)
+            index.store.upsert([Record(id=f"{doc_ids[i]}#{offset}", text=texts[i], encoding=encodings[i]) for i in range(take)])
+        index.store.table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
+        time_searches(index, queries[:5]), time_searches(index, queries[:5], mode="pooled")  # warm-up
+        pooled, smart = [], []
+        for q in queries:  # alternate so both see the same machine state
+            pooled += time_searches(index, [q], mode="pooled")
+            smart += time_searches(index, [q], mode="rerank", candidates=100)
+        rows = index.count()
+        tokens_in_table = n_tokens * rows / len(encodings)
+        on_disk = disk_bytes(Path(args.db))
+        entry = {
+            "rows": rows,
+            "pooled_ms": {"p50": round(float(np.percentile(pooled, 50)), 1), "p95": round(float(np.percentile(pooled, 95)), 1)},
+            "smart_rerank_ms": {"p50": round(float(np.percentile(smart, 50)), 1), "p95": round(float(np.percentile(smart, 95)), 1)},
+            "p50_ratio": round(float(np.percentile(smart, 50) / np.percentile(pooled, 50)), 2),
+            "disk_bytes_per_doc": round(on_disk / rows),
+            "disk_bytes_per_token": round(on_disk / tokens_in_table, 1),
+            "mean_tokens_per_doc": round(n_tokens / len(encodings), 1),
+        }
+        results["sizes"].append(entry)
+        print(json.dumps(entry), flush=True)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
