@@ -1,0 +1,676 @@
+"""LlamaIndex integration: a SMART retriever, a SMART reranker and a LanceDB-backed index.
+
+* :class:`SmartRetriever` is a ``BaseRetriever`` over a :class:`~smart_retrievers.SmartIndex`;
+  use it where you would use ``VectorStoreIndex(...).as_retriever()``.
+* :class:`SmartRerank` is a ``BaseNodePostprocessor`` that re-scores the nodes of any other
+  retriever (BM25, another vector store, a ``VectorStoreIndex``) with SMART; add it to
+  ``node_postprocessors`` of a query engine.
+* :class:`SmartVectorIndex` is a LlamaIndex index (a ``BaseManagedIndex``: its storage is the
+  LanceDB table, not a docstore) with ``from_documents``, ``insert``, ``delete_ref_doc``,
+  ``refresh_ref_docs``, ``as_retriever`` and ``as_query_engine``.
+* :func:`to_smart_filter` translates ``MetadataFilters`` into :mod:`smart_retrievers.filters`.
+
+Only ``llama_index.core`` is imported (``pip install "smart-retrievers[llama-index]"``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import llama_index.core.instrumentation as instrument
+import numpy as np
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
+from llama_index.core.constants import DEFAULT_SIMILARITY_TOP_K
+from llama_index.core.data_structs.data_structs import IndexDict
+from llama_index.core.indices.managed.base import BaseManagedIndex
+from llama_index.core.ingestion import run_transformations
+from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import (
+    BaseNode,
+    Document,
+    ImageNode,
+    IndexNode,
+    MetadataMode,
+    NodeRelationship,
+    NodeWithScore,
+    QueryBundle,
+    RelatedNodeInfo,
+    TextNode,
+    TransformComponent,
+)
+from llama_index.core.storage.docstore.types import BaseDocumentStore, RefDocInfo
+from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
+
+from ..encoder import SmartEncoder
+from ..encoding import Encoding
+from ..filters import And, Condition, Filter, Not, Or
+from ..index import SEARCH_MODES, Hit, SearchMode, SmartIndex, _check_lambdas, _load_metadata
+from ..rerank import SmartScorer
+
+__all__ = ["NODE_KEY", "SmartNodeWithScore", "SmartRerank", "SmartRetriever", "SmartVectorIndex", "to_smart_filter"]
+
+logger = logging.getLogger(__name__)
+dispatcher = instrument.get_dispatcher(__name__)
+
+NODE_KEY = "_llama_index"
+"""Reserved metadata key under which :class:`SmartVectorIndex` keeps what rebuilds a node."""
+
+# TextNode fields kept under NODE_KEY (id, text and metadata have their own columns).
+_NODE_FIELDS = (
+    "excluded_embed_metadata_keys",
+    "excluded_llm_metadata_keys",
+    "relationships",
+    "metadata_template",
+    "metadata_separator",
+    "text_template",
+    "mimetype",
+    "start_char_idx",
+    "end_char_idx",
+)
+
+_OPERATORS = {
+    FilterOperator.EQ: "eq",
+    FilterOperator.NE: "ne",
+    FilterOperator.GT: "gt",
+    FilterOperator.GTE: "gte",
+    FilterOperator.LT: "lt",
+    FilterOperator.LTE: "lte",
+    FilterOperator.IN: "in",
+    FilterOperator.NIN: "nin",
+    FilterOperator.ANY: "in",
+    FilterOperator.CONTAINS: "contains",
+    FilterOperator.TEXT_MATCH: "text_match",
+    FilterOperator.IS_EMPTY: "is_empty",
+}
+_SUPPORTED = ", ".join(op.name for op in [*_OPERATORS, FilterOperator.ALL])
+
+
+# ---- filters -----------------------------------------------------------------
+
+
+def to_smart_filter(filters: MetadataFilters | None) -> Filter | None:
+    """Translate LlamaIndex ``MetadataFilters`` into the :mod:`smart_retrievers.filters` model.
+
+    ``EQ NE GT GTE LT LTE IN NIN CONTAINS TEXT_MATCH IS_EMPTY`` map to the operators of the
+    same name; ``ANY`` is ``IN`` (on a list field: "has any of these") and ``ALL`` is an AND
+    of ``EQ`` (on a list field: "has all of these"). Conditions ``AND``/``OR`` combine the
+    filters, ``NOT`` matches rows matching none of them (as LlamaIndex's simple vector
+    store does); ``MetadataFilters`` nest. An empty ``MetadataFilters`` matches every row.
+    Missing fields follow :mod:`smart_retrievers.filters` (only ``NE``/``NIN`` match them).
+    The keys ``id`` and ``ref_id`` are the node id and its source document id.
+
+    Raises:
+        ValueError: for an operator LanceDB cannot express here (``TEXT_MATCH_INSENSITIVE``)
+            or a malformed value.
+        TypeError: if ``filters`` is not a ``MetadataFilters``.
+    """
+    if filters is None:
+        return None
+    if not isinstance(filters, MetadataFilters):
+        raise TypeError(f"filters must be a llama_index MetadataFilters, got {type(filters).__name__}")
+    return _convert_filters(filters)
+
+
+def _convert_filters(filters: MetadataFilters) -> Filter:
+    children = tuple(_convert(item) for item in filters.filters)
+    if not children:
+        return And(())
+    condition = filters.condition or FilterCondition.AND
+    if condition == FilterCondition.AND:
+        return And(children)
+    if condition == FilterCondition.OR:
+        return Or(children)
+    if condition == FilterCondition.NOT:
+        return Not(Or(children))
+    raise ValueError(f"Unsupported filter condition {condition!r}; supported: and, or, not")
+
+
+def _convert(item: MetadataFilter | MetadataFilters) -> Filter:
+    if isinstance(item, MetadataFilters):
+        return _convert_filters(item)
+    op = FilterOperator(item.operator)
+    if op == FilterOperator.ALL:
+        if not isinstance(item.value, list):
+            raise ValueError(f"FilterOperator.ALL expects a list of values for key {item.key!r}, got {item.value!r}")
+        return And(tuple(Condition(item.key, "eq", value) for value in item.value))
+    if op not in _OPERATORS:
+        raise ValueError(f"FilterOperator.{op.name} (key {item.key!r}) is not supported by SMART's LanceDB filters; supported operators: {_SUPPORTED}")
+    return Condition(item.key, _OPERATORS[op], item.value)
+
+
+def _id_filter(column: str, values: Sequence[str] | None, name: str) -> Filter | None:
+    """``column IN values``; None or an empty list means no constraint, as in ``VectorIndexRetriever``."""
+    if values is None:
+        return None
+    if isinstance(values, str) or not all(isinstance(v, str) for v in values):
+        raise TypeError(f"{name} must be a list of str, got {values!r}")
+    return Condition(column, "in", list(values)) if values else None
+
+
+# ---- nodes <-> rows ------------------------------------------------------------
+
+
+class SmartNodeWithScore(NodeWithScore):
+    """A ``NodeWithScore`` scored by SMART.
+
+    ``score`` is the fused score ``lambda_pool * pooled_score + lambda_late * late_score``
+    that ranks the nodes; the two parts are kept here rather than in the node's metadata,
+    so they never reach the LLM prompt or the node itself. ``late_score`` is None when no
+    late interaction was computed (``mode="pooled"`` or ``lambda_late=0``).
+    """
+
+    pooled_score: float | None = None
+    late_score: float | None = None
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "SmartNodeWithScore"
+
+
+def _check_node(node: BaseNode) -> TextNode:
+    if not isinstance(node, TextNode) or isinstance(node, (ImageNode, IndexNode)):
+        raise TypeError(f"SmartVectorIndex stores text nodes only; node {node.node_id!r} is a {type(node).__name__}")
+    if NODE_KEY in node.metadata:
+        raise ValueError(f"node {node.node_id!r}: metadata key {NODE_KEY!r} is reserved by SmartVectorIndex")
+    return node
+
+
+def _node_row(node: TextNode, doc_hash: str | None) -> tuple[str, dict[str, Any]]:
+    """The text to encode and store (the node's embed content) and the row's metadata."""
+    content = node.get_content(metadata_mode=MetadataMode.EMBED)
+    dumped = node.model_dump(mode="json", include=set(_NODE_FIELDS), exclude_defaults=True)
+    fields = {key: value for key, value in dumped.items() if key in _NODE_FIELDS}
+    if node.text != content:  # the row holds what was encoded; keep the node's own text too
+        fields["text"] = node.text
+    info: dict[str, Any] = {"node": fields}
+    if doc_hash is not None:
+        info["doc_hash"] = doc_hash
+    return content, {**node.metadata, NODE_KEY: info}
+
+
+def _hit_node(hit: Hit) -> TextNode:
+    """Rebuild the ``TextNode`` of a stored row (rows written without SmartVectorIndex too)."""
+    metadata = dict(hit.metadata)
+    fields = dict((metadata.pop(NODE_KEY, None) or {}).get("node", {}))
+    text = fields.pop("text", hit.text)
+    if "relationships" not in fields and hit.ref_id:
+        fields["relationships"] = {NodeRelationship.SOURCE: RelatedNodeInfo(node_id=hit.ref_id)}
+    return TextNode(id_=hit.id, text=text, metadata=metadata, **fields)
+
+
+def _smart_index(index: SmartIndex | SmartVectorIndex) -> SmartIndex:
+    if isinstance(index, SmartVectorIndex):
+        return index.smart_index
+    if isinstance(index, SmartIndex):
+        return index
+    raise TypeError(f"index must be a SmartIndex or SmartVectorIndex, got {type(index).__name__}")
+
+
+def _encode_query_bundle(encoder: SmartEncoder, query_bundle: QueryBundle) -> Encoding:
+    """Encode a query bundle's ``embedding_strs`` (``custom_embedding_strs`` or ``query_str``).
+
+    Several strings (e.g. HyDE's hypothetical document plus the query) give one query whose
+    pooled vector is their normalised mean, as LlamaIndex aggregates embeddings, and whose
+    token states are all of theirs. A precomputed ``query_bundle.embedding`` is never used:
+    it may come from another model and carries no token states.
+    """
+    if not isinstance(query_bundle, QueryBundle):
+        raise TypeError(f"expected a QueryBundle, got {type(query_bundle).__name__}")
+    texts = query_bundle.embedding_strs
+    if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+        raise ValueError(f"the query has no text to encode (query_str={query_bundle.query_str!r}, custom_embedding_strs={query_bundle.custom_embedding_strs!r})")
+    if query_bundle.embedding is not None:
+        logger.debug("ignoring QueryBundle.embedding: SMART encodes the query text itself")
+    encodings = encoder.encode_queries(list(texts), show_progress=False)
+    if len(encodings) == 1:
+        return encodings[0]
+    pooled = np.mean([e.pooled for e in encodings], axis=0)
+    return Encoding(
+        pooled=(pooled / np.linalg.norm(pooled)).astype(np.float32),
+        tokens=np.concatenate([e.tokens for e in encodings]),
+        modality="text",
+    )
+
+
+# ---- retriever -------------------------------------------------------------------
+
+
+class SmartRetriever(BaseRetriever):
+    """Retrieve nodes from a SMART index: pooled candidates, then late interaction.
+
+    The arguments follow ``VectorIndexRetriever``, so ``index.as_retriever(...)`` calls
+    carry over, plus SMART's own. Every result is a :class:`SmartNodeWithScore` whose node
+    is a ``TextNode`` with its stored id, text, metadata and relationships (``ref_doc_id``
+    as SOURCE), scored by the fused SMART score.
+
+    Args:
+        index: a :class:`SmartVectorIndex` or a :class:`~smart_retrievers.SmartIndex`.
+        similarity_top_k: number of nodes returned.
+        filters: LlamaIndex ``MetadataFilters`` (see :func:`to_smart_filter`), applied
+            before the search.
+        node_ids: only these node ids (None or empty: no constraint).
+        doc_ids: only nodes of these source documents (None or empty: no constraint).
+        mode: ``"rerank"`` (pooled top-``candidates``, then exact SMART), ``"exhaustive"``
+            (exact SMART over every matching row) or ``"pooled"`` (single-vector cosine).
+        candidates: pooled candidates re-scored in ``"rerank"`` mode (None: the index's).
+        lambda_pool / lambda_late: fusion weights (None: the index's).
+        callback_manager / verbose: as for any ``BaseRetriever``.
+
+    Example:
+        >>> retriever = SmartRetriever(index, similarity_top_k=5, filters=MetadataFilters.from_dicts([{"key": "year", "value": 2020, "operator": ">="}]))
+        >>> nodes = retriever.retrieve("which code labels the red star?")
+    """
+
+    def __init__(
+        self,
+        index: SmartIndex | SmartVectorIndex,
+        similarity_top_k: int = DEFAULT_SIMILARITY_TOP_K,
+        filters: MetadataFilters | None = None,
+        node_ids: Sequence[str] | None = None,
+        doc_ids: Sequence[str] | None = None,
+        *,
+        mode: SearchMode = "rerank",
+        candidates: int | None = None,
+        lambda_pool: float | None = None,
+        lambda_late: float | None = None,
+        callback_manager: CallbackManager | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self._index = _smart_index(index)
+        if mode not in SEARCH_MODES:
+            raise ValueError(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
+        if candidates is not None and (not isinstance(candidates, int) or candidates < 1):
+            raise ValueError(f"candidates must be an int >= 1, got {candidates!r}")
+        self._lambda_pool = self._index.lambda_pool if lambda_pool is None else lambda_pool
+        self._lambda_late = self._index.lambda_late if lambda_late is None else lambda_late
+        _check_lambdas(self._lambda_pool, self._lambda_late)
+        self.similarity_top_k = similarity_top_k
+        self._mode = mode
+        self._candidates = candidates
+        parts = [f for f in (to_smart_filter(filters), _id_filter("id", node_ids, "node_ids"), _id_filter("ref_id", doc_ids, "doc_ids")) if f is not None]
+        self._where: Filter | None = And(tuple(parts)) if parts else None
+        super().__init__(callback_manager=callback_manager, verbose=verbose)
+
+    @property
+    def similarity_top_k(self) -> int:
+        """Number of nodes returned."""
+        return self._similarity_top_k
+
+    @similarity_top_k.setter
+    def similarity_top_k(self, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"similarity_top_k must be an int >= 1, got {value!r}")
+        self._similarity_top_k = value
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        query = _encode_query_bundle(self._index.encoder, query_bundle)
+        hits = self._index.search_encoded(
+            query,
+            self._similarity_top_k,
+            where=self._where,
+            candidates=self._candidates,
+            mode=self._mode,
+            lambda_pool=self._lambda_pool,
+            lambda_late=self._lambda_late,
+        )
+        has_late = self._mode != "pooled" and self._lambda_late != 0
+        return [
+            SmartNodeWithScore(node=_hit_node(hit), score=hit.score, pooled_score=hit.pooled_score, late_score=hit.late_score if has_late else None)
+            for hit in hits
+        ]
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        # Encoding and the LanceDB search block: keep them off the event loop.
+        return await asyncio.to_thread(self._retrieve, query_bundle)
+
+
+# ---- reranker ------------------------------------------------------------------------
+
+
+class SmartRerank(BaseNodePostprocessor):
+    """Re-rank the nodes of any retriever with SMART late interaction.
+
+    Each node is scored on ``node.get_content(metadata_mode=MetadataMode.EMBED)`` (what an
+    embedding model sees) and returned as a :class:`SmartNodeWithScore`, best first, cut to
+    ``top_n``. Nodes are encoded once and kept in an LRU cache; with an ``index``, nodes
+    whose id the index holds with that same content reuse its stored token states, without
+    a forward pass. The input nodes are never modified. Like LlamaIndex's rerankers it emits
+    ``ReRankStartEvent``/``ReRankEndEvent`` and a ``CBEventType.RERANKING`` callback event.
+
+    Args:
+        top_n: how many nodes to return (None: all of them, re-ordered).
+        index: an optional :class:`SmartVectorIndex` or :class:`~smart_retrievers.SmartIndex`
+            whose stored token states are reused.
+        encoder: the encoder (default: the index's, else the bundled all-MiniLM-L6-v2).
+        lambda_pool / lambda_late: fusion weights.
+        keep_retrieval_score: put each node's previous score in ``metadata["retrieval_score"]``
+            of the returned copy.
+        device: the device of the encoder loaded when neither ``index`` nor ``encoder`` is given.
+        batch_size: encoder batch size for nodes not stored or cached.
+        cache_size: how many encoded nodes the LRU cache keeps.
+        callback_manager: LlamaIndex callback manager.
+
+    Example:
+        >>> query_engine = vector_index.as_query_engine(similarity_top_k=20, node_postprocessors=[SmartRerank(top_n=4)])
+    """
+
+    model: str = Field(default="", description="Name of the encoder scoring the nodes.")
+    top_n: int | None = Field(default=3, ge=1, description="Number of nodes returned (None: all).")
+    lambda_pool: float = Field(default=1.0, ge=0, description="Weight of the pooled cosine.")
+    lambda_late: float = Field(default=1.0, ge=0, description="Weight of the late-interaction score.")
+    keep_retrieval_score: bool = Field(default=False, description="Keep the previous score in metadata['retrieval_score'].")
+    device: str = Field(default="", description="Device of the encoder.")
+    batch_size: int = Field(default=32, ge=1, description="Encoder batch size for nodes not stored or cached.")
+    cache_size: int = Field(default=4096, ge=1, description="Encoded nodes kept in the LRU cache.")
+
+    _scorer: SmartScorer = PrivateAttr()
+
+    def __init__(
+        self,
+        top_n: int | None = 3,
+        *,
+        index: SmartIndex | SmartVectorIndex | None = None,
+        encoder: SmartEncoder | None = None,
+        lambda_pool: float = 1.0,
+        lambda_late: float = 1.0,
+        keep_retrieval_score: bool = False,
+        device: str | None = None,
+        batch_size: int = 32,
+        cache_size: int = 4096,
+        callback_manager: CallbackManager | None = None,
+    ) -> None:
+        # validate the fields before loading a model
+        super().__init__(
+            top_n=top_n,
+            lambda_pool=lambda_pool,
+            lambda_late=lambda_late,
+            keep_retrieval_score=keep_retrieval_score,
+            batch_size=batch_size,
+            cache_size=cache_size,
+            callback_manager=callback_manager or CallbackManager(),
+        )
+        _check_lambdas(lambda_pool, lambda_late)
+        smart_index = None if index is None else _smart_index(index)
+        if smart_index is not None and encoder is not None and encoder.fingerprint != smart_index.encoder.fingerprint:
+            raise ValueError("encoder differs from the index's encoder; its stored token states would not match (leave encoder unset)")
+        if device is not None and (encoder is not None or smart_index is not None):
+            raise ValueError("device= applies only when SmartRerank loads its own encoder (no index= or encoder= given)")
+        if encoder is None and smart_index is None:
+            encoder = SmartEncoder.default(device=device)
+        # with an index and no encoder, the scorer follows the index's current encoder
+        self._scorer = SmartScorer(encoder, index=smart_index, lambda_pool=lambda_pool, lambda_late=lambda_late, batch_size=batch_size, cache_size=cache_size)
+        self.model, self.device = self._scorer.encoder.name, str(self._scorer.encoder.device)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "SmartRerank"
+
+    def _postprocess_nodes(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None) -> list[NodeWithScore]:
+        if query_bundle is None:
+            raise ValueError("SmartRerank needs the query: pass query_bundle= or query_str=")
+        if not nodes:
+            return []
+        dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=self.top_n or len(nodes), model_name=self.model))
+        payload = {
+            EventPayload.NODES: nodes,
+            EventPayload.MODEL_NAME: self.model,
+            EventPayload.QUERY_STR: query_bundle.query_str,
+            EventPayload.TOP_K: self.top_n,
+        }
+        with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as event:
+            query = _encode_query_bundle(self._scorer.encoder, query_bundle)
+            texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
+            # stored token states are reused only where the index holds this id with this content
+            ranked = self._scorer.score(query, texts, [n.node.node_id for n in nodes], top_n=self.top_n)
+            reranked: list[NodeWithScore] = [self._scored(nodes[c.position], c.score, c.pooled_score, c.late_score) for c in ranked]
+            event.on_end(payload={EventPayload.NODES: reranked})
+        dispatcher.event(ReRankEndEvent(nodes=reranked))
+        return reranked
+
+    def _scored(self, original: NodeWithScore, score: float, pooled: float, late: float) -> SmartNodeWithScore:
+        node = original.node
+        if self.keep_retrieval_score:
+            node = node.model_copy(update={"metadata": {**node.metadata, "retrieval_score": original.score}})
+        return SmartNodeWithScore(node=node, score=score, pooled_score=pooled, late_score=late if self.lambda_late != 0 else None)
+
+
+# ---- index ---------------------------------------------------------------------------
+
+
+class SmartVectorIndex(BaseManagedIndex):
+    """A LlamaIndex index whose nodes live in a SMART LanceDB table.
+
+    Nodes are stored one per row: node id as row id, ``ref_doc_id`` as ``ref_id``, node
+    metadata as filterable metadata, and the node's embed content
+    (``get_content(MetadataMode.EMBED)``) as the encoded text. What else rebuilds the
+    ``TextNode`` (relationships, metadata exclusions and templates, the node's own text when
+    it differs, the source document's hash) is kept under the reserved metadata key
+    :data:`NODE_KEY`, which is stripped on read. There is no docstore: the table is the one
+    copy, so another process opening the same ``uri`` sees the same nodes, and
+    ``refresh_ref_docs`` compares document hashes stored in the table.
+
+    Inserting a document whose id is already indexed replaces its nodes (new nodes are
+    written first, then the stale ones are deleted), so re-running an ingestion script does
+    not duplicate a corpus.
+
+    Args:
+        nodes: nodes to insert now (``from_documents`` parses documents first).
+        uri: the LanceDB database (a directory, ``s3://``... or ``db://``); or
+        index: an open :class:`~smart_retrievers.SmartIndex` (then leave ``uri``,
+            ``encoder``, ``table`` and ``index_kwargs`` unset).
+        encoder: the encoder (default: the bundled all-MiniLM-L6-v2).
+        table: the table name (default ``"smart"``).
+        transformations: node parsing for ``insert``/``from_documents`` (default:
+            ``Settings.transformations``, a ``SentenceSplitter``).
+        callback_manager / show_progress: as for any LlamaIndex index.
+        **index_kwargs: other :class:`~smart_retrievers.SmartIndex` arguments
+            (``lambda_pool``, ``lambda_late``, ``candidates``, ``storage_options``...).
+
+    Example:
+        >>> index = SmartVectorIndex.from_documents(documents, uri="./smart_db")
+        >>> response = index.as_query_engine(llm=llm, similarity_top_k=4).query("which code labels the red star?")
+    """
+
+    def __init__(
+        self,
+        nodes: Sequence[BaseNode] | None = None,
+        *,
+        uri: str | None = None,
+        index: SmartIndex | None = None,
+        encoder: SmartEncoder | None = None,
+        table: str | None = None,
+        transformations: list[TransformComponent] | None = None,
+        callback_manager: CallbackManager | None = None,
+        show_progress: bool = False,
+        **index_kwargs: Any,
+    ) -> None:
+        if index is not None:
+            if uri is not None or encoder is not None or table is not None or index_kwargs:
+                raise ValueError("pass either index= (an open SmartIndex) or uri=/encoder=/table=/index options, not both")
+            if not isinstance(index, SmartIndex):
+                raise TypeError(f"index must be a SmartIndex, got {type(index).__name__}")
+        elif uri is None:
+            raise ValueError("SmartVectorIndex needs uri= (a LanceDB directory or object-store URI) or index= (an open SmartIndex)")
+        self._smart_index = index or SmartIndex(str(uri), encoder=encoder, table=table or "smart", **index_kwargs)
+        super().__init__(
+            index_struct=IndexDict(),
+            callback_manager=callback_manager,
+            transformations=transformations,
+            show_progress=show_progress,
+        )
+        if nodes:
+            self._insert(nodes)
+
+    @classmethod
+    def from_documents(  # type: ignore[override]
+        cls,
+        documents: Sequence[Document],
+        *,
+        uri: str | None = None,
+        index: SmartIndex | None = None,
+        transformations: list[TransformComponent] | None = None,
+        show_progress: bool = False,
+        callback_manager: CallbackManager | None = None,
+        **kwargs: Any,
+    ) -> SmartVectorIndex:
+        """Parse ``documents`` with ``transformations`` (default: a ``SentenceSplitter``) and index the nodes.
+
+        ``kwargs`` are the other constructor arguments (``encoder``, ``table``, ``lambda_pool``...).
+        """
+        smart = cls(uri=uri, index=index, transformations=transformations, show_progress=show_progress, callback_manager=callback_manager, **kwargs)
+        with smart._callback_manager.as_trace("index_construction"):
+            smart._upsert_documents(documents)
+        return smart
+
+    @property
+    def smart_index(self) -> SmartIndex:
+        """The underlying :class:`~smart_retrievers.SmartIndex`."""
+        return self._smart_index
+
+    @property
+    def docstore(self) -> BaseDocumentStore:
+        """Not available: the LanceDB table is the only store (see :meth:`get_nodes`)."""
+        raise NotImplementedError("SmartVectorIndex keeps nodes in its LanceDB table, not in a docstore; use get_nodes(), ref_doc_info or smart_index")
+
+    # ---- writes ------------------------------------------------------------
+
+    def _write_nodes(self, nodes: Sequence[BaseNode], doc_hashes: Mapping[str, str]) -> list[str]:
+        if isinstance(nodes, BaseNode):
+            raise TypeError("expected a sequence of nodes, not a single node")
+        checked = [_check_node(node) for node in nodes]
+        if not checked:
+            return []
+        rows = [_node_row(node, doc_hashes.get(node.ref_doc_id or "")) for node in checked]
+        return self._smart_index.add(
+            [text for text, _ in rows],
+            ids=[node.node_id for node in checked],
+            metadatas=[metadata for _, metadata in rows],
+            ref_ids=[node.ref_doc_id for node in checked],
+            show_progress=self._show_progress,
+        )
+
+    def _upsert_documents(self, documents: Sequence[Document]) -> None:
+        """Index documents, replacing the nodes of any that were indexed before."""
+        if isinstance(documents, Document):
+            raise TypeError("expected a sequence of documents, not a single document")
+        documents = list(documents)
+        bad = next((d for d in documents if not isinstance(d, Document)), None)
+        if bad is not None:
+            raise TypeError(f"expected Document objects, got {type(bad).__name__}")
+        if not documents:
+            return
+        documents = list({doc.id_: doc for doc in documents}.values())  # one version per id: the last
+        nodes = run_transformations(documents, self._transformations, show_progress=self._show_progress)
+        ids = self._write_nodes(nodes, {doc.id_: doc.hash for doc in documents})
+        self._smart_index.delete(ref_ids=[doc.id_ for doc in documents], where={"id": {"$nin": ids}})
+
+    def _insert(self, nodes: Sequence[BaseNode], **insert_kwargs: Any) -> None:
+        """Encode and upsert nodes by node id."""
+        self._write_nodes(nodes, {})
+
+    def insert_nodes(self, nodes: Sequence[BaseNode], **insert_kwargs: Any) -> None:
+        """Encode and upsert nodes by node id (no node parsing)."""
+        self._insert(nodes)
+
+    def insert(self, document: Document, **insert_kwargs: Any) -> None:
+        """Parse and index one document, replacing its nodes if it was indexed before."""
+        self._upsert_documents([document])
+
+    def update_ref_doc(self, document: Document, **update_kwargs: Any) -> None:
+        """Re-parse and re-index a document, replacing its previous nodes."""
+        self._upsert_documents([document])
+
+    def refresh_ref_docs(self, documents: Sequence[Document], **update_kwargs: Any) -> list[bool]:
+        """Index the documents that are new or whose hash changed; returns which ones were."""
+        documents = list(documents)
+        stored = self._stored_hashes([doc.id_ for doc in documents])
+        changed = [stored.get(doc.id_) != {doc.hash} for doc in documents]
+        self._upsert_documents([doc for doc, flag in zip(documents, changed) if flag])
+        return changed
+
+    def delete_nodes(self, node_ids: list[str], delete_from_docstore: bool = False, **delete_kwargs: Any) -> None:
+        """Delete nodes by id (unknown ids are ignored)."""
+        if isinstance(node_ids, str):
+            raise TypeError("delete_nodes() takes a list of node ids, not a single string")
+        self._smart_index.delete(list(node_ids))
+
+    def _delete_node(self, node_id: str, **delete_kwargs: Any) -> None:
+        self.delete_nodes([node_id])
+
+    def delete_ref_doc(self, ref_doc_id: str, delete_from_docstore: bool = False, **delete_kwargs: Any) -> None:
+        """Delete every node of a source document."""
+        if not isinstance(ref_doc_id, str):
+            raise TypeError(f"ref_doc_id must be a str, got {type(ref_doc_id).__name__}")
+        if not self._smart_index.delete(ref_ids=[ref_doc_id]):
+            logger.warning("ref_doc_id %s not found, nothing deleted.", ref_doc_id)
+
+    async def ainsert_nodes(self, nodes: Sequence[BaseNode], **insert_kwargs: Any) -> None:
+        await asyncio.to_thread(self.insert_nodes, nodes)
+
+    async def ainsert(self, document: Document, **insert_kwargs: Any) -> None:
+        await asyncio.to_thread(self.insert, document)
+
+    async def aupdate_ref_doc(self, document: Document, **update_kwargs: Any) -> None:
+        await asyncio.to_thread(self.update_ref_doc, document)
+
+    async def arefresh_ref_docs(self, documents: Sequence[Document], **update_kwargs: Any) -> list[bool]:
+        return await asyncio.to_thread(self.refresh_ref_docs, documents)
+
+    async def adelete_nodes(self, node_ids: list[str], delete_from_docstore: bool = False, **delete_kwargs: Any) -> None:
+        await asyncio.to_thread(self.delete_nodes, node_ids)
+
+    async def adelete_ref_doc(self, ref_doc_id: str, delete_from_docstore: bool = False, **delete_kwargs: Any) -> None:
+        await asyncio.to_thread(self.delete_ref_doc, ref_doc_id)
+
+    # ---- reads -------------------------------------------------------------
+
+    def _rows(self, where: Any, columns: list[str]) -> list[dict[str, Any]]:
+        store = self._smart_index.store
+        return [row for batch in store.scan(columns, where=store.where_sql(where)) for row in batch.to_pylist()]
+
+    def _stored_hashes(self, ref_doc_ids: list[str]) -> dict[str, set[str | None]]:
+        hashes: dict[str, set[str | None]] = {}
+        if ref_doc_ids:
+            for row in self._rows({"ref_id": {"$in": ref_doc_ids}}, ["ref_id", "metadata"]):
+                info = _load_metadata(row["metadata"]).get(NODE_KEY) or {}
+                hashes.setdefault(row["ref_id"], set()).add(info.get("doc_hash"))
+        return hashes
+
+    def get_nodes(self, node_ids: Sequence[str]) -> list[TextNode]:
+        """The stored nodes for these ids, in the given order (unknown ids are skipped)."""
+        if isinstance(node_ids, str):
+            raise TypeError("get_nodes() takes a list of node ids, not a single string")
+        return [_hit_node(hit) for hit in self._smart_index.get(list(node_ids))]
+
+    @property
+    def ref_doc_info(self) -> dict[str, RefDocInfo]:
+        """Source document id -> its node ids and metadata, read from the table."""
+        info: dict[str, RefDocInfo] = {}
+        for row in self._rows({"ref_id": {"$is_empty": False}}, ["id", "ref_id", "metadata"]):
+            doc = info.get(row["ref_id"])
+            if doc is None:
+                metadata = _load_metadata(row["metadata"])
+                metadata.pop(NODE_KEY, None)
+                doc = info[row["ref_id"]] = RefDocInfo(node_ids=[], metadata=metadata)
+            doc.node_ids.append(row["id"])
+        return info
+
+    def as_retriever(self, **kwargs: Any) -> SmartRetriever:
+        """A :class:`SmartRetriever` over this index.
+
+        Keyword arguments that :class:`SmartRetriever` takes are passed on; others are
+        ignored, like ``VectorStoreIndex.as_retriever`` does, because ``as_query_engine`` and
+        ``as_chat_engine`` pass one set of keyword arguments to the retriever and the engine.
+        """
+        kwargs.setdefault("callback_manager", self._callback_manager)
+        return SmartRetriever(self, **{k: v for k, v in kwargs.items() if k in _RETRIEVER_ARGS})
+
+
+_RETRIEVER_ARGS = frozenset(inspect.signature(SmartRetriever.__init__).parameters) - {"self", "index"}
