@@ -1,0 +1,238 @@
+"""Tests for adapter training: the batched late score, the loop, data checks, caching and the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from smart_retrievers import SmartEncoder
+from smart_retrievers.adapter import SmartAdapter
+from smart_retrievers.comparison import compare
+from smart_retrievers.encoding import Encoding
+from smart_retrievers.evaluation import evaluate_ranking
+from smart_retrievers.scoring import maxsim, pad_tokens
+from smart_retrievers.training import (
+    TokenStates,
+    TrainConfig,
+    TrainingDataError,
+    add_train_parser,
+    encode_states,
+    fit_adapter,
+    late_maxsim,
+    load_training_data,
+    run_train,
+    smart_rankings,
+    training_loss,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These tensors are tiny: one thread avoids OpenMP stalls on a busy, shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ---- synthetic states with learnable structure ------------------------------------
+
+
+def synthetic_states(n_queries: int = 48, hidden: int = 16, signal: int = 4, noise: float = 0.6, seed: int = 0):
+    """Queries and their positive docs share a topic in the first ``signal`` dims; the
+    other dims are noise that swamps the cosine until an adapter learns to drop it."""
+    rng = np.random.default_rng(seed)
+
+    def item(topic: np.ndarray) -> Encoding:
+        tokens = np.concatenate([rng.normal(0, 0.3, (6, signal)) + topic, rng.normal(0, noise, (6, hidden - signal))], axis=1)
+        tokens /= np.linalg.norm(tokens, axis=1, keepdims=True)
+        pooled = tokens.mean(0) / np.linalg.norm(tokens.mean(0))
+        return Encoding(pooled=pooled.astype(np.float32), tokens=tokens.astype(np.float16))
+
+    topics = rng.normal(0, 1, (n_queries, signal))
+    topics /= np.linalg.norm(topics, axis=1, keepdims=True)
+    docs = [item(t) for t in topics] + [item(rng.normal(0, 0.5, signal)) for _ in range(n_queries)]
+    queries = TokenStates.from_encodings([f"q{i}" for i in range(n_queries)], [item(t) for t in topics])
+    doc_states = TokenStates.from_encodings([f"d{i}" for i in range(len(docs))], docs)
+    return queries, doc_states, {f"q{i}": {f"d{i}": 1} for i in range(n_queries)}
+
+
+# ---- the batched late score --------------------------------------------------------
+
+
+def test_late_maxsim_matches_scoring_and_autograd():
+    torch.manual_seed(0)
+    lengths = torch.tensor([3, 1, 4])
+    queries = torch.randn(8, 6, requires_grad=True)
+    docs = torch.randn(5, 7, 6, requires_grad=True)
+    doc_mask = torch.arange(7)[None, :] < torch.tensor([7, 1, 4, 2, 5])[:, None]
+    weights = torch.randn(3, 5)
+
+    fast = late_maxsim(queries, lengths, docs, doc_mask, max_elements=40)  # forces several chunks
+    (fast * weights).sum().backward()
+    fast_grads = queries.grad.clone(), docs.grad.clone()
+    queries.grad = docs.grad = None
+
+    q_block, q_mask = pad_tokens([q.detach() for q in torch.split(queries, lengths.tolist())])
+    torch.testing.assert_close(fast.detach(), maxsim(q_block, q_mask, docs.detach(), doc_mask))
+    reference = torch.stack(  # plain autograd: a loop over (query, doc)
+        [
+            torch.stack([(q @ d[m].T).amax(dim=1).mean() for d, m in zip(docs, doc_mask)])
+            for q in torch.split(queries, lengths.tolist())
+        ]
+    )
+    (reference * weights).sum().backward()
+    torch.testing.assert_close(fast, reference)
+    torch.testing.assert_close(fast_grads[0], queries.grad)
+    torch.testing.assert_close(fast_grads[1], docs.grad)
+    with pytest.raises(ValueError, match="query_lengths"):
+        late_maxsim(queries, torch.tensor([3, 3]), docs, doc_mask)
+
+
+# ---- the training loop ----------------------------------------------------------------
+
+
+def test_tiny_training_lowers_loss_and_raises_accuracy():
+    queries, docs, qrels = synthetic_states()
+    config = TrainConfig(epochs=8, lr=1e-2, tau=0.05, batch_size=16, hard_negatives=2, val_split=0.0, seed=3)
+    before = training_loss(SmartAdapter(16), queries, docs, qrels, config)  # the identity initialisation
+    result = fit_adapter(queries, docs, qrels, config, show_progress=False)
+    after = training_loss(result.adapter, queries, docs, qrels, config)
+    assert after[0] < 0.8 * before[0], (before, after)
+    assert after[1] > before[1] + 0.15, (before, after)
+    assert result.best_epoch == config.epochs and len(result.history) == config.epochs + 1
+    assert result.adapter.info["hyperparameters"]["lr"] == 1e-2
+    # the seed makes it reproducible
+    again = fit_adapter(queries, docs, qrels, config, show_progress=False)
+    assert again.adapter.fingerprint() == result.adapter.fingerprint()
+
+
+def test_training_with_validation_keeps_the_best_epoch():
+    queries, docs, qrels = synthetic_states(n_queries=40)
+    config = TrainConfig(dim=8, epochs=3, lr=1e-2, tau=0.05, batch_size=16, hard_negatives=1, val_split=0.25, val_candidates=10, loss="fused")
+    result = fit_adapter(queries, docs, qrels, config, show_progress=False)
+    scores = [h["val_ndcg@10"] for h in result.history]
+    assert result.best_epoch == int(np.argmax(scores)) and result.data["val_queries"] == 10
+    assert result.adapter.out_dim == 8 and result.adapter.info["best_epoch"] == result.best_epoch
+
+
+def test_fit_rejects_unusable_qrels():
+    queries, docs, qrels = synthetic_states(n_queries=4)
+    with pytest.raises(TrainingDataError, match="inconsistent"):
+        fit_adapter(queries, docs, {**qrels, "q0": {"missing-doc": 1}}, TrainConfig(val_split=0), show_progress=False)
+    with pytest.raises(TrainingDataError, match="no positive"):
+        fit_adapter(queries, docs, {"q0": {"d0": 0}}, TrainConfig(val_split=0), show_progress=False)
+    with pytest.raises(TrainingDataError, match="need at least 2"):
+        fit_adapter(queries, docs, {"q0": {"d0": 1}, "q1": {"d1": 1}}, TrainConfig(val_split=0.5), show_progress=False)
+    with pytest.raises(ValueError, match="invalid TrainConfig"):
+        TrainConfig(tau=0)
+
+
+def test_smart_rankings_match_the_eval_comparison():
+    queries, docs, qrels = synthetic_states(n_queries=12)
+    single, smart = smart_rankings(queries, docs, candidates=20)
+    q_enc = [Encoding(pooled=queries.pooled[i], tokens=queries.tokens[queries.offsets[i] : queries.offsets[i + 1]]) for i in range(len(queries))]
+    d_enc = [Encoding(pooled=docs.pooled[i], tokens=docs.tokens[docs.offsets[i] : docs.offsets[i + 1]]) for i in range(len(docs))]
+    reference = compare(queries.ids, q_enc, docs.ids, d_enc, qrels, candidates=20, show_progress=False).results
+    assert evaluate_ranking(single, qrels)["ndcg@10"] == pytest.approx(reference["single"]["ndcg@10"])
+    assert evaluate_ranking(smart, qrels)["ndcg@10"] == pytest.approx(reference["smart-rerank"]["ndcg@10"])
+
+
+# ---- BEIR data checks ---------------------------------------------------------------
+
+
+def write_beir(root: Path, n_items: int = 30, test_from: int = 20, qrels_rows: list[str] | None = None) -> Path:
+    """A tiny BEIR layout: facts about coloured animals, one query per fact."""
+    colours = ["red", "blue", "green", "yellow", "black", "white"]
+    animals = ["fox", "owl", "whale", "beetle", "lizard"]
+    places = ["a cave", "the marsh", "an oak tree", "the reef", "a desert", "the tundra", "a barn"]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "qrels").mkdir(exist_ok=True)
+    docs, queries = [], []
+    for i in range(n_items):
+        colour, animal, place = colours[i % 6], animals[i % 5], places[(i * 3) % 7]
+        docs.append({"_id": f"d{i}", "title": f"The {colour} {animal}", "text": f"The {colour} {animal} lives in {place} and eats at dusk."})
+        queries.append({"_id": f"q{i}", "text": f"where does the {colour} {animal} live?"})
+    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    header = "query-id\tcorpus-id\tscore\n"
+    train = qrels_rows if qrels_rows is not None else [f"q{i}\td{i}\t1" for i in range(test_from)]
+    (root / "qrels" / "train.tsv").write_text(header + "".join(r + "\n" for r in train))
+    (root / "qrels" / "test.tsv").write_text(header + "".join(f"q{i}\td{i}\t1\n" for i in range(test_from, n_items)))
+    return root
+
+
+def test_load_training_data_refuses_empty_and_inconsistent_qrels(tmp_path):
+    with pytest.raises(TrainingDataError, match="no usable judgements"):
+        load_training_data(write_beir(tmp_path / "empty", qrels_rows=[]))
+    with pytest.raises(TrainingDataError, match="no positive"):
+        load_training_data(write_beir(tmp_path / "zero", qrels_rows=["q0\td0\t0", "q1\td1\t0"]))
+    bad = write_beir(tmp_path / "bad", qrels_rows=["q0\td0\t1", "q1\tnope\t1", "q2\td2\t1"])
+    with pytest.raises(TrainingDataError, match="inconsistent qrels"):
+        load_training_data(bad)
+    with pytest.warns(UserWarning, match="dropped"):
+        assert set(load_training_data(bad, skip_unknown=True).qrels) == {"q0", "q2"}
+    with pytest.raises(FileNotFoundError, match="available splits"):
+        load_training_data(bad, split="dev")
+
+
+def _train_args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="smart-retrievers")
+    add_train_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["train", *argv])
+
+
+def test_run_train_stops_cleanly_on_bad_qrels(tmp_path, capsys):
+    beir = write_beir(tmp_path / "beir", qrels_rows=["q0\tnope\t1"])
+    assert run_train(_train_args(str(beir), "--out", str(tmp_path / "out"))) == 2
+    assert "inconsistent qrels" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+# ---- with the real model --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def encoder() -> SmartEncoder:
+    return SmartEncoder.default()
+
+
+def test_encode_states_caches_on_disk(tmp_path, encoder, monkeypatch):
+    texts = ["alpha beta gamma", "a much longer document about delta and epsilon", "!"]
+    first = encode_states(encoder, ["a", "b", "c"], texts, kind="document", cache_dir=tmp_path, show_progress=False)
+    assert first.offsets.tolist()[0] == 0 and first.offsets[-1] == len(first.tokens)
+    monkeypatch.setattr(SmartEncoder, "encode_documents", lambda *a, **k: pytest.fail("re-encoded despite the cache"))
+    second = encode_states(encoder, ["a", "b", "c"], texts, kind="document", cache_dir=tmp_path)
+    assert isinstance(second.tokens, np.memmap)
+    np.testing.assert_array_equal(first.tokens, second.tokens)
+    np.testing.assert_array_equal(first.pooled, second.pooled)
+    assert len(list(tmp_path.iterdir())) == 1
+    expected = encoder.encode_queries(texts[:1])[0]
+    queries = encode_states(encoder, ["a"], texts[:1], kind="query", cache_dir=tmp_path)  # another entry
+    np.testing.assert_array_equal(queries.tokens, expected.tokens)
+    with pytest.raises(ValueError, match="without adapter"):
+        encode_states(SmartEncoder.default(adapter=SmartAdapter(384)), ["a"], ["x"], kind="query", cache_dir=tmp_path)
+
+
+def test_cli_trains_and_evaluates_end_to_end(tmp_path, capsys):
+    from smart_retrievers import cli
+
+    beir = write_beir(tmp_path / "beir")
+    out, summary = tmp_path / "adapter", tmp_path / "train.json"
+    argv = [str(beir), "--out", str(out), "--dim", "32", "--epochs", "2", "--batch-size", "8", "--hard-negatives", "2", "--val-split", "0.2", "--cache-dir", str(tmp_path / "cache"), "--json", str(summary)]
+    assert run_train(_train_args(*argv)) == 0
+    assert "saved adapter (r=32" in capsys.readouterr().out
+    trained = json.loads(summary.read_text())
+    assert trained["dim"] == 32 and len(trained["history"]) == 3 and trained["data"]["train_queries"] == 16
+
+    adapter = SmartAdapter.load(out)
+    assert adapter.out_dim == 32 and adapter.info["data"]["split"] == "train"
+    assert cli.main(["eval", str(beir), "--adapter", str(out), "--json", str(tmp_path / "eval.json")]) == 0
+    evaluated = json.loads((tmp_path / "eval.json").read_text())
+    assert evaluated["fingerprint"]["adapter"] == adapter.fingerprint() and evaluated["fingerprint"]["token_dim"] == 32
+    assert 0 < evaluated["results"]["smart-rerank"]["ndcg@10"] <= 1
