@@ -181,17 +181,23 @@ def test_load_training_data_refuses_empty_and_inconsistent_qrels(tmp_path):
         load_training_data(bad, split="dev")
 
 
-def _train_args(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="smart-retrievers")
-    add_train_parser(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["train", *argv])
+def test_train_cli_stops_cleanly_on_bad_qrels(tmp_path, capsys):
+    from smart_retrievers import cli
 
-
-def test_run_train_stops_cleanly_on_bad_qrels(tmp_path, capsys):
     beir = write_beir(tmp_path / "beir", qrels_rows=["q0\tnope\t1"])
-    assert run_train(_train_args(str(beir), "--out", str(tmp_path / "out"))) == 2
+    assert cli.main(["train", str(beir), "--out", str(tmp_path / "out")]) == 2
     assert "inconsistent qrels" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_run_train_on_its_own_parser(tmp_path, capsys):
+    """add_train_parser/run_train work on any argparse subparsers, not only the package CLI."""
+    parser = argparse.ArgumentParser(prog="tool")
+    add_train_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["train", str(write_beir(tmp_path / "beir", qrels_rows=[])), "--out", str(tmp_path / "out")])
+    assert args.func is run_train and args.dim is None and args.hard_negatives == 3
+    assert run_train(args) == 2
+    assert "no usable judgements" in capsys.readouterr().err
 
 
 # ---- with the real model --------------------------------------------------------------
@@ -224,8 +230,8 @@ def test_cli_trains_and_evaluates_end_to_end(tmp_path, capsys):
 
     beir = write_beir(tmp_path / "beir")
     out, summary = tmp_path / "adapter", tmp_path / "train.json"
-    argv = [str(beir), "--out", str(out), "--dim", "32", "--epochs", "2", "--batch-size", "8", "--hard-negatives", "2", "--val-split", "0.2", "--cache-dir", str(tmp_path / "cache"), "--json", str(summary)]
-    assert run_train(_train_args(*argv)) == 0
+    argv = ["train", str(beir), "--out", str(out), "--dim", "32", "--epochs", "2", "--batch-size", "8", "--hard-negatives", "2", "--val-split", "0.2", "--cache-dir", str(tmp_path / "cache"), "--json", str(summary)]
+    assert cli.main(argv) == 0
     assert "saved adapter (r=32" in capsys.readouterr().out
     trained = json.loads(summary.read_text())
     assert trained["dim"] == 32 and len(trained["history"]) == 3 and trained["data"]["train_queries"] == 16
