@@ -1,4 +1,4 @@
-"""The ``smart-retrievers`` command line: index, search, eval (and train)."""
+"""The ``smart-retrievers`` command line: index, search, eval and train."""
 
 from __future__ import annotations
 
@@ -137,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write results to this JSON file")
     _common(p)
     p.set_defaults(func=cmd_eval)
+
+    from .training import add_train_parser
+
+    add_train_parser(sub)
     return parser
 
 
