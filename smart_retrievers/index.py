@@ -27,6 +27,8 @@ IMAGE_WRITE_BATCH = 128
 
 SearchMode = Literal["rerank", "exhaustive", "pooled"]
 SEARCH_MODES = ("rerank", "exhaustive", "pooled")
+Modality = Literal["text", "image"]
+MODALITIES = ("text", "image")
 
 
 @dataclass
@@ -310,6 +312,7 @@ class SmartIndex:
         mode: SearchMode = "rerank",
         lambda_pool: float | None = None,
         lambda_late: float | None = None,
+        modality: Modality | None = None,
     ) -> list[Hit]:
         """Search with SMART scoring.
 
@@ -322,10 +325,11 @@ class SmartIndex:
                 (exact SMART over every matching row, streamed) or "pooled"
                 (single-vector cosine only, the baseline).
             lambda_pool / lambda_late: fusion weights for this call.
+            modality: only "text" or only "image" rows (None: both), applied before search.
         """
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
-        return self.search_encoded(self.encoder.encode_queries([query], show_progress=False)[0], k, where=where, candidates=candidates, mode=mode, lambda_pool=lambda_pool, lambda_late=lambda_late)
+        return self.search_encoded(self.encoder.encode_queries([query], show_progress=False)[0], k, where=where, candidates=candidates, mode=mode, lambda_pool=lambda_pool, lambda_late=lambda_late, modality=modality)
 
     def search_image(
         self,
@@ -338,6 +342,7 @@ class SmartIndex:
         mode: SearchMode = "rerank",
         lambda_pool: float | None = None,
         lambda_late: float | None = None,
+        modality: Modality | None = None,
     ) -> list[Hit]:
         """Search with an image as the query (image-to-image or image-to-text retrieval).
 
@@ -352,7 +357,7 @@ class SmartIndex:
         if text is not None and not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         query = self._image_encoder().encode_inputs(texts=[text], images=[image], query=True, show_progress=False)[0]
-        return self.search_encoded(query, k, where=where, candidates=candidates, mode=mode, lambda_pool=lambda_pool, lambda_late=lambda_late)
+        return self.search_encoded(query, k, where=where, candidates=candidates, mode=mode, lambda_pool=lambda_pool, lambda_late=lambda_late, modality=modality)
 
     def search_encoded(
         self,
@@ -364,10 +369,13 @@ class SmartIndex:
         mode: SearchMode = "rerank",
         lambda_pool: float | None = None,
         lambda_late: float | None = None,
+        modality: Modality | None = None,
     ) -> list[Hit]:
         """:meth:`search` for an already encoded query (text or image)."""
         if mode not in SEARCH_MODES:
             raise ValueError(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
+        if modality is not None and modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES} or None, got {modality!r}")
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         lp = self.lambda_pool if lambda_pool is None else lambda_pool
@@ -376,6 +384,8 @@ class SmartIndex:
         if self.store.table is None:  # nothing written yet: no fields to filter on, no hits
             return []
         where_sql = self.store.where_sql(where)
+        if modality is not None:  # a validated literal, safe to render
+            where_sql = f"({where_sql}) AND modality = '{modality}'" if where_sql else f"modality = '{modality}'"
         if mode == "exhaustive":
             return self._search_exhaustive(query, k, where_sql, lp, ll)
         n_candidates = k if mode == "pooled" else max(k, candidates or self.candidates)

@@ -25,7 +25,7 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.query_engine import RetrieverQueryEngine
-from llama_index.core.schema import ImageNode, NodeRelationship, NodeWithScore, QueryBundle, TextNode
+from llama_index.core.schema import ImageNode, IndexNode, NodeRelationship, NodeWithScore, QueryBundle, TextNode
 from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 from llama_index.core.vector_stores.utils import build_metadata_filter_fn
 
@@ -322,8 +322,10 @@ def test_index_rejects_bad_input(encoder: SmartEncoder, tmp_path: Path) -> None:
         SmartVectorIndex(index=index.smart_index, uri=str(tmp_path))
     with pytest.raises(ValueError, match="reserved"):
         index.insert_nodes([TextNode(text="x", metadata={NODE_KEY: 1})])
-    with pytest.raises(TypeError, match="text nodes only"):
+    with pytest.raises(TypeError, match="SmartEncoder cannot encode images"):  # image nodes need a vision encoder
         index.insert_nodes([ImageNode(image_path="cat.png")])
+    with pytest.raises(TypeError, match="text and image nodes only"):
+        index.insert_nodes([IndexNode(text="x", index_id="other")])
     with pytest.raises(TypeError, match="not a single document"):
         SmartVectorIndex.from_documents(Document(text="x"), uri=str(tmp_path), encoder=encoder)
     with pytest.raises(NotImplementedError, match="LanceDB table"):

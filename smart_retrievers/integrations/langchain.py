@@ -6,6 +6,12 @@
   other retriever with SMART; use it in ``ContextualCompressionRetriever`` or as an LCEL step
   (:meth:`SmartReranker.wrap`).
 
+Images: a ``Document`` whose ``metadata["image_path"]`` (a local path) or
+``metadata["image_url"]`` (a URL) is set is an image document. It is indexed through the
+index's vision encoder (:mod:`smart_retrievers.vision`), its ``page_content`` kept as its
+caption; the retriever takes an image query through ``invoke(query, image=...)`` and the
+reranker scores image documents on their image.
+
 Only ``langchain_core`` is imported (``pip install "smart-retrievers[langchain]"``).
 """
 
@@ -24,12 +30,15 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_vali
 
 from ..encoder import SmartEncoder
 from ..filters import parse_filter
-from ..index import Hit, SearchMode, SmartIndex, _check_lambdas
+from ..index import Hit, Modality, SearchMode, SmartIndex, _check_lambdas
 from ..rerank import SmartScorer
+from ..vision.images import ImageInput
 
-__all__ = ["SmartReranker", "SmartRetriever"]
+__all__ = ["IMAGE_KEYS", "SmartReranker", "SmartRetriever", "document_image"]
 
 _SCORE_KEYS = ("smart_score", "pooled_score", "late_score")
+IMAGE_KEYS = ("image_path", "image_url")
+"""Metadata keys that make a ``Document`` an image document (the first one set wins)."""
 _RELEVANCE_KEYS = ("relevance_score", "pooled_score", "late_score")
 
 
@@ -41,9 +50,16 @@ class SmartRetriever(BaseRetriever):
     ``metadata["smart_score"]`` (the fused score it is ranked by), ``metadata["pooled_score"]``
     and ``metadata["late_score"]``.
 
-    ``k``, ``filter``, ``candidates``, ``mode``, ``lambda_pool`` and ``lambda_late`` are
-    defaults; each can be overridden per call, e.g. ``retriever.invoke(q, k=3, filter={...})``.
-    A per-call ``filter`` replaces the default one (pass ``{}`` to search without it).
+    ``k``, ``filter``, ``candidates``, ``mode``, ``lambda_pool``, ``lambda_late`` and
+    ``modality`` are defaults; each can be overridden per call, e.g.
+    ``retriever.invoke(q, k=3, filter={...})``. A per-call ``filter`` replaces the default
+    one (pass ``{}`` to search without it).
+
+    Images (the index needs a vision encoder): ``retriever.invoke("", image="query.jpg")``
+    searches with an image (a path, URL, bytes or PIL image); a non-empty query string is
+    then encoded with the image as one interleaved query (Qwen-VL encoders only).
+    ``modality="image"`` (or ``"text"``) returns only image (or text) documents. Image
+    documents come back with ``metadata["image_path"]`` or ``metadata["image_url"]``.
 
     Args:
         index: the :class:`~smart_retrievers.SmartIndex` to search.
@@ -56,6 +72,7 @@ class SmartRetriever(BaseRetriever):
             ``{"year": {"$gte": 2020}, "$or": [{"topic": "a"}, {"topic": "b"}]}``; the operators
             are those of :mod:`smart_retrievers.filters` (``$eq $ne $gt $gte $lt $lte $in $nin
             $contains $text_match $is_empty`` and ``$and $or $not``).
+        modality: ``"text"`` or ``"image"`` to return only that kind of document (None: both).
 
     Example:
         >>> retriever = SmartRetriever.from_texts(["code K7 labels the red star"], uri="./smart_db", k=4)
@@ -71,6 +88,7 @@ class SmartRetriever(BaseRetriever):
     lambda_pool: float | None = None
     lambda_late: float | None = None
     filter: dict[str, Any] | None = None
+    modality: Modality | None = None
 
     @field_validator("filter")
     @classmethod
@@ -128,12 +146,19 @@ class SmartRetriever(BaseRetriever):
 
         The id of each document is ``ids[i]`` if given, else ``Document.id``, else a new
         random one. Adding a document whose id is already stored replaces it (one copy).
-        The input documents are not modified.
+        Image documents (``metadata["image_path"]`` or ``metadata["image_url"]``) are
+        encoded from their image, their ``page_content`` stored as caption; all documents
+        are written in one atomic call. The input documents are not modified.
         """
         documents = list(documents)
         if ids is None:
             ids = [doc.id or uuid.uuid4().hex for doc in documents]
-        return self.index.add([doc.page_content for doc in documents], ids=ids, metadatas=[doc.metadata for doc in documents])
+        return self.index.add_items(
+            [doc.page_content for doc in documents],
+            [document_image(doc) for doc in documents],
+            ids=ids,
+            metadatas=[doc.metadata for doc in documents],
+        )
 
     def delete(self, ids: Sequence[str]) -> int:
         """Delete documents by id; returns how many were deleted (unknown ids are ignored)."""
@@ -160,17 +185,23 @@ class SmartRetriever(BaseRetriever):
         mode: SearchMode | None,
         lambda_pool: float | None,
         lambda_late: float | None,
+        image: ImageInput | None = None,
+        modality: Modality | None = None,
     ) -> list[Document]:
         pool, late = self._weights(lambda_pool, lambda_late)
-        hits = self.index.search(
-            query,
-            k=self.k if k is None else k,
-            where=self.filter if filter is None else filter,
-            candidates=candidates or self.candidates,
-            mode=mode or self.mode,
-            lambda_pool=pool,
-            lambda_late=late,
-        )
+        options = {
+            "k": self.k if k is None else k,
+            "where": self.filter if filter is None else filter,
+            "candidates": candidates or self.candidates,
+            "mode": mode or self.mode,
+            "lambda_pool": pool,
+            "lambda_late": late,
+            "modality": modality or self.modality,
+        }
+        if image is not None:
+            hits = self.index.search_image(image, text=query or None, **options)
+        else:
+            hits = self.index.search(query, **options)
         return [_document(hit) for hit in hits]
 
     def _get_relevant_documents(
@@ -184,8 +215,10 @@ class SmartRetriever(BaseRetriever):
         mode: SearchMode | None = None,
         lambda_pool: float | None = None,
         lambda_late: float | None = None,
+        image: ImageInput | None = None,
+        modality: Modality | None = None,
     ) -> list[Document]:
-        return self._search(query, k, filter, candidates, mode, lambda_pool, lambda_late)
+        return self._search(query, k, filter, candidates, mode, lambda_pool, lambda_late, image, modality)
 
     async def _aget_relevant_documents(
         self,
@@ -198,9 +231,11 @@ class SmartRetriever(BaseRetriever):
         mode: SearchMode | None = None,
         lambda_pool: float | None = None,
         lambda_late: float | None = None,
+        image: ImageInput | None = None,
+        modality: Modality | None = None,
     ) -> list[Document]:
         # Encoding and the LanceDB search are blocking: run them in a worker thread.
-        return await asyncio.to_thread(self._search, query, k, filter, candidates, mode, lambda_pool, lambda_late)
+        return await asyncio.to_thread(self._search, query, k, filter, candidates, mode, lambda_pool, lambda_late, image, modality)
 
     def _get_ls_params(self, **kwargs: Any) -> LangSmithRetrieverParams:
         params = super()._get_ls_params(**kwargs)
@@ -212,7 +247,23 @@ class SmartRetriever(BaseRetriever):
 
 def _document(hit: Hit) -> Document:
     scores = dict(zip(_SCORE_KEYS, (hit.score, hit.pooled_score, hit.late_score)))
-    return Document(page_content=hit.text, metadata={**hit.metadata, **scores}, id=hit.id)
+    metadata = {**hit.metadata, **scores}
+    if hit.modality == "image" and hit.image and not any(metadata.get(key) for key in IMAGE_KEYS):
+        # an image row written without LangChain: say where its image is
+        metadata["image_url" if "://" in hit.image and not hit.image.startswith("file://") else "image_path"] = hit.image.removeprefix("file://")
+    return Document(page_content=hit.text, metadata=metadata, id=hit.id)
+
+
+def document_image(document: Document) -> str | None:
+    """The image location of an image document (``metadata["image_path"]``, else
+    ``metadata["image_url"]``), or None for a text document."""
+    for key in IMAGE_KEYS:
+        value = document.metadata.get(key)
+        if value:
+            if not isinstance(value, str):
+                raise TypeError(f"document {document.id!r}: metadata[{key!r}] must be a str (a path or URL), got {type(value).__name__}")
+            return value
+    return None
 
 
 class SmartReranker(BaseDocumentCompressor):
@@ -225,7 +276,8 @@ class SmartReranker(BaseDocumentCompressor):
 
     Documents are encoded once and kept in an LRU cache (keyed by text). With an ``index``,
     documents whose ``id`` the index holds with the same text reuse its stored token states,
-    without a forward pass.
+    without a forward pass. Image documents (``metadata["image_path"]`` or
+    ``metadata["image_url"]``) are scored on their image, which needs a vision encoder.
 
     The fields are fixed after construction (the model is frozen): build a new reranker to
     change them.
@@ -290,7 +342,10 @@ class SmartReranker(BaseDocumentCompressor):
         if not documents:
             return []
         texts = [doc.page_content for doc in documents]
-        ranked = self._scorer.score(query, texts, self._reusable_ids(documents), top_n=self.top_n)
+        images = [document_image(doc) for doc in documents]
+        ranked = self._scorer.score(
+            query, texts, self._reusable_ids(documents), images=images if any(images) else None, top_n=self.top_n
+        )
         results = []
         for cand in ranked:
             doc = documents[cand.position].model_copy(deep=True)

@@ -1,7 +1,9 @@
 """LlamaIndex integration: a SMART retriever, a SMART reranker and a LanceDB-backed index.
 
 * :class:`SmartRetriever` is a ``BaseRetriever`` over a :class:`~smart_retrievers.SmartIndex`;
-  use it where you would use ``VectorStoreIndex(...).as_retriever()``.
+  use it where you would use ``VectorStoreIndex(...).as_retriever()``. With a vision encoder
+  it is also a ``MultiModalRetriever`` (``text_retrieve``, ``text_to_image_retrieve``,
+  ``image_to_image_retrieve``).
 * :class:`SmartRerank` is a ``BaseNodePostprocessor`` that re-scores the nodes of any other
   retriever (BM25, another vector store, a ``VectorStoreIndex``) with SMART; add it to
   ``node_postprocessors`` of a query engine.
@@ -10,12 +12,17 @@
   ``refresh_ref_docs``, ``as_retriever`` and ``as_query_engine``.
 * :func:`to_smart_filter` translates ``MetadataFilters`` into :mod:`smart_retrievers.filters`.
 
+Images: ``ImageNode`` (``image_path``, ``image_url`` or base64 ``image``), ``ImageDocument``
+and any ``Document`` with an ``image_resource`` are indexed through the index's vision
+encoder (:mod:`smart_retrievers.vision`); retrieval returns them as ``ImageNode``.
+
 Only ``llama_index.core`` is imported (``pip install "smart-retrievers[llama-index]"``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import inspect
 import logging
 from collections.abc import Mapping, Sequence
@@ -23,18 +30,20 @@ from typing import Any
 
 import llama_index.core.instrumentation as instrument
 import numpy as np
-from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.base.base_multi_modal_retriever import MultiModalRetriever
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
 from llama_index.core.constants import DEFAULT_SIMILARITY_TOP_K
 from llama_index.core.data_structs.data_structs import IndexDict
 from llama_index.core.indices.managed.base import BaseManagedIndex
+from llama_index.core.indices.query.schema import QueryType
 from llama_index.core.ingestion import run_transformations
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import (
     BaseNode,
     Document,
+    ImageDocument,
     ImageNode,
     IndexNode,
     MetadataMode,
@@ -51,8 +60,9 @@ from llama_index.core.vector_stores.types import FilterCondition, FilterOperator
 from ..encoder import SmartEncoder
 from ..encoding import Encoding
 from ..filters import And, Condition, Filter, Not, Or
-from ..index import SEARCH_MODES, Hit, SearchMode, SmartIndex, _check_lambdas, _load_metadata
+from ..index import SEARCH_MODES, Hit, Modality, SearchMode, SmartIndex, _check_lambdas, _load_metadata
 from ..rerank import SmartScorer
+from ..vision.images import ImageInput
 
 __all__ = ["NODE_KEY", "SmartNodeWithScore", "SmartRerank", "SmartRetriever", "SmartVectorIndex", "to_smart_filter"]
 
@@ -175,8 +185,8 @@ class SmartNodeWithScore(NodeWithScore):
 
 
 def _check_node(node: BaseNode) -> TextNode:
-    if not isinstance(node, TextNode) or isinstance(node, (ImageNode, IndexNode)):
-        raise TypeError(f"SmartVectorIndex stores text nodes only; node {node.node_id!r} is a {type(node).__name__}")
+    if not isinstance(node, TextNode) or isinstance(node, IndexNode):
+        raise TypeError(f"SmartVectorIndex stores text and image nodes only; node {node.node_id!r} is a {type(node).__name__}")
     if NODE_KEY in node.metadata:
         raise ValueError(f"node {node.node_id!r}: metadata key {NODE_KEY!r} is reserved by SmartVectorIndex")
     return node
@@ -189,6 +199,8 @@ def _node_row(node: TextNode, doc_hash: str | None) -> tuple[str, dict[str, Any]
     fields = {key: value for key, value in dumped.items() if key in _NODE_FIELDS}
     if node.text != content:  # the row holds what was encoded; keep the node's own text too
         fields["text"] = node.text
+    if isinstance(node, ImageNode) and node.image_mimetype:
+        fields["image_mimetype"] = node.image_mimetype
     info: dict[str, Any] = {"node": fields}
     if doc_hash is not None:
         info["doc_hash"] = doc_hash
@@ -196,13 +208,57 @@ def _node_row(node: TextNode, doc_hash: str | None) -> tuple[str, dict[str, Any]
 
 
 def _hit_node(hit: Hit) -> TextNode:
-    """Rebuild the ``TextNode`` of a stored row (rows written without SmartVectorIndex too)."""
+    """Rebuild the node of a stored row (rows written without SmartVectorIndex too).
+
+    Image rows become an ``ImageNode`` whose ``image_url`` (URLs) or ``image_path`` (local
+    paths) is the stored location; an image indexed from inline data without a location
+    comes back without its image.
+    """
     metadata = dict(hit.metadata)
     fields = dict((metadata.pop(NODE_KEY, None) or {}).get("node", {}))
     text = fields.pop("text", hit.text)
     if "relationships" not in fields and hit.ref_id:
         fields["relationships"] = {NodeRelationship.SOURCE: RelatedNodeInfo(node_id=hit.ref_id)}
-    return TextNode(id_=hit.id, text=text, metadata=metadata, **fields)
+    if hit.modality != "image":
+        return TextNode(id_=hit.id, text=text, metadata=metadata, **fields)
+    location = {}
+    if hit.image:
+        location = {"image_url": hit.image} if "://" in hit.image and not hit.image.startswith("file://") else {"image_path": hit.image.removeprefix("file://")}
+    return ImageNode(id_=hit.id, text=text, metadata=metadata, **location, **fields)
+
+
+def _node_image(node: BaseNode, *, required: bool = True) -> ImageInput | None:
+    """The image of an image node or document (None for a text node).
+
+    ``ImageNode``: ``image_path``, else ``image_url``, else the base64 ``image``; any other
+    node: its ``image_resource`` (``path``, else ``url``, else base64 ``data``). An
+    ``ImageNode`` with none of them raises if ``required``, else gives None.
+    """
+    if isinstance(node, ImageNode):
+        path, url, data = node.image_path, node.image_url, node.image
+    else:
+        resource = getattr(node, "image_resource", None)
+        if resource is None:
+            return None
+        path, url, data = resource.path, resource.url, resource.data
+    if path:
+        return str(path)
+    if url:
+        return str(url)
+    if data:
+        return base64.b64decode(data)
+    if isinstance(node, ImageNode) and required:
+        raise ValueError(f"ImageNode {node.node_id!r} has no image (image_path, image_url or image)")
+    return None
+
+
+def _as_image_document(document: Document) -> Document:
+    """A ``Document`` carrying an ``image_resource`` as an ``ImageDocument``, so node
+    parsers keep its image (they turn ``ImageDocument`` into ``ImageNode``)."""
+    if isinstance(document, ImageDocument) or getattr(document, "image_resource", None) is None:
+        return document
+    fields = document.model_dump(exclude={"image_resource", "class_name"})
+    return ImageDocument(**fields, image_resource=document.image_resource)
 
 
 def _smart_index(index: SmartIndex | SmartVectorIndex) -> SmartIndex:
@@ -220,10 +276,19 @@ def _encode_query_bundle(encoder: SmartEncoder, query_bundle: QueryBundle) -> En
     pooled vector is their normalised mean, as LlamaIndex aggregates embeddings, and whose
     token states are all of theirs. A precomputed ``query_bundle.embedding`` is never used:
     it may come from another model and carries no token states.
+
+    A bundle with an ``image_path`` is an image query (the encoder must be a vision
+    encoder); its strings, if any, are encoded with the image as one interleaved query
+    (Qwen-VL encoders; CLIP/SigLIP take an image or a text, not both).
     """
     if not isinstance(query_bundle, QueryBundle):
         raise TypeError(f"expected a QueryBundle, got {type(query_bundle).__name__}")
     texts = query_bundle.embedding_strs
+    if query_bundle.image_path:
+        if not callable(getattr(encoder, "encode_images", None)):
+            raise TypeError(f"an image query needs a vision encoder; {type(encoder).__name__} cannot encode images")
+        text = "\n".join(t for t in texts if t.strip()) or None
+        return encoder.encode_inputs(texts=[text], images=[query_bundle.image_path], query=True, show_progress=False)[0]
     if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
         raise ValueError(f"the query has no text to encode (query_str={query_bundle.query_str!r}, custom_embedding_strs={query_bundle.custom_embedding_strs!r})")
     if query_bundle.embedding is not None:
@@ -242,13 +307,19 @@ def _encode_query_bundle(encoder: SmartEncoder, query_bundle: QueryBundle) -> En
 # ---- retriever -------------------------------------------------------------------
 
 
-class SmartRetriever(BaseRetriever):
+class SmartRetriever(MultiModalRetriever):
     """Retrieve nodes from a SMART index: pooled candidates, then late interaction.
 
     The arguments follow ``VectorIndexRetriever``, so ``index.as_retriever(...)`` calls
     carry over, plus SMART's own. Every result is a :class:`SmartNodeWithScore` whose node
-    is a ``TextNode`` with its stored id, text, metadata and relationships (``ref_doc_id``
-    as SOURCE), scored by the fused SMART score.
+    is a ``TextNode`` (an ``ImageNode`` for image rows) with its stored id, text, metadata
+    and relationships (``ref_doc_id`` as SOURCE), scored by the fused SMART score.
+
+    Like LlamaIndex's ``MultiModalRetriever``: ``retrieve`` searches every row (a
+    ``QueryBundle`` with an ``image_path`` is an image query), ``text_retrieve`` returns
+    text nodes only, ``text_to_image_retrieve`` image nodes for a text query and
+    ``image_to_image_retrieve`` image nodes for an image (a path or URL string, or a
+    ``QueryBundle`` with ``image_path``). Image queries need a vision encoder.
 
     Args:
         index: a :class:`SmartVectorIndex` or a :class:`~smart_retrievers.SmartIndex`.
@@ -261,11 +332,14 @@ class SmartRetriever(BaseRetriever):
             (exact SMART over every matching row) or ``"pooled"`` (single-vector cosine).
         candidates: pooled candidates re-scored in ``"rerank"`` mode (None: the index's).
         lambda_pool / lambda_late: fusion weights (None: the index's).
+        image_similarity_top_k: number of image nodes returned by ``text_to_image_retrieve``
+            and ``image_to_image_retrieve`` (None: ``similarity_top_k``).
         callback_manager / verbose: as for any ``BaseRetriever``.
 
     Example:
         >>> retriever = SmartRetriever(index, similarity_top_k=5, filters=MetadataFilters.from_dicts([{"key": "year", "value": 2020, "operator": ">="}]))
         >>> nodes = retriever.retrieve("which code labels the red star?")
+        >>> photos = retriever.text_to_image_retrieve("a dog on a beach")
     """
 
     def __init__(
@@ -280,6 +354,7 @@ class SmartRetriever(BaseRetriever):
         candidates: int | None = None,
         lambda_pool: float | None = None,
         lambda_late: float | None = None,
+        image_similarity_top_k: int | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
     ) -> None:
@@ -292,6 +367,9 @@ class SmartRetriever(BaseRetriever):
         self._lambda_late = self._index.lambda_late if lambda_late is None else lambda_late
         _check_lambdas(self._lambda_pool, self._lambda_late)
         self.similarity_top_k = similarity_top_k
+        if image_similarity_top_k is not None and (not isinstance(image_similarity_top_k, int) or image_similarity_top_k < 1):
+            raise ValueError(f"image_similarity_top_k must be an int >= 1, got {image_similarity_top_k!r}")
+        self._image_similarity_top_k = image_similarity_top_k
         self._mode = mode
         self._candidates = candidates
         parts = [f for f in (to_smart_filter(filters), _id_filter("id", node_ids, "node_ids"), _id_filter("ref_id", doc_ids, "doc_ids")) if f is not None]
@@ -309,16 +387,17 @@ class SmartRetriever(BaseRetriever):
             raise ValueError(f"similarity_top_k must be an int >= 1, got {value!r}")
         self._similarity_top_k = value
 
-    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+    def _search(self, query_bundle: QueryBundle, k: int, modality: Modality | None = None) -> list[NodeWithScore]:
         query = _encode_query_bundle(self._index.encoder, query_bundle)
         hits = self._index.search_encoded(
             query,
-            self._similarity_top_k,
+            k,
             where=self._where,
             candidates=self._candidates,
             mode=self._mode,
             lambda_pool=self._lambda_pool,
             lambda_late=self._lambda_late,
+            modality=modality,
         )
         has_late = self._mode != "pooled" and self._lambda_late != 0
         return [
@@ -326,9 +405,62 @@ class SmartRetriever(BaseRetriever):
             for hit in hits
         ]
 
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return self._search(query_bundle, self._similarity_top_k)
+
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         # Encoding and the LanceDB search block: keep them off the event loop.
         return await asyncio.to_thread(self._retrieve, query_bundle)
+
+    # ---- MultiModalRetriever ------------------------------------------------
+
+    @property
+    def _image_k(self) -> int:
+        return self._image_similarity_top_k or self._similarity_top_k
+
+    def text_retrieve(self, str_or_query_bundle: QueryType) -> list[NodeWithScore]:
+        """Text nodes only, for a text query."""
+        return self._search(_bundle(str_or_query_bundle), self._similarity_top_k, "text")
+
+    def text_to_image_retrieve(self, str_or_query_bundle: QueryType) -> list[NodeWithScore]:
+        """Image nodes only (``image_similarity_top_k`` of them), for a text query."""
+        return self._text_to_image_retrieve(_bundle(str_or_query_bundle))
+
+    def image_to_image_retrieve(self, str_or_query_bundle: QueryType) -> list[NodeWithScore]:
+        """Image nodes only, for an image query: a path/URL string or a ``QueryBundle`` with ``image_path``."""
+        return self._image_to_image_retrieve(_bundle(str_or_query_bundle, image=True))
+
+    def _text_to_image_retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return self._search(query_bundle, self._image_k, "image")
+
+    def _image_to_image_retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        if not query_bundle.image_path:
+            raise ValueError("image_to_image_retrieve needs an image: pass its path/URL or a QueryBundle with image_path")
+        return self._search(query_bundle, self._image_k, "image")
+
+    async def atext_retrieve(self, str_or_query_bundle: QueryType) -> list[NodeWithScore]:
+        return await asyncio.to_thread(self.text_retrieve, str_or_query_bundle)
+
+    async def atext_to_image_retrieve(self, str_or_query_bundle: QueryType) -> list[NodeWithScore]:
+        return await asyncio.to_thread(self.text_to_image_retrieve, str_or_query_bundle)
+
+    async def aimage_to_image_retrieve(self, str_or_query_bundle: QueryType) -> list[NodeWithScore]:
+        return await asyncio.to_thread(self.image_to_image_retrieve, str_or_query_bundle)
+
+    async def _atext_to_image_retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return await asyncio.to_thread(self._text_to_image_retrieve, query_bundle)
+
+    async def _aimage_to_image_retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return await asyncio.to_thread(self._image_to_image_retrieve, query_bundle)
+
+
+def _bundle(str_or_query_bundle: QueryType, *, image: bool = False) -> QueryBundle:
+    """A ``QueryBundle`` for a query string (an image path/URL when ``image``), as LlamaIndex builds it."""
+    if isinstance(str_or_query_bundle, QueryBundle):
+        return str_or_query_bundle
+    if not isinstance(str_or_query_bundle, str):
+        raise TypeError(f"expected a str or QueryBundle, got {type(str_or_query_bundle).__name__}")
+    return QueryBundle(query_str="", image_path=str_or_query_bundle) if image else QueryBundle(query_str=str_or_query_bundle)
 
 
 # ---- reranker ------------------------------------------------------------------------
@@ -338,8 +470,10 @@ class SmartRerank(BaseNodePostprocessor):
     """Re-rank the nodes of any retriever with SMART late interaction.
 
     Each node is scored on ``node.get_content(metadata_mode=MetadataMode.EMBED)`` (what an
-    embedding model sees) and returned as a :class:`SmartNodeWithScore`, best first, cut to
-    ``top_n``. Nodes are encoded once and kept in an LRU cache; with an ``index``, nodes
+    embedding model sees), an image node on its image (through a vision encoder; an
+    ``ImageNode`` without image data, e.g. one indexed from inline data, on its text), and
+    returned as a :class:`SmartNodeWithScore`, best first, cut to ``top_n``. A query bundle
+    with an ``image_path`` is an image query. Nodes are encoded once and kept in an LRU cache; with an ``index``, nodes
     whose id the index holds with that same content reuse its stored token states, without
     a forward pass. The input nodes are never modified. Like LlamaIndex's rerankers it emits
     ``ReRankStartEvent``/``ReRankEndEvent`` and a ``CBEventType.RERANKING`` callback event.
@@ -427,8 +561,11 @@ class SmartRerank(BaseNodePostprocessor):
         with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as event:
             query = _encode_query_bundle(self._scorer.encoder, query_bundle)
             texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
+            images = [_node_image(n.node, required=False) for n in nodes]
             # stored token states are reused only where the index holds this id with this content
-            ranked = self._scorer.score(query, texts, [n.node.node_id for n in nodes], top_n=self.top_n)
+            ranked = self._scorer.score(
+                query, texts, [n.node.node_id for n in nodes], images=images if any(im is not None for im in images) else None, top_n=self.top_n
+            )
             reranked: list[NodeWithScore] = [self._scored(nodes[c.position], c.score, c.pooled_score, c.late_score) for c in ranked]
             event.on_end(payload={EventPayload.NODES: reranked})
         dispatcher.event(ReRankEndEvent(nodes=reranked))
@@ -449,7 +586,11 @@ class SmartVectorIndex(BaseManagedIndex):
 
     Nodes are stored one per row: node id as row id, ``ref_doc_id`` as ``ref_id``, node
     metadata as filterable metadata, and the node's embed content
-    (``get_content(MetadataMode.EMBED)``) as the encoded text. What else rebuilds the
+    (``get_content(MetadataMode.EMBED)``) as the encoded text. Image nodes (``ImageNode``;
+    documents with an image, ``ImageDocument`` or an ``image_resource``, become image nodes
+    when parsed) need a vision encoder: their image is encoded, their embed content is
+    stored as text, and their ``image_path``/``image_url`` (never the pixels) as the row's
+    image; base64-only images are encoded but come back without their image. What else rebuilds the
     ``TextNode`` (relationships, metadata exclusions and templates, the node's own text when
     it differs, the source document's hash) is kept under the reserved metadata key
     :data:`NODE_KEY`, which is stripped on read. There is no docstore: the table is the one
@@ -548,8 +689,9 @@ class SmartVectorIndex(BaseManagedIndex):
         if not checked:
             return []
         rows = [_node_row(node, doc_hashes.get(node.ref_doc_id or "")) for node in checked]
-        return self._smart_index.add(
+        return self._smart_index.add_items(
             [text for text, _ in rows],
+            [_node_image(node) for node in checked],
             ids=[node.node_id for node in checked],
             metadatas=[metadata for _, metadata in rows],
             ref_ids=[node.ref_doc_id for node in checked],
@@ -566,7 +708,7 @@ class SmartVectorIndex(BaseManagedIndex):
             raise TypeError(f"expected Document objects, got {type(bad).__name__}")
         if not documents:
             return
-        documents = list({doc.id_: doc for doc in documents}.values())  # one version per id: the last
+        documents = list({doc.id_: _as_image_document(doc) for doc in documents}.values())  # one version per id: the last
         nodes = run_transformations(documents, self._transformations, show_progress=self._show_progress)
         ids = self._write_nodes(nodes, {doc.id_: doc.hash for doc in documents})
         self._smart_index.delete(ref_ids=[doc.id_ for doc in documents], where={"id": {"$nin": ids}})
