@@ -14,7 +14,9 @@ DEFAULT_DB = "./smart_db"
 
 
 def _encoder(args: argparse.Namespace):
+    """The bundled encoder, or the right one (text or vision-language) for ``--model``."""
     from .encoder import SmartEncoder
+    from .vision import load_encoder
 
     kwargs: dict[str, Any] = {"batch_size": args.batch_size}
     if getattr(args, "adapter", None):
@@ -22,7 +24,7 @@ def _encoder(args: argparse.Namespace):
     if getattr(args, "max_length", None):
         kwargs["max_length"] = args.max_length
     if args.model:
-        return SmartEncoder(args.model, **kwargs)
+        return load_encoder(args.model, **kwargs)
     return SmartEncoder.default(**kwargs)
 
 
@@ -74,14 +76,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .comparison import compare
-    from .evaluation import load_beir
+    from .evaluation import encode_corpus, load_beir
 
     dataset = load_beir(args.beir_dir, split=args.split)
     encoder = _encoder(args)
-    doc_ids = list(dataset.corpus)
     query_ids = list(dataset.queries)
     start = time.perf_counter()
-    docs = encoder.encode_documents([dataset.doc_text(d) for d in doc_ids], show_progress=True)
+    doc_ids, docs = encode_corpus(dataset, encoder, show_progress=True)  # image rows through the vision encoder
     encode_docs_s = time.perf_counter() - start
     start = time.perf_counter()
     queries = encoder.encode_queries([dataset.queries[q] for q in query_ids], show_progress=True)
@@ -128,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("eval", help="single-vector vs SMART on a BEIR-layout dataset")
+    p = sub.add_parser("eval", help="single-vector vs SMART on a BEIR-layout dataset (corpus rows may carry an `image`)")
     p.add_argument("beir_dir")
     p.add_argument("--split", default="test")
     p.add_argument("--candidates", type=int, default=100)

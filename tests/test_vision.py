@@ -479,3 +479,25 @@ def test_flickr8k_50_real_jpegs_end_to_end(tmp_path, encoders):
     hits = index.search(caption, k=5)
     assert len(hits) == 5 and all(h.modality == "image" for h in hits)
     assert index.search_image(paths[7], k=1)[0].id == doc_ids[7]
+
+
+def test_cli_eval_on_an_image_corpus(tmp_path, model_dirs, images, capsys):
+    """`smart-retrievers eval --model` on a BEIR layout whose corpus rows carry an `image` (as flickr8k-1k)."""
+    import json
+
+    from smart_retrievers.cli import main
+
+    root = tmp_path / "pics"
+    (root / "images").mkdir(parents=True)
+    (root / "qrels").mkdir()
+    for i, img in enumerate(images):
+        img.save(root / "images" / f"img{i}.png")
+    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": f"img{i}", "title": "", "text": "", "image": f"images/img{i}.png"}) + "\n" for i in range(len(images))))
+    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": f"picture number {i}"}) + "\n" for i in range(len(images))))
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\timg{i}\t1\n" for i in range(len(images))))
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(root), "--model", str(model_dirs["clip"]), "--json", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["dataset"] == "pics" and set(payload["results"]) == {"single", "smart-rerank", "smart-exhaustive"}
+    assert all(m["recall@100"] == 1.0 for m in payload["results"].values())  # 6 images, all retrieved
+    assert "6 docs, 6 queries" in capsys.readouterr().out
