@@ -16,8 +16,8 @@ from tqdm.auto import tqdm
 
 from .encoder import SmartEncoder
 from .encoding import Encoding
-from .scoring import fuse, maxsim, pad_tokens
-from .store import META_COLUMNS, Record, SmartStore, tokens_block, vectors_block
+from .scoring import fuse, maxsim_flat
+from .store import META_COLUMNS, Record, SmartStore, tokens_flat, vectors_block
 from .vision.images import IMAGE_TYPES, ImageInput, ImageLoadError, image_uri
 
 logger = logging.getLogger(__name__)
@@ -399,9 +399,7 @@ class SmartIndex:
         pooled = vectors_block(rows.column("vector")) @ torch.from_numpy(query.pooled.astype(np.float32))
         if ll == 0:
             return pooled * lp, pooled, torch.zeros_like(pooled)
-        q_block, q_mask = pad_tokens([query.tokens])
-        d_block, d_mask = tokens_block(rows.column("tokens"))
-        late = maxsim(q_block, q_mask, d_block, d_mask)[0]
+        late = maxsim_flat(query.tokens, *tokens_flat(rows.column("tokens")))
         return fuse(pooled, late, lp, ll), pooled, late
 
     def _rank(self, query: Encoding, rows: pa.Table, k: int, lp: float, ll: float) -> list[Hit]:

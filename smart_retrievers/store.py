@@ -103,6 +103,16 @@ def vectors_block(column: pa.Array | pa.ChunkedArray) -> torch.Tensor:
     return torch.from_numpy(values.reshape(len(column), column.type.list_size).astype(np.float32))
 
 
+def tokens_flat(column: pa.Array | pa.ChunkedArray) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ``tokens`` column as its concatenated token states (T, d) float32 and per-row lengths (N,)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    dim = column.type.value_type.list_size
+    values = column.flatten().flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+    lengths = np.diff(column.offsets.to_numpy())
+    return torch.from_numpy(values.copy()).float(), torch.from_numpy(lengths)
+
+
 def tokens_block(column: pa.Array | pa.ChunkedArray) -> tuple[torch.Tensor, torch.Tensor]:
     """A ``tokens`` column as a zero-padded float32 block (N, L, d) and its bool mask (N, L)."""
     if isinstance(column, pa.ChunkedArray):

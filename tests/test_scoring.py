@@ -261,3 +261,22 @@ def test_maxsim_rejects_fully_masked_rows_and_bad_chunk():
         maxsim(tokens, mask, tokens, torch.tensor([[True, False, False], [False, False, False]]))
     with pytest.raises(ValueError, match="chunk_size"):
         maxsim(tokens, mask, tokens, mask, chunk_size=0)
+
+
+def test_maxsim_flat_equals_padded_maxsim():
+    from smart_retrievers.scoring import maxsim_flat
+
+    rng = np.random.default_rng(7)
+    lengths = [1, 5, 3, 9, 2]
+    docs = [rng.standard_normal((n, 8)).astype(np.float32) for n in lengths]
+    docs = [d / np.linalg.norm(d, axis=1, keepdims=True) for d in docs]
+    query = rng.standard_normal((4, 8)).astype(np.float32)
+    query /= np.linalg.norm(query, axis=1, keepdims=True)
+    block, mask = pad_tokens(docs)
+    expected = maxsim(torch.from_numpy(query)[None], torch.ones(1, 4, dtype=torch.bool), block, mask)[0]
+    got = maxsim_flat(query, np.concatenate(docs), lengths)
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="lengths"):
+        maxsim_flat(query, np.concatenate(docs), [1, 5, 3, 9, 3])
+    with pytest.raises(ValueError, match="lengths"):
+        maxsim_flat(query, np.concatenate(docs)[:1], [0, 1])
