@@ -11,12 +11,10 @@ import copy
 import itertools
 import runpy
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 pytest.importorskip("langchain_core", reason="the [langchain] extra (langchain-core) is not installed")
 pytest.importorskip("langchain_tests", reason="langchain-tests (the [dev] extra) is not installed")
@@ -42,15 +40,6 @@ CORPUS = [
     Document(id="memo-1", page_content="Shipping memo: codes are printed in black ink on every label.", metadata={"year": 2024, "topic": "shipping"}),
 ]
 QUERY = "which code labels the red star?"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Tiny inputs: one intra-op thread is as fast, and far faster when the CPUs are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -31,15 +31,6 @@ from smart_retrievers.training import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors are tiny: one thread avoids OpenMP stalls on a busy, shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ---- synthetic states with learnable structure ------------------------------------
 
 

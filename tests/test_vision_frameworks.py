@@ -15,7 +15,6 @@ import io
 from pathlib import Path
 
 import pytest
-import torch
 from langchain_core.documents import Document as LCDocument
 from llama_index.core.base.base_multi_modal_retriever import MultiModalRetriever
 from llama_index.core.schema import Document, ImageDocument, ImageNode, MediaResource, NodeWithScore, QueryBundle, TextNode
@@ -29,15 +28,6 @@ from smart_retrievers.vision import ClipEncoder, ImageLoadError, QwenVLEncoder
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "multimodal_rag.py"
 TEXTS = ["a red star in the night sky", "two children play with a ball on the grass"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models: intra-op threads only add synchronisation cost (large on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
