@@ -7,17 +7,16 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import torch
 from tqdm.auto import tqdm
 
 from .encoder import SmartEncoder
 from .encoding import Encoding
-from .scoring import fuse, maxsim_flat
-from .store import META_COLUMNS, Record, SmartStore, tokens_flat, vectors_block
+from .options import MODALITIES, SEARCH_MODES, Modality, SearchMode, SearchOptions, check_weights
+from .scoring import Ranking, rank
+from .store import META_COLUMNS, Record, SmartStore, tokens_from_arrow, tokens_to_arrow, vectors_block
 from .vision.images import IMAGE_TYPES, ImageInput, ImageLoadError, image_uri
 
 logger = logging.getLogger(__name__)
@@ -25,10 +24,7 @@ logger = logging.getLogger(__name__)
 IMAGE_WRITE_BATCH = 128
 """Most images encoded per LanceDB commit: image token states are large (hundreds per image)."""
 
-SearchMode = Literal["rerank", "exhaustive", "pooled"]
-SEARCH_MODES = ("rerank", "exhaustive", "pooled")
-Modality = Literal["text", "image"]
-MODALITIES = ("text", "image")
+__all__ = ["MODALITIES", "SEARCH_MODES", "Hit", "Modality", "SearchMode", "SearchOptions", "SmartIndex", "load_metadata"]
 
 
 @dataclass
@@ -44,11 +40,6 @@ class Hit:
     ref_id: str | None = None
     image: str | None = None
     modality: str = "text"
-
-
-def _check_lambdas(lambda_pool: float, lambda_late: float) -> None:
-    if lambda_pool < 0 or lambda_late < 0 or lambda_pool + lambda_late == 0:
-        raise ValueError(f"lambda_pool and lambda_late must be >= 0 and not both 0, got {lambda_pool}, {lambda_late}")
 
 
 class SmartIndex:
@@ -84,7 +75,7 @@ class SmartIndex:
         storage_options: Mapping[str, str] | None = None,
         **connect_kwargs: Any,
     ) -> None:
-        _check_lambdas(lambda_pool, lambda_late)
+        check_weights(lambda_pool, lambda_late)
         self.encoder = encoder or SmartEncoder.default()
         self.store = SmartStore(uri, table, self.encoder.fingerprint, storage_options=storage_options, **connect_kwargs)
         self.lambda_pool = lambda_pool
@@ -302,47 +293,33 @@ class SmartIndex:
         """Stored items for these ids, in the given order (missing ids are skipped; scores are 0)."""
         return [self._hit(row) for row in self.store.get(ids).to_pylist()]
 
-    def search(
-        self,
-        query: str,
-        k: int = 10,
-        *,
-        where: Any = None,
-        candidates: int | None = None,
-        mode: SearchMode = "rerank",
-        lambda_pool: float | None = None,
-        lambda_late: float | None = None,
-        modality: Modality | None = None,
-    ) -> list[Hit]:
+    def search(self, query: str, k: int | None = None, *, options: SearchOptions | None = None, **settings: Any) -> list[Hit]:
         """Search with SMART scoring.
 
         Args:
             query: the query text.
-            k: number of hits.
-            where: metadata filter (dict or :mod:`filters` model), applied before search.
-            candidates: pooled candidates re-scored in "rerank" mode (default: the index's).
-            mode: "rerank" (pooled top-``candidates``, then exact SMART), "exhaustive"
-                (exact SMART over every matching row, streamed) or "pooled"
-                (single-vector cosine only, the baseline).
-            lambda_pool / lambda_late: fusion weights for this call.
-            modality: only "text" or only "image" rows (None: both), applied before search.
+            k: number of hits (default 10).
+            options: a :class:`~smart_retrievers.options.SearchOptions`; ``k`` and
+                ``settings`` override its fields.
+            **settings: any :class:`SearchOptions` field: ``where`` (metadata filter,
+                applied before search), ``candidates`` (pooled candidates re-scored in
+                "rerank" mode), ``mode`` ("rerank", "exhaustive" or "pooled"),
+                ``lambda_pool`` / ``lambda_late`` and ``modality``. None means the
+                index's default.
         """
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
-        return self.search_encoded(self.encoder.encode_queries([query], show_progress=False)[0], k, where=where, candidates=candidates, mode=mode, lambda_pool=lambda_pool, lambda_late=lambda_late, modality=modality)
+        opts = (options or SearchOptions()).updated(k=k, **settings)
+        return self.search_encoded(self.encoder.encode_queries([query], show_progress=False)[0], options=opts)
 
     def search_image(
         self,
         image: ImageInput,
-        k: int = 10,
+        k: int | None = None,
         *,
         text: str | None = None,
-        where: Any = None,
-        candidates: int | None = None,
-        mode: SearchMode = "rerank",
-        lambda_pool: float | None = None,
-        lambda_late: float | None = None,
-        modality: Modality | None = None,
+        options: SearchOptions | None = None,
+        **settings: Any,
     ) -> list[Hit]:
         """Search with an image as the query (image-to-image or image-to-text retrieval).
 
@@ -356,78 +333,65 @@ class SmartIndex:
             raise TypeError(f"image must be a path, URI, bytes or PIL.Image, got {type(image).__name__}")
         if text is not None and not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
+        opts = (options or SearchOptions()).updated(k=k, **settings)
         query = self._image_encoder().encode_inputs(texts=[text], images=[image], query=True, show_progress=False)[0]
-        return self.search_encoded(query, k, where=where, candidates=candidates, mode=mode, lambda_pool=lambda_pool, lambda_late=lambda_late, modality=modality)
+        return self.search_encoded(query, options=opts)
 
-    def search_encoded(
-        self,
-        query: Encoding,
-        k: int = 10,
-        *,
-        where: Any = None,
-        candidates: int | None = None,
-        mode: SearchMode = "rerank",
-        lambda_pool: float | None = None,
-        lambda_late: float | None = None,
-        modality: Modality | None = None,
-    ) -> list[Hit]:
+    def search_encoded(self, query: Encoding, k: int | None = None, *, options: SearchOptions | None = None, **settings: Any) -> list[Hit]:
         """:meth:`search` for an already encoded query (text or image)."""
-        if mode not in SEARCH_MODES:
-            raise ValueError(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
-        if modality is not None and modality not in MODALITIES:
-            raise ValueError(f"modality must be one of {MODALITIES} or None, got {modality!r}")
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        lp = self.lambda_pool if lambda_pool is None else lambda_pool
-        ll = self.lambda_late if lambda_late is None else lambda_late
-        _check_lambdas(lp, ll)
+        opts = self.resolve(options, k=k, **settings)
         if self.store.table is None:  # nothing written yet: no fields to filter on, no hits
             return []
-        where_sql = self.store.where_sql(where)
-        if modality is not None:  # a validated literal, safe to render
-            where_sql = f"({where_sql}) AND modality = '{modality}'" if where_sql else f"modality = '{modality}'"
-        if mode == "exhaustive":
-            return self._search_exhaustive(query, k, where_sql, lp, ll)
-        n_candidates = k if mode == "pooled" else max(k, candidates or self.candidates)
-        columns = META_COLUMNS + ["vector"] + ([] if mode == "pooled" else ["tokens"])
+        where_sql = self.store.where_sql(opts.where)
+        if opts.modality is not None:  # a validated literal, safe to render
+            modality_sql = f"modality = '{opts.modality}'"
+            where_sql = f"({where_sql}) AND {modality_sql}" if where_sql else modality_sql
+        if opts.mode == "exhaustive":
+            return self._search_exhaustive(query, where_sql, opts)
+        pooled_only = opts.mode == "pooled"
+        n_candidates = opts.k if pooled_only else max(opts.k, opts.candidates)
+        columns = [*META_COLUMNS, "vector", *([] if pooled_only else ["tokens"])]
         rows = self.store.search_pooled(query.pooled, n_candidates, where=where_sql, columns=columns)
-        if mode == "pooled":
-            return self._rank(query, rows, k, 1.0, 0.0)
-        return self._rank(query, rows, k, lp, ll)
-
-    def _scores(self, query: Encoding, rows: pa.Table | pa.RecordBatch, lp: float, ll: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        pooled = vectors_block(rows.column("vector")) @ torch.from_numpy(query.pooled.astype(np.float32))
-        if ll == 0:
-            return pooled * lp, pooled, torch.zeros_like(pooled)
-        late = maxsim_flat(query.tokens, *tokens_flat(rows.column("tokens")))
-        return fuse(pooled, late, lp, ll), pooled, late
-
-    def _rank(self, query: Encoding, rows: pa.Table, k: int, lp: float, ll: float) -> list[Hit]:
-        if len(rows) == 0:
-            return []
-        fused, pooled, late = self._scores(query, rows, lp, ll)
-        order = torch.sort(fused, descending=True, stable=True).indices[:k].tolist()
+        if pooled_only:
+            opts = opts.updated(lambda_pool=1.0, lambda_late=0.0)
+        ranking = self._rank(query, rows, opts)
         meta = rows.select(META_COLUMNS).to_pylist()
-        return [self._hit(meta[i], fused[i], pooled[i], late[i]) for i in order]
+        return [self._hit(meta[i], ranking.fused[i], ranking.pooled[i], ranking.late[i]) for i in ranking.order]
 
-    def _search_exhaustive(self, query: Encoding, k: int, where_sql: str | None, lp: float, ll: float) -> list[Hit]:
+    def resolve(self, options: SearchOptions | None = None, **settings: Any) -> SearchOptions:
+        """``options`` with ``settings`` applied and every default taken from this index."""
+        opts = (options or SearchOptions()).updated(**settings)
+        return opts.resolved(candidates=self.candidates, lambda_pool=self.lambda_pool, lambda_late=self.lambda_late)
+
+    def _rank(self, query: Encoding, rows: pa.Table | pa.RecordBatch, opts: SearchOptions, k: int | None = None) -> Ranking:
+        late = opts.lambda_late != 0
+        return rank(
+            query.pooled,
+            query.tokens,
+            vectors_block(rows.column("vector")),
+            tokens_from_arrow(rows.column("tokens")) if late and len(rows) else None,
+            lambda_pool=opts.lambda_pool,
+            lambda_late=opts.lambda_late,
+            k=opts.k if k is None else k,
+        )
+
+    def _search_exhaustive(self, query: Encoding, where_sql: str | None, opts: SearchOptions) -> list[Hit]:
         best: list[tuple[float, int, dict, float, float]] = []
         seen = 0
-        for batch in self.store.scan(META_COLUMNS + ["vector", "tokens"], where=where_sql):
-            fused, pooled, late = self._scores(query, batch, lp, ll)
-            top = torch.topk(fused, min(k, len(fused))).indices.tolist()
+        for batch in self.store.scan([*META_COLUMNS, "vector", "tokens"], where=where_sql):
+            ranking = self._rank(query, batch, opts)
             meta = batch.select(META_COLUMNS).to_pylist()
-            best.extend((float(fused[i]), seen + i, meta[i], float(pooled[i]), float(late[i])) for i in top)
-            best = sorted(best, key=lambda b: (-b[0], b[1]))[:k]
+            best.extend((float(ranking.fused[i]), seen + i, meta[i], float(ranking.pooled[i]), float(ranking.late[i])) for i in ranking.order)
+            best = sorted(best, key=lambda b: (-b[0], b[1]))[: opts.k]
             seen += len(batch)
-        return [self._hit(m, f, p, l) for f, _, m, p, l in best]
+        return [self._hit(m, f, p, late) for f, _, m, p, late in best]
 
     @staticmethod
     def _hit(row: Mapping[str, Any], fused: Any = 0.0, pooled: Any = 0.0, late: Any = 0.0) -> Hit:
         return Hit(
             id=row["id"],
             text=row["text"],
-            metadata=_load_metadata(row.get("metadata")),
+            metadata=load_metadata(row.get("metadata")),
             score=float(fused),
             pooled_score=float(pooled),
             late_score=float(late),
@@ -470,7 +434,6 @@ class SmartIndex:
         import copy
 
         from .adapter import SmartAdapter
-        from .store import FINGERPRINT_KEY
 
         if hasattr(adapter_or_encoder, "encode_documents"):
             encoder = adapter_or_encoder
@@ -487,65 +450,24 @@ class SmartIndex:
         if changed:
             raise ValueError(f"reindex_tokens only swaps the adapter, but the new encoder also changes {changed}; build a new index for another model")
         table = self.store.table
-        if table is None:
-            self.encoder, self.store.fingerprint = encoder, new_fp
-            return 0
-        images = table.count_rows("image IS NOT NULL OR modality <> 'text'")
+        images = 0 if table is None else table.count_rows("image IS NOT NULL OR modality <> 'text'")
         if images:
             raise NotImplementedError(f"reindex_tokens re-encodes stored texts; the table holds {images} image rows, which it cannot re-encode yet")
 
-        snapshot = self.store.db.open_table(self.store.table_name)
-        snapshot.checkout(table.version)  # read the version we started from, whatever commits meanwhile
-        n_rows = snapshot.count_rows()
-        lost_indices = [i.name for i in table.list_indices()]
-        stored_schema = snapshot.schema
-        rows = snapshot.search().select(stored_schema.names).limit(None).to_batches(batch_size)
-        # the reader's types (e.g. JSON as arrow.json, not Lance's storage type), the table's field
-        # metadata (known metadata fields), the new token type and fingerprint
-        fields = []
-        for f in rows.schema:
-            if f.name == "tokens":
-                f = pa.field("tokens", pa.list_(pa.list_(pa.float16(), encoder.token_dim)))
-            kept = {k: v for k, v in (stored_schema.field(f.name).metadata or {}).items() if not k.startswith(b"ARROW:extension")}
-            fields.append(f.with_metadata(kept))
-        metadata = {**(stored_schema.metadata or {}), FINGERPRINT_KEY.encode(): json.dumps(new_fp, sort_keys=True).encode()}
-        schema = pa.schema(fields, metadata=metadata)
-        failure: list[BaseException] = []
+        token_type = pa.list_(pa.list_(pa.float16(), encoder.token_dim))
 
-        def batches():
-            show = show_progress if show_progress is not None else n_rows > 256
-            try:
-                with tqdm(total=n_rows, disable=not show, desc="Re-encoding tokens", unit="row") as bar:
-                    for batch in rows:
-                        encodings = encoder.encode_documents(batch.column("text").to_pylist(), show_progress=False)
-                        lengths = np.array([len(e.tokens) for e in encodings], dtype=np.int32)
-                        flat = np.concatenate([e.tokens for e in encodings]).astype(np.float16, copy=False)
-                        tokens = pa.ListArray.from_arrays(
-                            pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)),
-                            pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), encoder.token_dim),
-                        )
-                        replaced = {"tokens": tokens, "n_tokens": pa.array(lengths)}
-                        yield pa.RecordBatch.from_arrays([replaced.get(name, batch.column(name)) for name in schema.names], schema=schema)
-                        bar.update(len(batch))
-            except BaseException as exc:
-                failure.append(exc)
-                raise
+        def transform(batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array]:
+            encodings = encoder.encode_documents(batch.column("text").to_pylist(), show_progress=False)
+            tokens = [e.tokens for e in encodings]
+            return tokens_to_arrow(tokens, encoder.token_dim), pa.array([len(t) for t in tokens], pa.int32())
 
-        try:
-            self.store.db.create_table(self.store.table_name, data=pa.RecordBatchReader.from_batches(schema, batches()), schema=schema, mode="overwrite")
-        except Exception as exc:
-            if failure:  # surface the encoder's own error, not Arrow's wrapper
-                raise failure[0] from exc
-            raise
-        self.store._table = self.store.db.open_table(self.store.table_name)
-        self.store.fingerprint = new_fp
+        n_rows = self.store.replace_tokens(transform, new_fp, tokens_type=token_type, batch_size=batch_size, show_progress=show_progress, desc="Re-encoding tokens")
         self.encoder = encoder
-        if lost_indices:
-            logger.warning("reindex_tokens: the overwrite dropped indices %s; rebuild them", lost_indices)
         return n_rows
 
 
-def _load_metadata(raw: Any) -> dict[str, Any]:
+def load_metadata(raw: Any) -> dict[str, Any]:
+    """A stored ``metadata`` value (JSON text, bytes, a mapping or None) as a dict."""
     if raw is None:
         return {}
     if isinstance(raw, (bytes, str)):

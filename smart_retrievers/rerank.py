@@ -18,9 +18,10 @@ import numpy as np
 
 from .encoder import SmartEncoder
 from .encoding import Encoding
-from .index import SmartIndex, _check_lambdas
-from .scoring import smart_scores
-from .store import tokens_block, vectors_block
+from .index import SmartIndex
+from .options import check_weights
+from .scoring import PackedTokens, rank
+from .store import tokens_from_arrow, vectors_block
 from .vision.images import ImageInput, ImageLoadError, image_cache_key, image_uri
 
 
@@ -83,7 +84,7 @@ class SmartScorer:
         batch_size: int | None = None,
         cache_size: int = 4096,
     ) -> None:
-        _check_lambdas(lambda_pool, lambda_late)
+        check_weights(lambda_pool, lambda_late)
         self.index = index
         self._encoder = encoder if encoder is not None or index is not None else SmartEncoder.default()
         self.lambda_pool = lambda_pool
@@ -114,10 +115,10 @@ class SmartScorer:
             rows = self.index.store.get(list(dict.fromkeys(wanted.values())), columns=["id", "text", "image", "vector", "tokens", "modality"])
             if len(rows):
                 pooled = vectors_block(rows.column("vector")).numpy()
-                block, mask = tokens_block(rows.column("tokens"))
+                tokens = tokens_from_arrow(rows.column("tokens"))
                 columns = (rows.column(c).to_pylist() for c in ("id", "text", "image", "modality"))
                 stored = {
-                    (rid, text, mod or "text", image): Encoding(pooled=pooled[r], tokens=block[r][mask[r]].numpy(), modality=mod or "text")
+                    (rid, text, mod or "text", image): Encoding(pooled=pooled[r], tokens=tokens.item(r).numpy(), modality=mod or "text")
                     for r, (rid, text, image, mod) in enumerate(zip(*columns))
                 }
                 # an id from another source with other content must not borrow these states;
@@ -191,13 +192,13 @@ class SmartScorer:
             return []
         q = query if isinstance(query, Encoding) else self.encoder.encode_queries([query], show_progress=False)[0]
         docs = self.encode_candidates(texts, ids, images)
-        scores = smart_scores(
+        ranking = rank(
             q.pooled,
             q.tokens,
             np.stack([d.pooled for d in docs]),
-            [d.tokens for d in docs],
+            PackedTokens.from_list([d.tokens for d in docs]),
             lambda_pool=self.lambda_pool,
             lambda_late=self.lambda_late,
+            k=top_n,
         )
-        order = np.argsort(-scores.fused.numpy(), kind="stable")[: top_n or len(texts)]
-        return [CandidateScore(int(i), float(scores.fused[i]), float(scores.pooled[i]), float(scores.late[i])) for i in order]
+        return [CandidateScore(i, float(ranking.fused[i]), float(ranking.pooled[i]), float(ranking.late[i])) for i in ranking.order]

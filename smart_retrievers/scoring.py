@@ -22,7 +22,18 @@ import torch
 
 ArrayLike = np.ndarray | torch.Tensor
 
-__all__ = ["Scores", "pad_tokens", "maxsim", "fuse", "smart_scores"]
+__all__ = [
+    "PackedTokens",
+    "Ranking",
+    "Scores",
+    "fuse",
+    "maxsim",
+    "maxsim_flat",
+    "pad_tokens",
+    "rank",
+    "rerank_candidates",
+    "smart_scores",
+]
 
 
 @dataclass(frozen=True)
@@ -134,24 +145,178 @@ def maxsim(
     return out
 
 
-def maxsim_flat(query_tokens: ArrayLike, doc_tokens: ArrayLike, doc_lengths: ArrayLike) -> torch.Tensor:
-    """Late scores (N,) of one query against N docs whose token states are concatenated, unpadded.
+def maxsim_flat(
+    query_tokens: ArrayLike,
+    doc_tokens: ArrayLike,
+    doc_lengths: ArrayLike,
+    *,
+    query_lengths: ArrayLike | None = None,
+    chunk_tokens: int = 1 << 16,
+) -> torch.Tensor:
+    """Late scores of queries against N docs whose token states are concatenated, unpadded.
 
-    ``query_tokens`` (Lq, d); ``doc_tokens`` (T, d), doc i owning the next ``doc_lengths[i]``
-    rows. One (T, Lq) matmul and a segment max: no padded (N, Ld, d) block is built, which is
-    what the rerank step of a search spends most of its time on otherwise. Equals :func:`maxsim`.
+    ``doc_tokens`` (T, d), doc i owning the next ``doc_lengths[i]`` rows. ``query_tokens`` is
+    one query's (Lq, d) states, or with ``query_lengths`` (Q,) several queries' states
+    concatenated the same way. One (T, Lq) matmul and a segment max per chunk of about
+    ``chunk_tokens`` doc tokens: no padded (N, Ld, d) block is built. Returns (N,) for one
+    query, (Q, N) with ``query_lengths``. Equals :func:`maxsim`.
     """
     q = _as_float32(query_tokens)
-    d = _as_float32(doc_tokens)
     lengths = torch.as_tensor(doc_lengths, dtype=torch.long)
-    if q.ndim != 2 or d.ndim != 2 or q.shape[1] != d.shape[1]:
-        raise ValueError(f"need query (Lq, d) and doc (T, d) tokens of one dim, got {tuple(q.shape)} and {tuple(d.shape)}")
-    if len(q) == 0 or (lengths < 1).any() or int(lengths.sum()) != len(d):
-        raise ValueError(f"need >= 1 query token and doc lengths >= 1 summing to {len(d)}")
-    sims = d @ q.T  # (T, Lq)
-    owner = torch.repeat_interleave(torch.arange(len(lengths)), lengths)[:, None].expand_as(sims)
-    best = torch.full((len(lengths), q.shape[0]), float("-inf")).scatter_reduce(0, owner, sims, "amax")
-    return best.mean(dim=1)
+    if q.ndim != 2 or doc_tokens.ndim != 2 or q.shape[1] != doc_tokens.shape[1]:
+        raise ValueError(
+            f"need query (Lq, d) and doc (T, d) tokens of one dim, got {tuple(q.shape)} and {tuple(doc_tokens.shape)}"
+        )
+    if len(q) == 0 or (lengths < 1).any() or int(lengths.sum()) != len(doc_tokens):
+        raise ValueError(f"need >= 1 query token and doc lengths >= 1 summing to {len(doc_tokens)}")
+    q_lengths = torch.as_tensor([len(q)] if query_lengths is None else query_lengths, dtype=torch.long)
+    if (q_lengths < 1).any() or int(q_lengths.sum()) != len(q):
+        raise ValueError(f"query lengths must be >= 1 and sum to {len(q)}")
+    best = torch.empty(len(lengths), len(q))
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)]).tolist()
+    first = 0
+    while first < len(lengths):  # chunks of whole docs, about chunk_tokens tokens each
+        last = first + 1
+        while last < len(lengths) and offsets[last + 1] - offsets[first] <= chunk_tokens:
+            last += 1
+        sims = _as_float32(doc_tokens[offsets[first] : offsets[last]]) @ q.T  # (t, Lq)
+        owner = torch.repeat_interleave(torch.arange(last - first), lengths[first:last])[:, None].expand_as(sims)
+        best[first:last] = torch.full((last - first, len(q)), float("-inf")).scatter_reduce(0, owner, sims, "amax")
+        first = last
+    if query_lengths is None:
+        return best.mean(dim=1)
+    q_owner = torch.repeat_interleave(torch.arange(len(q_lengths)), q_lengths)
+    sums = torch.zeros(len(q_lengths), len(lengths)).index_add_(0, q_owner, best.T)
+    return sums / q_lengths[:, None].to(torch.float32)
+
+
+@dataclass(frozen=True)
+class PackedTokens:
+    """Ragged token states of N items stored flat: item i owns ``values[offsets[i]:offsets[i + 1]]``.
+
+    ``values`` is (T, d), float16/float32 numpy or torch (possibly a read-only memmap).
+    """
+
+    values: ArrayLike
+    offsets: np.ndarray
+
+    @classmethod
+    def from_list(cls, tokens: Sequence[ArrayLike]) -> PackedTokens:
+        """Pack ragged (n_i, d) arrays; every entry needs at least one token."""
+        if not tokens:
+            raise ValueError("no token arrays to pack")
+        lengths = np.array([len(t) for t in tokens], dtype=np.int64)
+        if (lengths < 1).any():
+            raise ValueError(f"token entry {int(np.argmin(lengths))} is empty")
+        if isinstance(tokens[0], torch.Tensor):
+            values: ArrayLike = torch.cat([t.detach() for t in tokens])
+        else:
+            values = np.concatenate([np.asarray(t) for t in tokens])
+        return cls(values=values, offsets=np.concatenate([[0], np.cumsum(lengths)]))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """Tokens per item, (N,) int64."""
+        return torch.from_numpy(np.diff(self.offsets))
+
+    def take(self, rows: Sequence[int]) -> PackedTokens:
+        """The items at ``rows``, in that order, packed anew."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, stops = self.offsets[rows], self.offsets[rows + 1]
+        index = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)]) if len(rows) else np.zeros(0, np.int64)
+        values = self.values[torch.from_numpy(index)] if isinstance(self.values, torch.Tensor) else self.values[index]
+        return PackedTokens(values=values, offsets=np.concatenate([[0], np.cumsum(stops - starts)]))
+
+    def item(self, row: int) -> ArrayLike:
+        """Item ``row``'s (n, d) states."""
+        return self.values[self.offsets[row] : self.offsets[row + 1]]
+
+    def padded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A zero-padded float32 block (N, L, d) and its bool mask (N, L)."""
+        lengths = self.lengths
+        mask = torch.arange(max(1, int(lengths.max()) if len(lengths) else 1))[None, :] < lengths[:, None]
+        block = torch.zeros(*mask.shape, self.values.shape[1], dtype=torch.float32)
+        block[mask] = _as_float32(self.values)
+        return block, mask
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Candidates ranked by fused score: ``order`` holds candidate positions, best first.
+
+    ``fused``, ``pooled`` and ``late`` are the scores of every candidate, in input order.
+    """
+
+    order: list[int]
+    fused: torch.Tensor
+    pooled: torch.Tensor
+    late: torch.Tensor
+
+
+def rank(
+    query_pooled: ArrayLike,
+    query_tokens: ArrayLike,
+    doc_pooled: ArrayLike,
+    doc_tokens: PackedTokens | None,
+    *,
+    lambda_pool: float = 1.0,
+    lambda_late: float = 1.0,
+    k: int | None = None,
+) -> Ranking:
+    """THE ranker: one query against N candidates, by ``λ_pool·cos + λ_late·late``.
+
+    ``query_pooled`` (d,), ``query_tokens`` (Lq, d), ``doc_pooled`` (N, d), ``doc_tokens``
+    the candidates' packed states (None only when ``lambda_late`` is 0: the late term is
+    then skipped and reported as 0). Ties keep input order; ``order`` is cut to ``k``.
+    """
+    d_pooled = _as_float32(doc_pooled)
+    pooled = d_pooled @ _as_float32(query_pooled)
+    if lambda_late == 0 or len(d_pooled) == 0:
+        late = torch.zeros_like(pooled)
+    else:
+        if doc_tokens is None:
+            raise ValueError("doc_tokens are needed when lambda_late > 0")
+        if len(doc_tokens) != len(d_pooled):
+            raise ValueError(f"{len(doc_tokens)} token entries for {len(d_pooled)} pooled vectors")
+        late = maxsim_flat(query_tokens, doc_tokens.values, doc_tokens.lengths)
+    fused = fuse(pooled, late, lambda_pool, lambda_late)
+    order = torch.sort(fused, descending=True, stable=True).indices[: len(fused) if k is None else k].tolist()
+    return Ranking(order=order, fused=fused, pooled=pooled, late=late)
+
+
+def rerank_candidates(
+    query_pooled: ArrayLike,
+    query_tokens: Sequence[ArrayLike],
+    doc_pooled: ArrayLike,
+    doc_tokens: PackedTokens,
+    *,
+    candidates: int = 100,
+    lambda_pool: float = 1.0,
+    lambda_late: float = 1.0,
+    show_progress: bool = False,
+) -> tuple[torch.Tensor, list[list[int]]]:
+    """Two-stage SMART over an in-memory corpus, as :class:`SmartIndex` "rerank" ranks.
+
+    Each of the Q queries (``query_pooled`` (Q, d), ``query_tokens`` Q arrays) takes its
+    pooled top-``candidates`` documents, which :func:`rank` then orders.
+
+    Returns:
+        (the pooled scores (Q, N), per query the doc rows of its candidates, SMART order).
+    """
+    from tqdm.auto import tqdm
+
+    q_pooled = _as_float32(query_pooled)
+    d_pooled = _as_float32(doc_pooled)
+    pooled = q_pooled @ d_pooled.T
+    top = torch.topk(pooled, min(candidates, d_pooled.shape[0]), dim=1).indices.tolist()
+    ranked = []
+    for qi, cand in enumerate(tqdm(top, desc="SMART rerank", disable=not show_progress)):
+        r = rank(q_pooled[qi], query_tokens[qi], d_pooled[cand], doc_tokens.take(cand), lambda_pool=lambda_pool, lambda_late=lambda_late)
+        ranked.append([cand[i] for i in r.order])
+    return pooled, ranked
 
 
 def fuse(

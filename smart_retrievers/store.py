@@ -10,19 +10,23 @@ metadata fields and their types live in the ``metadata`` field's metadata.
 from __future__ import annotations
 
 import json
+import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-import lancedb
 import numpy as np
 import pyarrow as pa
 import torch
+from tqdm.auto import tqdm
 
 from .encoding import Encoding
 from .filters import parse_filter, to_sql
+from .scoring import PackedTokens
+
+logger = logging.getLogger(__name__)
 
 FINGERPRINT_KEY = "smart_retrievers.fingerprint"
 FIELDS_KEY = "smart_retrievers.fields"
@@ -103,28 +107,24 @@ def vectors_block(column: pa.Array | pa.ChunkedArray) -> torch.Tensor:
     return torch.from_numpy(values.reshape(len(column), column.type.list_size).astype(np.float32))
 
 
-def tokens_flat(column: pa.Array | pa.ChunkedArray) -> tuple[torch.Tensor, torch.Tensor]:
-    """A ``tokens`` column as its concatenated token states (T, d) float32 and per-row lengths (N,)."""
+def tokens_to_arrow(tokens: Sequence[np.ndarray], token_dim: int) -> pa.ListArray:
+    """Ragged (n_i, token_dim) token states as a ``list<fixed_size_list<float16>>`` column."""
+    packed = PackedTokens.from_list(tokens)
+    flat = np.asarray(packed.values, dtype=np.float16)
+    if flat.ndim != 2 or flat.shape[1] != token_dim:
+        raise ValueError(f"token states of shape {flat.shape} do not fit token_dim {token_dim}")
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), token_dim)
+    return pa.ListArray.from_arrays(pa.array(packed.offsets.astype(np.int32)), vectors)
+
+
+def tokens_from_arrow(column: pa.Array | pa.ChunkedArray) -> PackedTokens:
+    """A ``tokens`` column as :class:`~smart_retrievers.scoring.PackedTokens` (float16 values)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     dim = column.type.value_type.list_size
+    offsets = column.offsets.to_numpy().astype(np.int64)
     values = column.flatten().flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
-    lengths = np.diff(column.offsets.to_numpy())
-    return torch.from_numpy(values.copy()).float(), torch.from_numpy(lengths)
-
-
-def tokens_block(column: pa.Array | pa.ChunkedArray) -> tuple[torch.Tensor, torch.Tensor]:
-    """A ``tokens`` column as a zero-padded float32 block (N, L, d) and its bool mask (N, L)."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    offsets = column.offsets.to_numpy()
-    lengths = np.diff(offsets)
-    dim = column.type.value_type.list_size
-    values = column.flatten().flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
-    mask = torch.arange(max(1, int(lengths.max(initial=1))))[None, :] < torch.from_numpy(lengths)[:, None]
-    block = torch.zeros(*mask.shape, dim, dtype=torch.float32)
-    block[mask] = torch.from_numpy(values.astype(np.float32))
-    return block, mask
+    return PackedTokens(values=torch.from_numpy(values.copy()), offsets=offsets - offsets[0])
 
 
 class SmartStore:
@@ -153,6 +153,8 @@ class SmartStore:
     ) -> None:
         self.uri = str(uri)
         self.table_name = table
+        import lancedb  # on first use: a text-only import of the package stays light
+
         self.fingerprint = dict(fingerprint)
         self.db = lancedb.connect(
             self.uri,
@@ -218,11 +220,7 @@ class SmartStore:
         for r in records:
             if r.encoding.pooled.shape != (dim,) or r.encoding.tokens.ndim != 2 or r.encoding.tokens.shape[1] != token_dim:
                 raise ValueError(f"record {r.id!r}: encoding shapes {r.encoding.pooled.shape}/{r.encoding.tokens.shape} do not fit dim {dim}/{token_dim}")
-        lengths = np.array([len(r.encoding.tokens) for r in records], dtype=np.int32)
-        flat = np.concatenate([r.encoding.tokens for r in records]).astype(np.float16, copy=False)
-        token_vectors = pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), token_dim)
-        offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
-        tokens = pa.ListArray.from_arrays(offsets, token_vectors)
+        tokens = tokens_to_arrow([r.encoding.tokens for r in records], token_dim)
         pooled = np.stack([r.encoding.pooled for r in records]).astype(np.float32, copy=False)
         columns = {
             "id": pa.array([r.id for r in records], pa.string()),
@@ -233,7 +231,7 @@ class SmartStore:
             "metadata": pa.array([json.dumps(r.metadata, sort_keys=True) for r in records], pa.json_(pa.utf8())),
             "vector": pa.FixedSizeListArray.from_arrays(pa.array(pooled.reshape(-1)), dim),
             "tokens": tokens,
-            "n_tokens": pa.array(lengths),
+            "n_tokens": pa.array([len(r.encoding.tokens) for r in records], pa.int32()),
         }
         return pa.Table.from_pydict(columns, schema=schema)
 
@@ -269,6 +267,71 @@ class SmartStore:
         elif self._table.version != version:
             self._table.checkout(version)
             self._table.restore()
+
+    def replace_tokens(
+        self,
+        transform: Callable[[pa.RecordBatch], tuple[pa.Array, pa.Array]],
+        fingerprint: Mapping[str, Any],
+        *,
+        tokens_type: pa.DataType,
+        batch_size: int = 1024,
+        show_progress: bool | None = None,
+        desc: str = "Rewriting tokens",
+    ) -> int:
+        """Rewrite the ``tokens`` column (and ``n_tokens``) of every row, keeping everything else.
+
+        ``transform`` maps a batch of stored rows to its new ``(tokens, n_tokens)`` columns.
+        The rows are read from the version current at the call and written back with
+        the new ``fingerprint`` as one overwrite commit: readers see the old table or the
+        new one, never a mix, and a failure (re-raised as the transform's own error)
+        leaves the old version in place. Table indices are not carried over by the
+        overwrite; they are logged and must be rebuilt. Returns the number of rows.
+        """
+        if self._table is None:
+            self.fingerprint = dict(fingerprint)
+            return 0
+        snapshot = self.db.open_table(self.table_name)
+        snapshot.checkout(self._table.version)  # the version we start from, whatever commits meanwhile
+        n_rows = snapshot.count_rows()
+        lost_indices = [i.name for i in self._table.list_indices()]
+        stored_schema = snapshot.schema
+        rows = snapshot.search().select(stored_schema.names).limit(None).to_batches(batch_size)
+        # the reader's types (e.g. JSON as arrow.json, not Lance's storage type), the table's
+        # field metadata (known metadata fields), the new token type and fingerprint
+        fields = []
+        for f in rows.schema:
+            if f.name == "tokens":
+                f = pa.field("tokens", tokens_type)
+            kept = {k: v for k, v in (stored_schema.field(f.name).metadata or {}).items() if not k.startswith(b"ARROW:extension")}
+            fields.append(f.with_metadata(kept))
+        metadata = {**(stored_schema.metadata or {}), FINGERPRINT_KEY.encode(): json.dumps(dict(fingerprint), sort_keys=True).encode()}
+        schema = pa.schema(fields, metadata=metadata)
+        failure: list[BaseException] = []
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            show = show_progress if show_progress is not None else n_rows > 256
+            try:
+                with tqdm(total=n_rows, disable=not show, desc=desc, unit="row") as bar:
+                    for batch in rows:
+                        tokens, n_tokens = transform(batch)
+                        replaced = {"tokens": tokens, "n_tokens": n_tokens}
+                        yield pa.RecordBatch.from_arrays([replaced.get(name, batch.column(name)) for name in schema.names], schema=schema)
+                        bar.update(len(batch))
+            except BaseException as exc:
+                failure.append(exc)
+                raise
+
+        try:
+            self.db.create_table(self.table_name, data=pa.RecordBatchReader.from_batches(schema, batches()), schema=schema, mode="overwrite")
+        except Exception as exc:
+            if failure:  # surface the transform's own error, not Arrow's wrapper
+                raise failure[0] from exc
+            raise
+        self._table = self.db.open_table(self.table_name)
+        self.fingerprint = dict(fingerprint)
+        if lost_indices:
+            logger.warning("replace_tokens: the overwrite dropped indices %s; rebuild them", lost_indices)
+        return n_rows
 
     def delete(self, *, ids: Sequence[str] | None = None, ref_ids: Sequence[str] | None = None, where: Any = None) -> int:
         """Delete rows by ids, by ref_ids and/or by a metadata filter; returns how many went."""

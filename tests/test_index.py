@@ -126,7 +126,7 @@ def test_bad_arguments(index):
         index.add(["a", "b", "c"], ids=["1", "2"])
     with pytest.raises(ValueError, match="mode must be one of"):
         index.search("x", mode="colbert")
-    with pytest.raises(ValueError, match="k must be >= 1"):
+    with pytest.raises(ValueError, match="k must be an int >= 1"):
         index.search("x", k=0)
     with pytest.raises(ValueError, match="not both 0"):
         index.search("x", lambda_pool=0, lambda_late=0)

@@ -1,0 +1,79 @@
+"""SearchOptions: how a search ranks, resolved once against the index's defaults."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal
+
+SearchMode = Literal["rerank", "exhaustive", "pooled"]
+SEARCH_MODES: tuple[str, ...] = ("rerank", "exhaustive", "pooled")
+Modality = Literal["text", "image"]
+MODALITIES: tuple[str, ...] = ("text", "image")
+
+
+def check_weights(lambda_pool: float, lambda_late: float) -> None:
+    """Raise ValueError unless both fusion weights are finite, >= 0 and not both 0."""
+    for name, value in (("lambda_pool", lambda_pool), ("lambda_late", lambda_late)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if lambda_pool < 0 or lambda_late < 0 or lambda_pool + lambda_late == 0:
+        raise ValueError(f"lambda_pool and lambda_late must be >= 0 and not both 0, got {lambda_pool}, {lambda_late}")
+
+
+def _check_count(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """The settings of one search; None means "the index's default".
+
+    Attributes:
+        k: number of hits.
+        mode: "rerank" (pooled top-``candidates``, then exact SMART), "exhaustive" (exact
+            SMART over every matching row) or "pooled" (single-vector cosine, the baseline).
+        candidates: pooled candidates re-scored in "rerank" mode.
+        lambda_pool / lambda_late: fusion weights.
+        where: metadata filter (dict or :mod:`smart_retrievers.filters` model).
+        modality: only "text" or only "image" rows (None: both).
+    """
+
+    k: int = 10
+    mode: SearchMode = "rerank"
+    candidates: int | None = None
+    lambda_pool: float | None = None
+    lambda_late: float | None = None
+    where: Any = None
+    modality: Modality | None = None
+
+    def __post_init__(self) -> None:
+        _check_count("k", self.k)
+        if self.candidates is not None:
+            _check_count("candidates", self.candidates)
+        if self.mode not in SEARCH_MODES:
+            raise ValueError(f"mode must be one of {SEARCH_MODES}, got {self.mode!r}")
+        if self.modality is not None and self.modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES} or None, got {self.modality!r}")
+        if self.lambda_pool is not None and self.lambda_late is not None:
+            check_weights(self.lambda_pool, self.lambda_late)
+
+    def updated(self, **changes: Any) -> SearchOptions:
+        """A copy with the non-None ``changes`` applied (unknown names raise TypeError)."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise TypeError(f"unknown search option(s) {unknown}; known: {sorted(known)}")
+        return replace(self, **{name: value for name, value in changes.items() if value is not None})
+
+    def resolved(self, *, candidates: int, lambda_pool: float, lambda_late: float) -> SearchOptions:
+        """Every None default filled from the index's; the weights are checked together."""
+        out = replace(
+            self,
+            candidates=self.candidates if self.candidates is not None else candidates,
+            lambda_pool=self.lambda_pool if self.lambda_pool is not None else lambda_pool,
+            lambda_late=self.lambda_late if self.lambda_late is not None else lambda_late,
+        )
+        check_weights(out.lambda_pool, out.lambda_late)
+        return out
