@@ -12,12 +12,13 @@ from typing import Any
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from .encoder import SmartEncoder
-from .encoding import Encoding
+from .codec import DEFAULT_COMPRESSION, TokenCodec, fit_codec
+from .encoders import default_encoder, reads_images
+from .encoders.images import IMAGE_TYPES, ImageInput, image_uri
+from .encoding import Encoder, Encoding
 from .options import MODALITIES, SEARCH_MODES, Modality, SearchMode, SearchOptions, check_weights
 from .scoring import Ranking, rank
 from .store import META_COLUMNS, Record, SmartStore, tokens_from_arrow, tokens_to_arrow, vectors_block
-from .vision.images import IMAGE_TYPES, ImageInput, ImageLoadError, image_uri
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,12 @@ class SmartIndex:
         lambda_pool / lambda_late: default fusion weights.
         candidates: default number of pooled candidates re-scored in "rerank" mode.
         write_batch_size: rows encoded and written per LanceDB commit in ``add``.
+        compression: how token states are stored (:mod:`smart_retrievers.codec`):
+            ``"pca128-sign"`` (16 bytes per token, the default for a new table),
+            another preset such as ``"pca64-sign"`` or ``"pca128-int4"``, or ``"none"``
+            (float16, 2 bytes per dimension). The codec is fitted on the first write
+            and stored in the table; an existing table keeps its own (None), and any
+            other value must match it.
         storage_options / **connect_kwargs: passed to ``lancedb.connect``.
 
     Example:
@@ -65,19 +72,20 @@ class SmartIndex:
     def __init__(
         self,
         uri: str = "./smart_db",
-        encoder: SmartEncoder | None = None,
+        encoder: Encoder | None = None,
         table: str = "smart",
         *,
         lambda_pool: float = 1.0,
         lambda_late: float = 1.0,
         candidates: int = 100,
         write_batch_size: int = 1024,
+        compression: str | None = None,
         storage_options: Mapping[str, str] | None = None,
         **connect_kwargs: Any,
     ) -> None:
         check_weights(lambda_pool, lambda_late)
-        self.encoder = encoder or SmartEncoder.default()
-        self.store = SmartStore(uri, table, self.encoder.fingerprint, storage_options=storage_options, **connect_kwargs)
+        self.encoder = encoder or default_encoder()
+        self.store = SmartStore(uri, table, self.encoder.fingerprint, compression=compression, storage_options=storage_options, **connect_kwargs)
         self.lambda_pool = lambda_pool
         self.lambda_late = lambda_late
         self.candidates = candidates
@@ -137,7 +145,7 @@ class SmartIndex:
 
         Args:
             images: paths, ``file://``/``http(s)://``/``data:`` URIs, encoded bytes or PIL
-                images (see :mod:`smart_retrievers.vision.images`).
+                images (see :mod:`smart_retrievers.encoders.images`).
             ids / metadatas / ref_ids: as in :meth:`add`.
             texts: optional text per image (a caption, alt text, OCR...), stored in the
                 ``text`` column for display, full-text search and framework nodes. It is
@@ -151,7 +159,7 @@ class SmartIndex:
         Images are decoded one encoder batch at a time and written at most
         ``IMAGE_WRITE_BATCH`` per commit, so pixels and token states of the whole call are
         never in memory together. The call is atomic like :meth:`add`: an unreadable or
-        corrupt image raises :class:`~smart_retrievers.vision.ImageLoadError` naming its
+        corrupt image raises :class:`~smart_retrievers.encoders.ImageLoadError` naming its
         position and id, and the table is left as it was before the call.
         """
         if isinstance(images, IMAGE_TYPES):
@@ -201,19 +209,8 @@ class SmartIndex:
         encoder = self._image_encoder() if has_images else self.encoder
 
         def encode(start: int, stop: int) -> list[Encoding]:
-            image_rows = [i for i in range(start, stop) if images[i] is not None]
-            text_rows = [i for i in range(start, stop) if images[i] is None]
-            encoded: dict[int, Encoding] = {}
-            if text_rows:
-                encoded.update(zip(text_rows, encoder.encode_documents([texts[i] for i in text_rows], show_progress=False)))
-            if image_rows:
-                try:
-                    encoded.update(zip(image_rows, encoder.encode_images([images[i] for i in image_rows], show_progress=False)))
-                except ImageLoadError as exc:
-                    if exc.index is None:
-                        raise
-                    raise exc.at(image_rows[exc.index], ids[image_rows[exc.index]]) from exc
-            return [encoded[i] for i in range(start, stop)]
+            window = slice(start, stop)
+            return encoder.encode_items(texts[window], images[window], show_progress=False, ids=ids[window], positions=range(start, stop))
 
         def record(i: int, enc: Encoding) -> Record:
             if images[i] is None:
@@ -227,10 +224,10 @@ class SmartIndex:
 
     def _image_encoder(self) -> Any:
         """The encoder, checked to be able to encode images."""
-        if not callable(getattr(self.encoder, "encode_images", None)):
+        if not reads_images(self.encoder):
             raise TypeError(
                 f"{type(self.encoder).__name__} cannot encode images; open the index with a vision encoder "
-                "(smart_retrievers.vision.QwenVLEncoder or ClipEncoder)"
+                "(smart_retrievers.encoders.QwenVLEncoder or ClipEncoder)"
             )
         return self.encoder
 
@@ -246,10 +243,14 @@ class SmartIndex:
                     stop = min(n, start + batch_size)
                     encodings = encode(start, stop)
                     self.last_truncated += sum(e.truncated for e in encodings)
+                    if self.store.needs_codec:  # the first write fits the table's codec
+                        self.store.set_codec(fit_codec(self.store.compression, [e.tokens for e in encodings], self.encoder))
                     self.store.upsert([record(start + j, enc) for j, enc in enumerate(encodings)])
                     bar.update(stop - start)
         except BaseException:
             self.store.rollback(version)
+            if self.store.table is None:
+                self.store.codec = None
             raise
         if self.last_truncated:
             logger.warning("%d of %d inputs were truncated at max_length=%d", self.last_truncated, n, self.encoder.max_length)
@@ -373,6 +374,7 @@ class SmartIndex:
             lambda_pool=opts.lambda_pool,
             lambda_late=opts.lambda_late,
             k=opts.k if k is None else k,
+            codec=self.store.codec,
         )
 
     def _search_exhaustive(self, query: Encoding, where_sql: str | None, opts: SearchOptions) -> list[Hit]:
@@ -454,16 +456,80 @@ class SmartIndex:
         if images:
             raise NotImplementedError(f"reindex_tokens re-encodes stored texts; the table holds {images} image rows, which it cannot re-encode yet")
 
-        token_type = pa.list_(pa.list_(pa.float16(), encoder.token_dim))
+        preset = self.store.compression
+        codec = None if preset == "none" else self._fit_stored(preset, lambda texts: encoder.encode_documents(texts, show_progress=False), encoder)
 
         def transform(batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array]:
             encodings = encoder.encode_documents(batch.column("text").to_pylist(), show_progress=False)
             tokens = [e.tokens for e in encodings]
-            return tokens_to_arrow(tokens, encoder.token_dim), pa.array([len(t) for t in tokens], pa.int32())
+            return tokens_to_arrow(tokens, encoder.token_dim, codec), pa.array([len(t) for t in tokens], pa.int32())
 
-        n_rows = self.store.replace_tokens(transform, new_fp, tokens_type=token_type, batch_size=batch_size, show_progress=show_progress, desc="Re-encoding tokens")
+        n_rows = self.store.replace_tokens(transform, new_fp, codec=codec, batch_size=batch_size, show_progress=show_progress, desc="Re-encoding tokens")
         self.encoder = encoder
         return n_rows
+
+    # ---- token codec -----------------------------------------------------
+
+    @property
+    def codec(self) -> TokenCodec | None:
+        """The table's token codec (None: float16 token states, or not fitted yet)."""
+        return self.store.codec
+
+    def fit_codec(self, sample_texts: Sequence[str]) -> TokenCodec:
+        """Fit the table's codec on ``sample_texts`` (encoded as documents) before the first write.
+
+        Without it, the first :meth:`add` fits the codec on its own first batch (topped up
+        with a built-in generic sample when that holds fewer than
+        :data:`~smart_retrievers.codec.MIN_FIT_TOKENS` tokens). Later writes reuse it.
+        """
+        if self.store.table is not None:
+            raise ValueError("the table already holds rows and a codec; use recompress() to change it")
+        if self.store.compression == "none":
+            raise ValueError("this index stores float16 token states (compression='none'); there is no codec to fit")
+        texts = list(sample_texts)
+        if not texts or not all(isinstance(t, str) for t in texts):
+            raise ValueError("fit_codec() needs a non-empty sequence of texts")
+        codec = fit_codec(self.store.compression, [e.tokens for e in self.encoder.encode_documents(texts)], self.encoder)
+        self.store.set_codec(codec)
+        return codec
+
+    def recompress(self, compression: str = DEFAULT_COMPRESSION, *, batch_size: int = 1024, sample_rows: int = 1024, show_progress: bool | None = None) -> int:
+        """Rewrite a float16 table's token states into ``compression``, without re-encoding.
+
+        The codec is fitted on the stored token states of the first ``sample_rows`` rows,
+        then every row's tokens are coded batch by batch, as one overwrite commit (readers
+        see the old table or the new one; a failure leaves the old one). Returns the rows
+        rewritten. A table that is already coded is refused: its float states are gone.
+        """
+        if compression == "none" or self.store.compression != "none":
+            raise ValueError(
+                f"recompress() codes a float16 table; this one is {self.store.compression!r} and "
+                f"{compression!r} was asked (re-encode into a new table to change a codec)"
+            )
+        dim = self.encoder.token_dim
+        codec = self._fit_stored(compression, None, self.encoder, sample_rows=sample_rows)
+
+        def transform(batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array]:
+            stored = tokens_from_arrow(batch.column("tokens"))
+            tokens = [stored.item(i) for i in range(len(stored))]
+            return tokens_to_arrow(tokens, dim, codec), batch.column("n_tokens")
+
+        if self.store.table is None:
+            self.store.compression = compression
+            return 0
+        return self.store.replace_tokens(transform, self.store.fingerprint, codec=codec, batch_size=batch_size, show_progress=show_progress, desc="Compressing tokens")
+
+    def _fit_stored(self, preset: str, encode: Any, encoder: Any, *, sample_rows: int = 1024) -> TokenCodec | None:
+        """Fit ``preset`` on the first ``sample_rows`` stored rows: their stored float states, or re-encoded texts."""
+        first = next(iter(self.store.scan(["text", "tokens"], batch_size=sample_rows)), None)
+        if first is None:
+            return None
+        if encode is None:
+            stored = tokens_from_arrow(first.column("tokens"))
+            tokens = [stored.item(i).numpy() for i in range(len(stored))]
+        else:
+            tokens = [e.tokens for e in encode(first.column("text").to_pylist())]
+        return fit_codec(preset, tokens, encoder)
 
 
 def load_metadata(raw: Any) -> dict[str, Any]:

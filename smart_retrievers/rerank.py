@@ -1,7 +1,9 @@
 """SmartScorer: SMART scores for arbitrary candidates, the rerank step after any retriever.
 
 Candidates already in a :class:`SmartIndex` reuse their stored token states (looked up by
-id, and only when the stored text is the candidate's text; no forward pass); the others are encoded once and kept in an LRU cache keyed by text.
+id, and only when the stored text is the candidate's text; no forward pass); the others are
+encoded once and kept in an LRU cache keyed by text. With a compressed index, stored codes
+are reused as they are and fresh candidates are coded by the index's codec before scoring.
 Image candidates (``images=``) are encoded by a vision encoder and cached by their location
 or content; they reuse stored states only from an image row with the same id, text and location.
 Both framework rerankers call :meth:`SmartScorer.score`.
@@ -16,13 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .encoder import SmartEncoder
+from .encoders import SmartEncoder
+from .encoders.images import ImageInput, image_cache_key, image_uri
 from .encoding import Encoding
 from .index import SmartIndex
 from .options import check_weights
 from .scoring import PackedTokens, rank
 from .store import tokens_from_arrow, vectors_block
-from .vision.images import ImageInput, ImageLoadError, image_cache_key, image_uri
 
 
 @dataclass(frozen=True)
@@ -153,22 +155,9 @@ class SmartScorer:
         first: dict[Hashable, int] = {}  # cache key -> first candidate position with it
         for i in missing:
             first.setdefault(keys[i], i)
-        text_keys = [k for k, i in first.items() if images[i] is None]
-        image_keys = [k for k, i in first.items() if images[i] is not None]
-        fresh: dict[Hashable, Encoding] = {}
-        if text_keys:
-            fresh.update(zip(text_keys, self.encoder.encode_documents([texts[first[k]] for k in text_keys], batch_size=self.batch_size)))
-        if image_keys:
-            if not callable(getattr(self.encoder, "encode_images", None)):
-                raise TypeError(f"image candidates need a vision encoder; {type(self.encoder).__name__} cannot encode images")
-            try:
-                encoded = self.encoder.encode_images([images[first[k]] for k in image_keys], batch_size=self.batch_size)
-            except ImageLoadError as exc:
-                if exc.index is None:
-                    raise
-                raise exc.at(first[image_keys[exc.index]]) from exc
-            fresh.update(zip(image_keys, encoded))
-        return fresh
+        rows = list(first.values())
+        encoded = self.encoder.encode_items([texts[i] for i in rows], [images[i] for i in rows], batch_size=self.batch_size, positions=rows)
+        return dict(zip(first, encoded))
 
     def score(
         self,
@@ -192,13 +181,18 @@ class SmartScorer:
             return []
         q = query if isinstance(query, Encoding) else self.encoder.encode_queries([query], show_progress=False)[0]
         docs = self.encode_candidates(texts, ids, images)
+        # with a compressed index every candidate is scored from codes, as a search would:
+        # stored rows already are (uint8), fresh encodings are coded here
+        codec = self.index.codec if self.index is not None else None
+        tokens = [d.tokens if codec is None or d.tokens.dtype == np.uint8 else codec.encode(d.tokens) for d in docs]
         ranking = rank(
             q.pooled,
             q.tokens,
             np.stack([d.pooled for d in docs]),
-            PackedTokens.from_list([d.tokens for d in docs]),
+            PackedTokens.from_list(tokens),
             lambda_pool=self.lambda_pool,
             lambda_late=self.lambda_late,
             k=top_n,
+            codec=codec,
         )
         return [CandidateScore(i, float(ranking.fused[i]), float(ranking.pooled[i]), float(ranking.late[i])) for i in ranking.order]

@@ -16,9 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from .codec import TokenCodec
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -152,6 +156,7 @@ def maxsim_flat(
     *,
     query_lengths: ArrayLike | None = None,
     chunk_tokens: int = 1 << 16,
+    codec: TokenCodec | None = None,
 ) -> torch.Tensor:
     """Late scores of queries against N docs whose token states are concatenated, unpadded.
 
@@ -160,10 +165,18 @@ def maxsim_flat(
     concatenated the same way. One (T, Lq) matmul and a segment max per chunk of about
     ``chunk_tokens`` doc tokens: no padded (N, Ld, d) block is built. Returns (N,) for one
     query, (Q, N) with ``query_lengths``. Equals :func:`maxsim`.
+
+    With a ``codec``, ``doc_tokens`` are its packed codes (T, bytes) and the float query
+    tokens are scored against them asymmetrically: projected once, codes decoded one chunk
+    at a time, and each query token's ``q·μ`` offset added back (see :mod:`smart_retrievers.codec`).
     """
     q = _as_float32(query_tokens)
+    offsets_q = None
+    if codec is not None:
+        q, offsets_q = codec.query(q)
     lengths = torch.as_tensor(doc_lengths, dtype=torch.long)
-    if q.ndim != 2 or doc_tokens.ndim != 2 or q.shape[1] != doc_tokens.shape[1]:
+    decode = _as_float32 if codec is None else codec.decode
+    if q.ndim != 2 or doc_tokens.ndim != 2 or (codec is None and q.shape[1] != doc_tokens.shape[1]):
         raise ValueError(
             f"need query (Lq, d) and doc (T, d) tokens of one dim, got {tuple(q.shape)} and {tuple(doc_tokens.shape)}"
         )
@@ -179,10 +192,12 @@ def maxsim_flat(
         last = first + 1
         while last < len(lengths) and offsets[last + 1] - offsets[first] <= chunk_tokens:
             last += 1
-        sims = _as_float32(doc_tokens[offsets[first] : offsets[last]]) @ q.T  # (t, Lq)
+        sims = decode(doc_tokens[offsets[first] : offsets[last]]) @ q.T  # (t, Lq)
         owner = torch.repeat_interleave(torch.arange(last - first), lengths[first:last])[:, None].expand_as(sims)
         best[first:last] = torch.full((last - first, len(q)), float("-inf")).scatter_reduce(0, owner, sims, "amax")
         first = last
+    if offsets_q is not None:  # max_j (q·μ + q'·c_j) = q·μ + max_j q'·c_j
+        best += offsets_q[None, :]
     if query_lengths is None:
         return best.mean(dim=1)
     q_owner = torch.repeat_interleave(torch.arange(len(q_lengths)), q_lengths)
@@ -265,12 +280,14 @@ def rank(
     lambda_pool: float = 1.0,
     lambda_late: float = 1.0,
     k: int | None = None,
+    codec: TokenCodec | None = None,
 ) -> Ranking:
     """THE ranker: one query against N candidates, by ``λ_pool·cos + λ_late·late``.
 
     ``query_pooled`` (d,), ``query_tokens`` (Lq, d), ``doc_pooled`` (N, d), ``doc_tokens``
     the candidates' packed states (None only when ``lambda_late`` is 0: the late term is
     then skipped and reported as 0). Ties keep input order; ``order`` is cut to ``k``.
+    With a ``codec``, ``doc_tokens`` hold its codes and are scored asymmetrically.
     """
     d_pooled = _as_float32(doc_pooled)
     pooled = d_pooled @ _as_float32(query_pooled)
@@ -281,7 +298,7 @@ def rank(
             raise ValueError("doc_tokens are needed when lambda_late > 0")
         if len(doc_tokens) != len(d_pooled):
             raise ValueError(f"{len(doc_tokens)} token entries for {len(d_pooled)} pooled vectors")
-        late = maxsim_flat(query_tokens, doc_tokens.values, doc_tokens.lengths)
+        late = maxsim_flat(query_tokens, doc_tokens.values, doc_tokens.lengths, codec=codec)
     fused = fuse(pooled, late, lambda_pool, lambda_late)
     order = torch.sort(fused, descending=True, stable=True).indices[: len(fused) if k is None else k].tolist()
     return Ranking(order=order, fused=fused, pooled=pooled, late=late)
@@ -297,6 +314,7 @@ def rerank_candidates(
     lambda_pool: float = 1.0,
     lambda_late: float = 1.0,
     show_progress: bool = False,
+    codec: TokenCodec | None = None,
 ) -> tuple[torch.Tensor, list[list[int]]]:
     """Two-stage SMART over an in-memory corpus, as :class:`SmartIndex` "rerank" ranks.
 
@@ -314,7 +332,7 @@ def rerank_candidates(
     top = torch.topk(pooled, min(candidates, d_pooled.shape[0]), dim=1).indices.tolist()
     ranked = []
     for qi, cand in enumerate(tqdm(top, desc="SMART rerank", disable=not show_progress)):
-        r = rank(q_pooled[qi], query_tokens[qi], d_pooled[cand], doc_tokens.take(cand), lambda_pool=lambda_pool, lambda_late=lambda_late)
+        r = rank(q_pooled[qi], query_tokens[qi], d_pooled[cand], doc_tokens.take(cand), lambda_pool=lambda_pool, lambda_late=lambda_late, codec=codec)
         ranked.append([cand[i] for i in r.order])
     return pooled, ranked
 

@@ -24,11 +24,13 @@ from tqdm.auto import tqdm
 
 from .encoding import Encoding
 from .filters import parse_filter, to_sql
+from .codec import DEFAULT_COMPRESSION, TokenCodec, parse_preset
 from .scoring import PackedTokens
 
 logger = logging.getLogger(__name__)
 
 FINGERPRINT_KEY = "smart_retrievers.fingerprint"
+CODEC_KEY = "smart_retrievers.codec"
 FIELDS_KEY = "smart_retrievers.fields"
 META_COLUMNS = ["id", "ref_id", "text", "image", "modality", "metadata"]
 FieldTypes = dict[str, str]
@@ -107,18 +109,27 @@ def vectors_block(column: pa.Array | pa.ChunkedArray) -> torch.Tensor:
     return torch.from_numpy(values.reshape(len(column), column.type.list_size).astype(np.float32))
 
 
-def tokens_to_arrow(tokens: Sequence[np.ndarray], token_dim: int) -> pa.ListArray:
-    """Ragged (n_i, token_dim) token states as a ``list<fixed_size_list<float16>>`` column."""
+def tokens_type(token_dim: int, codec: TokenCodec | None = None) -> pa.DataType:
+    """The ``tokens`` column type: float16 states, or a codec's packed uint8 codes."""
+    if codec is None:
+        return pa.list_(pa.list_(pa.float16(), token_dim))
+    return pa.list_(pa.list_(pa.uint8(), codec.bytes_per_token))
+
+
+def tokens_to_arrow(tokens: Sequence[np.ndarray], token_dim: int, codec: TokenCodec | None = None) -> pa.ListArray:
+    """Ragged (n_i, token_dim) token states as a ``tokens`` column, coded by ``codec`` if given."""
     packed = PackedTokens.from_list(tokens)
-    flat = np.asarray(packed.values, dtype=np.float16)
+    flat = np.asarray(packed.values, dtype=np.float32 if codec is not None else np.float16)
     if flat.ndim != 2 or flat.shape[1] != token_dim:
         raise ValueError(f"token states of shape {flat.shape} do not fit token_dim {token_dim}")
-    vectors = pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), token_dim)
+    if codec is not None:
+        flat = codec.encode(flat)
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), flat.shape[1])
     return pa.ListArray.from_arrays(pa.array(packed.offsets.astype(np.int32)), vectors)
 
 
 def tokens_from_arrow(column: pa.Array | pa.ChunkedArray) -> PackedTokens:
-    """A ``tokens`` column as :class:`~smart_retrievers.scoring.PackedTokens` (float16 values)."""
+    """A ``tokens`` column as :class:`~smart_retrievers.scoring.PackedTokens`: float16 states or uint8 codes."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     dim = column.type.value_type.list_size
@@ -135,6 +146,9 @@ class SmartStore:
             (``s3://``, ``gs://``, ``az://``) or a LanceDB Cloud ``db://`` URI.
         table: table name.
         fingerprint: the encoder fingerprint; checked against an existing table.
+        compression: the token codec preset (:mod:`smart_retrievers.codec`) of a new table;
+            ``"none"`` stores float16 states. For an existing table None means "whatever it
+            was built with", and any other value must match it.
         storage_options: passed to ``lancedb.connect`` (object-store credentials...).
         read_consistency_interval: how often to look for other writers' commits
             (``timedelta(0)``: on every read); None never re-checks.
@@ -147,10 +161,13 @@ class SmartStore:
         table: str,
         fingerprint: Mapping[str, Any],
         *,
+        compression: str | None = None,
         storage_options: Mapping[str, str] | None = None,
         read_consistency_interval: timedelta | None = None,
         **connect_kwargs: Any,
     ) -> None:
+        if compression is not None and compression != "none":
+            parse_preset(compression)
         self.uri = str(uri)
         self.table_name = table
         import lancedb  # on first use: a text-only import of the package stays light
@@ -163,9 +180,34 @@ class SmartStore:
             **connect_kwargs,
         )
         self._table = None
+        self.codec: TokenCodec | None = None
+        self.compression = compression or DEFAULT_COMPRESSION
         if table in self.db.table_names():
             self._table = self.db.open_table(table)
             self._check_fingerprint()
+            raw = (self._table.schema.metadata or {}).get(CODEC_KEY.encode())
+            self.codec = TokenCodec.from_json(raw) if raw else None
+            stored = self.codec.preset if self.codec else "none"
+            if compression is not None and compression != stored:
+                raise FingerprintMismatchError(
+                    f"table {self.table_name!r} at {self.uri} stores tokens with compression {stored!r}, not {compression!r}; "
+                    f"open it without compression= (or with {stored!r}), or convert it with recompress()"
+                )
+            self.compression = stored
+
+    @property
+    def needs_codec(self) -> bool:
+        """True while the table's codec is still to be fitted (before the first write)."""
+        return self.codec is None and self.compression != "none"
+
+    def set_codec(self, codec: TokenCodec) -> None:
+        """Use a fitted codec for the first write (the table must not exist yet)."""
+        if self._table is not None:
+            raise ValueError(f"table {self.table_name!r} exists; change its codec with recompress()")
+        token_dim = self.fingerprint.get("token_dim", self.fingerprint["dim"])
+        if codec.dim != token_dim or codec.preset != self.compression:
+            raise ValueError(f"codec {codec.preset!r} for dim {codec.dim} does not fit this table ({self.compression!r}, dim {token_dim})")
+        self.codec = codec
 
     # ---- schema --------------------------------------------------------
 
@@ -180,11 +222,18 @@ class SmartStore:
                 pa.field("modality", pa.string()),
                 pa.field("metadata", pa.json_(pa.utf8())),
                 pa.field("vector", pa.list_(pa.float32(), dim)),
-                pa.field("tokens", pa.list_(pa.list_(pa.float16(), token_dim))),
+                pa.field("tokens", tokens_type(token_dim, self.codec)),
                 pa.field("n_tokens", pa.int32()),
             ],
-            metadata={FINGERPRINT_KEY: json.dumps(self.fingerprint, sort_keys=True)},
+            metadata=self._schema_metadata(self.fingerprint, self.codec),
         )
+
+    @staticmethod
+    def _schema_metadata(fingerprint: Mapping[str, Any], codec: TokenCodec | None) -> dict[str, str]:
+        metadata = {FINGERPRINT_KEY: json.dumps(dict(fingerprint), sort_keys=True)}
+        if codec is not None:
+            metadata[CODEC_KEY] = codec.to_json()
+        return metadata
 
     def _check_fingerprint(self) -> None:
         raw = (self._table.schema.metadata or {}).get(FINGERPRINT_KEY.encode())
@@ -215,12 +264,14 @@ class SmartStore:
     # ---- writes --------------------------------------------------------
 
     def _to_arrow(self, records: Sequence[Record]) -> pa.Table:
+        if self.needs_codec:
+            raise ValueError(f"the {self.compression!r} codec must be fitted (set_codec) before the first write")
         schema = self._schema()
-        dim, token_dim = schema.field("vector").type.list_size, schema.field("tokens").type.value_type.list_size
+        dim, token_dim = schema.field("vector").type.list_size, self.fingerprint.get("token_dim", self.fingerprint["dim"])
         for r in records:
             if r.encoding.pooled.shape != (dim,) or r.encoding.tokens.ndim != 2 or r.encoding.tokens.shape[1] != token_dim:
                 raise ValueError(f"record {r.id!r}: encoding shapes {r.encoding.pooled.shape}/{r.encoding.tokens.shape} do not fit dim {dim}/{token_dim}")
-        tokens = tokens_to_arrow([r.encoding.tokens for r in records], token_dim)
+        tokens = tokens_to_arrow([r.encoding.tokens for r in records], token_dim, self.codec)
         pooled = np.stack([r.encoding.pooled for r in records]).astype(np.float32, copy=False)
         columns = {
             "id": pa.array([r.id for r in records], pa.string()),
@@ -273,14 +324,15 @@ class SmartStore:
         transform: Callable[[pa.RecordBatch], tuple[pa.Array, pa.Array]],
         fingerprint: Mapping[str, Any],
         *,
-        tokens_type: pa.DataType,
+        codec: TokenCodec | None,
         batch_size: int = 1024,
         show_progress: bool | None = None,
         desc: str = "Rewriting tokens",
     ) -> int:
         """Rewrite the ``tokens`` column (and ``n_tokens``) of every row, keeping everything else.
 
-        ``transform`` maps a batch of stored rows to its new ``(tokens, n_tokens)`` columns.
+        ``transform`` maps a batch of stored rows to its new ``(tokens, n_tokens)`` columns,
+        coded by ``codec`` (None: float16 states), which becomes the table's codec.
         The rows are read from the version current at the call and written back with
         the new ``fingerprint`` as one overwrite commit: readers see the old table or the
         new one, never a mix, and a failure (re-raised as the transform's own error)
@@ -288,7 +340,8 @@ class SmartStore:
         overwrite; they are logged and must be rebuilt. Returns the number of rows.
         """
         if self._table is None:
-            self.fingerprint = dict(fingerprint)
+            self.fingerprint, self.codec = dict(fingerprint), codec
+            self.compression = codec.preset if codec else "none"
             return 0
         snapshot = self.db.open_table(self.table_name)
         snapshot.checkout(self._table.version)  # the version we start from, whatever commits meanwhile
@@ -301,10 +354,11 @@ class SmartStore:
         fields = []
         for f in rows.schema:
             if f.name == "tokens":
-                f = pa.field("tokens", tokens_type)
+                f = pa.field("tokens", tokens_type(fingerprint.get("token_dim", fingerprint["dim"]), codec))
             kept = {k: v for k, v in (stored_schema.field(f.name).metadata or {}).items() if not k.startswith(b"ARROW:extension")}
             fields.append(f.with_metadata(kept))
-        metadata = {**(stored_schema.metadata or {}), FINGERPRINT_KEY.encode(): json.dumps(dict(fingerprint), sort_keys=True).encode()}
+        metadata = {k: v for k, v in (stored_schema.metadata or {}).items() if k not in (FINGERPRINT_KEY.encode(), CODEC_KEY.encode())}
+        metadata.update({k.encode(): v.encode() for k, v in self._schema_metadata(fingerprint, codec).items()})
         schema = pa.schema(fields, metadata=metadata)
         failure: list[BaseException] = []
 
@@ -328,7 +382,8 @@ class SmartStore:
                 raise failure[0] from exc
             raise
         self._table = self.db.open_table(self.table_name)
-        self.fingerprint = dict(fingerprint)
+        self.fingerprint, self.codec = dict(fingerprint), codec
+        self.compression = codec.preset if codec else "none"
         if lost_indices:
             logger.warning("replace_tokens: the overwrite dropped indices %s; rebuild them", lost_indices)
         return n_rows

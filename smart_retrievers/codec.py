@@ -1,0 +1,258 @@
+"""Token codecs: document token states as a few packed bytes per token, scored asymmetrically.
+
+A codec is a projection (none, or PCA fitted on the table's own document tokens, then a
+random rotation for sign codes) followed by a per-dimension code: fp16, 8/4/2-bit uniform
+scalar quantisation, or 1-bit signs with a per-dimension scale. Queries stay float: a query
+token ``q`` is scored against a document token's code ``c`` as
+
+    q · h_d  ≈  q · μ + (W q) · decode(c)
+
+where ``μ`` is the fitted mean and ``W`` the projection (rotation included), so late scores
+stay on the cosine scale that λ fusion expects. Presets are named ``"none"`` (fp16 states,
+no codec) or ``"[pca<R>-]<code>"`` with code in ``fp16 int8 int4 int2 sign``, e.g.
+``"pca128-sign"`` (16 B/token, the default for new tables) or ``"pca64-sign"`` (8 B/token).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["CODES", "DEFAULT_COMPRESSION", "MIN_FIT_TOKENS", "TokenCodec", "fit_codec", "generic_sample", "parse_preset"]
+
+CODES: dict[str, int] = {"fp16": 16, "int8": 8, "int4": 4, "int2": 2, "sign": 1}
+"""Code name → bits per (projected) dimension."""
+DEFAULT_COMPRESSION = "pca128-sign"
+"""The preset of new tables: 16 bytes per token."""
+MIN_FIT_TOKENS = 4096
+"""Fewest document tokens a PCA codec is fitted on; smaller first writes are topped up
+with the built-in generic sample (:func:`generic_sample`)."""
+_QUANTILE = 0.002  # per-dimension range of the scalar codes: [q, 1 - q] quantiles of the sample
+_ROTATION_SEED = 20260
+_PRESET = re.compile(r"^(?:pca(?P<dim>\d+)-)?(?P<code>fp16|int8|int4|int2|sign)$")
+
+
+def parse_preset(preset: str) -> tuple[int | None, str]:
+    """``"pca128-sign"`` → ``(128, "sign")``; ``"int4"`` → ``(None, "int4")``; "none" is not a codec."""
+    match = _PRESET.match(preset) if isinstance(preset, str) else None
+    if match is None:
+        raise ValueError(
+            f"unknown compression preset {preset!r}: use 'none' or '[pca<R>-]<code>' with code one of "
+            f"{sorted(CODES)}, e.g. {DEFAULT_COMPRESSION!r}"
+        )
+    dim = match.group("dim")
+    if dim is not None and int(dim) < 8:
+        raise ValueError(f"compression preset {preset!r}: a PCA projection needs at least 8 dimensions")
+    return (int(dim) if dim else None), match.group("code")
+
+
+def _random_rotation(dim: int) -> np.ndarray:
+    gen = torch.Generator().manual_seed(_ROTATION_SEED + dim)
+    q, r = torch.linalg.qr(torch.randn(dim, dim, generator=gen, dtype=torch.float64))
+    return (q * torch.sign(torch.diagonal(r))).numpy()
+
+
+@dataclass(frozen=True)
+class TokenCodec:
+    """A fitted token codec; build one with :meth:`fit`, store it with :meth:`to_json`.
+
+    Attributes:
+        preset: the preset name it was fitted for.
+        dim: the token-state dimension it takes.
+        mean: (dim,) mean subtracted before projecting (zeros without PCA).
+        weight: (out_dim, dim) projection (rotation included); identity without PCA or rotation.
+        low / step: (out_dim,) range start and step of the scalar codes; for signs, ``step``
+            is each dimension's scale (mean |value|); unused for fp16.
+    """
+
+    preset: str
+    dim: int
+    mean: np.ndarray
+    weight: np.ndarray
+    low: np.ndarray
+    step: np.ndarray
+
+    # ---- shape ----------------------------------------------------------
+
+    @property
+    def code(self) -> str:
+        return parse_preset(self.preset)[1]
+
+    @property
+    def bits(self) -> int:
+        return CODES[self.code]
+
+    @property
+    def out_dim(self) -> int:
+        """Dimensions kept after projection."""
+        return int(self.weight.shape[0])
+
+    @property
+    def bytes_per_token(self) -> int:
+        """Stored bytes per token state."""
+        return self.out_dim * self.bits // 8
+
+    # ---- fitting and storage --------------------------------------------
+
+    @classmethod
+    def fit(cls, preset: str, tokens: np.ndarray | torch.Tensor) -> TokenCodec:
+        """Fit ``preset`` on a sample of document token states (T, dim).
+
+        PCA presets need at least ``R`` distinct tokens and are fitted on the sample's
+        covariance; sign codes add a fixed random rotation, which spreads the variance
+        evenly over the kept dimensions before each keeps one bit.
+        """
+        out_dim, code = parse_preset(preset)
+        sample = torch.as_tensor(np.asarray(tokens, dtype=np.float32)).double()
+        if sample.ndim != 2 or len(sample) == 0:
+            raise ValueError(f"need a (T, dim) sample of token states, got shape {tuple(sample.shape)}")
+        dim = sample.shape[1]
+        if out_dim is None:
+            mean = torch.zeros(dim, dtype=torch.float64)
+            weight = torch.eye(dim, dtype=torch.float64)
+        else:
+            if out_dim > dim:
+                raise ValueError(f"compression preset {preset!r} keeps {out_dim} dimensions but tokens have {dim}")
+            if len(sample) < 2 * out_dim:
+                raise ValueError(f"a {out_dim}-d PCA needs at least {2 * out_dim} sample tokens, got {len(sample)}")
+            mean = sample.mean(dim=0)
+            centred = sample - mean
+            _, vectors = torch.linalg.eigh(centred.T @ centred / len(sample))
+            weight = vectors[:, -out_dim:].flip(1).T  # top components first
+        if len(weight) * CODES[code] % 8:
+            raise ValueError(f"compression preset {preset!r}: {len(weight)} dimensions x {CODES[code]} bits is not whole bytes")
+        if code == "sign":
+            weight = torch.from_numpy(_random_rotation(len(weight))) @ weight
+        projected = (sample - mean) @ weight.T
+        if code == "sign":
+            low = torch.zeros(len(weight), dtype=torch.float64)
+            step = projected.abs().mean(dim=0)
+        elif code == "fp16":
+            low = step = torch.zeros(len(weight), dtype=torch.float64)
+        else:
+            lo = torch.quantile(projected, _QUANTILE, dim=0) if len(projected) <= 1 << 24 else projected.amin(dim=0)
+            hi = torch.quantile(projected, 1 - _QUANTILE, dim=0) if len(projected) <= 1 << 24 else projected.amax(dim=0)
+            low, step = lo, (hi - lo).clamp_min(1e-6) / (1 << CODES[code])
+        as32 = lambda t: t.to(torch.float32).numpy()  # noqa: E731
+        return cls(preset=preset, dim=dim, mean=as32(mean), weight=as32(weight), low=as32(low), step=as32(step))
+
+    def to_json(self) -> str:
+        """Everything needed to score identically in another process."""
+        arrays = {name: getattr(self, name).tolist() for name in ("mean", "weight", "low", "step")}
+        return json.dumps({"preset": self.preset, "dim": self.dim, **arrays})
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> TokenCodec:
+        """The codec :meth:`to_json` wrote."""
+        data = json.loads(raw)
+        arrays = {name: np.asarray(data[name], dtype=np.float32) for name in ("mean", "weight", "low", "step")}
+        return cls(preset=data["preset"], dim=int(data["dim"]), **arrays)
+
+    def fingerprint(self) -> str:
+        """A short hash of the codec's parameters (part of the table's fingerprint)."""
+        return f"{self.preset}:{hashlib.sha256(self.to_json().encode()).hexdigest()[:12]}"
+
+    # ---- encode / decode -------------------------------------------------
+
+    def project(self, tokens: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Token states (T, dim) in the codec's projected space (T, out_dim), float32."""
+        t = torch.as_tensor(np.asarray(tokens, dtype=np.float32))
+        return (t - torch.from_numpy(self.mean)) @ torch.from_numpy(self.weight).T
+
+    def encode(self, tokens: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Token states (T, dim) → packed codes (T, bytes_per_token) uint8."""
+        if tokens.shape[-1] != self.dim:
+            raise ValueError(f"token states of dim {tokens.shape[-1]} do not fit this codec (dim {self.dim})")
+        projected = self.project(tokens)
+        if self.code == "fp16":
+            return projected.to(torch.float16).numpy().view(np.uint8).reshape(len(projected), -1)
+        if self.code == "sign":
+            levels = (projected > 0).to(torch.uint8).numpy()
+        else:
+            scaled = (projected - torch.from_numpy(self.low)) / torch.from_numpy(self.step)
+            levels = scaled.floor().clamp_(0, (1 << self.bits) - 1).to(torch.uint8).numpy()
+        return _pack(levels, self.bits)
+
+    def decode(self, codes: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Packed codes (T, bytes_per_token) → their values in the projected space (T, out_dim), float32."""
+        raw = np.ascontiguousarray(codes.numpy() if isinstance(codes, torch.Tensor) else codes, dtype=np.uint8)
+        if raw.ndim != 2 or raw.shape[1] != self.bytes_per_token:
+            raise ValueError(f"codes of shape {raw.shape} do not fit this codec ({self.bytes_per_token} bytes per token)")
+        if self.code == "fp16":
+            return torch.from_numpy(raw.view(np.float16).astype(np.float32))
+        levels = torch.from_numpy(_unpack(raw, self.bits, self.out_dim))
+        step = torch.from_numpy(self.step)
+        if self.code == "sign":
+            return (levels.to(torch.float32) * 2 - 1) * step
+        return torch.from_numpy(self.low) + (levels.to(torch.float32) + 0.5) * step
+
+    def reconstruct(self, codes: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Codes back in the token-state space (T, dim): a lossy inverse of :meth:`encode`."""
+        return self.decode(codes) @ torch.from_numpy(self.weight) + torch.from_numpy(self.mean)
+
+    def query(self, tokens: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A float query's tokens (L, dim) → (projected tokens (L, out_dim), offsets q·μ (L,)).
+
+        ``projected @ decode(codes).T + offsets[:, None]`` approximates ``tokens @ docs.T``.
+        """
+        t = torch.as_tensor(np.asarray(tokens, dtype=np.float32))
+        return t @ torch.from_numpy(self.weight).T, t @ torch.from_numpy(self.mean)
+
+    def describe(self) -> dict[str, Any]:
+        """Preset, dimensions and bytes per token, for reports."""
+        return {"preset": self.preset, "dim": self.dim, "out_dim": self.out_dim, "bytes_per_token": self.bytes_per_token}
+
+
+def _pack(levels: np.ndarray, bits: int) -> np.ndarray:
+    """(T, r) small ints of ``bits`` bits → (T, r * bits / 8) bytes, little-endian within each byte."""
+    if bits == 8:
+        return np.ascontiguousarray(levels, dtype=np.uint8)
+    if bits == 1:
+        return np.packbits(levels, axis=1, bitorder="little")
+    per_byte = 8 // bits
+    grouped = levels.reshape(len(levels), -1, per_byte).astype(np.uint8)
+    shifts = (np.arange(per_byte, dtype=np.uint8) * bits)[None, None, :]
+    return np.bitwise_or.reduce(grouped << shifts, axis=2).astype(np.uint8)
+
+
+def _unpack(raw: np.ndarray, bits: int, out_dim: int) -> np.ndarray:
+    """Inverse of :func:`_pack`: (T, bytes) → (T, out_dim) uint8 levels."""
+    if bits == 8:
+        return raw
+    if bits == 1:
+        return np.unpackbits(raw, axis=1, count=out_dim, bitorder="little")
+    per_byte = 8 // bits
+    shifts = (np.arange(per_byte, dtype=np.uint8) * bits)[None, None, :]
+    levels = (raw[:, :, None] >> shifts) & ((1 << bits) - 1)
+    return levels.reshape(len(raw), -1)[:, :out_dim]
+
+
+def generic_sample() -> list[str]:
+    """The built-in generic English sample (320 varied passages) used to top up small codec fits."""
+    from importlib.resources import files
+
+    text = files("smart_retrievers").joinpath("data/generic_sample.txt").read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def fit_codec(preset: str, tokens: Sequence[np.ndarray], encoder: Any = None, *, min_tokens: int = MIN_FIT_TOKENS) -> TokenCodec:
+    """Fit ``preset`` on document token states, topped up when there are too few.
+
+    With fewer than ``min_tokens`` tokens (e.g. a first write of one short document),
+    the built-in generic sample, encoded as documents by ``encoder``, is added to the
+    fit, so a PCA is never fitted on a handful of tokens.
+    """
+    parts = [np.asarray(t, dtype=np.float32) for t in tokens]
+    count = sum(len(p) for p in parts)
+    if count < min_tokens and parse_preset(preset)[0] is not None:
+        if encoder is None:
+            raise ValueError(f"{count} tokens are too few to fit {preset!r} (need {min_tokens}); pass the encoder to top up the sample")
+        parts += [np.asarray(e.tokens, dtype=np.float32) for e in encoder.encode_documents(generic_sample(), show_progress=False)]
+    return TokenCodec.fit(preset, np.concatenate(parts))

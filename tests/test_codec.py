@@ -1,0 +1,187 @@
+"""Token codecs: round trips, asymmetric scores, storage in the table, recompress, a second process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from smart_retrievers import FingerprintMismatchError, SmartIndex, TokenCodec
+from smart_retrievers.codec import CODES, generic_sample, parse_preset
+from smart_retrievers.scoring import PackedTokens, maxsim_flat
+from smart_retrievers.store import CODEC_KEY
+
+PRESETS = ["fp16", "int8", "pca32-fp16", "pca32-int8", "pca32-int4", "pca32-int2", "pca32-sign", "pca16-sign", "sign"]
+
+
+@pytest.fixture(scope="module")
+def states() -> np.ndarray:
+    """Unit token states with low-rank structure and an offset, like real hidden states."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(6000, 12, generator=gen) @ torch.randn(12, 64, generator=gen) + 0.4 * torch.randn(6000, 64, generator=gen) + 1.5
+    return torch.nn.functional.normalize(x, dim=-1).numpy()
+
+
+def test_presets_parse_and_reject():
+    assert parse_preset("pca128-sign") == (128, "sign")
+    assert parse_preset("int4") == (None, "int4")
+    for bad in ["none", "pca-sign", "pca128-int3", "PCA128-sign", "pca4-sign", 7]:
+        with pytest.raises(ValueError, match="compression preset"):
+            parse_preset(bad)
+    with pytest.raises(ValueError, match="whole bytes"):
+        TokenCodec.fit("pca30-sign", np.ones((100, 64), np.float32))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_round_trip_error_bounds(states, preset):
+    codec = TokenCodec.fit(preset, states)
+    codes = codec.encode(states[:500])
+    out_dim = parse_preset(preset)[0] or 64
+    assert codes.dtype == np.uint8 and codes.shape == (500, out_dim * CODES[codec.code] // 8) == (500, codec.bytes_per_token)
+    back = codec.reconstruct(codes).numpy()
+    error = np.linalg.norm(back - states[:500], axis=1).mean()
+    # each code's bound: more bits and more kept dimensions never do worse than the next coarser code
+    bound = {"fp16": 1e-3, "int8": 0.03, "pca32-fp16": 0.35, "pca32-int8": 0.35, "pca32-int4": 0.4, "pca32-int2": 0.55,
+             "pca32-sign": 0.75, "pca16-sign": 0.8, "sign": 0.75}[preset]
+    assert error < bound, (preset, error)
+    # decoding is the exact inverse of the bit packing: re-encoding the reconstruction gives the same codes
+    if preset in ("int8", "pca32-int4", "pca32-int2", "pca32-sign"):
+        np.testing.assert_array_equal(codec.encode(back), codes)
+
+
+@pytest.mark.parametrize("preset", ["fp16", "pca32-int8", "pca32-int4", "pca32-sign"])
+def test_asymmetric_scores_match_the_float_reference(states, preset):
+    codec = TokenCodec.fit(preset, states)
+    docs = PackedTokens.from_list([states[i * 40 : (i + 1) * 40] for i in range(100)])
+    coded = PackedTokens(values=torch.from_numpy(codec.encode(docs.values)), offsets=docs.offsets)
+    queries = states[5000:5012]
+    exact = maxsim_flat(queries, docs.values, docs.lengths)
+    approx = maxsim_flat(queries, coded.values, coded.lengths, codec=codec, chunk_tokens=300)
+    # the float query against decoded codes, computed by hand, is what maxsim_flat returns
+    decoded = codec.decode(coded.values) @ codec.query(queries)[0].T + codec.query(queries)[1]
+    by_hand = torch.stack([decoded[a:b].amax(dim=0).mean() for a, b in zip(docs.offsets[:-1], docs.offsets[1:])])
+    torch.testing.assert_close(approx, by_hand, atol=1e-5, rtol=0)
+    tolerance = {"fp16": 1e-3, "pca32-int8": 0.05, "pca32-int4": 0.06, "pca32-sign": 0.2}[preset]
+    assert (approx - exact).abs().mean() < tolerance
+    assert np.corrcoef(approx.numpy(), exact.numpy())[0, 1] > {"fp16": 0.9999, "pca32-int8": 0.95, "pca32-int4": 0.9, "pca32-sign": 0.6}[preset]
+
+
+def test_codec_json_round_trip_is_exact(states):
+    codec = TokenCodec.fit("pca32-int4", states)
+    again = TokenCodec.from_json(codec.to_json())
+    np.testing.assert_array_equal(again.encode(states[:50]), codec.encode(states[:50]))
+    assert again.fingerprint() == codec.fingerprint() != TokenCodec.fit("pca32-int4", states[:3000]).fingerprint()
+
+
+def test_pca_needs_enough_tokens(states):
+    with pytest.raises(ValueError, match="at least 64 sample tokens"):
+        TokenCodec.fit("pca32-sign", states[:10])
+
+
+TEXTS = [f"Protein kinase {i} binds receptor {i % 13} and regulates pathway {i % 5} in cells." for i in range(40)]
+
+
+def test_new_index_is_compressed_by_default_and_stores_its_codec(tmp_path, encoder):
+    index = SmartIndex(str(tmp_path / "db"), encoder=encoder)
+    index.add(TEXTS, ids=[str(i) for i in range(len(TEXTS))])
+    assert index.codec is not None and index.codec.preset == "pca128-sign" and index.codec.bytes_per_token == 16
+    table = index.store.table
+    assert table.schema.field("tokens").type.value_type == __import__("pyarrow").list_(__import__("pyarrow").uint8(), 16)
+    assert json.loads(table.schema.metadata[CODEC_KEY.encode()])["preset"] == "pca128-sign"
+    # 40 short texts hold fewer than MIN_FIT_TOKENS tokens: the generic sample topped the fit up
+    assert sum(len(e.tokens) for e in encoder.encode_documents(TEXTS)) < 4096
+    top = index.search("which kinase binds receptor 7?", k=3)
+    assert "7" in [h.id for h in top]
+
+
+def test_tiny_first_write_gets_a_sound_codec(tmp_path, encoder):
+    tiny = SmartIndex(str(tmp_path / "db"), encoder=encoder, table="tiny")
+    tiny.add(["A dog runs in the snow."], ids=["dog"])  # one document, a handful of tokens
+    generic = TokenCodec.fit("pca128-sign", np.concatenate([e.tokens for e in encoder.encode_documents(generic_sample())]))
+    # the fit is the generic sample plus this document: its basis is close to the generic sample's own
+    overlap = np.linalg.svd(tiny.codec.weight @ generic.weight.T, compute_uv=False)
+    assert overlap.mean() > 0.95
+    tiny.add(TEXTS, ids=[str(i) for i in range(len(TEXTS))])
+    assert tiny.codec.fingerprint() == SmartIndex(str(tmp_path / "db"), encoder=encoder, table="tiny").codec.fingerprint()
+
+
+def test_codec_mismatch_is_refused_on_open(tmp_path, encoder):
+    SmartIndex(str(tmp_path / "db"), encoder=encoder, compression="pca64-sign").add(TEXTS[:3], ids=["a", "b", "c"])
+    with pytest.raises(FingerprintMismatchError, match="compression 'pca64-sign', not 'pca128-sign'"):
+        SmartIndex(str(tmp_path / "db"), encoder=encoder, compression="pca128-sign")
+    with pytest.raises(FingerprintMismatchError, match="not 'none'"):
+        SmartIndex(str(tmp_path / "db"), encoder=encoder, compression="none")
+    assert SmartIndex(str(tmp_path / "db"), encoder=encoder).codec.preset == "pca64-sign"
+    with pytest.raises(ValueError, match="unknown compression preset"):
+        SmartIndex(str(tmp_path / "other"), encoder=encoder, compression="zip")
+
+
+def test_uncompressed_tables_keep_float16_and_exact_scores(tmp_path, encoder):
+    index = SmartIndex(str(tmp_path / "db"), encoder=encoder, compression="none")
+    index.add(TEXTS, ids=[str(i) for i in range(len(TEXTS))])
+    assert index.codec is None and CODEC_KEY.encode() not in (index.store.table.schema.metadata or {})
+    hit = index.search("which kinase binds receptor 7?", k=1, lambda_pool=0.0)[0]
+    query = encoder.encode_queries(["which kinase binds receptor 7?"])[0]
+    stored = encoder.encode_documents([hit.text])[0]
+    expected = float(maxsim_flat(query.tokens, stored.tokens, [len(stored.tokens)])[0])
+    assert hit.score == pytest.approx(expected, abs=1e-5)
+
+
+def test_fit_codec_explicitly_then_writes_reuse_it(tmp_path, encoder):
+    index = SmartIndex(str(tmp_path / "db"), encoder=encoder, compression="pca64-int4")
+    codec = index.fit_codec(generic_sample()[:200])
+    index.add(TEXTS, ids=[str(i) for i in range(len(TEXTS))])
+    assert index.codec is codec and index.codec.bytes_per_token == 32
+    with pytest.raises(ValueError, match="use recompress"):
+        index.fit_codec(TEXTS)
+
+
+def test_recompress_converts_a_float16_table_atomically(tmp_path, encoder):
+    uri = str(tmp_path / "db")
+    plain = SmartIndex(uri, encoder=encoder, compression="none", write_batch_size=10)
+    plain.add(TEXTS, ids=[str(i) for i in range(len(TEXTS))])
+    before = [h.id for h in plain.search("which kinase binds receptor 7?", k=5)]
+    version = plain.store.version
+
+    calls = {"n": 0}
+    original = TokenCodec.encode
+
+    def fail_on_third_batch(self, tokens):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("disk full")
+        return original(self, tokens)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(TokenCodec, "encode", fail_on_third_batch)
+        with pytest.raises(RuntimeError, match="disk full"):
+            plain.recompress("pca64-sign", batch_size=10)
+    reopened = SmartIndex(uri, encoder=encoder)
+    assert reopened.codec is None and reopened.store.version == version and reopened.count() == len(TEXTS)
+
+    assert plain.recompress("pca64-sign", batch_size=10) == len(TEXTS)
+    coded = SmartIndex(uri, encoder=encoder)
+    assert coded.codec.preset == "pca64-sign" and coded.count() == len(TEXTS)
+    after = [h.id for h in coded.search("which kinase binds receptor 7?", k=5)]
+    assert after[0] == before[0] == "7"
+    assert sorted(r["id"] for r in coded.store.get([str(i) for i in range(len(TEXTS))], columns=["id"]).to_pylist()) == sorted(map(str, range(len(TEXTS))))
+    with pytest.raises(ValueError, match="codes a float16 table"):
+        coded.recompress("pca128-sign")
+
+
+def test_second_process_scores_identically(tmp_path, encoder):
+    uri = str(tmp_path / "db")
+    index = SmartIndex(uri, encoder=encoder)
+    index.add(TEXTS, ids=[str(i) for i in range(len(TEXTS))])
+    mine = [(h.id, round(h.score, 6)) for h in index.search("which kinase binds receptor 7?", k=5)]
+    script = (
+        "import json, sys; from smart_retrievers import SmartIndex; "
+        f"hits = SmartIndex({uri!r}).search('which kinase binds receptor 7?', k=5); "
+        "print(json.dumps([(h.id, round(h.score, 6)) for h in hits]))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300)
+    assert [tuple(x) for x in json.loads(out.stdout.strip().splitlines()[-1])] == mine
