@@ -148,10 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {args.model!r} is not a directory; {NEEDED}", file=sys.stderr)
         return 2
 
-    from smart_retrievers.vision import is_vision_encoder, load_encoder
+    from smart_retrievers.encoders import load_encoder, reads_images
 
     encoder = load_encoder(args.model, device=args.device)
-    if not is_vision_encoder(encoder):
+    if not reads_images(encoder):
         print(f"error: {args.model!r} is a text-only model; {NEEDED}", file=sys.stderr)
         return 2
 

@@ -11,38 +11,38 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DB = "./smart_db"
+_TRAIN_OPTIONS = ("dim", "epochs", "lr", "tau", "batch_size", "hard_negatives", "val_split", "loss", "seed")
+"""The ``train`` options that are :class:`~smart_retrievers.training.TrainConfig` fields."""
 
 
-def _encoder(args: argparse.Namespace):
-    """The bundled encoder, or the right one (text or vision-language) for ``--model``."""
-    from .encoder import SmartEncoder
-    from .vision import load_encoder
+def _encoder(args: argparse.Namespace, batch_size: int | None = None):
+    """The bundled encoder, or the right one (text or vision-language) for ``--model``;
+    ``batch_size`` (default ``--batch-size``) inputs per forward pass."""
+    from .encoders import default_encoder, load_encoder
 
-    kwargs: dict[str, Any] = {"batch_size": args.batch_size}
+    kwargs: dict[str, Any] = {"batch_size": batch_size or args.batch_size}
     if getattr(args, "adapter", None):
         kwargs["adapter"] = args.adapter
     if getattr(args, "max_length", None):
         kwargs["max_length"] = args.max_length
     if args.model:
         return load_encoder(args.model, **kwargs)
-    return SmartEncoder.default(**kwargs)
+    return default_encoder(**kwargs)
 
 
 def _read_items(path: Path) -> Iterator[dict[str, Any]]:
     """Rows of a BEIR corpus (_id/title/text) or {id, text, metadata} JSON lines."""
-    with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SystemExit(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
+    from .evaluation.beir import read_jsonl
+
+    try:
+        for line_no, row in read_jsonl(path):
             row_id = row.get("id", row.get("_id"))
             text = " ".join(p for p in (row.get("title", ""), row.get("text", "")) if p).strip()
             if row_id is None or not text:
                 raise SystemExit(f"{path}:{line_no}: each line needs an id (or _id) and a non-empty text")
             yield {"id": str(row_id), "text": text, "metadata": row.get("metadata") or {}}
+    except ValueError as exc:  # malformed line
+        raise SystemExit(str(exc)) from None
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -75,8 +75,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .comparison import compare
-    from .evaluation import encode_corpus, load_beir
+    from .evaluation import compare, encode_corpus, load_beir
 
     dataset = load_beir(args.beir_dir, split=args.split)
     encoder = _encoder(args)
@@ -99,10 +98,43 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .training import TrainConfig, load_training_data, train_adapter
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = TrainConfig(**{name: getattr(args, name) for name in _TRAIN_OPTIONS})
+    dataset = load_training_data(args.beir_dir, args.split, skip_unknown=args.skip_unknown)
+    encoder = _encoder(args, batch_size=args.encode_batch_size)
+    result = train_adapter(dataset, args.out, split=args.split, config=config, encoder=encoder, cache_dir=args.cache_dir, use_cache=not args.no_cache)
+    best = result.history[result.best_epoch]
+    val = f", val nDCG@10 {best['val_ndcg@10']:.4f}" if "val_ndcg@10" in best else ""
+    print(f"saved adapter (r={result.adapter.out_dim}, epoch {result.best_epoch}{val}) to {args.out}; trained in {result.seconds:.1f}s")
+    if args.json:
+        summary = {
+            "out": str(Path(args.out).resolve()),
+            "dim": result.adapter.out_dim,
+            "best_epoch": result.best_epoch,
+            "best_val_ndcg@10": best.get("val_ndcg@10"),
+            "train_seconds": result.seconds,
+            "history": result.history,
+            "data": result.data,
+        }
+        Path(args.json).write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    """The encoder options every subcommand takes (see :func:`_encoder`)."""
     parser.add_argument("--model", help="model directory or hub id (default: bundled all-MiniLM-L6-v2)")
-    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, help="token limit per input (default: the model's)")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    _model_options(parser)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--adapter", help="a trained SMART adapter directory")
 
 
@@ -139,9 +171,34 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_eval)
 
-    from .training import add_train_parser
+    from .training import TrainConfig, default_cache_dir
 
-    add_train_parser(sub)
+    defaults = TrainConfig()
+    p = sub.add_parser(
+        "train",
+        help="train a SMART adapter on a BEIR-layout split (frozen backbone, cached states)",
+        description="Train a SMART adapter (LayerNorm + Linear on frozen token states) with InfoNCE on a BEIR-layout split.",
+    )
+    p.add_argument("beir_dir", help="BEIR dataset directory (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)")
+    p.add_argument("--out", required=True, help="directory to write the adapter to")
+    p.add_argument("--split", default="train", help="qrels split to train on (default: train)")
+    p.add_argument("--dim", type=int, help="adapted token dimension r (default: the model's hidden size)")
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--tau", type=float, default=defaults.tau, help="InfoNCE temperature")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="(query, positive) pairs per training step")
+    p.add_argument("--hard-negatives", type=int, default=defaults.hard_negatives, metavar="K", help="mined negatives per query (0: in-batch only)")
+    p.add_argument("--val-split", type=float, default=defaults.val_split, help="fraction of queries held out for per-epoch nDCG@10")
+    p.add_argument("--loss", choices=("late", "fused"), default=defaults.loss, help="score the InfoNCE loss is on")
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    _model_options(p)
+    p.add_argument("--encode-batch-size", type=int, default=32, help="inputs per forward pass when encoding")
+    p.add_argument("--cache-dir", help=f"where frozen token states are cached (default: {default_cache_dir()})")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the token-state cache")
+    p.add_argument("--skip-unknown", action="store_true", help="drop judgements on unknown query/doc ids instead of stopping")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--json", help="also write the training summary to this JSON file")
+    p.set_defaults(func=cmd_train)
     return parser
 
 

@@ -1,22 +1,19 @@
-"""The Encoding contract shared by every encoder (text or vision) and the weights fingerprint."""
+"""The encoder contract: what an encoder returns (:class:`Encoding`), which tokens it keeps
+(:class:`TokenPolicy`) and what every encoder offers (:class:`Encoder`).
+
+This module is the bottom layer: numpy only, so anything may import it. The encoders
+themselves live in :mod:`smart_retrievers.encoders`.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import string
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-import torch
-from transformers.utils import cached_file
 
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-_SAMPLE_BYTES = 1 << 20
-_PUNCTUATION = set(string.punctuation) | set("“”‘’«»…–—")
-_SUBWORD_MARKS = ("##", "Ġ", "▁", "Ċ")
+__all__ = ["Encoder", "Encoding", "TokenPolicy"]
 
 
 @dataclass
@@ -37,109 +34,66 @@ class Encoding:
     modality: str = "text"
 
 
-def fingerprint_weights(model_name_or_path: str, local_files_only: bool = True) -> str:
-    """A short, fast hash of a model's config and weight files.
+@dataclass(frozen=True)
+class TokenPolicy:
+    """Which non-special tokens to keep as late-interaction token states.
 
-    Hashes config.json plus each weight file's name, size and first/last MiB, so it
-    changes with the weights without reading gigabytes.
+    Attributes:
+        drop_punctuation: drop tokens made only of punctuation characters.
+        drop_prompt: drop the tokens of a query/document prompt prefix or instruction (they
+            are the same for every input and only add noise to MaxSim).
     """
-    config = cached_file(
-        model_name_or_path,
-        "config.json",
-        local_files_only=local_files_only,
-        _raise_exceptions_for_missing_entries=False,
-        _raise_exceptions_for_connection_errors=False,
-    )
-    digest = hashlib.sha256()
-    if config is None:
-        digest.update(model_name_or_path.encode())
-        return digest.hexdigest()[:16]
-    folder = Path(config).parent
-    digest.update(Path(config).read_bytes())
-    for weights in sorted(p for p in folder.iterdir() if p.suffix in _WEIGHT_SUFFIXES):
-        size = weights.stat().st_size
-        digest.update(f"{weights.name}:{size}".encode())
-        with weights.open("rb") as fh:
-            digest.update(fh.read(_SAMPLE_BYTES))
-            fh.seek(max(0, size - _SAMPLE_BYTES))
-            digest.update(fh.read(_SAMPLE_BYTES))
-    return digest.hexdigest()[:16]
+
+    drop_punctuation: bool = False
+    drop_prompt: bool = True
 
 
-# ---- helpers shared by every encoder (text and vision) -------------------
+@runtime_checkable
+class Encoder(Protocol):
+    """What every encoder (text or vision) offers; the index, scorer and frameworks need no more.
 
-
-def auto_device() -> str:
-    """The first available of "cuda", "mps" and "cpu"."""
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def default_dtype(device: str) -> torch.dtype:
-    """bfloat16 on CUDA devices that support it, float32 elsewhere."""
-    return torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
-
-
-def load_adapter(adapter: Any, base_fingerprint: dict[str, Any], device: str) -> torch.nn.Module | None:
-    """Load (if given as a path) a SMART adapter, check it was trained on this base model, move it to ``device``."""
-    if adapter is None:
-        return None
-    from .adapter import SmartAdapter
-
-    if not isinstance(adapter, SmartAdapter):
-        adapter = SmartAdapter.load(adapter)
-    adapter.check_base(base_fingerprint)
-    return adapter.to(device).eval()
-
-
-def punctuation_token_ids(tokenizer: Any) -> torch.Tensor:
-    """Ids of the vocabulary entries made only of punctuation (subword marks ignored), sorted."""
-    ids = []
-    for token, token_id in tokenizer.get_vocab().items():
-        stripped = token
-        for mark in _SUBWORD_MARKS:
-            stripped = stripped.replace(mark, "")
-        if stripped and all(ch in _PUNCTUATION for ch in stripped):
-            ids.append(token_id)
-    return torch.tensor(sorted(ids), dtype=torch.long)
-
-
-def states_to_encodings(
-    pooled: torch.Tensor,
-    states: torch.Tensor,
-    keep: torch.Tensor,
-    *,
-    adapter: torch.nn.Module | None = None,
-    modalities: Sequence[str] | None = None,
-) -> list[Encoding]:
-    """Turn one batch of model outputs into :class:`Encoding` objects.
-
-    Args:
-        pooled: (B, d) pooled embeddings (any dtype; L2-normalised here in fp32).
-        states: (B, L, H) token states in the space the late score uses (final hidden
-            states, or for CLIP/SigLIP their projection); cast to fp32, passed through the
-            adapter if any, L2-normalised and stored as float16.
-        keep: (B, L) bool mask of the token states to keep.
-        adapter: optional SMART adapter applied to token states.
-        modalities: per-row modality ("text" or "image"); all "text" when None.
-
-    A row whose mask keeps nothing gets its pooled vector (through the adapter) as its
-    single token, so token states are never empty.
+    ``fingerprint`` is everything that changes stored encodings (a store refuses another
+    one); ``base_fingerprint`` identifies the frozen model under any adapter. Items of
+    :meth:`encode_items` are texts or, when ``reads_images`` is True, images (paths, URIs,
+    bytes or PIL images).
     """
-    pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
-    tokens = states.float() if adapter is None else adapter(states.float())
-    tokens = torch.nn.functional.normalize(tokens.float(), dim=-1).half().cpu().numpy()
-    keep_np = keep.cpu().numpy()
-    pooled_np = pooled.cpu().numpy()
-    out = []
-    for row in range(len(pooled_np)):
-        toks = tokens[row][keep_np[row]]
-        if len(toks) == 0:  # nothing left after masking: the pooled vector stands in
-            stand_in = pooled[row : row + 1] if adapter is None else adapter(pooled[row : row + 1])
-            toks = torch.nn.functional.normalize(stand_in.float(), dim=-1).half().cpu().numpy()
-        modality = modalities[row] if modalities is not None else "text"
-        out.append(Encoding(pooled=pooled_np[row], tokens=np.ascontiguousarray(toks), modality=modality))
-    return out
+
+    name: str
+    device: str
+
+    @property
+    def dim(self) -> int:
+        """Pooled embedding dimension."""
+
+    @property
+    def token_dim(self) -> int:
+        """Token-state dimension."""
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything that changes stored encodings."""
+
+    @property
+    def base_fingerprint(self) -> dict[str, Any]:
+        """What identifies the frozen model, whatever adapter sits on top."""
+
+    @property
+    def reads_images(self) -> bool:
+        """Whether :meth:`encode_items` takes images."""
+
+    def encode_queries(self, texts: Sequence[str], *, batch_size: int | None = None, show_progress: bool | None = None) -> list[Encoding]:
+        """Encode text queries, one :class:`Encoding` per text, in input order."""
+
+    def encode_documents(self, texts: Sequence[str], *, batch_size: int | None = None, show_progress: bool | None = None) -> list[Encoding]:
+        """Encode text documents, one :class:`Encoding` per text, in input order."""
+
+    def encode_items(
+        self, texts: Sequence[str | None], images: Sequence[Any] | None = None, *, query: bool = False,
+        batch_size: int | None = None, show_progress: bool | None = None,
+        ids: Sequence[str | None] | None = None, positions: Sequence[int] | None = None,
+    ) -> list[Encoding]:  # fmt: skip
+        """Encode a mix of text items and image items, one :class:`Encoding` per item, in input order.
+
+        Item i is ``images[i]`` when given (``texts[i]`` is then a caption, not encoded),
+        else ``texts[i]``; ``ids`` / ``positions`` name items in errors.
+        """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -293,6 +293,13 @@ class SmartIndex:
     def get(self, ids: Sequence[str]) -> list[Hit]:
         """Stored items for these ids, in the given order (missing ids are skipped; scores are 0)."""
         return [self._hit(row) for row in self.store.get(ids).to_pylist()]
+
+    def rows(self, where: Any = None, *, batch_size: int = 2048) -> Iterator[Hit]:
+        """Every stored item (matching ``where``), streamed in table order, without vectors (scores are 0)."""
+        if self.store.table is None:
+            return
+        for batch in self.store.scan(META_COLUMNS, where=self.store.where_sql(where), batch_size=batch_size):
+            yield from (self._hit(row) for row in batch.to_pylist())
 
     def search(self, query: str, k: int | None = None, *, options: SearchOptions | None = None, **settings: Any) -> list[Hit]:
         """Search with SMART scoring.

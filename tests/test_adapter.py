@@ -10,7 +10,12 @@ import torch
 from torch.nn import functional as F
 
 from smart_retrievers import FingerprintMismatchError, SmartEncoder, SmartIndex
-from smart_retrievers.adapter import CONFIG_NAME, WEIGHTS_NAME, AdapterMismatchError, SmartAdapter
+from smart_retrievers.adapter import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    AdapterMismatchError,
+    SmartAdapter,
+)
 from smart_retrievers.encoding import Encoding
 from smart_retrievers.store import Record
 
@@ -30,11 +35,6 @@ def _random_adapter(hidden: int, out: int, seed: int = 0, base: dict | None = No
         for p in adapter.parameters():
             p.add_(0.1 * torch.randn_like(p))
     return adapter.eval()
-
-
-@pytest.fixture(scope="module")
-def encoder() -> SmartEncoder:
-    return SmartEncoder.default()
 
 
 @pytest.fixture(scope="module")
@@ -211,12 +211,13 @@ def test_reindex_tokens_failure_leaves_the_table(tmp_path, encoder, adapter_dir,
     index.add(TEXTS, ids=[f"d{i}" for i in range(len(TEXTS))])
     version, fingerprint = index.store.version, dict(index.store.fingerprint)
     calls = []
+    encode_documents = SmartEncoder.encode_documents
 
-    def failing(self, texts, **kwargs):
+    def failing(self, texts, **kwargs):  # the second batch fails, after the first was re-encoded
         calls.append(len(texts))
         if len(calls) == 2:
             raise RuntimeError("encoder exploded")
-        return SmartEncoder.encode_documents(self, texts, **kwargs)
+        return encode_documents(self, texts, **kwargs)
 
     monkeypatch.setattr(SmartEncoder, "encode_documents", failing)
     with pytest.raises(RuntimeError, match="encoder exploded"):

@@ -52,9 +52,20 @@ def test_eval_writes_json(beir_dir, tmp_path, capsys):
 def test_errors_are_clear(tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "x", "text": "ok"}\nnot json\n')
-    with pytest.raises(SystemExit, match="bad.jsonl:2: not valid JSON"):
+    with pytest.raises(SystemExit, match=r"bad\.jsonl:2: malformed JSON"):
         main(["index", str(bad), "--db", str(tmp_path / "db")])
     assert main(["eval", str(tmp_path / "missing")]) == 2
     assert "error:" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="no rows"):
         main(["search", "q", "--db", str(tmp_path / "empty")])
+
+
+def test_train_options_become_the_train_config():
+    from smart_retrievers.cli import _TRAIN_OPTIONS, build_parser
+    from smart_retrievers.training import TrainConfig
+
+    defaults = build_parser().parse_args(["train", "beir", "--out", "out"])
+    assert {name: getattr(defaults, name) for name in _TRAIN_OPTIONS} == {name: getattr(TrainConfig(), name) for name in _TRAIN_OPTIONS}
+    assert defaults.encode_batch_size == 32 and not defaults.no_cache and defaults.model is None
+    args = build_parser().parse_args(["train", "beir", "--out", "out", "--dim", "8", "--loss", "fused", "--batch-size", "16", "--hard-negatives", "0"])
+    assert (args.dim, args.loss, args.batch_size, args.hard_negatives) == (8, "fused", 16, 0)

@@ -1,4 +1,4 @@
-"""Tests for smart_retrievers.evaluation: IR metrics and BEIR loading."""
+"""Tests for smart_retrievers.evaluation: IR metrics, BEIR loading and the single-vector vs SMART comparison."""
 
 from __future__ import annotations
 
@@ -7,15 +7,27 @@ import math
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
+from smart_retrievers.encoding import Encoding
 from smart_retrievers.evaluation import (
+    METHODS,
     BeirDataset,
+    compare,
     evaluate_ranking,
     load_beir,
     mrr_at_k,
     ndcg_at_k,
     recall_at_k,
+)
+from smart_retrievers.scoring import (
+    PackedTokens,
+    maxsim,
+    maxsim_flat,
+    pad_tokens,
+    smart_scores,
 )
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -204,6 +216,20 @@ def test_malformed_json_reports_line(beir_dir: Path) -> None:
         load_beir(beir_dir)
 
 
+def test_non_object_and_missing_id_report_line(beir_dir: Path) -> None:
+    corpus = beir_dir / "corpus.jsonl"
+    lines = corpus.read_text(encoding="utf-8").splitlines()
+    corpus.write_text("\n".join([lines[0], "[1, 2]", *lines[2:]]) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"corpus\.jsonl:2: expected a JSON object"):
+        load_beir(beir_dir)
+    corpus.write_text("\n".join([lines[0], '{"text": "no id"}', *lines[2:]]) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"corpus\.jsonl:2: expected a JSON object with an '_id' field"):
+        load_beir(beir_dir)
+    corpus.write_text("\n".join([lines[0], lines[0]]) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"corpus\.jsonl:2: duplicate _id 'd1'"):
+        load_beir(beir_dir)
+
+
 def test_malformed_qrels_reports_line(beir_dir: Path) -> None:
     _write_qrels(beir_dir / "qrels" / "test.tsv", [("q1", "d1", 1)])
     with (beir_dir / "qrels" / "test.tsv").open("a", encoding="utf-8") as handle:
@@ -230,6 +256,69 @@ def test_split_without_usable_qrels(beir_dir: Path) -> None:
     _write_qrels(beir_dir / "qrels" / "test.tsv", [])
     with pytest.raises(ValueError, match="no usable judgements"):
         load_beir(beir_dir)
+
+
+# ---------------------------------------------------------------- compare
+
+
+def _random_encodings(n: int, dim: int, rng: np.random.Generator, max_tokens: int = 9) -> list[Encoding]:
+    def unit(x: np.ndarray) -> np.ndarray:
+        return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+    return [
+        Encoding(pooled=unit(rng.normal(size=dim)).astype(np.float32), tokens=unit(rng.normal(size=(int(rng.integers(1, max_tokens)), dim))).astype(np.float16))
+        for _ in range(n)
+    ]
+
+
+def test_flat_multi_query_maxsim_equals_padded_maxsim() -> None:
+    """The exhaustive path of compare(): many queries at once over every doc's unpadded tokens."""
+    rng = np.random.default_rng(0)
+    queries, docs = _random_encodings(13, 24, rng), _random_encodings(70, 24, rng, max_tokens=30)
+    packed_q, packed_d = PackedTokens.from_list([q.tokens for q in queries]), PackedTokens.from_list([d.tokens for d in docs])
+    flat = maxsim_flat(packed_q.values, packed_d.values, packed_d.lengths, query_lengths=packed_q.lengths, chunk_tokens=50)  # many chunks
+    padded = maxsim(*pad_tokens([q.tokens for q in queries]), *pad_tokens([d.tokens for d in docs]))
+    assert flat.shape == (13, 70)
+    torch.testing.assert_close(flat, padded, atol=1e-5, rtol=0)
+    one = maxsim_flat(queries[4].tokens, packed_d.values, packed_d.lengths)
+    torch.testing.assert_close(one, padded[4], atol=1e-5, rtol=0)
+
+
+def _reference_rankings(queries, docs, candidates, depth, lambda_pool, lambda_late):
+    """Rankings from the padded smart_scores: pooled, pooled top-candidates re-scored, exhaustive."""
+    q_pooled = np.stack([q.pooled for q in queries])
+    d_pooled = np.stack([d.pooled for d in docs])
+    scores = smart_scores(q_pooled, [q.tokens for q in queries], d_pooled, [d.tokens for d in docs], lambda_pool=lambda_pool, lambda_late=lambda_late)
+    single = torch.topk(scores.pooled, depth, dim=1).indices.tolist()
+    cand = torch.topk(scores.pooled, candidates, dim=1).indices
+    rerank = [[int(c[i]) for i in torch.argsort(scores.fused[qi, c], descending=True, stable=True)][:depth] for qi, c in enumerate(cand)]
+    exhaustive = torch.topk(scores.fused, depth, dim=1).indices.tolist()
+    return single, rerank, exhaustive
+
+
+@pytest.mark.parametrize(("candidates", "lambda_pool", "lambda_late"), [(10, 1.0, 1.0), (25, 0.3, 2.0)])
+def test_compare_matches_padded_reference(candidates: int, lambda_pool: float, lambda_late: float) -> None:
+    rng = np.random.default_rng(1)
+    queries, docs = _random_encodings(20, 16, rng), _random_encodings(120, 16, rng, max_tokens=20)
+    query_ids, doc_ids = [f"q{i}" for i in range(20)], [f"d{i}" for i in range(120)]
+    # each query has two relevant docs among the first 60
+    qrels = {qid: {f"d{(3 * i) % 60}": 1, f"d{(3 * i + 7) % 60}": 2} for i, qid in enumerate(query_ids)}
+    result = compare(query_ids, queries, doc_ids, docs, qrels, candidates=candidates, depth=20, lambda_pool=lambda_pool, lambda_late=lambda_late, query_batch=6, chunk_tokens=100, show_progress=False)
+
+    assert list(result.results) == list(METHODS)
+    assert set(result.timings) == {"single_s", "smart_rerank_s", "smart_exhaustive_s"}
+    for method, rows in zip(METHODS, _reference_rankings(queries, docs, candidates, 20, lambda_pool, lambda_late)):
+        expected = evaluate_ranking({qid: [doc_ids[i] for i in r] for qid, r in zip(query_ids, rows)}, qrels)
+        assert result.results[method] == pytest.approx(expected, abs=1e-12), method
+    # re-ranking the whole corpus is exhaustive SMART
+    everything = compare(query_ids, queries, doc_ids, docs, qrels, candidates=200, depth=20, lambda_pool=lambda_pool, lambda_late=lambda_late, show_progress=False)
+    assert everything.results["smart-rerank"] == pytest.approx(everything.results["smart-exhaustive"], abs=1e-12)
+    assert everything.results["single"] == result.results["single"]
+
+    table = result.table().splitlines()
+    assert table[0].split()[:4] == ["method", "ndcg@10", "recall@100", "mrr@10"] and len(table) == 4
+    gain = result.results["smart-exhaustive"]["ndcg@10"] - result.results["single"]["ndcg@10"]
+    assert table[3].startswith("smart-exhaustive") and f"{gain:+.4f}" in table[3]
 
 
 # ---------------------------------------------------------------- real data

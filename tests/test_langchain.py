@@ -10,6 +10,8 @@ import asyncio
 import copy
 import itertools
 import runpy
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import pytest
 pytest.importorskip("langchain_core", reason="the [langchain] extra (langchain-core) is not installed")
 pytest.importorskip("langchain_tests", reason="langchain-tests (the [dev] extra) is not installed")
 
+from encoder_calls import record_document_encodings  # noqa: E402
 from langchain_core.documents import Document  # noqa: E402
 from langchain_core.retrievers import BaseRetriever  # noqa: E402
 from langchain_core.runnables import RunnableLambda  # noqa: E402
@@ -40,11 +43,6 @@ CORPUS = [
     Document(id="memo-1", page_content="Shipping memo: codes are printed in black ink on every label.", metadata={"year": 2024, "topic": "shipping"}),
 ]
 QUERY = "which code labels the red star?"
-
-
-@pytest.fixture(scope="session")
-def encoder() -> SmartEncoder:
-    return SmartEncoder.default()
 
 
 @pytest.fixture(scope="module")
@@ -170,14 +168,18 @@ def test_bad_input_gives_clear_errors(corpus_index: SmartIndex, retriever: Smart
         retriever.invoke(QUERY, filter={"colour": "red"})
     with pytest.raises(ValueError, match="mode"):
         retriever.invoke(QUERY, mode="dense")
-    with pytest.raises(ValueError, match="k must be >= 1"):
+    with pytest.raises(ValueError, match="k must be an int >= 1"):
         retriever.invoke(QUERY, k=0)
+    with pytest.raises(ValueError, match="candidates must be an int >= 1"):
+        retriever.invoke(QUERY, candidates=0)
     with pytest.raises(ValueError, match="lambda_pool and lambda_late"):
         SmartRetriever(index=corpus_index, lambda_pool=0.0, lambda_late=0.0)
     with pytest.raises(ValueError):
         SmartRetriever(index=corpus_index, mode="dense")
     with pytest.raises(ValueError, match="Extra inputs"):
         SmartRetriever(index=corpus_index, top_k=3)
+    with pytest.raises(ValueError, match="index must be a SmartIndex, got str"):
+        SmartRetriever(index=str(corpus_index.store.uri))
     with pytest.raises(TypeError, match="unexpected keyword argument 'top_k'"):
         retriever.invoke(QUERY, top_k=3)
 
@@ -258,28 +260,33 @@ async def test_reranker_empty_input_and_errors(encoder: SmartEncoder, corpus_ind
         SmartReranker(encoder=encoder, top_n=0)
     with pytest.raises(ValueError, match="frozen"):
         reranker.top_n = 5
+    with pytest.raises(ValueError, match="encoder must be a SmartEncoder or a vision encoder, got str"):
+        SmartReranker(encoder="all-MiniLM-L6-v2")
     other = SmartEncoder.default(name="another-model")
     with pytest.raises(ValueError, match="differs from the index's encoder"):
         SmartReranker(index=corpus_index, encoder=other)
 
 
 def test_reranker_reuses_stored_states_only_for_matching_text(corpus_index: SmartIndex, monkeypatch: pytest.MonkeyPatch) -> None:
-    reranker = SmartReranker(index=corpus_index, top_n=None)
     stored = SmartRetriever(index=corpus_index, k=6).invoke(QUERY)
-
-    def no_document_encoding(*args: Any, **kwargs: Any):
-        raise AssertionError("stored documents must not be re-encoded")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(corpus_index.encoder, "encode_documents", no_document_encoding)
-        ranked = reranker.compress_documents(stored, QUERY)
+    encoded = record_document_encodings(monkeypatch, corpus_index.encoder)
+    ranked = SmartReranker(index=corpus_index, top_n=None).compress_documents(stored, QUERY)
+    assert encoded == []  # every document's id and text match a stored row: no forward pass
     assert ids(ranked) == ids(stored)
     assert [d.metadata["relevance_score"] for d in ranked] == pytest.approx([d.metadata["smart_score"] for d in stored], abs=1e-5)
-    # an id the index holds, but with other text, is scored on its own text
-    impostor = Document(id="star-1", page_content="Shipping memo: codes are printed in black ink on every label.")
-    fresh = SmartReranker(encoder=corpus_index.encoder).compress_documents([impostor], QUERY)
-    assert reranker.compress_documents([impostor], QUERY)[0].metadata == pytest.approx(fresh[0].metadata, abs=1e-3)
-    assert fresh[0].metadata["relevance_score"] < stored[0].metadata["smart_score"] - 0.3
+
+    # an id the index holds (star-1) with other text (memo-1's): encoded from its own text, so
+    # scored as that text freshly encoded (an id-less copy) and as the row that stores it, never as star-1
+    memo = next(d for d in stored if d.id == "memo-1")
+    impostor = Document(id="star-1", page_content=memo.page_content)
+    mixed = SmartReranker(index=corpus_index, top_n=None).compress_documents([stored[1], impostor], QUERY)
+    assert encoded == [impostor.page_content]  # only the impostor is encoded
+    scored = next(d for d in mixed if d.page_content == impostor.page_content)
+    fresh = SmartReranker(index=corpus_index, top_n=None).compress_documents([Document(page_content=memo.page_content)], QUERY)
+    assert encoded == [impostor.page_content] * 2
+    assert scored.id == "star-1" and scored.metadata == pytest.approx(fresh[0].metadata, abs=1e-5)
+    assert scored.metadata["relevance_score"] == pytest.approx(memo.metadata["smart_score"], abs=1e-3)
+    assert scored.metadata["relevance_score"] < stored[0].metadata["smart_score"] - 0.3
 
 
 async def test_reranker_as_lcel_step(encoder: SmartEncoder, retriever: SmartRetriever) -> None:
@@ -328,7 +335,8 @@ def binding_corpus() -> tuple[list[str], list[set[tuple[str, str, str]]]]:
 
 def test_reranker_moves_the_binding_document_up(encoder: SmartEncoder, tmp_path: Path) -> None:
     texts, bindings = binding_corpus()
-    index = SmartIndex(str(tmp_path / "binding"), encoder=encoder)
+    # exact float16 states: this measures the method on eight near-identical notes; codecs are tested in test_codec
+    index = SmartIndex(str(tmp_path / "binding"), encoder=encoder, compression="none")
     index.add(texts, ids=[f"note-{i}" for i in range(len(texts))])
     pooled_retriever = SmartRetriever(index=index, k=len(texts), mode="pooled")
     reranker = SmartReranker(index=index, top_n=None)
@@ -374,6 +382,17 @@ def test_core_never_imports_langchain_and_integration_needs_only_core() -> None:
             assert not [m for m in imported_modules(path) if m.startswith("langchain")], path
     langchain_imports = {m.split(".")[0] for m in imported_modules(package / "integrations" / "langchain.py") if m.startswith("langchain")}
     assert langchain_imports == {"langchain_core"}
+
+
+def test_importing_the_integration_loads_no_model_code() -> None:
+    """``import smart_retrievers.langchain`` stays light: no transformers, no vision encoder modules."""
+    code = (
+        "import sys, smart_retrievers.langchain\n"
+        "heavy = ('transformers', 'smart_retrievers.encoders.vision', 'smart_retrievers.encoders.clip', 'smart_retrievers.encoders.qwen_vl')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'transformers' or m in heavy))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert run.stdout.strip() == "[]"
 
 
 # ---- the example --------------------------------------------------------------------

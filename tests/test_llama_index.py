@@ -13,17 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from encoder_calls import record_document_encodings
 from llama_index.core import Document, VectorStoreIndex
-from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload, LlamaDebugHandler
-from llama_index.core.indices.base import BaseIndex
-from llama_index.core.indices.managed.base import BaseManagedIndex
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.llms import MockLLM
 from llama_index.core.node_parser import SentenceSplitter
-from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import ImageNode, IndexNode, NodeRelationship, NodeWithScore, QueryBundle, TextNode
 from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
@@ -83,12 +80,29 @@ def ref_ids(nodes: list[NodeWithScore]) -> set[str]:
 # ---- classes ---------------------------------------------------------------------------
 
 
-def test_class_hierarchy_and_reexport() -> None:
-    assert issubclass(SmartRetriever, BaseRetriever)
-    assert issubclass(SmartRerank, BaseNodePostprocessor)
-    assert issubclass(SmartVectorIndex, BaseManagedIndex) and issubclass(SmartVectorIndex, BaseIndex)
-    assert issubclass(SmartNodeWithScore, NodeWithScore)
+def test_reexport_and_framework_composition(encoder: SmartEncoder, binding_index: SmartVectorIndex, binding_nodes: list[TextNode], example_module) -> None:
+    """The public module re-exports the classes, and LlamaIndex's own machinery drives them:
+    a SmartRerank in a query engine over a plain VectorStoreIndex, a SmartRetriever in a
+    RetrieverQueryEngine, a SmartNodeWithScore through serialisation."""
     assert (reexport.SmartRetriever, reexport.SmartRerank, reexport.SmartVectorIndex) == (SmartRetriever, SmartRerank, SmartVectorIndex)
+    query = "K7 red star"
+    plain = VectorStoreIndex(binding_nodes, embed_model=example_module.PooledEmbedding(encoder))
+    rerank = SmartRerank(top_n=3, encoder=encoder)
+    engine = plain.as_query_engine(llm=MockLLM(), similarity_top_k=8, node_postprocessors=[rerank])
+    sources = engine.query(query).source_nodes
+    expected = rerank.postprocess_nodes(plain.as_retriever(similarity_top_k=8).retrieve(query), query_str=query)
+    assert [(n.node.node_id, n.score) for n in sources] == [(n.node.node_id, n.score) for n in expected]
+    assert len(sources) == 3 and all(isinstance(n, SmartNodeWithScore) and n.late_score is not None for n in sources)
+
+    retrieved = RetrieverQueryEngine.from_args(SmartRetriever(binding_index, similarity_top_k=2), llm=MockLLM()).query(query).source_nodes
+    assert [n.node.node_id for n in retrieved] == [h.id for h in binding_index.smart_index.search(query, k=2)]
+    dumped = retrieved[0].to_dict()  # what LlamaIndex serialises keeps SMART's parts
+    assert (dumped["class_name"], dumped["score"], dumped["pooled_score"], dumped["late_score"]) == (
+        "SmartNodeWithScore",
+        retrieved[0].score,
+        retrieved[0].pooled_score,
+        retrieved[0].late_score,
+    )
 
 
 def test_core_never_imports_llama_index() -> None:
@@ -97,6 +111,17 @@ def test_core_never_imports_llama_index() -> None:
     allowed = {package / "llama_index.py", package / "integrations" / "llama_index.py"}
     offenders = [p.name for p in package.rglob("*.py") if p not in allowed and pattern.search(p.read_text())]
     assert offenders == []
+
+
+def test_importing_the_integration_loads_no_model_code() -> None:
+    """``import smart_retrievers.llama_index`` stays light: no transformers, no vision encoder modules."""
+    code = (
+        "import sys, smart_retrievers.llama_index\n"
+        "heavy = ('transformers', 'smart_retrievers.encoders.vision', 'smart_retrievers.encoders.clip', 'smart_retrievers.encoders.qwen_vl')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'transformers' or m in heavy))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert run.stdout.strip() == "[]"
 
 
 # ---- retriever -------------------------------------------------------------------------
@@ -235,6 +260,18 @@ def test_retriever_rejects_bad_arguments(binding_index: SmartVectorIndex, kwargs
         SmartRetriever(binding_index, **kwargs)
 
 
+def test_unset_settings_follow_the_index(binding_index: SmartVectorIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    """None means "the index's default", resolved by the index at each search, not frozen at construction."""
+    retriever = SmartRetriever(binding_index, similarity_top_k=3)
+    fused = retriever.retrieve("K7 red star")
+    assert all(r.late_score is not None and r.score == pytest.approx(r.pooled_score + r.late_score, abs=1e-5) for r in fused)
+    monkeypatch.setattr(binding_index.smart_index, "lambda_late", 0.0)
+    pooled = retriever.retrieve("K7 red star")
+    assert all(r.late_score is None and r.score == pytest.approx(r.pooled_score) for r in pooled)
+    pinned = SmartRetriever(binding_index, similarity_top_k=3, lambda_late=1.0).retrieve("K7 red star")
+    assert [(r.node.node_id, r.score) for r in pinned] == [(r.node.node_id, r.score) for r in fused]
+
+
 def test_empty_query_raises(binding_index: SmartVectorIndex) -> None:
     with pytest.raises(ValueError, match="no text to encode"):
         SmartRetriever(binding_index).retrieve("")
@@ -371,20 +408,23 @@ def test_binding_rerank_moves_the_answer_up(encoder: SmartEncoder, binding_nodes
 
 def test_rerank_reuses_stored_token_states(encoder: SmartEncoder, binding_index: SmartVectorIndex, monkeypatch: pytest.MonkeyPatch) -> None:
     candidates = SmartRetriever(binding_index, similarity_top_k=12, mode="pooled").retrieve("T3 orange arrow")
-    fresh = SmartRerank(top_n=5, encoder=encoder).postprocess_nodes(candidates, query_str="T3 orange arrow")
-    calls = []
-    monkeypatch.setattr(encoder, "encode_documents", lambda texts, **kw: calls.append(list(texts)) or SmartEncoder.encode_documents(encoder, texts, **kw))
+    calls = record_document_encodings(monkeypatch, encoder)
     stored = SmartRerank(top_n=5, index=binding_index).postprocess_nodes(candidates, query_str="T3 orange arrow")
-    assert calls == []
-    assert [n.node.node_id for n in stored] == [n.node.node_id for n in fresh]
-    assert [n.score for n in stored] == pytest.approx([n.score for n in fresh], abs=1e-3)
+    assert calls == []  # every candidate's id and content match a stored row: no forward pass
     exhaustive = SmartRetriever(binding_index, similarity_top_k=5, mode="exhaustive").retrieve("T3 orange arrow")
+    assert [n.node.node_id for n in stored] == [n.node.node_id for n in exhaustive]
     assert [n.score for n in stored] == pytest.approx([n.score for n in exhaustive], abs=1e-5)
 
-    # same id, other content: its stored states must not be borrowed
+    # same id, other content: its stored states must not be borrowed; it is encoded from its own
+    # text and scored as that text freshly encoded (an id the index does not hold)
     impostor = NodeWithScore(node=TextNode(id_="report-5", text="Nothing about codes here."), score=0.1)
-    SmartRerank(top_n=1, index=binding_index).postprocess_nodes([impostor], query_str="T3 orange arrow")
-    assert calls == [["Nothing about codes here."]]
+    borrowed = SmartRerank(top_n=None, index=binding_index).postprocess_nodes([candidates[0], impostor], query_str="T3 orange arrow")
+    assert calls == ["Nothing about codes here."]
+    unknown = NodeWithScore(node=TextNode(id_="not-stored", text="Nothing about codes here."), score=0.1)
+    alone = SmartRerank(top_n=None, index=binding_index).postprocess_nodes([unknown], query_str="T3 orange arrow")
+    scored = next(n for n in borrowed if n.node.node_id == "report-5")
+    assert (scored.score, scored.pooled_score, scored.late_score) == pytest.approx((alone[0].score, alone[0].pooled_score, alone[0].late_score), abs=1e-5)
+    assert scored.score < stored[-1].score
 
 
 def test_keep_retrieval_score_and_inputs_untouched(encoder: SmartEncoder, binding_nodes: list[TextNode]) -> None:

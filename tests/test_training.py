@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -12,24 +11,21 @@ import torch
 
 from smart_retrievers import SmartEncoder
 from smart_retrievers.adapter import SmartAdapter
-from smart_retrievers.comparison import compare
 from smart_retrievers.encoding import Encoding
-from smart_retrievers.evaluation import evaluate_ranking
+from smart_retrievers.evaluation import compare, evaluate_ranking
 from smart_retrievers.scoring import maxsim, pad_tokens
 from smart_retrievers.training import (
     TokenStates,
     TrainConfig,
     TrainingDataError,
-    add_train_parser,
     encode_states,
     fit_adapter,
     late_maxsim,
     load_training_data,
-    run_train,
     smart_rankings,
     training_loss,
 )
-
+from smart_retrievers.training.loss import Batch, batch_logits, make_batches
 
 # ---- synthetic states with learnable structure ------------------------------------
 
@@ -85,6 +81,42 @@ def test_late_maxsim_matches_scoring_and_autograd():
         late_maxsim(queries, torch.tensor([3, 3]), docs, doc_mask)
 
 
+def _random_adapter(hidden: int, out: int, seed: int = 0) -> SmartAdapter:
+    torch.manual_seed(seed)
+    adapter = SmartAdapter(hidden, out)
+    with torch.no_grad():
+        for p in adapter.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    return adapter.eval()
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_batch_logits_are_smart_scores_of_adapted_tokens_over_tau(fused):
+    queries, docs, _ = synthetic_states(n_queries=8)
+    adapter = _random_adapter(16, 8)
+    positives = {q: {q} for q in range(8)}  # q_i's positive is d_i
+    batch = make_batches([(q, q) for q in range(8)], positives, {q: [8 + q] for q in range(8)}, [5, 2, 7], batch_size=3)[0]
+    assert batch.query_rows == [5, 2, 7] and batch.doc_rows == [5, 2, 7, 13, 10, 15]
+    assert batch.target.tolist() == [0, 1, 2] and not batch.blocked.any()
+
+    logits = batch_logits(adapter, queries, docs, batch, tau=0.05, fused=fused)
+    with torch.no_grad():
+        def adapt(states, row):
+            return adapter(torch.from_numpy(states.tokens.item(row).astype(np.float32)))
+
+        late = maxsim(*pad_tokens([adapt(queries, q) for q in batch.query_rows]), *pad_tokens([adapt(docs, d) for d in batch.doc_rows]))
+    expected = late + torch.from_numpy(queries.pooled[batch.query_rows] @ docs.pooled[batch.doc_rows].T) if fused else late
+    torch.testing.assert_close(logits.detach(), expected / 0.05, atol=1e-4, rtol=1e-5)
+    logits.sum().backward()  # differentiable in the adapter's weights
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in adapter.parameters())
+
+    # another positive of the same query is blocked, not a negative
+    blocked = Batch([0], [0, 1], torch.tensor([0]), torch.tensor([[False, True]]))
+    assert batch_logits(adapter, queries, docs, blocked, tau=0.05)[0, 1] == float("-inf")
+    two_positives = make_batches([(0, 0), (0, 1)], {0: {0, 1}}, {0: []}, [0, 1], batch_size=2)[0]
+    assert two_positives.blocked.tolist() == [[False, True], [True, False]]
+
+
 # ---- the training loop ----------------------------------------------------------------
 
 
@@ -127,11 +159,32 @@ def test_fit_rejects_unusable_qrels():
 def test_smart_rankings_match_the_eval_comparison():
     queries, docs, qrels = synthetic_states(n_queries=12)
     single, smart = smart_rankings(queries, docs, candidates=20)
-    q_enc = [Encoding(pooled=queries.pooled[i], tokens=queries.tokens[queries.offsets[i] : queries.offsets[i + 1]]) for i in range(len(queries))]
-    d_enc = [Encoding(pooled=docs.pooled[i], tokens=docs.tokens[docs.offsets[i] : docs.offsets[i + 1]]) for i in range(len(docs))]
-    reference = compare(queries.ids, q_enc, docs.ids, d_enc, qrels, candidates=20, show_progress=False).results
-    assert evaluate_ranking(single, qrels)["ndcg@10"] == pytest.approx(reference["single"]["ndcg@10"])
-    assert evaluate_ranking(smart, qrels)["ndcg@10"] == pytest.approx(reference["smart-rerank"]["ndcg@10"])
+    q_enc = [Encoding(pooled=queries.pooled[i], tokens=queries.tokens.item(i)) for i in range(len(queries))]
+    d_enc = [Encoding(pooled=docs.pooled[i], tokens=docs.tokens.item(i)) for i in range(len(docs))]
+    reference = compare(queries.ids, q_enc, docs.ids, d_enc, qrels, candidates=20, depth=20, show_progress=False).results
+    assert evaluate_ranking(single, qrels) == pytest.approx(reference["single"])
+    assert evaluate_ranking(smart, qrels) == pytest.approx(reference["smart-rerank"])
+    assert all(len(ranked) == 20 for ranked in smart.values()) and all(set(smart[q]) == set(single[q]) for q in single)
+
+
+def test_smart_rankings_with_an_adapter_score_adapted_tokens():
+    """SMART with an adapter = pooled top candidates, re-scored as cos + late on adapted query and doc tokens."""
+    queries, docs, _ = synthetic_states(n_queries=6)
+    adapter = _random_adapter(16, 8)
+    single, smart = smart_rankings(queries, docs, adapter, query_ids=["q1", "q4"], candidates=10, lambda_pool=0.5, lambda_late=2.0)
+    assert set(smart) == {"q1", "q4"}
+    d_pooled = torch.from_numpy(docs.pooled)
+    with torch.no_grad():
+        adapted = [adapter(torch.from_numpy(docs.tokens.item(i).astype(np.float32))).half() for i in range(len(docs))]
+        for qid in ("q1", "q4"):
+            q = queries.row[qid]
+            pooled = d_pooled @ torch.from_numpy(queries.pooled[q])
+            cand = torch.topk(pooled, 10).indices.tolist()
+            assert single[qid] == [docs.ids[d] for d in cand]
+            q_tokens = adapter(torch.from_numpy(queries.tokens.item(q).astype(np.float32))).half()
+            late = maxsim(*pad_tokens([q_tokens]), *pad_tokens([adapted[d] for d in cand]))[0]
+            fused = 0.5 * pooled[cand] + 2.0 * late
+            assert smart[qid] == [docs.ids[cand[i]] for i in torch.argsort(fused, descending=True, stable=True)]
 
 
 # ---- BEIR data checks ---------------------------------------------------------------
@@ -179,39 +232,35 @@ def test_train_cli_stops_cleanly_on_bad_qrels(tmp_path, capsys):
     assert cli.main(["train", str(beir), "--out", str(tmp_path / "out")]) == 2
     assert "inconsistent qrels" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
-
-
-def test_run_train_on_its_own_parser(tmp_path, capsys):
-    """add_train_parser/run_train work on any argparse subparsers, not only the package CLI."""
-    parser = argparse.ArgumentParser(prog="tool")
-    add_train_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["train", str(write_beir(tmp_path / "beir", qrels_rows=[])), "--out", str(tmp_path / "out")])
-    assert args.func is run_train and args.dim is None and args.hard_negatives == 3
-    assert run_train(args) == 2
+    assert cli.main(["train", str(write_beir(tmp_path / "empty", qrels_rows=[])), "--out", str(tmp_path / "out")]) == 2
     assert "no usable judgements" in capsys.readouterr().err
+    assert cli.main(["train", str(beir), "--out", str(tmp_path / "out"), "--tau", "0"]) == 2
+    assert "invalid TrainConfig (tau > 0)" in capsys.readouterr().err
 
 
 # ---- with the real model --------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def encoder() -> SmartEncoder:
-    return SmartEncoder.default()
-
-
 def test_encode_states_caches_on_disk(tmp_path, encoder, monkeypatch):
     texts = ["alpha beta gamma", "a much longer document about delta and epsilon", "!"]
     first = encode_states(encoder, ["a", "b", "c"], texts, kind="document", cache_dir=tmp_path, show_progress=False)
-    assert first.offsets.tolist()[0] == 0 and first.offsets[-1] == len(first.tokens)
-    monkeypatch.setattr(SmartEncoder, "encode_documents", lambda *a, **k: pytest.fail("re-encoded despite the cache"))
+    for row, expected in enumerate(encoder.encode_documents(texts)):
+        np.testing.assert_array_equal(first.tokens.item(row), expected.tokens.astype(np.float16))
+        np.testing.assert_array_equal(first.pooled[row], expected.pooled)
+    assert first.tokens.lengths.tolist() == [len(e.tokens) for e in encoder.encode_documents(texts)]
+    assert first.dim == 384 and first.row == {"a": 0, "b": 1, "c": 2}
+    monkeypatch.setattr(type(encoder), "encode_documents", lambda *a, **k: pytest.fail("re-encoded despite the cache"))
     second = encode_states(encoder, ["a", "b", "c"], texts, kind="document", cache_dir=tmp_path)
-    assert isinstance(second.tokens, np.memmap)
-    np.testing.assert_array_equal(first.tokens, second.tokens)
+    assert isinstance(second.tokens.values, np.memmap)
+    np.testing.assert_array_equal(first.tokens.values, second.tokens.values)
+    np.testing.assert_array_equal(first.tokens.offsets, second.tokens.offsets)
     np.testing.assert_array_equal(first.pooled, second.pooled)
-    assert len(list(tmp_path.iterdir())) == 1
+    assert second.ids == ["a", "b", "c"] and len(list(tmp_path.iterdir())) == 1
+    monkeypatch.undo()
     expected = encoder.encode_queries(texts[:1])[0]
     queries = encode_states(encoder, ["a"], texts[:1], kind="query", cache_dir=tmp_path)  # another entry
-    np.testing.assert_array_equal(queries.tokens, expected.tokens)
+    np.testing.assert_array_equal(queries.tokens.values, expected.tokens)
+    assert len(list(tmp_path.iterdir())) == 2
     with pytest.raises(ValueError, match="without adapter"):
         encode_states(SmartEncoder.default(adapter=SmartAdapter(384)), ["a"], ["x"], kind="query", cache_dir=tmp_path)
 

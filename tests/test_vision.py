@@ -20,10 +20,9 @@ from PIL import Image
 from tiny_vision_models import build_clip, build_qwen, build_siglip, drawn_images
 
 from smart_retrievers import SmartIndex, TokenPolicy
-from smart_retrievers.encoder import SmartEncoder
+from smart_retrievers.encoders import ClipEncoder, ImageLoadError, QwenVLEncoder, SmartEncoder, image_uri, load_encoder, load_image
 from smart_retrievers.evaluation import encode_corpus, load_beir
 from smart_retrievers.store import FingerprintMismatchError
-from smart_retrievers.vision import ClipEncoder, ImageLoadError, QwenVLEncoder, image_uri, load_encoder, load_image
 
 FLICKR = Path(__file__).resolve().parents[2] / "shared" / "data" / "flickr8k-1k"
 TEXTS = ["a red star in the night sky", "two children play with a ball on the grass", "A black dog ."]

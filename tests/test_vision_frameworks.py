@@ -15,6 +15,7 @@ import io
 from pathlib import Path
 
 import pytest
+from encoder_calls import record_document_encodings
 from langchain_core.documents import Document as LCDocument
 from llama_index.core.base.base_multi_modal_retriever import MultiModalRetriever
 from llama_index.core.schema import Document, ImageDocument, ImageNode, MediaResource, NodeWithScore, QueryBundle, TextNode
@@ -22,9 +23,9 @@ from PIL import Image
 from tiny_vision_models import build_clip, build_qwen, drawn_images
 
 from smart_retrievers import SmartIndex
+from smart_retrievers.encoders import ClipEncoder, ImageLoadError, QwenVLEncoder
 from smart_retrievers.langchain import SmartReranker, SmartRetriever as LCRetriever
 from smart_retrievers.llama_index import SmartRerank, SmartVectorIndex
-from smart_retrievers.vision import ClipEncoder, ImageLoadError, QwenVLEncoder
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "multimodal_rag.py"
 TEXTS = ["a red star in the night sky", "two children play with a ball on the grass"]
@@ -194,7 +195,7 @@ def test_langchain_interleaved_image_and_text_query(tmp_path, qwen, paths):
     assert retriever.invoke("", image=str(paths[0]))[0].id == "p0"
 
 
-def test_langchain_reranker_on_image_documents(tmp_path, clip, paths):
+def test_langchain_reranker_on_image_documents(tmp_path, clip, paths, monkeypatch):
     index = SmartIndex(str(tmp_path / "db"), encoder=clip)
     LCRetriever(index=index).add_documents([LCDocument(id="p0", page_content="", metadata={"image_path": str(paths[0])})])
     docs = [
@@ -202,12 +203,23 @@ def test_langchain_reranker_on_image_documents(tmp_path, clip, paths):
         LCDocument(id="p0", page_content="", metadata={"image_path": str(paths[0])}),
         LCDocument(id="p3", page_content="", metadata={"image_path": str(paths[3])}),
     ]
+    fresh = SmartReranker(encoder=clip, top_n=None).compress_documents(docs, TEXTS[1])
+    encoded = record_document_encodings(monkeypatch, clip)
     reranker = SmartReranker(index=index, top_n=3)
     ranked = reranker.compress_documents(docs, TEXTS[1])
     assert {d.id for d in ranked} == {"t", "p0", "p3"} and all("relevance_score" in d.metadata for d in ranked)
-    assert len(reranker._scorer.cache) == 2  # p0 reused its stored states; the text and p3 were encoded
+    assert sorted(map(str, encoded)) == sorted([TEXTS[0], str(paths[3])])  # p0 reused its stored states
     assert ranked[[d.id for d in ranked].index("p3")].metadata["image_path"] == str(paths[3])
     assert docs[1].metadata == {"image_path": str(paths[0])}  # inputs untouched
+    assert {d.id: d.metadata["relevance_score"] for d in ranked} == pytest.approx({d.id: d.metadata["relevance_score"] for d in fresh}, abs=1e-4)
+
+    # the stored id p0, but another image: encoded from its own image, scored as a fresh encoding
+    encoded.clear()
+    moved = LCDocument(id="p0", page_content="", metadata={"image_path": str(paths[4])})
+    scored = SmartReranker(index=index, top_n=None).compress_documents([moved], TEXTS[1])
+    assert encoded == [str(paths[4])]
+    alone = SmartReranker(encoder=clip, top_n=None).compress_documents([LCDocument(page_content="", metadata=moved.metadata)], TEXTS[1])
+    assert scored[0].metadata["relevance_score"] == pytest.approx(alone[0].metadata["relevance_score"], abs=1e-5)
 
 
 # ---- example -------------------------------------------------------------------

@@ -28,7 +28,7 @@ from transformers import (
     SiglipModel,
 )
 
-from smart_retrievers.vision.qwen_vl import QWEN_CHAT_TEMPLATE
+from smart_retrievers.encoders.qwen_vl import QWEN_CHAT_TEMPLATE
 
 CORPUS = [
     "A child in a pink dress is climbing up a set of stairs .",

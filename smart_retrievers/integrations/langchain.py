@@ -8,7 +8,7 @@
 
 Images: a ``Document`` whose ``metadata["image_path"]`` (a local path) or
 ``metadata["image_url"]`` (a URL) is set is an image document. It is indexed through the
-index's vision encoder (:mod:`smart_retrievers.vision`), its ``page_content`` kept as its
+index's vision encoder (:mod:`smart_retrievers.encoders`), its ``page_content`` kept as its
 caption; the retriever takes an image query through ``invoke(query, image=...)`` and the
 reranker scores image documents on their image.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun, Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
@@ -28,11 +28,13 @@ from langchain_core.retrievers import BaseRetriever, LangSmithRetrieverParams
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel, RunnablePassthrough
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from ..encoder import SmartEncoder
 from ..filters import parse_filter
-from ..index import Hit, Modality, SearchMode, SmartIndex, _check_lambdas
-from ..rerank import SmartScorer
-from ..vision.images import ImageInput
+from ..options import Modality, SearchMode, SearchOptions, check_weights
+
+if TYPE_CHECKING:  # the index, the encoders and torch are imported when first needed
+    from ..encoders import SmartEncoder
+    from ..encoders.images import ImageInput
+    from ..index import Hit, SmartIndex
 
 __all__ = ["IMAGE_KEYS", "SmartReranker", "SmartRetriever", "document_image"]
 
@@ -40,6 +42,25 @@ _SCORE_KEYS = ("smart_score", "pooled_score", "late_score")
 IMAGE_KEYS = ("image_path", "image_url")
 """Metadata keys that make a ``Document`` an image document (the first one set wins)."""
 _RELEVANCE_KEYS = ("relevance_score", "pooled_score", "late_score")
+
+
+# Field validators: pydantic turns their ValueError into a ValidationError.
+
+
+def _smart_index(value: Any) -> SmartIndex:
+    from ..index import SmartIndex
+
+    if not isinstance(value, SmartIndex):
+        raise ValueError(f"index must be a SmartIndex, got {type(value).__name__}")  # noqa: TRY004 (pydantic wraps ValueError only)
+    return value
+
+
+def _encoder(value: Any) -> Any:
+    from ..encoding import Encoder
+
+    if not isinstance(value, Encoder):
+        raise ValueError(f"encoder must be a SmartEncoder or a vision encoder, got {type(value).__name__}")  # noqa: TRY004 (as above)
+    return value
 
 
 class SmartRetriever(BaseRetriever):
@@ -81,7 +102,7 @@ class SmartRetriever(BaseRetriever):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
-    index: SmartIndex
+    index: Any  # a SmartIndex (checked by _check_index; Any keeps the index out of this module's imports)
     k: int = Field(default=4, ge=1)
     candidates: int | None = Field(default=None, ge=1)
     mode: SearchMode = "rerank"
@@ -96,9 +117,14 @@ class SmartRetriever(BaseRetriever):
         parse_filter(value)  # raises ValueError on unknown operators or malformed filters
         return value
 
+    @field_validator("index")
+    @classmethod
+    def _check_index(cls, value: Any) -> SmartIndex:
+        return _smart_index(value)
+
     @model_validator(mode="after")
-    def _check_weights(self) -> SmartRetriever:
-        _check_lambdas(*self._weights(self.lambda_pool, self.lambda_late))
+    def _check_options(self) -> SmartRetriever:
+        self.index.resolve(self._options())  # the index checks the settings against its defaults
         return self
 
     # ---- construction --------------------------------------------------
@@ -120,6 +146,8 @@ class SmartRetriever(BaseRetriever):
         ``encoder`` defaults to the bundled all-MiniLM-L6-v2; ``kwargs`` are retriever fields
         (``k``, ``mode``, ``filter``...), validated before anything is written.
         """
+        from ..index import SmartIndex
+
         retriever = cls(index=SmartIndex(uri, encoder=encoder, table=table), **kwargs)
         retriever.index.add(texts, ids=ids, metadatas=metadatas)
         return retriever
@@ -135,6 +163,8 @@ class SmartRetriever(BaseRetriever):
         **kwargs: Any,
     ) -> SmartRetriever:
         """Like :meth:`from_texts`, from ``Document`` objects (see :meth:`add_documents`)."""
+        from ..index import SmartIndex
+
         retriever = cls(index=SmartIndex(uri, encoder=encoder, table=table), **kwargs)
         retriever.add_documents(documents)
         return retriever
@@ -168,40 +198,24 @@ class SmartRetriever(BaseRetriever):
 
     # ---- retrieval -----------------------------------------------------
 
-    def _weights(self, lambda_pool: float | None, lambda_late: float | None) -> tuple[float, float]:
-        pool = lambda_pool if lambda_pool is not None else self.lambda_pool
-        late = lambda_late if lambda_late is not None else self.lambda_late
-        return (
-            self.index.lambda_pool if pool is None else pool,
-            self.index.lambda_late if late is None else late,
-        )
+    def _options(self, **overrides: Any) -> SearchOptions:
+        """This retriever's settings (None: the index's default), with the non-None ``overrides`` applied."""
+        return SearchOptions(
+            k=self.k,
+            mode=self.mode,
+            candidates=self.candidates,
+            lambda_pool=self.lambda_pool,
+            lambda_late=self.lambda_late,
+            where=self.filter,
+            modality=self.modality,
+        ).updated(**overrides)
 
-    def _search(
-        self,
-        query: str,
-        k: int | None,
-        filter: Mapping[str, Any] | None,
-        candidates: int | None,
-        mode: SearchMode | None,
-        lambda_pool: float | None,
-        lambda_late: float | None,
-        image: ImageInput | None = None,
-        modality: Modality | None = None,
-    ) -> list[Document]:
-        pool, late = self._weights(lambda_pool, lambda_late)
-        options = {
-            "k": self.k if k is None else k,
-            "where": self.filter if filter is None else filter,
-            "candidates": candidates or self.candidates,
-            "mode": mode or self.mode,
-            "lambda_pool": pool,
-            "lambda_late": late,
-            "modality": modality or self.modality,
-        }
+    def _search(self, query: str, image: ImageInput | None, overrides: dict[str, Any]) -> list[Document]:
+        options = self._options(**overrides)
         if image is not None:
-            hits = self.index.search_image(image, text=query or None, **options)
+            hits = self.index.search_image(image, text=query or None, options=options)
         else:
-            hits = self.index.search(query, **options)
+            hits = self.index.search(query, options=options)
         return [_document(hit) for hit in hits]
 
     def _get_relevant_documents(
@@ -218,7 +232,9 @@ class SmartRetriever(BaseRetriever):
         image: ImageInput | None = None,
         modality: Modality | None = None,
     ) -> list[Document]:
-        return self._search(query, k, filter, candidates, mode, lambda_pool, lambda_late, image, modality)
+        # a per-call filter (even {}) replaces the default one: updated() keeps only None
+        overrides = {"k": k, "where": filter, "candidates": candidates, "mode": mode, "lambda_pool": lambda_pool, "lambda_late": lambda_late, "modality": modality}
+        return self._search(query, image, overrides)
 
     async def _aget_relevant_documents(
         self,
@@ -234,8 +250,9 @@ class SmartRetriever(BaseRetriever):
         image: ImageInput | None = None,
         modality: Modality | None = None,
     ) -> list[Document]:
+        overrides = {"k": k, "where": filter, "candidates": candidates, "mode": mode, "lambda_pool": lambda_pool, "lambda_late": lambda_late, "modality": modality}
         # Encoding and the LanceDB search are blocking: run them in a worker thread.
-        return await asyncio.to_thread(self._search, query, k, filter, candidates, mode, lambda_pool, lambda_late, image, modality)
+        return await asyncio.to_thread(self._search, query, image, overrides)
 
     def _get_ls_params(self, **kwargs: Any) -> LangSmithRetrieverParams:
         params = super()._get_ls_params(**kwargs)
@@ -246,24 +263,26 @@ class SmartRetriever(BaseRetriever):
 
 
 def _document(hit: Hit) -> Document:
+    from ..encoders.images import location_field
+
     scores = dict(zip(_SCORE_KEYS, (hit.score, hit.pooled_score, hit.late_score)))
     metadata = {**hit.metadata, **scores}
     if hit.modality == "image" and hit.image and not any(metadata.get(key) for key in IMAGE_KEYS):
         # an image row written without LangChain: say where its image is
-        metadata["image_url" if "://" in hit.image and not hit.image.startswith("file://") else "image_path"] = hit.image.removeprefix("file://")
+        key, location = location_field(hit.image)
+        metadata[key] = location
     return Document(page_content=hit.text, metadata=metadata, id=hit.id)
 
 
 def document_image(document: Document) -> str | None:
     """The image location of an image document (``metadata["image_path"]``, else
     ``metadata["image_url"]``), or None for a text document."""
-    for key in IMAGE_KEYS:
-        value = document.metadata.get(key)
-        if value:
-            if not isinstance(value, str):
-                raise TypeError(f"document {document.id!r}: metadata[{key!r}] must be a str (a path or URL), got {type(value).__name__}")
-            return value
-    return None
+    from ..encoders.images import image_location
+
+    try:
+        return image_location(*(document.metadata.get(key) for key in IMAGE_KEYS))
+    except TypeError as exc:
+        raise TypeError(f"document {document.id!r}, metadata {' or '.join(map(repr, IMAGE_KEYS))}: {exc}") from None
 
 
 class SmartReranker(BaseDocumentCompressor):
@@ -274,9 +293,10 @@ class SmartReranker(BaseDocumentCompressor):
     ``metadata["relevance_score"]`` (the fused score), ``metadata["pooled_score"]`` and
     ``metadata["late_score"]``.
 
-    Documents are encoded once and kept in an LRU cache (keyed by text). With an ``index``,
-    documents whose ``id`` the index holds with the same text reuse its stored token states,
-    without a forward pass. Image documents (``metadata["image_path"]`` or
+    Scoring is :class:`~smart_retrievers.rerank.SmartScorer`'s: documents are encoded once and
+    kept in an LRU cache (keyed by text). With an ``index``, documents whose ``id`` the index
+    holds with the same text (and, for an image document, the same image location) reuse its
+    stored token states, without a forward pass. Image documents (``metadata["image_path"]`` or
     ``metadata["image_url"]``) are scored on their image, which needs a vision encoder.
 
     The fields are fixed after construction (the model is frozen): build a new reranker to
@@ -304,19 +324,31 @@ class SmartReranker(BaseDocumentCompressor):
     lambda_late: float = 1.0
     batch_size: int | None = Field(default=None, ge=1)
     cache_size: int = Field(default=4096, ge=1)
-    index: SmartIndex | None = None
-    encoder: SmartEncoder | None = None
+    index: Any = None  # a SmartIndex or None (checked by _check_index)
+    encoder: Any = None  # a SmartEncoder, a vision encoder or None (checked by _check_encoder)
 
-    _scorer: SmartScorer = PrivateAttr()
+    _scorer: Any = PrivateAttr()  # the SmartScorer doing the work
+
+    @field_validator("index")
+    @classmethod
+    def _check_index(cls, value: Any) -> SmartIndex | None:
+        return None if value is None else _smart_index(value)
+
+    @field_validator("encoder")
+    @classmethod
+    def _check_encoder(cls, value: Any) -> Any:
+        return None if value is None else _encoder(value)
 
     @model_validator(mode="after")
     def _check(self) -> SmartReranker:
-        _check_lambdas(self.lambda_pool, self.lambda_late)
+        check_weights(self.lambda_pool, self.lambda_late)
         if self.index is not None and self.encoder is not None and self.encoder.fingerprint != self.index.encoder.fingerprint:
             raise ValueError("encoder differs from the index's encoder; the stored token states would not match (leave encoder unset)")
         return self
 
     def model_post_init(self, context: Any, /) -> None:
+        from ..rerank import SmartScorer
+
         self._scorer = SmartScorer(
             self.encoder,
             index=self.index,
@@ -341,10 +373,14 @@ class SmartReranker(BaseDocumentCompressor):
         documents = list(documents)
         if not documents:
             return []
-        texts = [doc.page_content for doc in documents]
         images = [document_image(doc) for doc in documents]
+        # SmartScorer reuses the index's stored states only where id, text and image location all match
         ranked = self._scorer.score(
-            query, texts, self._reusable_ids(documents), images=images if any(images) else None, top_n=self.top_n
+            query,
+            [doc.page_content for doc in documents],
+            [doc.id for doc in documents],
+            images=images if any(images) else None,
+            top_n=self.top_n,
         )
         results = []
         for cand in ranked:
@@ -352,18 +388,6 @@ class SmartReranker(BaseDocumentCompressor):
             doc.metadata.update(zip(_RELEVANCE_KEYS, (cand.score, cand.pooled_score, cand.late_score)))
             results.append(doc)
         return results
-
-    def _reusable_ids(self, documents: list[Document]) -> list[str | None] | None:
-        """Ids whose stored row has the same text as the document; None elsewhere.
-
-        A document from another source can carry an id the index uses for different
-        content; its stored token states must not be used for it.
-        """
-        if self.index is None:
-            return None
-        wanted = list(dict.fromkeys(doc.id for doc in documents if doc.id))
-        stored = {hit.id: hit.text for hit in self.index.get(wanted)}
-        return [doc.id if doc.id and stored.get(doc.id) == doc.page_content else None for doc in documents]
 
     def wrap(self, retriever: Runnable[str, list[Document]]) -> Runnable[str, list[Document]]:
         """An LCEL runnable: ``retriever``'s documents for the query, re-ranked by this reranker.

@@ -14,7 +14,7 @@
 
 Images: ``ImageNode`` (``image_path``, ``image_url`` or base64 ``image``), ``ImageDocument``
 and any ``Document`` with an ``image_resource`` are indexed through the index's vision
-encoder (:mod:`smart_retrievers.vision`); retrieval returns them as ``ImageNode``.
+encoder (:mod:`smart_retrievers.encoders`); retrieval returns them as ``ImageNode``.
 
 Only ``llama_index.core`` is imported (``pip install "smart-retrievers[llama-index]"``).
 """
@@ -26,7 +26,7 @@ import base64
 import inspect
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import llama_index.core.instrumentation as instrument
 import numpy as np
@@ -57,12 +57,14 @@ from llama_index.core.schema import (
 from llama_index.core.storage.docstore.types import BaseDocumentStore, RefDocInfo
 from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 
-from ..encoder import SmartEncoder
-from ..encoding import Encoding
 from ..filters import And, Condition, Filter, Not, Or
-from ..index import SEARCH_MODES, Hit, Modality, SearchMode, SmartIndex, _check_lambdas, _load_metadata
-from ..rerank import SmartScorer
-from ..vision.images import ImageInput
+from ..options import Modality, SearchMode, SearchOptions, check_weights
+
+if TYPE_CHECKING:  # the index, the encoders and torch are imported when first needed
+    from ..encoders import SmartEncoder
+    from ..encoders.images import ImageInput
+    from ..encoding import Encoding
+    from ..index import Hit, SmartIndex
 
 __all__ = ["NODE_KEY", "SmartNodeWithScore", "SmartRerank", "SmartRetriever", "SmartVectorIndex", "to_smart_filter"]
 
@@ -221,9 +223,9 @@ def _hit_node(hit: Hit) -> TextNode:
         fields["relationships"] = {NodeRelationship.SOURCE: RelatedNodeInfo(node_id=hit.ref_id)}
     if hit.modality != "image":
         return TextNode(id_=hit.id, text=text, metadata=metadata, **fields)
-    location = {}
-    if hit.image:
-        location = {"image_url": hit.image} if "://" in hit.image and not hit.image.startswith("file://") else {"image_path": hit.image.removeprefix("file://")}
+    from ..encoders.images import location_field
+
+    location = dict([location_field(hit.image)]) if hit.image else {}
     return ImageNode(id_=hit.id, text=text, metadata=metadata, **location, **fields)
 
 
@@ -234,6 +236,8 @@ def _node_image(node: BaseNode, *, required: bool = True) -> ImageInput | None:
     node: its ``image_resource`` (``path``, else ``url``, else base64 ``data``). An
     ``ImageNode`` with none of them raises if ``required``, else gives None.
     """
+    from ..encoders.images import image_location
+
     if isinstance(node, ImageNode):
         path, url, data = node.image_path, node.image_url, node.image
     else:
@@ -241,10 +245,9 @@ def _node_image(node: BaseNode, *, required: bool = True) -> ImageInput | None:
         if resource is None:
             return None
         path, url, data = resource.path, resource.url, resource.data
-    if path:
-        return str(path)
-    if url:
-        return str(url)
+    location = image_location(path, None if url is None else str(url))  # str(): a pydantic AnyUrl
+    if location is not None:
+        return location
     if data:
         return base64.b64decode(data)
     if isinstance(node, ImageNode) and required:
@@ -262,6 +265,8 @@ def _as_image_document(document: Document) -> Document:
 
 
 def _smart_index(index: SmartIndex | SmartVectorIndex) -> SmartIndex:
+    from ..index import SmartIndex
+
     if isinstance(index, SmartVectorIndex):
         return index.smart_index
     if isinstance(index, SmartIndex):
@@ -281,11 +286,14 @@ def _encode_query_bundle(encoder: SmartEncoder, query_bundle: QueryBundle) -> En
     encoder); its strings, if any, are encoded with the image as one interleaved query
     (Qwen-VL encoders; CLIP/SigLIP take an image or a text, not both).
     """
+    from ..encoders import reads_images
+    from ..encoding import Encoding
+
     if not isinstance(query_bundle, QueryBundle):
         raise TypeError(f"expected a QueryBundle, got {type(query_bundle).__name__}")
     texts = query_bundle.embedding_strs
     if query_bundle.image_path:
-        if not callable(getattr(encoder, "encode_images", None)):
+        if not reads_images(encoder):
             raise TypeError(f"an image query needs a vision encoder; {type(encoder).__name__} cannot encode images")
         text = "\n".join(t for t in texts if t.strip()) or None
         return encoder.encode_inputs(texts=[text], images=[query_bundle.image_path], query=True, show_progress=False)[0]
@@ -359,21 +367,14 @@ class SmartRetriever(MultiModalRetriever):
         verbose: bool = False,
     ) -> None:
         self._index = _smart_index(index)
-        if mode not in SEARCH_MODES:
-            raise ValueError(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
-        if candidates is not None and (not isinstance(candidates, int) or candidates < 1):
-            raise ValueError(f"candidates must be an int >= 1, got {candidates!r}")
-        self._lambda_pool = self._index.lambda_pool if lambda_pool is None else lambda_pool
-        self._lambda_late = self._index.lambda_late if lambda_late is None else lambda_late
-        _check_lambdas(self._lambda_pool, self._lambda_late)
-        self.similarity_top_k = similarity_top_k
-        if image_similarity_top_k is not None and (not isinstance(image_similarity_top_k, int) or image_similarity_top_k < 1):
-            raise ValueError(f"image_similarity_top_k must be an int >= 1, got {image_similarity_top_k!r}")
-        self._image_similarity_top_k = image_similarity_top_k
-        self._mode = mode
-        self._candidates = candidates
         parts = [f for f in (to_smart_filter(filters), _id_filter("id", node_ids, "node_ids"), _id_filter("ref_id", doc_ids, "doc_ids")) if f is not None]
-        self._where: Filter | None = And(tuple(parts)) if parts else None
+        # None: the index's default, resolved by the index at each search
+        self._options = SearchOptions(
+            mode=mode, candidates=candidates, lambda_pool=lambda_pool, lambda_late=lambda_late, where=And(tuple(parts)) if parts else None
+        )
+        self._index.resolve(self._options)  # raises now, not at the first search, if the settings do not fit the index
+        self.similarity_top_k = similarity_top_k
+        self._image_similarity_top_k = None if image_similarity_top_k is None else _top_k("image_similarity_top_k", image_similarity_top_k)
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
     @property
@@ -383,23 +384,12 @@ class SmartRetriever(MultiModalRetriever):
 
     @similarity_top_k.setter
     def similarity_top_k(self, value: int) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"similarity_top_k must be an int >= 1, got {value!r}")
-        self._similarity_top_k = value
+        self._similarity_top_k = _top_k("similarity_top_k", value)
 
     def _search(self, query_bundle: QueryBundle, k: int, modality: Modality | None = None) -> list[NodeWithScore]:
-        query = _encode_query_bundle(self._index.encoder, query_bundle)
-        hits = self._index.search_encoded(
-            query,
-            k,
-            where=self._where,
-            candidates=self._candidates,
-            mode=self._mode,
-            lambda_pool=self._lambda_pool,
-            lambda_late=self._lambda_late,
-            modality=modality,
-        )
-        has_late = self._mode != "pooled" and self._lambda_late != 0
+        options = self._index.resolve(self._options, k=k, modality=modality)
+        hits = self._index.search_encoded(_encode_query_bundle(self._index.encoder, query_bundle), options=options)
+        has_late = options.mode != "pooled" and options.lambda_late != 0
         return [
             SmartNodeWithScore(node=_hit_node(hit), score=hit.score, pooled_score=hit.pooled_score, late_score=hit.late_score if has_late else None)
             for hit in hits
@@ -454,6 +444,14 @@ class SmartRetriever(MultiModalRetriever):
         return await asyncio.to_thread(self._image_to_image_retrieve, query_bundle)
 
 
+def _top_k(name: str, value: Any) -> int:
+    """``value``, checked as a number of results (SearchOptions' ``k``), under its LlamaIndex name."""
+    try:
+        return SearchOptions(k=value).k
+    except ValueError:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}") from None
+
+
 def _bundle(str_or_query_bundle: QueryType, *, image: bool = False) -> QueryBundle:
     """A ``QueryBundle`` for a query string (an image path/URL when ``image``), as LlamaIndex builds it."""
     if isinstance(str_or_query_bundle, QueryBundle):
@@ -504,7 +502,7 @@ class SmartRerank(BaseNodePostprocessor):
     batch_size: int = Field(default=32, ge=1, description="Encoder batch size for nodes not stored or cached.")
     cache_size: int = Field(default=4096, ge=1, description="Encoded nodes kept in the LRU cache.")
 
-    _scorer: SmartScorer = PrivateAttr()
+    _scorer: Any = PrivateAttr()  # the SmartScorer doing the work
 
     def __init__(
         self,
@@ -530,7 +528,10 @@ class SmartRerank(BaseNodePostprocessor):
             cache_size=cache_size,
             callback_manager=callback_manager or CallbackManager(),
         )
-        _check_lambdas(lambda_pool, lambda_late)
+        from ..encoders import SmartEncoder
+        from ..rerank import SmartScorer
+
+        check_weights(lambda_pool, lambda_late)
         smart_index = None if index is None else _smart_index(index)
         if smart_index is not None and encoder is not None and encoder.fingerprint != smart_index.encoder.fingerprint:
             raise ValueError("encoder differs from the index's encoder; its stored token states would not match (leave encoder unset)")
@@ -632,6 +633,8 @@ class SmartVectorIndex(BaseManagedIndex):
         show_progress: bool = False,
         **index_kwargs: Any,
     ) -> None:
+        from ..index import SmartIndex
+
         if index is not None:
             if uri is not None or encoder is not None or table is not None or index_kwargs:
                 raise ValueError("pass either index= (an open SmartIndex) or uri=/encoder=/table=/index options, not both")
@@ -773,16 +776,12 @@ class SmartVectorIndex(BaseManagedIndex):
 
     # ---- reads -------------------------------------------------------------
 
-    def _rows(self, where: Any, columns: list[str]) -> list[dict[str, Any]]:
-        store = self._smart_index.store
-        return [row for batch in store.scan(columns, where=store.where_sql(where)) for row in batch.to_pylist()]
-
     def _stored_hashes(self, ref_doc_ids: list[str]) -> dict[str, set[str | None]]:
         hashes: dict[str, set[str | None]] = {}
         if ref_doc_ids:
-            for row in self._rows({"ref_id": {"$in": ref_doc_ids}}, ["ref_id", "metadata"]):
-                info = _load_metadata(row["metadata"]).get(NODE_KEY) or {}
-                hashes.setdefault(row["ref_id"], set()).add(info.get("doc_hash"))
+            for hit in self._smart_index.rows({"ref_id": {"$in": ref_doc_ids}}):
+                info = hit.metadata.get(NODE_KEY) or {}
+                hashes.setdefault(hit.ref_id, set()).add(info.get("doc_hash"))
         return hashes
 
     def get_nodes(self, node_ids: Sequence[str]) -> list[TextNode]:
@@ -795,13 +794,13 @@ class SmartVectorIndex(BaseManagedIndex):
     def ref_doc_info(self) -> dict[str, RefDocInfo]:
         """Source document id -> its node ids and metadata, read from the table."""
         info: dict[str, RefDocInfo] = {}
-        for row in self._rows({"ref_id": {"$is_empty": False}}, ["id", "ref_id", "metadata"]):
-            doc = info.get(row["ref_id"])
+        for hit in self._smart_index.rows({"ref_id": {"$is_empty": False}}):
+            doc = info.get(hit.ref_id)
             if doc is None:
-                metadata = _load_metadata(row["metadata"])
+                metadata = dict(hit.metadata)
                 metadata.pop(NODE_KEY, None)
-                doc = info[row["ref_id"]] = RefDocInfo(node_ids=[], metadata=metadata)
-            doc.node_ids.append(row["id"])
+                doc = info[hit.ref_id] = RefDocInfo(node_ids=[], metadata=metadata)
+            doc.node_ids.append(hit.id)
         return info
 
     def as_retriever(self, **kwargs: Any) -> SmartRetriever:

@@ -33,12 +33,12 @@ import torch
 from PIL import Image
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
 
-from ..encoder import TokenPolicy
-from ..encoding import Encoding, states_to_encodings
-from .base import VisionEncoder
-from .images import DEFAULT_MAX_PIXELS
+from ..encoding import Encoding
+from . import model_types_of
+from .base import states_to_encodings, tokenizer_limit
+from .vision import VisionEncoder
 
-SUPPORTED_MODEL_TYPES = ("clip", "siglip", "siglip2")
+SUPPORTED_MODEL_TYPES = model_types_of("clip:ClipEncoder")
 
 
 class ClipEncoder(VisionEncoder):
@@ -53,8 +53,10 @@ class ClipEncoder(VisionEncoder):
             image processor resizes it to the model's input size.
         token_policy: ``drop_punctuation`` drops punctuation text tokens (``drop_prompt``
             has no effect: there is no prompt).
-        batch_size, device, dtype, adapter, local_files_only, show_progress, name:
-            see :class:`VisionEncoder`.
+        batch_size: items per forward pass (default 32).
+        **kwargs: these settings and ``device``, ``dtype``, ``adapter``,
+            ``local_files_only``, ``show_progress``, ``name`` go to :class:`VisionEncoder`
+            and :class:`BaseEncoder`.
 
     Queries and documents are encoded the same way (these models take no instruction).
     An item must be a text or an image, not both.
@@ -62,36 +64,9 @@ class ClipEncoder(VisionEncoder):
 
     pooling = "native"
 
-    def __init__(
-        self,
-        model_name_or_path: str | Path,
-        *,
-        max_length: int | None = None,
-        max_pixels: int | None = DEFAULT_MAX_PIXELS,
-        min_pixels: int | None = None,
-        token_policy: TokenPolicy | None = None,
-        batch_size: int = 32,
-        device: str | None = None,
-        dtype: torch.dtype | None = None,
-        adapter: Any = None,
-        local_files_only: bool | None = None,
-        show_progress: bool | None = None,
-        name: str | None = None,
-    ) -> None:
+    def __init__(self, model_name_or_path: str | Path, *, max_length: int | None = None, batch_size: int = 32, **kwargs: Any) -> None:
         self._requested_max_length = max_length
-        super().__init__(
-            model_name_or_path,
-            batch_size=batch_size,
-            device=device,
-            dtype=dtype,
-            token_policy=token_policy,
-            adapter=adapter,
-            max_pixels=max_pixels,
-            min_pixels=min_pixels,
-            local_files_only=local_files_only,
-            show_progress=show_progress,
-            name=name,
-        )
+        super().__init__(model_name_or_path, batch_size=batch_size, **kwargs)
 
     def _load(self, path: str, local_files_only: bool, dtype: torch.dtype) -> None:
         config = AutoConfig.from_pretrained(path, local_files_only=local_files_only)
@@ -101,10 +76,7 @@ class ClipEncoder(VisionEncoder):
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_files_only)
         self.image_processor = AutoImageProcessor.from_pretrained(path, local_files_only=local_files_only)
         self.model = AutoModel.from_pretrained(path, local_files_only=local_files_only, dtype=dtype)
-        limits = [self._requested_max_length, config.text_config.max_position_embeddings]
-        tokenizer_max = getattr(self.tokenizer, "model_max_length", None)
-        if tokenizer_max and tokenizer_max < 1_000_000:
-            limits.append(tokenizer_max)
+        limits = [self._requested_max_length, config.text_config.max_position_embeddings, tokenizer_limit(self.tokenizer)]
         self.max_length = min(x for x in limits if x)
         self._is_clip = self.architecture == "clip"
         # What the model's own processor gives its text tower: SigLIP is trained on
@@ -120,10 +92,6 @@ class ClipEncoder(VisionEncoder):
         text = self.model.config.text_config
         return int(getattr(text, "projection_size", None) or text.hidden_size)
 
-    @property
-    def _state_dim(self) -> int:
-        return self.dim
-
     def _fingerprint_extra(self) -> dict[str, Any]:
         return {"architecture": self.architecture, "token_states": "projected", "image_pixels": [self.min_pixels, self.max_pixels]}
 
@@ -137,10 +105,10 @@ class ClipEncoder(VisionEncoder):
         text_rows = [r for r, im in enumerate(images) if im is None]
         image_rows = [r for r, im in enumerate(images) if im is not None]
         if text_rows:
-            for r, enc in zip(text_rows, self._encode_texts([texts[r] for r in text_rows])):  # type: ignore[misc]
+            for r, enc in zip(text_rows, self._text_batch([texts[r] for r in text_rows])):  # type: ignore[misc]
                 out[r] = enc
         if image_rows:
-            for r, enc in zip(image_rows, self._encode_images([images[r] for r in image_rows])):  # type: ignore[misc]
+            for r, enc in zip(image_rows, self._image_batch([images[r] for r in image_rows])):  # type: ignore[misc]
                 out[r] = enc
         return out  # type: ignore[return-value]
 
@@ -185,13 +153,13 @@ class ClipEncoder(VisionEncoder):
                 keep &= inputs["pixel_attention_mask"].bool()
         return out.pooler_output, states, keep
 
-    def _encode_texts(self, texts: list[str]) -> list[Encoding]:
+    def _text_batch(self, texts: list[str]) -> list[Encoding]:
         pooled, states, keep, truncated = self.text_states(texts)
         encodings = states_to_encodings(pooled, states, keep, adapter=self.adapter)
         for enc, cut in zip(encodings, truncated):
             enc.truncated = cut
         return encodings
 
-    def _encode_images(self, images: list[Image.Image]) -> list[Encoding]:
+    def _image_batch(self, images: list[Image.Image]) -> list[Encoding]:
         pooled, states, keep = self.image_states(images)
         return states_to_encodings(pooled, states, keep, adapter=self.adapter, modalities=["image"] * len(images))

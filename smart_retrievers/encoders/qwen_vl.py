@@ -31,15 +31,14 @@ from typing import Any
 import torch
 from PIL import Image
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
-from transformers.utils import cached_file
 
-from ..encoder import TokenPolicy
-from ..encoding import Encoding, states_to_encodings
-from .base import VisionEncoder
-from .images import DEFAULT_MAX_PIXELS
+from ..encoding import Encoding
+from . import model_types_of
+from .base import resolve_file, states_to_encodings
+from .vision import VisionEncoder
 
 DEFAULT_INSTRUCTION = "Represent the user's input."
-SUPPORTED_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+SUPPORTED_MODEL_TYPES = model_types_of("qwen_vl:QwenVLEncoder")
 DEFAULT_MAX_LENGTH = 8192
 _MAX_ASPECT_RATIO = 200  # the Qwen image processors reject longer/narrower images
 
@@ -95,15 +94,9 @@ class _Layout:
 def _shipped_chat_template(path: str, local_files_only: bool) -> str | None:
     """A chat template saved with the processor (chat_template.jinja / .json), if any."""
     for filename in ("chat_template.jinja", "chat_template.json"):
-        resolved = cached_file(
-            path,
-            filename,
-            local_files_only=local_files_only,
-            _raise_exceptions_for_missing_entries=False,
-            _raise_exceptions_for_connection_errors=False,
-        )
+        resolved = resolve_file(path, filename, local_files_only)
         if resolved is not None:
-            text = Path(resolved).read_text(encoding="utf-8")
+            text = resolved.read_text(encoding="utf-8")
             return text if filename.endswith(".jinja") else json.loads(text)["chat_template"]
     return None
 
@@ -131,8 +124,9 @@ class QwenVLEncoder(VisionEncoder):
             the processor's) overrides the processor's floor.
         token_policy: ``drop_punctuation`` drops punctuation text tokens;
             ``drop_prompt=False`` keeps the instruction's tokens too.
-        batch_size, device, dtype, adapter, local_files_only, show_progress, name:
-            see :class:`VisionEncoder`.
+        **kwargs: these settings and ``batch_size`` (default 8), ``device``, ``dtype``,
+            ``adapter``, ``local_files_only``, ``show_progress``, ``name`` go to
+            :class:`VisionEncoder` and :class:`BaseEncoder`.
 
     Example:
         >>> enc = QwenVLEncoder("Alibaba-NLP/gme-Qwen2-VL-2B-Instruct", pool_suffix="<|endoftext|>")
@@ -151,16 +145,7 @@ class QwenVLEncoder(VisionEncoder):
         pool_suffix: str = "",
         max_length: int | None = None,
         chat_template: str | None = None,
-        max_pixels: int | None = DEFAULT_MAX_PIXELS,
-        min_pixels: int | None = None,
-        token_policy: TokenPolicy | None = None,
-        batch_size: int = 8,
-        device: str | None = None,
-        dtype: torch.dtype | None = None,
-        adapter: Any = None,
-        local_files_only: bool | None = None,
-        show_progress: bool | None = None,
-        name: str | None = None,
+        **kwargs: Any,
     ) -> None:
         self.query_instruction = query_instruction
         self.document_instruction = document_instruction
@@ -168,19 +153,7 @@ class QwenVLEncoder(VisionEncoder):
         self._requested_max_length = max_length
         self._requested_chat_template = chat_template
         self._layouts: dict[tuple[bool, bool], _Layout] = {}
-        super().__init__(
-            model_name_or_path,
-            batch_size=batch_size,
-            device=device,
-            dtype=dtype,
-            token_policy=token_policy,
-            adapter=adapter,
-            max_pixels=max_pixels,
-            min_pixels=min_pixels,
-            local_files_only=local_files_only,
-            show_progress=show_progress,
-            name=name,
-        )
+        super().__init__(model_name_or_path, **kwargs)
 
     # ---- loading -------------------------------------------------------
 
@@ -218,10 +191,6 @@ class QwenVLEncoder(VisionEncoder):
     def dim(self) -> int:
         """Pooled embedding dimension (the language model's hidden size)."""
         return int(self._text_config.hidden_size)
-
-    @property
-    def _state_dim(self) -> int:
-        return self.dim
 
     def _fingerprint_extra(self) -> dict[str, Any]:
         size = self.image_processor.size

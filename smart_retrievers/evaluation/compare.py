@@ -14,9 +14,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .encoding import Encoding
-from .evaluation import evaluate_ranking
-from .scoring import fuse, maxsim, pad_tokens
+from ..encoding import Encoding
+from ..scoring import PackedTokens, fuse, maxsim_flat, rerank_candidates
+from .metrics import evaluate_ranking
+
+__all__ = ["METHODS", "Comparison", "compare"]
 
 METHODS = ("single", "smart-rerank", "smart-exhaustive")
 
@@ -51,45 +53,49 @@ def compare(
     depth: int = 100,
     lambda_pool: float = 1.0,
     lambda_late: float = 1.0,
-    chunk_size: int = 128,
-    query_batch: int = 16,
+    query_batch: int = 32,
+    chunk_tokens: int = 1 << 16,
     show_progress: bool = True,
 ) -> Comparison:
-    """Rank with pooled cosine, SMART over the pooled top-``candidates``, and exhaustive SMART."""
-    timings: dict[str, float] = {}
+    """Rank with pooled cosine, SMART over the pooled top-``candidates``, and exhaustive SMART.
+
+    Rankings are cut at ``depth``. Exhaustive SMART scores ``query_batch`` queries at a time
+    against every document's unpadded tokens (:func:`~smart_retrievers.scoring.maxsim_flat`,
+    about ``chunk_tokens`` document tokens per matmul).
+    """
     doc_ids = list(doc_ids)
     depth = min(depth, len(doc_ids))
     d_pooled = torch.from_numpy(np.stack([d.pooled for d in docs]).astype(np.float32))
     q_pooled = torch.from_numpy(np.stack([q.pooled for q in queries]).astype(np.float32))
+    d_tokens = PackedTokens.from_list([d.tokens for d in docs])
+    q_tokens = [q.tokens for q in queries]
+    timings: dict[str, float] = {}
+    rankings: dict[str, list[list[int]]] = {}
 
     start = time.perf_counter()
     pooled = q_pooled @ d_pooled.T
+    rankings["single"] = torch.topk(pooled, depth, dim=1).indices.tolist()
     timings["single_s"] = time.perf_counter() - start
 
-    d_block, d_mask = pad_tokens([d.tokens for d in docs])
-    q_blocks = [pad_tokens([q.tokens]) for q in queries]
-    q_groups = [(start, pad_tokens([q.tokens for q in queries[start : start + query_batch]])) for start in range(0, len(queries), query_batch)]
-
     start = time.perf_counter()
-    n_cand = min(candidates, len(doc_ids))
-    cand = torch.topk(pooled, n_cand, dim=1).indices
-    rerank = torch.full_like(pooled, float("-inf"))
-    for qi, (qb, qm) in enumerate(tqdm(q_blocks, desc="SMART rerank", disable=not show_progress)):
-        idx = cand[qi]
-        late = maxsim(qb, qm, d_block[idx], d_mask[idx])[0]
-        rerank[qi, idx] = fuse(pooled[qi, idx], late, lambda_pool, lambda_late)
+    _, ranked = rerank_candidates(
+        q_pooled, q_tokens, d_pooled, d_tokens, candidates=candidates, lambda_pool=lambda_pool, lambda_late=lambda_late, show_progress=show_progress
+    )
+    rankings["smart-rerank"] = [rows[:depth] for rows in ranked]
     timings["smart_rerank_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    exhaustive = torch.empty_like(pooled)
-    for start, (qb, qm) in tqdm(q_groups, desc="SMART exhaustive", disable=not show_progress):
-        rows = slice(start, start + len(qb))
-        exhaustive[rows] = fuse(pooled[rows], maxsim(qb, qm, d_block, d_mask, chunk_size=chunk_size), lambda_pool, lambda_late)
+    top = []
+    for first in tqdm(range(0, len(queries), query_batch), desc="SMART exhaustive", disable=not show_progress):
+        group = PackedTokens.from_list(q_tokens[first : first + query_batch])
+        late = maxsim_flat(group.values, d_tokens.values, d_tokens.lengths, query_lengths=group.lengths, chunk_tokens=chunk_tokens)
+        fused = fuse(pooled[first : first + len(group)], late, lambda_pool, lambda_late)
+        top += torch.topk(fused, depth, dim=1).indices.tolist()
+    rankings["smart-exhaustive"] = top
     timings["smart_exhaustive_s"] = time.perf_counter() - start
 
-    results = {}
-    for method, scores in zip(METHODS, (pooled, rerank, exhaustive)):
-        top = torch.topk(scores, depth, dim=1).indices.tolist()
-        ranking = {qid: [doc_ids[i] for i in row] for qid, row in zip(query_ids, top)}
-        results[method] = evaluate_ranking(ranking, qrels)
+    results = {
+        method: evaluate_ranking({qid: [doc_ids[i] for i in rows] for qid, rows in zip(query_ids, rankings[method])}, qrels)
+        for method in METHODS
+    }
     return Comparison(results=results, timings=timings)

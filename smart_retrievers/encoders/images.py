@@ -91,7 +91,7 @@ def image_uri(image: ImageInput) -> str | None:
     if isinstance(image, Image.Image):
         filename = getattr(image, "filename", "")
         return str(Path(filename).expanduser().resolve()) if filename else None
-    if isinstance(image, os.PathLike) or isinstance(image, str):
+    if isinstance(image, (str, os.PathLike)):
         text = os.fspath(image)
         if text.startswith("data:"):
             return None
@@ -99,6 +99,40 @@ def image_uri(image: ImageInput) -> str | None:
             return text
         return str(Path(text).expanduser().resolve())
     return None
+
+
+def image_location(*values: object) -> str | None:
+    """The first of ``values`` that is set, as an image location (a path or URL) string.
+
+    Frameworks carry an image's location in more than one place (LangChain's
+    ``metadata["image_path"]`` / ``["image_url"]``, LlamaIndex's ``ImageNode.image_path`` /
+    ``image_url``); pass them in order of preference. None and "" are unset; a ``str`` or
+    :class:`os.PathLike` is a location. Returns None when none is set.
+
+    Raises:
+        TypeError: a set value that is no location (bytes, a PIL image, a number...).
+    """
+    for value in values:
+        if value is None:
+            continue
+        if not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"an image location must be a str (a path or URL), got {type(value).__name__}")
+        text = os.fspath(value)
+        if text:
+            return text
+    return None
+
+
+def location_field(uri: str) -> tuple[str, str]:
+    """Which field holds a stored image location: ``("image_url", uri)`` for a remote URL,
+    else ``("image_path", path)`` (a ``file://`` URI as its path).
+
+    The names are those of LangChain image documents' metadata keys and of LlamaIndex
+    ``ImageNode`` fields, the inverse of :func:`image_location`.
+    """
+    if "://" in uri and not uri.startswith("file://"):
+        return "image_url", uri
+    return "image_path", uri.removeprefix("file://")
 
 
 def image_cache_key(image: ImageInput) -> str:

@@ -1,0 +1,23 @@
+"""Evaluation on BEIR-layout datasets: loading, encoding, IR metrics and the single-vector vs SMART comparison.
+
+* :mod:`.beir`: :func:`load_beir` / :class:`BeirDataset` and :func:`encode_corpus`;
+* :mod:`.metrics`: :func:`ndcg_at_k`, :func:`recall_at_k`, :func:`mrr_at_k`, :func:`evaluate_ranking`;
+* :mod:`.compare`: :func:`compare` (what ``smart-retrievers eval`` reports) and :class:`Comparison`.
+"""
+
+from .beir import BeirDataset, encode_corpus, load_beir
+from .compare import METHODS, Comparison, compare
+from .metrics import evaluate_ranking, mrr_at_k, ndcg_at_k, recall_at_k
+
+__all__ = [
+    "METHODS",
+    "BeirDataset",
+    "Comparison",
+    "compare",
+    "encode_corpus",
+    "evaluate_ranking",
+    "load_beir",
+    "mrr_at_k",
+    "ndcg_at_k",
+    "recall_at_k",
+]
