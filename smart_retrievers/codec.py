@@ -19,7 +19,7 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -70,6 +70,7 @@ class TokenCodec:
         weight: (out_dim, dim) projection (rotation included); identity without PCA or rotation.
         low / step: (out_dim,) range start and step of the scalar codes; for signs, ``step``
             is each dimension's scale (mean |value|); unused for fp16.
+        gain: decoded values are multiplied by it, so coarse codes keep the float MaxSim scale.
     """
 
     preset: str
@@ -78,6 +79,7 @@ class TokenCodec:
     weight: np.ndarray
     low: np.ndarray
     step: np.ndarray
+    gain: float = 1.0
 
     # ---- shape ----------------------------------------------------------
 
@@ -118,8 +120,7 @@ class TokenCodec:
             mean = torch.zeros(dim, dtype=torch.float64)
             weight = torch.eye(dim, dtype=torch.float64)
         else:
-            if out_dim > dim:
-                raise ValueError(f"compression preset {preset!r} keeps {out_dim} dimensions but tokens have {dim}")
+            out_dim = min(out_dim, dim)  # a model narrower than the preset keeps all its dimensions
             if len(sample) < 2 * out_dim:
                 raise ValueError(f"a {out_dim}-d PCA needs at least {2 * out_dim} sample tokens, got {len(sample)}")
             mean = sample.mean(dim=0)
@@ -141,19 +142,45 @@ class TokenCodec:
             hi = torch.quantile(projected, 1 - _QUANTILE, dim=0) if len(projected) <= 1 << 24 else projected.amax(dim=0)
             low, step = lo, (hi - lo).clamp_min(1e-6) / (1 << CODES[code])
         as32 = lambda t: t.to(torch.float32).numpy()  # noqa: E731
-        return cls(preset=preset, dim=dim, mean=as32(mean), weight=as32(weight), low=as32(low), step=as32(step))
+        codec = cls(preset=preset, dim=dim, mean=as32(mean), weight=as32(weight), low=as32(low), step=as32(step))
+        return codec._calibrated(sample.float().numpy()) if code in ("sign", "int2", "int4") else codec
+
+    def _calibrated(self, sample: np.ndarray) -> TokenCodec:
+        """The codec with its decoded values scaled so that MaxSim keeps the float scale.
+
+        Coarse codes shrink the similarity of matching tokens (signs keep about 2/π of it,
+        and a projection drops the residual), which would shift the balance of the λ
+        fusion. On a split of the sample, pseudo-query tokens are scored against chunks of
+        the other tokens, float and coded, and one least-squares gain maps the coded maxima
+        (less the ``q·μ`` offset) onto the float ones.
+        """
+        gen = np.random.default_rng(0)
+        order = gen.permutation(len(sample))
+        queries, docs = sample[order[:256]], sample[order[256 : 256 + 64 * 128]]
+        if len(docs) < 128:
+            return self
+        chunks = len(docs) // 128
+        docs = docs[: chunks * 128]
+        exact = (torch.from_numpy(queries) @ torch.from_numpy(docs).T).reshape(len(queries), chunks, 128).amax(dim=2)
+        q, offset = self.query(queries)
+        coded = (q @ self.decode(self.encode(docs)).T).reshape(len(queries), chunks, 128).amax(dim=2)
+        target = exact - offset[:, None]
+        gain = float((coded * target).sum() / (coded * coded).sum().clamp_min(1e-12))
+        if gain <= 0:
+            return self
+        return replace(self, gain=gain)
 
     def to_json(self) -> str:
         """Everything needed to score identically in another process."""
         arrays = {name: getattr(self, name).tolist() for name in ("mean", "weight", "low", "step")}
-        return json.dumps({"preset": self.preset, "dim": self.dim, **arrays})
+        return json.dumps({"preset": self.preset, "dim": self.dim, "gain": self.gain, **arrays})
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> TokenCodec:
         """The codec :meth:`to_json` wrote."""
         data = json.loads(raw)
         arrays = {name: np.asarray(data[name], dtype=np.float32) for name in ("mean", "weight", "low", "step")}
-        return cls(preset=data["preset"], dim=int(data["dim"]), **arrays)
+        return cls(preset=data["preset"], dim=int(data["dim"]), gain=float(data.get("gain", 1.0)), **arrays)
 
     def fingerprint(self) -> str:
         """A short hash of the codec's parameters (part of the table's fingerprint)."""
@@ -190,12 +217,12 @@ class TokenCodec:
         levels = torch.from_numpy(_unpack(raw, self.bits, self.out_dim))
         step = torch.from_numpy(self.step)
         if self.code == "sign":
-            return (levels.to(torch.float32) * 2 - 1) * step
-        return torch.from_numpy(self.low) + (levels.to(torch.float32) + 0.5) * step
+            return (levels.to(torch.float32) * 2 - 1) * (step * self.gain)
+        return (torch.from_numpy(self.low) + (levels.to(torch.float32) + 0.5) * step) * self.gain
 
     def reconstruct(self, codes: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Codes back in the token-state space (T, dim): a lossy inverse of :meth:`encode`."""
-        return self.decode(codes) @ torch.from_numpy(self.weight) + torch.from_numpy(self.mean)
+        """Codes back in the token-state space (T, dim): a lossy inverse of :meth:`encode` (without the gain)."""
+        return self.decode(codes) / self.gain @ torch.from_numpy(self.weight) + torch.from_numpy(self.mean)
 
     def query(self, tokens: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A float query's tokens (L, dim) → (projected tokens (L, out_dim), offsets q·μ (L,)).
