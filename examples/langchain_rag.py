@@ -34,7 +34,9 @@ NOTES = [
 ]
 DOCUMENTS = [
     *(Document(id=f"note-{i}", page_content=text, metadata={"year": 2020 + i}) for i, text in enumerate(NOTES, 1)),
-    Document(id="memo-1", page_content="Old memo: code K7 once labelled the red circle crates.", metadata={"year": 2015}),
+    Document(
+        id="memo-1", page_content="Old memo: code K7 once labelled the red circle crates.", metadata={"year": 2015}
+    ),
 ]
 QUESTION = "code K7 labels the red circle"
 ANSWER = "note-3 says that code K7 labels the red circle."
@@ -64,7 +66,9 @@ def format_docs(docs: list[Document]) -> str:
 def rag_chain(retriever: Runnable[str, list[Document]], answer: str) -> Runnable[str, dict]:
     """question -> {"question", "docs", "answer"}: retrieve, prompt, fake chat model, parse."""
     llm = FakeListChatModel(responses=[answer])
-    generate = (lambda x: {"context": format_docs(x["docs"]), "question": x["question"]}) | PROMPT | llm | StrOutputParser()
+    generate = (
+        (lambda x: {"context": format_docs(x["docs"]), "question": x["question"]}) | PROMPT | llm | StrOutputParser()
+    )
     return RunnableParallel(docs=retriever, question=RunnablePassthrough()).assign(answer=generate)
 
 
@@ -72,7 +76,9 @@ def show(title: str, result: dict, score_key: str) -> None:
     print(f"\n== {title}\nQ: {result['question']}")
     for rank, doc in enumerate(result["docs"], 1):
         meta = doc.metadata
-        print(f"  {rank}. {doc.id:<7} {score_key}={meta[score_key]:.4f} pooled={meta['pooled_score']:.4f} late={meta['late_score']:.4f}  {doc.page_content}")
+        print(
+            f"  {rank}. {doc.id:<7} {score_key}={meta[score_key]:.4f} pooled={meta['pooled_score']:.4f} late={meta['late_score']:.4f}  {doc.page_content}"
+        )
     print(f"A: {result['answer']}")
 
 
@@ -80,14 +86,22 @@ def main() -> None:
     encoder = SmartEncoder.default()
     with tempfile.TemporaryDirectory(prefix="smart_db_") as db:
         # Chain 1: SmartRetriever in place of vectorstore.as_retriever(), with a metadata filter.
-        retriever = SmartRetriever.from_documents(DOCUMENTS, uri=db, encoder=encoder, k=3, filter={"year": {"$gte": 2020}})
+        retriever = SmartRetriever.from_documents(
+            DOCUMENTS, uri=db, encoder=encoder, k=3, filter={"year": {"$gte": 2020}}
+        )
         show("SmartRetriever RAG chain", rag_chain(retriever, ANSWER).invoke(QUESTION), "smart_score")
 
         # Chain 2: keep an existing retriever, put SmartReranker behind it.
-        base = InMemoryVectorStore.from_documents(DOCUMENTS, PooledEmbeddings(encoder)).as_retriever(search_kwargs={"k": 8})
+        base = InMemoryVectorStore.from_documents(DOCUMENTS, PooledEmbeddings(encoder)).as_retriever(
+            search_kwargs={"k": 8}
+        )
         print("\nInMemoryVectorStore (pooled cosine) order:", ", ".join(doc.id for doc in base.invoke(QUESTION)))
         reranked = SmartReranker(encoder=encoder, top_n=3).wrap(base)
-        show("InMemoryVectorStore + SmartReranker RAG chain", rag_chain(reranked, ANSWER).invoke(QUESTION), "relevance_score")
+        show(
+            "InMemoryVectorStore + SmartReranker RAG chain",
+            rag_chain(reranked, ANSWER).invoke(QUESTION),
+            "relevance_score",
+        )
 
 
 if __name__ == "__main__":

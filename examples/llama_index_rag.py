@@ -53,13 +53,20 @@ class PooledEmbedding(BaseEmbedding):
 def documents() -> list[Document]:
     """The demo reports as Documents; their metadata is filterable but not embedded."""
     texts, metadata, _ = binding_corpus()
-    return [Document(id_=doc_id, text=text, metadata=metadata[doc_id], excluded_embed_metadata_keys=list(metadata[doc_id])) for doc_id, text in texts.items()]
+    return [
+        Document(id_=doc_id, text=text, metadata=metadata[doc_id], excluded_embed_metadata_keys=list(metadata[doc_id]))
+        for doc_id, text in texts.items()
+    ]
 
 
 def show(title: str, nodes: list[NodeWithScore]) -> None:
     print(f"\n{title}")
     for rank, n in enumerate(nodes, 1):
-        parts = f" pooled={n.pooled_score:.4f} late={n.late_score:.4f}" if getattr(n, "late_score", None) is not None else ""
+        parts = (
+            f" pooled={n.pooled_score:.4f} late={n.late_score:.4f}"
+            if getattr(n, "late_score", None) is not None
+            else ""
+        )
         print(f"  {rank}. {n.node.ref_doc_id:<17} score={n.score:.4f}{parts}  ...{n.node.get_content()[-62:]}")
 
 
@@ -87,7 +94,9 @@ def main() -> None:
     vector_index = VectorStoreIndex.from_documents(docs, embed_model=PooledEmbedding(encoder))
     plain = vector_index.as_query_engine(llm=llm, similarity_top_k=6)
     show("VectorStoreIndex alone (single-vector cosine):", plain.query(QUERY).source_nodes[:3])
-    reranked = vector_index.as_query_engine(llm=llm, similarity_top_k=6, node_postprocessors=[SmartRerank(top_n=3, encoder=encoder)])
+    reranked = vector_index.as_query_engine(
+        llm=llm, similarity_top_k=6, node_postprocessors=[SmartRerank(top_n=3, encoder=encoder)]
+    )
     show("VectorStoreIndex top 6 -> SmartRerank top 3:", reranked.query(QUERY).source_nodes)
 
 

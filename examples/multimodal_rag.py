@@ -99,7 +99,9 @@ def run_llama_index(encoder, images, queries, uri: str, k: int) -> None:
 
     print("\n== LlamaIndex: SmartVectorIndex over ImageDocuments ==")
     documents = [ImageDocument(id_=doc_id, image_path=str(path), text="") for doc_id, path in images]
-    index = SmartVectorIndex.from_documents(documents, uri=uri, encoder=encoder, table="llama_index", show_progress=True)
+    index = SmartVectorIndex.from_documents(
+        documents, uri=uri, encoder=encoder, table="llama_index", show_progress=True
+    )
     retriever = index.as_retriever(similarity_top_k=k, image_similarity_top_k=k)
     hits = 0
     for doc_id, caption in queries:
@@ -112,7 +114,9 @@ def run_llama_index(encoder, images, queries, uri: str, k: int) -> None:
     report(f"image {doc_id}", doc_id, [n.node.ref_doc_id for n in nodes])
 
     # re-rank a wider candidate list (e.g. from another retriever) with SMART
-    wide = index.as_retriever(similarity_top_k=4 * k, image_similarity_top_k=4 * k).text_to_image_retrieve(queries[0][1])
+    wide = index.as_retriever(similarity_top_k=4 * k, image_similarity_top_k=4 * k).text_to_image_retrieve(
+        queries[0][1]
+    )
     reranked = SmartRerank(top_n=k, index=index).postprocess_nodes(wide, QueryBundle(queries[0][1]))
     report(f"rerank: {queries[0][1]}", queries[0][0], [n.node.ref_doc_id for n in reranked])
 
@@ -124,7 +128,9 @@ def run_langchain(encoder, images, queries, uri: str, k: int) -> None:
 
     print("\n== LangChain: SmartRetriever over image Documents ==")
     documents = [Document(id=doc_id, page_content="", metadata={"image_path": str(path)}) for doc_id, path in images]
-    retriever = SmartRetriever.from_documents(documents, uri=uri, encoder=encoder, table="langchain", k=k, modality="image")
+    retriever = SmartRetriever.from_documents(
+        documents, uri=uri, encoder=encoder, table="langchain", k=k, modality="image"
+    )
     hits = 0
     for doc_id, caption in queries:
         hits += report(caption, doc_id, [d.id for d in retriever.invoke(caption)])
@@ -135,8 +141,15 @@ def run_langchain(encoder, images, queries, uri: str, k: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=os.environ.get(ENV_VAR), help=f"vision-language embedder directory (default: ${ENV_VAR})")
-    parser.add_argument("--data", type=Path, default=FLICKR, help="a BEIR image corpus (default: ../shared/data/flickr8k-1k; drawn images if absent)")
+    parser.add_argument(
+        "--model", default=os.environ.get(ENV_VAR), help=f"vision-language embedder directory (default: ${ENV_VAR})"
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=FLICKR,
+        help="a BEIR image corpus (default: ../shared/data/flickr8k-1k; drawn images if absent)",
+    )
     parser.add_argument("--n-images", type=int, default=100, help="images indexed from the corpus (default 100)")
     parser.add_argument("-k", type=int, default=5, help="results per query (default 5)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: the first available)")

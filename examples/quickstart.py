@@ -15,7 +15,9 @@ from smart_retrievers.demo import binding_corpus
 def show(title: str, hits) -> None:
     print(f"\n{title}")
     for rank, hit in enumerate(hits, 1):
-        print(f"  {rank}. {hit.id:<17} score={hit.score:.4f} pooled={hit.pooled_score:.4f} late={hit.late_score:.4f}  ...{hit.text[-62:]}")
+        print(
+            f"  {rank}. {hit.id:<17} score={hit.score:.4f} pooled={hit.pooled_score:.4f} late={hit.late_score:.4f}  ...{hit.text[-62:]}"
+        )
 
 
 def main() -> None:
@@ -40,9 +42,15 @@ def main() -> None:
     for c in cases:
         wins["single-vector"] += index.search(c.query, k=1, mode="pooled")[0].id == c.answer_id
         wins["SMART"] += index.search(c.query, k=1)[0].id == c.answer_id
-    print(f"\nanswer ranked first on all {len(cases)} queries: " + ", ".join(f"{k} {v}/{len(cases)}" for k, v in wins.items()))
+    print(
+        f"\nanswer ranked first on all {len(cases)} queries: "
+        + ", ".join(f"{k} {v}/{len(cases)}" for k, v in wins.items())
+    )
 
-    show("SMART with a metadata filter (quarter >= 3, not swapped):", index.search(case.query, k=2, where={"quarter": {"$gte": 3}, "swapped": False}))
+    show(
+        "SMART with a metadata filter (quarter >= 3, not swapped):",
+        index.search(case.query, k=2, where={"quarter": {"$gte": 3}, "swapped": False}),
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,21 @@ _EXPORTS = {
     "to_sql": "filters",
 }
 
-__all__ = [*sorted(_EXPORTS), "__version__"]
+__all__ = [
+    "Encoding",
+    "FingerprintMismatchError",
+    "Hit",
+    "SearchOptions",
+    "SmartEncoder",
+    "SmartIndex",
+    "SmartStore",
+    "TokenCodec",
+    "TokenPolicy",
+    "__version__",
+    "load_encoder",
+    "parse_filter",
+    "to_sql",
+]
 
 if TYPE_CHECKING:
     from .codec import TokenCodec

@@ -160,7 +160,11 @@ class SmartAdapter(nn.Module):
             )
         if self.base is None:
             return
-        diffs = [f"{k}: adapter={self.base.get(k)!r} encoder={base_fingerprint.get(k)!r}" for k in BASE_KEYS if self.base.get(k) != base_fingerprint.get(k)]
+        diffs = [
+            f"{k}: adapter={self.base.get(k)!r} encoder={base_fingerprint.get(k)!r}"
+            for k in BASE_KEYS
+            if self.base.get(k) != base_fingerprint.get(k)
+        ]
         if diffs:
             raise AdapterMismatchError(
                 f"adapter was trained on base model {self.base.get('model')!r}, not on the encoder's "
@@ -187,12 +191,18 @@ class SmartAdapter(nn.Module):
         folder = Path(path)
         config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
         if not config_path.is_file() or not weights_path.is_file():
-            raise FileNotFoundError(f"{folder} is not a SMART adapter directory (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+            raise FileNotFoundError(
+                f"{folder} is not a SMART adapter directory (needs {CONFIG_NAME} and {WEIGHTS_NAME})"
+            )
         config = json.loads(config_path.read_text())
         if config.get("type") != "SmartAdapter" or config.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{config_path}: unsupported adapter config (type {config.get('type')!r}, format_version {config.get('format_version')!r})")
+            raise ValueError(
+                f"{config_path}: unsupported adapter config (type {config.get('type')!r}, format_version {config.get('format_version')!r})"
+            )
         if config.get("layers", 1) != 1:
-            raise ValueError(f"{config_path}: adapters over {config['layers']} layers are not supported; only the final layer (layers=1)")
+            raise ValueError(
+                f"{config_path}: adapters over {config['layers']} layers are not supported; only the final layer (layers=1)"
+            )
         adapter = cls(
             config["hidden_dim"],
             config["out_dim"],

@@ -51,9 +51,16 @@ def cmd_index(args: argparse.Namespace) -> int:
     items = list(_read_items(Path(args.path)))
     index = SmartIndex(args.db, encoder=_encoder(args), table=args.table)
     start = time.perf_counter()
-    index.add([r["text"] for r in items], ids=[r["id"] for r in items], metadatas=[r["metadata"] for r in items], show_progress=True)
+    index.add(
+        [r["text"] for r in items],
+        ids=[r["id"] for r in items],
+        metadatas=[r["metadata"] for r in items],
+        show_progress=True,
+    )
     took = time.perf_counter() - start
-    print(f"indexed {len(items)} items into {args.db} (table {args.table!r}) in {took:.1f}s; {index.last_truncated} truncated; {index.count()} rows now")
+    print(
+        f"indexed {len(items)} items into {args.db} (table {args.table!r}) in {took:.1f}s; {index.last_truncated} truncated; {index.count()} rows now"
+    )
     return 0
 
 
@@ -70,7 +77,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     for rank, hit in enumerate(hits, 1):
         snippet = hit.text if len(hit.text) <= 100 else hit.text[:97] + "..."
-        print(f"{rank:>2}. {hit.score:.4f} (pooled {hit.pooled_score:.4f}, late {hit.late_score:.4f})  [{hit.id}] {snippet}")
+        print(
+            f"{rank:>2}. {hit.score:.4f} (pooled {hit.pooled_score:.4f}, late {hit.late_score:.4f})  [{hit.id}] {snippet}"
+        )
     return 0
 
 
@@ -86,13 +95,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     queries = encoder.encode_queries([dataset.queries[q] for q in query_ids], show_progress=True)
     encode_queries_s = time.perf_counter() - start
-    result = compare(query_ids, queries, doc_ids, docs, dataset.qrels, candidates=args.candidates, lambda_pool=args.lambda_pool, lambda_late=args.lambda_late)
+    result = compare(
+        query_ids,
+        queries,
+        doc_ids,
+        docs,
+        dataset.qrels,
+        candidates=args.candidates,
+        lambda_pool=args.lambda_pool,
+        lambda_late=args.lambda_late,
+    )
     timings = {"encode_corpus_s": encode_docs_s, "encode_queries_s": encode_queries_s, **result.timings}
     print(f"{dataset.name} ({args.split}): {len(doc_ids)} docs, {len(query_ids)} queries, model {encoder.name}")
     print(result.table())
     print("timings: " + ", ".join(f"{k}={v:.2f}" for k, v in timings.items()))
     if args.json:
-        payload = {"dataset": dataset.name, "split": args.split, "model": encoder.name, "fingerprint": encoder.fingerprint, "results": result.results, "timings": timings}
+        payload = {
+            "dataset": dataset.name,
+            "split": args.split,
+            "model": encoder.name,
+            "fingerprint": encoder.fingerprint,
+            "results": result.results,
+            "timings": timings,
+        }
         Path(args.json).write_text(json.dumps(payload, indent=2))
         print(f"wrote {args.json}")
     return 0
@@ -108,10 +133,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(**{name: getattr(args, name) for name in _TRAIN_OPTIONS})
     dataset = load_training_data(args.beir_dir, args.split, skip_unknown=args.skip_unknown)
     encoder = _encoder(args, batch_size=args.encode_batch_size)
-    result = train_adapter(dataset, args.out, split=args.split, config=config, encoder=encoder, cache_dir=args.cache_dir, use_cache=not args.no_cache)
+    result = train_adapter(
+        dataset,
+        args.out,
+        split=args.split,
+        config=config,
+        encoder=encoder,
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+    )
     best = result.history[result.best_epoch]
     val = f", val nDCG@10 {best['val_ndcg@10']:.4f}" if "val_ndcg@10" in best else ""
-    print(f"saved adapter (r={result.adapter.out_dim}, epoch {result.best_epoch}{val}) to {args.out}; trained in {result.seconds:.1f}s")
+    print(
+        f"saved adapter (r={result.adapter.out_dim}, epoch {result.best_epoch}{val}) to {args.out}; trained in {result.seconds:.1f}s"
+    )
     if args.json:
         summary = {
             "out": str(Path(args.out).resolve()),
@@ -139,7 +174,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="smart-retrievers", description="SMART late-interaction retrieval on single-vector embedders.")
+    parser = argparse.ArgumentParser(
+        prog="smart-retrievers", description="SMART late-interaction retrieval on single-vector embedders."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("index", help="index a JSONL file (BEIR corpus or {id, text, metadata} lines)")
@@ -161,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("eval", help="single-vector vs SMART on a BEIR-layout dataset (corpus rows may carry an `image`)")
+    p = sub.add_parser(
+        "eval", help="single-vector vs SMART on a BEIR-layout dataset (corpus rows may carry an `image`)"
+    )
     p.add_argument("beir_dir")
     p.add_argument("--split", default="test")
     p.add_argument("--candidates", type=int, default=100)
@@ -186,16 +225,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=defaults.epochs)
     p.add_argument("--lr", type=float, default=defaults.lr)
     p.add_argument("--tau", type=float, default=defaults.tau, help="InfoNCE temperature")
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="(query, positive) pairs per training step")
-    p.add_argument("--hard-negatives", type=int, default=defaults.hard_negatives, metavar="K", help="mined negatives per query (0: in-batch only)")
-    p.add_argument("--val-split", type=float, default=defaults.val_split, help="fraction of queries held out for per-epoch nDCG@10")
+    p.add_argument(
+        "--batch-size", type=int, default=defaults.batch_size, help="(query, positive) pairs per training step"
+    )
+    p.add_argument(
+        "--hard-negatives",
+        type=int,
+        default=defaults.hard_negatives,
+        metavar="K",
+        help="mined negatives per query (0: in-batch only)",
+    )
+    p.add_argument(
+        "--val-split", type=float, default=defaults.val_split, help="fraction of queries held out for per-epoch nDCG@10"
+    )
     p.add_argument("--loss", choices=("late", "fused"), default=defaults.loss, help="score the InfoNCE loss is on")
     p.add_argument("--seed", type=int, default=defaults.seed)
     _model_options(p)
     p.add_argument("--encode-batch-size", type=int, default=32, help="inputs per forward pass when encoding")
     p.add_argument("--cache-dir", help=f"where frozen token states are cached (default: {default_cache_dir()})")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the token-state cache")
-    p.add_argument("--skip-unknown", action="store_true", help="drop judgements on unknown query/doc ids instead of stopping")
+    p.add_argument(
+        "--skip-unknown", action="store_true", help="drop judgements on unknown query/doc ids instead of stopping"
+    )
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--json", help="also write the training summary to this JSON file")
     p.set_defaults(func=cmd_train)

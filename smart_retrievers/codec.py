@@ -25,7 +25,15 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["CODES", "DEFAULT_COMPRESSION", "MIN_FIT_TOKENS", "TokenCodec", "fit_codec", "generic_sample", "parse_preset"]
+__all__ = [
+    "CODES",
+    "DEFAULT_COMPRESSION",
+    "MIN_FIT_TOKENS",
+    "TokenCodec",
+    "fit_codec",
+    "generic_sample",
+    "parse_preset",
+]
 
 CODES: dict[str, int] = {"fp16": 16, "int8": 8, "int4": 4, "int2": 2, "sign": 1}
 """Code name → bits per (projected) dimension."""
@@ -128,7 +136,9 @@ class TokenCodec:
             _, vectors = torch.linalg.eigh(centred.T @ centred / len(sample))
             weight = vectors[:, -out_dim:].flip(1).T  # top components first
         if len(weight) * CODES[code] % 8:
-            raise ValueError(f"compression preset {preset!r}: {len(weight)} dimensions x {CODES[code]} bits is not whole bytes")
+            raise ValueError(
+                f"compression preset {preset!r}: {len(weight)} dimensions x {CODES[code]} bits is not whole bytes"
+            )
         if code == "sign":
             weight = torch.from_numpy(_random_rotation(len(weight))) @ weight
         projected = (sample - mean) @ weight.T
@@ -211,7 +221,9 @@ class TokenCodec:
         """Packed codes (T, bytes_per_token) → their values in the projected space (T, out_dim), float32."""
         raw = np.ascontiguousarray(codes.numpy() if isinstance(codes, torch.Tensor) else codes, dtype=np.uint8)
         if raw.ndim != 2 or raw.shape[1] != self.bytes_per_token:
-            raise ValueError(f"codes of shape {raw.shape} do not fit this codec ({self.bytes_per_token} bytes per token)")
+            raise ValueError(
+                f"codes of shape {raw.shape} do not fit this codec ({self.bytes_per_token} bytes per token)"
+            )
         if self.code == "fp16":
             return torch.from_numpy(raw.view(np.float16).astype(np.float32))
         levels = torch.from_numpy(_unpack(raw, self.bits, self.out_dim))
@@ -234,7 +246,12 @@ class TokenCodec:
 
     def describe(self) -> dict[str, Any]:
         """Preset, dimensions and bytes per token, for reports."""
-        return {"preset": self.preset, "dim": self.dim, "out_dim": self.out_dim, "bytes_per_token": self.bytes_per_token}
+        return {
+            "preset": self.preset,
+            "dim": self.dim,
+            "out_dim": self.out_dim,
+            "bytes_per_token": self.bytes_per_token,
+        }
 
 
 def _pack(levels: np.ndarray, bits: int) -> np.ndarray:
@@ -269,7 +286,9 @@ def generic_sample() -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
-def fit_codec(preset: str, tokens: Sequence[np.ndarray], encoder: Any = None, *, min_tokens: int = MIN_FIT_TOKENS) -> TokenCodec:
+def fit_codec(
+    preset: str, tokens: Sequence[np.ndarray], encoder: Any = None, *, min_tokens: int = MIN_FIT_TOKENS
+) -> TokenCodec:
     """Fit ``preset`` on document token states, topped up when there are too few.
 
     With fewer than ``min_tokens`` tokens (e.g. a first write of one short document),
@@ -280,6 +299,11 @@ def fit_codec(preset: str, tokens: Sequence[np.ndarray], encoder: Any = None, *,
     count = sum(len(p) for p in parts)
     if count < min_tokens and parse_preset(preset)[0] is not None:
         if encoder is None:
-            raise ValueError(f"{count} tokens are too few to fit {preset!r} (need {min_tokens}); pass the encoder to top up the sample")
-        parts += [np.asarray(e.tokens, dtype=np.float32) for e in encoder.encode_documents(generic_sample(), show_progress=False)]
+            raise ValueError(
+                f"{count} tokens are too few to fit {preset!r} (need {min_tokens}); pass the encoder to top up the sample"
+            )
+        parts += [
+            np.asarray(e.tokens, dtype=np.float32)
+            for e in encoder.encode_documents(generic_sample(), show_progress=False)
+        ]
     return TokenCodec.fit(preset, np.concatenate(parts))

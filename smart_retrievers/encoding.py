@@ -81,10 +81,14 @@ class Encoder(Protocol):
     def reads_images(self) -> bool:
         """Whether :meth:`encode_items` takes images."""
 
-    def encode_queries(self, texts: Sequence[str], *, batch_size: int | None = None, show_progress: bool | None = None) -> list[Encoding]:
+    def encode_queries(
+        self, texts: Sequence[str], *, batch_size: int | None = None, show_progress: bool | None = None
+    ) -> list[Encoding]:
         """Encode text queries, one :class:`Encoding` per text, in input order."""
 
-    def encode_documents(self, texts: Sequence[str], *, batch_size: int | None = None, show_progress: bool | None = None) -> list[Encoding]:
+    def encode_documents(
+        self, texts: Sequence[str], *, batch_size: int | None = None, show_progress: bool | None = None
+    ) -> list[Encoding]:
         """Encode text documents, one :class:`Encoding` per text, in input order."""
 
     def encode_items(

@@ -25,7 +25,16 @@ logger = logging.getLogger(__name__)
 IMAGE_WRITE_BATCH = 128
 """Most images encoded per LanceDB commit: image token states are large (hundreds per image)."""
 
-__all__ = ["MODALITIES", "SEARCH_MODES", "Hit", "Modality", "SearchMode", "SearchOptions", "SmartIndex", "load_metadata"]
+__all__ = [
+    "MODALITIES",
+    "SEARCH_MODES",
+    "Hit",
+    "Modality",
+    "SearchMode",
+    "SearchOptions",
+    "SmartIndex",
+    "load_metadata",
+]
 
 
 @dataclass
@@ -85,7 +94,14 @@ class SmartIndex:
     ) -> None:
         check_weights(lambda_pool, lambda_late)
         self.encoder = encoder or default_encoder()
-        self.store = SmartStore(uri, table, self.encoder.fingerprint, compression=compression, storage_options=storage_options, **connect_kwargs)
+        self.store = SmartStore(
+            uri,
+            table,
+            self.encoder.fingerprint,
+            compression=compression,
+            storage_options=storage_options,
+            **connect_kwargs,
+        )
         self.lambda_pool = lambda_pool
         self.lambda_late = lambda_late
         self.candidates = candidates
@@ -170,7 +186,9 @@ class SmartIndex:
         if missing is not None:
             raise TypeError(f"image {missing} is None")
         texts = self._aligned("texts", len(images), texts)
-        return self.add_items(texts, images, ids=ids, metadatas=metadatas, ref_ids=ref_ids, uris=uris, show_progress=show_progress)
+        return self.add_items(
+            texts, images, ids=ids, metadatas=metadatas, ref_ids=ref_ids, uris=uris, show_progress=show_progress
+        )
 
     def add_items(
         self,
@@ -202,7 +220,9 @@ class SmartIndex:
         uris = self._aligned("uris", n, uris)
         for i, (text, image) in enumerate(zip(texts, images)):
             if image is not None and not isinstance(image, IMAGE_TYPES):
-                raise TypeError(f"image {i} (id {ids[i]!r}) is {type(image).__name__}; expected a path, URI, bytes or PIL.Image")
+                raise TypeError(
+                    f"image {i} (id {ids[i]!r}) is {type(image).__name__}; expected a path, URI, bytes or PIL.Image"
+                )
             if not isinstance(text, str) and (image is None or text is not None):
                 raise TypeError(f"text {i} (id {ids[i]!r}) is {type(text).__name__}, not str")
         has_images = any(image is not None for image in images)
@@ -210,13 +230,24 @@ class SmartIndex:
 
         def encode(start: int, stop: int) -> list[Encoding]:
             window = slice(start, stop)
-            return encoder.encode_items(texts[window], images[window], show_progress=False, ids=ids[window], positions=range(start, stop))
+            return encoder.encode_items(
+                texts[window], images[window], show_progress=False, ids=ids[window], positions=range(start, stop)
+            )
 
         def record(i: int, enc: Encoding) -> Record:
             if images[i] is None:
-                return Record(id=ids[i], text=texts[i], encoding=enc, ref_id=ref_ids[i], metadata=dict(metadatas[i] or {}))
+                return Record(
+                    id=ids[i], text=texts[i], encoding=enc, ref_id=ref_ids[i], metadata=dict(metadatas[i] or {})
+                )
             uri = uris[i] if uris[i] is not None else image_uri(images[i])
-            return Record(id=ids[i], text=texts[i] or "", encoding=enc, ref_id=ref_ids[i], metadata=dict(metadatas[i] or {}), image=uri)
+            return Record(
+                id=ids[i],
+                text=texts[i] or "",
+                encoding=enc,
+                ref_id=ref_ids[i],
+                metadata=dict(metadatas[i] or {}),
+                image=uri,
+            )
 
         batch_size = min(self.write_batch_size, IMAGE_WRITE_BATCH) if has_images else self.write_batch_size
         self._write(n, encode, record, show_progress, batch_size=batch_size)
@@ -244,7 +275,9 @@ class SmartIndex:
                     encodings = encode(start, stop)
                     self.last_truncated += sum(e.truncated for e in encodings)
                     if self.store.needs_codec:  # the first write fits the table's codec
-                        self.store.set_codec(fit_codec(self.store.compression, [e.tokens for e in encodings], self.encoder))
+                        self.store.set_codec(
+                            fit_codec(self.store.compression, [e.tokens for e in encodings], self.encoder)
+                        )
                     self.store.upsert([record(start + j, enc) for j, enc in enumerate(encodings)])
                     bar.update(stop - start)
         except BaseException:
@@ -253,7 +286,9 @@ class SmartIndex:
                 self.store.codec = None
             raise
         if self.last_truncated:
-            logger.warning("%d of %d inputs were truncated at max_length=%d", self.last_truncated, n, self.encoder.max_length)
+            logger.warning(
+                "%d of %d inputs were truncated at max_length=%d", self.last_truncated, n, self.encoder.max_length
+            )
 
     @staticmethod
     def _ids(n: int, ids: Sequence[str] | None) -> list[str]:
@@ -280,7 +315,9 @@ class SmartIndex:
             raise ValueError(f"got {n} items but {len(values)} {name}")
         return values
 
-    def delete(self, ids: Sequence[str] | None = None, *, ref_ids: Sequence[str] | None = None, where: Any = None) -> int:
+    def delete(
+        self, ids: Sequence[str] | None = None, *, ref_ids: Sequence[str] | None = None, where: Any = None
+    ) -> int:
         """Delete by ids, by source-document ids (ref_ids) and/or by filter; returns rows deleted."""
         return self.store.delete(ids=ids, ref_ids=ref_ids, where=where)
 
@@ -301,7 +338,9 @@ class SmartIndex:
         for batch in self.store.scan(META_COLUMNS, where=self.store.where_sql(where), batch_size=batch_size):
             yield from (self._hit(row) for row in batch.to_pylist())
 
-    def search(self, query: str, k: int | None = None, *, options: SearchOptions | None = None, **settings: Any) -> list[Hit]:
+    def search(
+        self, query: str, k: int | None = None, *, options: SearchOptions | None = None, **settings: Any
+    ) -> list[Hit]:
         """Search with SMART scoring.
 
         Args:
@@ -345,7 +384,9 @@ class SmartIndex:
         query = self._image_encoder().encode_inputs(texts=[text], images=[image], query=True, show_progress=False)[0]
         return self.search_encoded(query, options=opts)
 
-    def search_encoded(self, query: Encoding, k: int | None = None, *, options: SearchOptions | None = None, **settings: Any) -> list[Hit]:
+    def search_encoded(
+        self, query: Encoding, k: int | None = None, *, options: SearchOptions | None = None, **settings: Any
+    ) -> list[Hit]:
         """:meth:`search` for an already encoded query (text or image)."""
         opts = self.resolve(options, k=k, **settings)
         if self.store.table is None:  # nothing written yet: no fields to filter on, no hits
@@ -371,7 +412,9 @@ class SmartIndex:
         opts = (options or SearchOptions()).updated(**settings)
         return opts.resolved(candidates=self.candidates, lambda_pool=self.lambda_pool, lambda_late=self.lambda_late)
 
-    def _rank(self, query: Encoding, rows: pa.Table | pa.RecordBatch, opts: SearchOptions, k: int | None = None) -> Ranking:
+    def _rank(
+        self, query: Encoding, rows: pa.Table | pa.RecordBatch, opts: SearchOptions, k: int | None = None
+    ) -> Ranking:
         late = opts.lambda_late != 0
         return rank(
             query.pooled,
@@ -390,7 +433,10 @@ class SmartIndex:
         for batch in self.store.scan([*META_COLUMNS, "vector", "tokens"], where=where_sql):
             ranking = self._rank(query, batch, opts)
             meta = batch.select(META_COLUMNS).to_pylist()
-            best.extend((float(ranking.fused[i]), seen + i, meta[i], float(ranking.pooled[i]), float(ranking.late[i])) for i in ranking.order)
+            best.extend(
+                (float(ranking.fused[i]), seen + i, meta[i], float(ranking.pooled[i]), float(ranking.late[i]))
+                for i in ranking.order
+            )
             best = sorted(best, key=lambda b: (-b[0], b[1]))[: opts.k]
             seen += len(batch)
         return [self._hit(m, f, p, late) for f, _, m, p, late in best]
@@ -415,7 +461,9 @@ class SmartIndex:
     def __repr__(self) -> str:
         return f"SmartIndex(uri={self.store.uri!r}, table={self.store.table_name!r}, rows={self.count()}, encoder={self.encoder!r})"
 
-    def reindex_tokens(self, adapter_or_encoder: Any, *, batch_size: int = 1024, show_progress: bool | None = None) -> int:
+    def reindex_tokens(
+        self, adapter_or_encoder: Any, *, batch_size: int = 1024, show_progress: bool | None = None
+    ) -> int:
         """Re-encode the stored token states with another SMART adapter, keeping everything else.
 
         Use it after training an adapter (:mod:`smart_retrievers.training`): the table's
@@ -455,23 +503,42 @@ class SmartIndex:
             encoder = copy.copy(self.encoder)  # shares the loaded model
             encoder.adapter = adapter
         old_fp, new_fp = self.store.fingerprint, dict(encoder.fingerprint)
-        changed = sorted(k for k in set(old_fp) | set(new_fp) if k not in ("adapter", "token_dim", "model") and old_fp.get(k) != new_fp.get(k))
+        changed = sorted(
+            k
+            for k in set(old_fp) | set(new_fp)
+            if k not in ("adapter", "token_dim", "model") and old_fp.get(k) != new_fp.get(k)
+        )
         if changed:
-            raise ValueError(f"reindex_tokens only swaps the adapter, but the new encoder also changes {changed}; build a new index for another model")
+            raise ValueError(
+                f"reindex_tokens only swaps the adapter, but the new encoder also changes {changed}; build a new index for another model"
+            )
         table = self.store.table
         images = 0 if table is None else table.count_rows("image IS NOT NULL OR modality <> 'text'")
         if images:
-            raise NotImplementedError(f"reindex_tokens re-encodes stored texts; the table holds {images} image rows, which it cannot re-encode yet")
+            raise NotImplementedError(
+                f"reindex_tokens re-encodes stored texts; the table holds {images} image rows, which it cannot re-encode yet"
+            )
 
         preset = self.store.compression
-        codec = None if preset == "none" else self._fit_stored(preset, lambda texts: encoder.encode_documents(texts, show_progress=False), encoder)
+        codec = (
+            None
+            if preset == "none"
+            else self._fit_stored(preset, lambda texts: encoder.encode_documents(texts, show_progress=False), encoder)
+        )
 
         def transform(batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array]:
             encodings = encoder.encode_documents(batch.column("text").to_pylist(), show_progress=False)
             tokens = [e.tokens for e in encodings]
             return tokens_to_arrow(tokens, encoder.token_dim, codec), pa.array([len(t) for t in tokens], pa.int32())
 
-        n_rows = self.store.replace_tokens(transform, new_fp, codec=codec, batch_size=batch_size, show_progress=show_progress, desc="Re-encoding tokens")
+        n_rows = self.store.replace_tokens(
+            transform,
+            new_fp,
+            codec=codec,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            desc="Re-encoding tokens",
+        )
         self.encoder = encoder
         return n_rows
 
@@ -496,11 +563,20 @@ class SmartIndex:
         texts = list(sample_texts)
         if not texts or not all(isinstance(t, str) for t in texts):
             raise ValueError("fit_codec() needs a non-empty sequence of texts")
-        codec = fit_codec(self.store.compression, [e.tokens for e in self.encoder.encode_documents(texts)], self.encoder)
+        codec = fit_codec(
+            self.store.compression, [e.tokens for e in self.encoder.encode_documents(texts)], self.encoder
+        )
         self.store.set_codec(codec)
         return codec
 
-    def recompress(self, compression: str = DEFAULT_COMPRESSION, *, batch_size: int = 1024, sample_rows: int = 1024, show_progress: bool | None = None) -> int:
+    def recompress(
+        self,
+        compression: str = DEFAULT_COMPRESSION,
+        *,
+        batch_size: int = 1024,
+        sample_rows: int = 1024,
+        show_progress: bool | None = None,
+    ) -> int:
         """Rewrite a float16 table's token states into ``compression``, without re-encoding.
 
         The codec is fitted on the stored token states of the first ``sample_rows`` rows,
@@ -524,7 +600,14 @@ class SmartIndex:
         if self.store.table is None:
             self.store.compression = compression
             return 0
-        return self.store.replace_tokens(transform, self.store.fingerprint, codec=codec, batch_size=batch_size, show_progress=show_progress, desc="Compressing tokens")
+        return self.store.replace_tokens(
+            transform,
+            self.store.fingerprint,
+            codec=codec,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            desc="Compressing tokens",
+        )
 
     def _fit_stored(self, preset: str, encode: Any, encoder: Any, *, sample_rows: int = 1024) -> TokenCodec | None:
         """Fit ``preset`` on the first ``sample_rows`` stored rows: their stored float states, or re-encoded texts."""

@@ -114,13 +114,17 @@ class SmartScorer:
         found: dict[int, Encoding] = {}
         if self.index is not None and ids is not None:
             wanted = {i: cid for i, cid in enumerate(ids) if cid}
-            rows = self.index.store.get(list(dict.fromkeys(wanted.values())), columns=["id", "text", "image", "vector", "tokens", "modality"])
+            rows = self.index.store.get(
+                list(dict.fromkeys(wanted.values())), columns=["id", "text", "image", "vector", "tokens", "modality"]
+            )
             if len(rows):
                 pooled = vectors_block(rows.column("vector")).numpy()
                 tokens = tokens_from_arrow(rows.column("tokens"))
                 columns = (rows.column(c).to_pylist() for c in ("id", "text", "image", "modality"))
                 stored = {
-                    (rid, text, mod or "text", image): Encoding(pooled=pooled[r], tokens=tokens.item(r).numpy(), modality=mod or "text")
+                    (rid, text, mod or "text", image): Encoding(
+                        pooled=pooled[r], tokens=tokens.item(r).numpy(), modality=mod or "text"
+                    )
                     for r, (rid, text, image, mod) in enumerate(zip(*columns))
                 }
                 # an id from another source with other content must not borrow these states;
@@ -134,7 +138,9 @@ class SmartScorer:
                             continue
                     if key in stored:
                         found[i] = stored[key]
-        keys: list[Hashable] = [text if image is None else ("image", image_cache_key(image)) for text, image in zip(texts, images)]
+        keys: list[Hashable] = [
+            text if image is None else ("image", image_cache_key(image)) for text, image in zip(texts, images)
+        ]
         missing = []
         for i, key in enumerate(keys):
             if i not in found:
@@ -150,13 +156,17 @@ class SmartScorer:
             found.update({i: fresh[keys[i]] for i in missing})
         return [found[i] for i in range(len(texts))]
 
-    def _encode_missing(self, texts: Sequence[str], images: list[ImageInput | None], keys: list[Hashable], missing: list[int]) -> dict[Hashable, Encoding]:
+    def _encode_missing(
+        self, texts: Sequence[str], images: list[ImageInput | None], keys: list[Hashable], missing: list[int]
+    ) -> dict[Hashable, Encoding]:
         """Encode each distinct missing candidate once; returns the encodings by cache key."""
         first: dict[Hashable, int] = {}  # cache key -> first candidate position with it
         for i in missing:
             first.setdefault(keys[i], i)
         rows = list(first.values())
-        encoded = self.encoder.encode_items([texts[i] for i in rows], [images[i] for i in rows], batch_size=self.batch_size, positions=rows)
+        encoded = self.encoder.encode_items(
+            [texts[i] for i in rows], [images[i] for i in rows], batch_size=self.batch_size, positions=rows
+        )
         return dict(zip(first, encoded))
 
     def score(
@@ -195,4 +205,7 @@ class SmartScorer:
             k=top_n,
             codec=codec,
         )
-        return [CandidateScore(i, float(ranking.fused[i]), float(ranking.pooled[i]), float(ranking.late[i])) for i in ranking.order]
+        return [
+            CandidateScore(i, float(ranking.fused[i]), float(ranking.pooled[i]), float(ranking.late[i]))
+            for i in ranking.order
+        ]

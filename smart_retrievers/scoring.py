@@ -63,9 +63,7 @@ def _as_bool(x: ArrayLike) -> torch.Tensor:
     return torch.from_numpy(np.array(x, dtype=bool))
 
 
-def pad_tokens(
-    tokens: Sequence[ArrayLike], pooled: ArrayLike | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_tokens(tokens: Sequence[ArrayLike], pooled: ArrayLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack ragged (n_i, d) token arrays into a zero-padded float32 block (N, L, d) and a bool mask (N, L).
 
     An empty entry (n_i == 0) takes ``pooled[i]`` as its single token (ValueError if
@@ -332,14 +330,20 @@ def rerank_candidates(
     top = torch.topk(pooled, min(candidates, d_pooled.shape[0]), dim=1).indices.tolist()
     ranked = []
     for qi, cand in enumerate(tqdm(top, desc="SMART rerank", disable=not show_progress)):
-        r = rank(q_pooled[qi], query_tokens[qi], d_pooled[cand], doc_tokens.take(cand), lambda_pool=lambda_pool, lambda_late=lambda_late, codec=codec)
+        r = rank(
+            q_pooled[qi],
+            query_tokens[qi],
+            d_pooled[cand],
+            doc_tokens.take(cand),
+            lambda_pool=lambda_pool,
+            lambda_late=lambda_late,
+            codec=codec,
+        )
         ranked.append([cand[i] for i in r.order])
     return pooled, ranked
 
 
-def fuse(
-    pooled: torch.Tensor, late: torch.Tensor, lambda_pool: float = 1.0, lambda_late: float = 1.0
-) -> torch.Tensor:
+def fuse(pooled: torch.Tensor, late: torch.Tensor, lambda_pool: float = 1.0, lambda_late: float = 1.0) -> torch.Tensor:
     """``lambda_pool * pooled + lambda_late * late``; a zero weight drops its term exactly."""
     if pooled.shape != late.shape:
         raise ValueError(f"pooled scores {tuple(pooled.shape)} and late scores {tuple(late.shape)} differ in shape")

@@ -22,9 +22,9 @@ import pyarrow as pa
 import torch
 from tqdm.auto import tqdm
 
+from .codec import DEFAULT_COMPRESSION, TokenCodec, parse_preset
 from .encoding import Encoding
 from .filters import parse_filter, to_sql
-from .codec import DEFAULT_COMPRESSION, TokenCodec, parse_preset
 from .scoring import PackedTokens
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,11 @@ def merge_field_types(known: Mapping[str, str], metadatas: Sequence[Mapping[str,
 
 
 def describe_mismatch(stored: Mapping[str, Any], current: Mapping[str, Any]) -> str:
-    diffs = [f"{k}: table={stored.get(k)!r} encoder={current.get(k)!r}" for k in sorted(set(stored) | set(current)) if stored.get(k) != current.get(k) and k != "model"]
+    diffs = [
+        f"{k}: table={stored.get(k)!r} encoder={current.get(k)!r}"
+        for k in sorted(set(stored) | set(current))
+        if stored.get(k) != current.get(k) and k != "model"
+    ]
     return "; ".join(diffs)
 
 
@@ -206,7 +210,9 @@ class SmartStore:
             raise ValueError(f"table {self.table_name!r} exists; change its codec with recompress()")
         token_dim = self.fingerprint.get("token_dim", self.fingerprint["dim"])
         if codec.dim != token_dim or codec.preset != self.compression:
-            raise ValueError(f"codec {codec.preset!r} for dim {codec.dim} does not fit this table ({self.compression!r}, dim {token_dim})")
+            raise ValueError(
+                f"codec {codec.preset!r} for dim {codec.dim} does not fit this table ({self.compression!r}, dim {token_dim})"
+            )
         self.codec = codec
 
     # ---- schema --------------------------------------------------------
@@ -238,7 +244,9 @@ class SmartStore:
     def _check_fingerprint(self) -> None:
         raw = (self._table.schema.metadata or {}).get(FINGERPRINT_KEY.encode())
         if raw is None:
-            raise FingerprintMismatchError(f"table {self.table_name!r} at {self.uri} was not written by smart-retrievers (no fingerprint)")
+            raise FingerprintMismatchError(
+                f"table {self.table_name!r} at {self.uri} was not written by smart-retrievers (no fingerprint)"
+            )
         stored = json.loads(raw)
         if describe_mismatch(stored, self.fingerprint):
             raise FingerprintMismatchError(
@@ -267,10 +275,19 @@ class SmartStore:
         if self.needs_codec:
             raise ValueError(f"the {self.compression!r} codec must be fitted (set_codec) before the first write")
         schema = self._schema()
-        dim, token_dim = schema.field("vector").type.list_size, self.fingerprint.get("token_dim", self.fingerprint["dim"])
+        dim, token_dim = (
+            schema.field("vector").type.list_size,
+            self.fingerprint.get("token_dim", self.fingerprint["dim"]),
+        )
         for r in records:
-            if r.encoding.pooled.shape != (dim,) or r.encoding.tokens.ndim != 2 or r.encoding.tokens.shape[1] != token_dim:
-                raise ValueError(f"record {r.id!r}: encoding shapes {r.encoding.pooled.shape}/{r.encoding.tokens.shape} do not fit dim {dim}/{token_dim}")
+            if (
+                r.encoding.pooled.shape != (dim,)
+                or r.encoding.tokens.ndim != 2
+                or r.encoding.tokens.shape[1] != token_dim
+            ):
+                raise ValueError(
+                    f"record {r.id!r}: encoding shapes {r.encoding.pooled.shape}/{r.encoding.tokens.shape} do not fit dim {dim}/{token_dim}"
+                )
         tokens = tokens_to_arrow([r.encoding.tokens for r in records], token_dim, self.codec)
         pooled = np.stack([r.encoding.pooled for r in records]).astype(np.float32, copy=False)
         columns = {
@@ -301,7 +318,9 @@ class SmartStore:
         else:
             self._table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data)
         if types != self.field_types:
-            self._table.update_field_metadata({"path": "metadata", "metadata": {FIELDS_KEY: json.dumps(types, sort_keys=True)}})
+            self._table.update_field_metadata(
+                {"path": "metadata", "metadata": {FIELDS_KEY: json.dumps(types, sort_keys=True)}}
+            )
 
     @property
     def version(self) -> int | None:
@@ -355,9 +374,17 @@ class SmartStore:
         for f in rows.schema:
             if f.name == "tokens":
                 f = pa.field("tokens", tokens_type(fingerprint.get("token_dim", fingerprint["dim"]), codec))
-            kept = {k: v for k, v in (stored_schema.field(f.name).metadata or {}).items() if not k.startswith(b"ARROW:extension")}
+            kept = {
+                k: v
+                for k, v in (stored_schema.field(f.name).metadata or {}).items()
+                if not k.startswith(b"ARROW:extension")
+            }
             fields.append(f.with_metadata(kept))
-        metadata = {k: v for k, v in (stored_schema.metadata or {}).items() if k not in (FINGERPRINT_KEY.encode(), CODEC_KEY.encode())}
+        metadata = {
+            k: v
+            for k, v in (stored_schema.metadata or {}).items()
+            if k not in (FINGERPRINT_KEY.encode(), CODEC_KEY.encode())
+        }
         metadata.update({k.encode(): v.encode() for k, v in self._schema_metadata(fingerprint, codec).items()})
         schema = pa.schema(fields, metadata=metadata)
         failure: list[BaseException] = []
@@ -369,14 +396,21 @@ class SmartStore:
                     for batch in rows:
                         tokens, n_tokens = transform(batch)
                         replaced = {"tokens": tokens, "n_tokens": n_tokens}
-                        yield pa.RecordBatch.from_arrays([replaced.get(name, batch.column(name)) for name in schema.names], schema=schema)
+                        yield pa.RecordBatch.from_arrays(
+                            [replaced.get(name, batch.column(name)) for name in schema.names], schema=schema
+                        )
                         bar.update(len(batch))
             except BaseException as exc:
                 failure.append(exc)
                 raise
 
         try:
-            self.db.create_table(self.table_name, data=pa.RecordBatchReader.from_batches(schema, batches()), schema=schema, mode="overwrite")
+            self.db.create_table(
+                self.table_name,
+                data=pa.RecordBatchReader.from_batches(schema, batches()),
+                schema=schema,
+                mode="overwrite",
+            )
         except Exception as exc:
             if failure:  # surface the transform's own error, not Arrow's wrapper
                 raise failure[0] from exc
@@ -388,7 +422,9 @@ class SmartStore:
             logger.warning("replace_tokens: the overwrite dropped indices %s; rebuild them", lost_indices)
         return n_rows
 
-    def delete(self, *, ids: Sequence[str] | None = None, ref_ids: Sequence[str] | None = None, where: Any = None) -> int:
+    def delete(
+        self, *, ids: Sequence[str] | None = None, ref_ids: Sequence[str] | None = None, where: Any = None
+    ) -> int:
         """Delete rows by ids, by ref_ids and/or by a metadata filter; returns how many went."""
         clauses = []
         if ids is not None:
@@ -440,14 +476,18 @@ class SmartStore:
         """Top-k rows by pooled cosine, filter applied before the search, with the asked columns."""
         if self._table is None:
             return self._empty(columns)
-        query = self._table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector").distance_type("cosine")
+        query = self._table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector").distance_type(
+            "cosine"
+        )
         if where:
             query = query.where(where, prefilter=True)
         if refine_factor:
             query = query.refine_factor(refine_factor)
         return query.select([*columns, "_distance"]).limit(k).to_arrow().drop_columns(["_distance"])
 
-    def scan(self, columns: Sequence[str], *, where: str | None = None, batch_size: int = 2048) -> Iterator[pa.RecordBatch]:
+    def scan(
+        self, columns: Sequence[str], *, where: str | None = None, batch_size: int = 2048
+    ) -> Iterator[pa.RecordBatch]:
         """Stream every (matching) row in record batches."""
         if self._table is None:
             return

@@ -10,7 +10,9 @@ import pytest
 _ITEMS = {
     "encode_documents": lambda texts, *_, **__: list(texts),
     "encode_images": lambda images, *_, **__: list(images),
-    "encode_items": lambda texts, images=None, *_, **__: [t if im is None else im for t, im in zip(texts, images or [None] * len(texts))],
+    "encode_items": lambda texts, images=None, *_, **__: [
+        t if im is None else im for t, im in zip(texts, images or [None] * len(texts))
+    ],
 }
 
 

@@ -186,14 +186,18 @@ def test_reindex_tokens_swaps_the_adapter(tmp_path, encoder, adapter_dir):
     assert index.store.version == version + 1
     assert index.encoder.token_dim == 8 and index.store.fingerprint["token_dim"] == 8
     after = {h.id: h for h in index.get(ids)}
-    assert {k: (h.text, h.metadata, h.ref_id) for k, h in after.items()} == {k: (h.text, h.metadata, h.ref_id) for k, h in before.items()}
+    assert {k: (h.text, h.metadata, h.ref_id) for k, h in after.items()} == {
+        k: (h.text, h.metadata, h.ref_id) for k, h in before.items()
+    }
     assert index.store.get(ids, ["id", "vector"]).column("vector").to_pylist() == vectors_before
     assert index.store.field_types == {"tag": "str", "year": "int"}
 
     adapted = SmartEncoder.default(adapter=adapter_dir)
     stored = index.store.get(ids, ["id", "tokens", "n_tokens"])
     for row, expected in zip(stored.to_pylist(), adapted.encode_documents(TEXTS)):
-        np.testing.assert_allclose(np.array(row["tokens"], dtype=np.float32), expected.tokens.astype(np.float32), atol=2e-3)
+        np.testing.assert_allclose(
+            np.array(row["tokens"], dtype=np.float32), expected.tokens.astype(np.float32), atol=2e-3
+        )
         assert row["n_tokens"] == len(expected.tokens)
 
     hits = index.search("which survey lists the red star?", k=2, where={"year": {"$lte": 2001}})

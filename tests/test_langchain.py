@@ -35,12 +35,36 @@ from smart_retrievers.rerank import SmartScorer  # noqa: E402
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "langchain_rag.py"
 
 CORPUS = [
-    Document(id="star-1", page_content="Code K7 labels the red star on the 2021 chart.", metadata={"year": 2021, "topic": "chart"}),
-    Document(id="star-2", page_content="The red star crates leave the warehouse on Monday.", metadata={"year": 2019, "topic": "shipping"}),
-    Document(id="circle-1", page_content="Code P2 labels the blue circle on the 2023 chart.", metadata={"year": 2023, "topic": "chart"}),
-    Document(id="faq-1", page_content="A star label always sits on the lid of a crate.", metadata={"year": 2020, "topic": "faq"}),
-    Document(id="faq-2", page_content="Colour codes fade in sunlight, so store labels indoors.", metadata={"year": 2022, "topic": "faq"}),
-    Document(id="memo-1", page_content="Shipping memo: codes are printed in black ink on every label.", metadata={"year": 2024, "topic": "shipping"}),
+    Document(
+        id="star-1",
+        page_content="Code K7 labels the red star on the 2021 chart.",
+        metadata={"year": 2021, "topic": "chart"},
+    ),
+    Document(
+        id="star-2",
+        page_content="The red star crates leave the warehouse on Monday.",
+        metadata={"year": 2019, "topic": "shipping"},
+    ),
+    Document(
+        id="circle-1",
+        page_content="Code P2 labels the blue circle on the 2023 chart.",
+        metadata={"year": 2023, "topic": "chart"},
+    ),
+    Document(
+        id="faq-1",
+        page_content="A star label always sits on the lid of a crate.",
+        metadata={"year": 2020, "topic": "faq"},
+    ),
+    Document(
+        id="faq-2",
+        page_content="Colour codes fade in sunlight, so store labels indoors.",
+        metadata={"year": 2022, "topic": "faq"},
+    ),
+    Document(
+        id="memo-1",
+        page_content="Shipping memo: codes are printed in black ink on every label.",
+        metadata={"year": 2024, "topic": "shipping"},
+    ),
 ]
 QUERY = "which code labels the red star?"
 
@@ -100,7 +124,12 @@ def test_documents_carry_id_and_scores(retriever: SmartRetriever, corpus_index: 
     assert ids(docs) == [hit.id for hit in hits]
     for doc, hit in zip(docs, hits):
         assert doc.page_content == hit.text
-        assert doc.metadata == {**hit.metadata, "smart_score": hit.score, "pooled_score": hit.pooled_score, "late_score": hit.late_score}
+        assert doc.metadata == {
+            **hit.metadata,
+            "smart_score": hit.score,
+            "pooled_score": hit.pooled_score,
+            "late_score": hit.late_score,
+        }
     scores = [doc.metadata["smart_score"] for doc in docs]
     assert scores == sorted(scores, reverse=True)
 
@@ -114,7 +143,9 @@ async def test_invoke_ainvoke_parity(retriever: SmartRetriever) -> None:
         assert a.metadata == pytest.approx(b.metadata, abs=1e-6)
 
 
-async def test_ainvoke_runs_search_off_the_event_loop(retriever: SmartRetriever, corpus_index: SmartIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_ainvoke_runs_search_off_the_event_loop(
+    retriever: SmartRetriever, corpus_index: SmartIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
     loop_thread = threading.get_ident()
     search_threads = []
     original = corpus_index.search
@@ -142,7 +173,9 @@ def test_k_and_filter_per_call(corpus_index: SmartIndex) -> None:
     assert set(ids(retriever.invoke(QUERY))) == {"star-1", "circle-1"}
     assert ids(retriever.invoke(QUERY, k=1)) == ["star-1"]
     # a per-call filter replaces the default one; {} drops it
-    assert ids(retriever.invoke(QUERY, k=5, filter={"topic": "shipping"})) == ids(retriever.invoke(QUERY, k=5, filter={"topic": {"$in": ["shipping"]}}))
+    assert ids(retriever.invoke(QUERY, k=5, filter={"topic": "shipping"})) == ids(
+        retriever.invoke(QUERY, k=5, filter={"topic": {"$in": ["shipping"]}})
+    )
     assert set(ids(retriever.invoke(QUERY, k=5, filter={"topic": "shipping"}))) == {"star-2", "memo-1"}
     assert len(retriever.invoke(QUERY, k=5, filter={})) == 5
     mongo = {"$or": [{"year": {"$gte": 2023}}, {"topic": "faq"}], "year": {"$ne": 2022}}
@@ -152,7 +185,9 @@ def test_k_and_filter_per_call(corpus_index: SmartIndex) -> None:
 
 def test_modes_and_weights_per_call(retriever: SmartRetriever) -> None:
     pooled = retriever.invoke(QUERY, mode="pooled")
-    assert all(d.metadata["late_score"] == 0 and d.metadata["smart_score"] == d.metadata["pooled_score"] for d in pooled)
+    assert all(
+        d.metadata["late_score"] == 0 and d.metadata["smart_score"] == d.metadata["pooled_score"] for d in pooled
+    )
     exhaustive = retriever.invoke(QUERY, mode="exhaustive")
     assert ids(exhaustive) == ids(retriever.invoke(QUERY, candidates=100))
     late_only = retriever.invoke(QUERY, lambda_pool=0.0)
@@ -196,7 +231,9 @@ def test_ls_params_name_the_retriever_and_model(retriever: SmartRetriever) -> No
 def test_from_texts_and_from_documents(encoder: SmartEncoder, tmp_path: Path) -> None:
     texts = [doc.page_content for doc in CORPUS]
     metas = [doc.metadata for doc in CORPUS]
-    from_texts = SmartRetriever.from_texts(texts, metas, ids=ids(CORPUS), uri=str(tmp_path / "a"), encoder=encoder, k=2, mode="exhaustive")
+    from_texts = SmartRetriever.from_texts(
+        texts, metas, ids=ids(CORPUS), uri=str(tmp_path / "a"), encoder=encoder, k=2, mode="exhaustive"
+    )
     assert from_texts.k == 2 and from_texts.mode == "exhaustive" and from_texts.index.count() == len(CORPUS)
     from_docs = SmartRetriever.from_documents(CORPUS, uri=str(tmp_path / "b"), encoder=encoder, k=2)
     first = from_texts.invoke(QUERY)
@@ -209,12 +246,17 @@ def test_from_texts_and_from_documents(encoder: SmartEncoder, tmp_path: Path) ->
 def test_add_documents_upserts_by_id_and_delete(empty_index: SmartIndex) -> None:
     retriever = SmartRetriever(index=empty_index, k=10)
     assert retriever.invoke("anything") == []
-    docs = [Document(id="a", page_content="code K7 labels the red star"), Document(page_content="code P2 labels the blue circle")]
+    docs = [
+        Document(id="a", page_content="code K7 labels the red star"),
+        Document(page_content="code P2 labels the blue circle"),
+    ]
     before = copy.deepcopy(docs)
     added = retriever.add_documents(docs)
     assert added[0] == "a" and isinstance(added[1], str) and added[1]
     assert docs == before and docs[1].id is None  # inputs are not modified
-    assert retriever.add_documents([Document(id="a", page_content="code K7 labels the green square", metadata={"v": 2})]) == ["a"]
+    assert retriever.add_documents(
+        [Document(id="a", page_content="code K7 labels the green square", metadata={"v": 2})]
+    ) == ["a"]
     assert empty_index.count() == 2
     found = {doc.id: doc for doc in retriever.invoke("green square")}
     assert set(found) == {"a", added[1]}
@@ -267,13 +309,17 @@ async def test_reranker_empty_input_and_errors(encoder: SmartEncoder, corpus_ind
         SmartReranker(index=corpus_index, encoder=other)
 
 
-def test_reranker_reuses_stored_states_only_for_matching_text(corpus_index: SmartIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reranker_reuses_stored_states_only_for_matching_text(
+    corpus_index: SmartIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
     stored = SmartRetriever(index=corpus_index, k=6).invoke(QUERY)
     encoded = record_document_encodings(monkeypatch, corpus_index.encoder)
     ranked = SmartReranker(index=corpus_index, top_n=None).compress_documents(stored, QUERY)
     assert encoded == []  # every document's id and text match a stored row: no forward pass
     assert ids(ranked) == ids(stored)
-    assert [d.metadata["relevance_score"] for d in ranked] == pytest.approx([d.metadata["smart_score"] for d in stored], abs=1e-5)
+    assert [d.metadata["relevance_score"] for d in ranked] == pytest.approx(
+        [d.metadata["smart_score"] for d in stored], abs=1e-5
+    )
 
     # an id the index holds (star-1) with other text (memo-1's): encoded from its own text, so
     # scored as that text freshly encoded (an id-less copy) and as the row that stores it, never as star-1
@@ -282,7 +328,9 @@ def test_reranker_reuses_stored_states_only_for_matching_text(corpus_index: Smar
     mixed = SmartReranker(index=corpus_index, top_n=None).compress_documents([stored[1], impostor], QUERY)
     assert encoded == [impostor.page_content]  # only the impostor is encoded
     scored = next(d for d in mixed if d.page_content == impostor.page_content)
-    fresh = SmartReranker(index=corpus_index, top_n=None).compress_documents([Document(page_content=memo.page_content)], QUERY)
+    fresh = SmartReranker(index=corpus_index, top_n=None).compress_documents(
+        [Document(page_content=memo.page_content)], QUERY
+    )
     assert encoded == [impostor.page_content] * 2
     assert scored.id == "star-1" and scored.metadata == pytest.approx(fresh[0].metadata, abs=1e-5)
     assert scored.metadata["relevance_score"] == pytest.approx(memo.metadata["smart_score"], abs=1e-3)
@@ -306,7 +354,9 @@ async def test_reranker_as_lcel_step(encoder: SmartEncoder, retriever: SmartRetr
 
 
 def test_reranker_in_contextual_compression_retriever(encoder: SmartEncoder, retriever: SmartRetriever) -> None:
-    classic = pytest.importorskip("langchain_classic.retrievers", reason="langchain-classic (optional) is not installed")
+    classic = pytest.importorskip(
+        "langchain_classic.retrievers", reason="langchain-classic (optional) is not installed"
+    )
     base = SmartRetriever(index=retriever.index, k=5, mode="pooled")
     reranker = SmartReranker(encoder=encoder, top_n=2)
     compression = classic.ContextualCompressionRetriever(base_compressor=reranker, base_retriever=base)
@@ -371,7 +421,9 @@ def test_reranker_moves_the_binding_document_up(encoder: SmartEncoder, tmp_path:
 def imported_modules(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
     names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    return names | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module and not node.level}
+    return names | {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module and not node.level
+    }
 
 
 def test_core_never_imports_langchain_and_integration_needs_only_core() -> None:
@@ -380,7 +432,11 @@ def test_core_never_imports_langchain_and_integration_needs_only_core() -> None:
     for path in package.rglob("*.py"):
         if path.parent.name != "integrations" and path not in framework_files:
             assert not [m for m in imported_modules(path) if m.startswith("langchain")], path
-    langchain_imports = {m.split(".")[0] for m in imported_modules(package / "integrations" / "langchain.py") if m.startswith("langchain")}
+    langchain_imports = {
+        m.split(".")[0]
+        for m in imported_modules(package / "integrations" / "langchain.py")
+        if m.startswith("langchain")
+    }
     assert langchain_imports == {"langchain_core"}
 
 

@@ -30,7 +30,14 @@ import smart_retrievers.llama_index as reexport
 from smart_retrievers import SmartEncoder
 from smart_retrievers.demo import binding_corpus
 from smart_retrievers.encoding import Encoding
-from smart_retrievers.integrations.llama_index import NODE_KEY, SmartNodeWithScore, SmartRerank, SmartRetriever, SmartVectorIndex, to_smart_filter
+from smart_retrievers.integrations.llama_index import (
+    NODE_KEY,
+    SmartNodeWithScore,
+    SmartRerank,
+    SmartRetriever,
+    SmartVectorIndex,
+    to_smart_filter,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "llama_index_rag.py"
@@ -48,10 +55,19 @@ def example_module():
 
 
 FILTER_DOCS = {
-    "d1": ("Alpine lakes freeze early in the north.", {"year": 2019, "rating": 3.5, "author": "ann smith", "tags": ["x", "y"], "lang": "en"}),
-    "d2": ("Desert dunes move with the wind.", {"year": 2020, "rating": 4.0, "author": "bob", "tags": ["y"], "lang": ""}),
+    "d1": (
+        "Alpine lakes freeze early in the north.",
+        {"year": 2019, "rating": 3.5, "author": "ann smith", "tags": ["x", "y"], "lang": "en"},
+    ),
+    "d2": (
+        "Desert dunes move with the wind.",
+        {"year": 2020, "rating": 4.0, "author": "bob", "tags": ["y"], "lang": ""},
+    ),
     "d3": ("Coral reefs host many species of fish.", {"year": 2021, "rating": 4.5, "author": "ann lee", "tags": []}),
-    "d4": ("Volcanic islands rise from the sea floor.", {"year": 2022, "rating": 5.0, "author": "carl", "tags": ["z", "x"], "lang": "fr"}),
+    "d4": (
+        "Volcanic islands rise from the sea floor.",
+        {"year": 2022, "rating": 5.0, "author": "carl", "tags": ["z", "x"], "lang": "fr"},
+    ),
     "d5": ("Glaciers carve deep valleys over time.", {"year": 2023, "author": "dana", "lang": "en"}),
 }
 
@@ -69,7 +85,9 @@ def binding_nodes() -> list[TextNode]:
 
 
 @pytest.fixture(scope="module")
-def binding_index(encoder: SmartEncoder, binding_nodes: list[TextNode], tmp_path_factory: pytest.TempPathFactory) -> SmartVectorIndex:
+def binding_index(
+    encoder: SmartEncoder, binding_nodes: list[TextNode], tmp_path_factory: pytest.TempPathFactory
+) -> SmartVectorIndex:
     return SmartVectorIndex(binding_nodes, uri=str(tmp_path_factory.mktemp("binding")), encoder=encoder)
 
 
@@ -80,11 +98,17 @@ def ref_ids(nodes: list[NodeWithScore]) -> set[str]:
 # ---- classes ---------------------------------------------------------------------------
 
 
-def test_reexport_and_framework_composition(encoder: SmartEncoder, binding_index: SmartVectorIndex, binding_nodes: list[TextNode], example_module) -> None:
+def test_reexport_and_framework_composition(
+    encoder: SmartEncoder, binding_index: SmartVectorIndex, binding_nodes: list[TextNode], example_module
+) -> None:
     """The public module re-exports the classes, and LlamaIndex's own machinery drives them:
     a SmartRerank in a query engine over a plain VectorStoreIndex, a SmartRetriever in a
     RetrieverQueryEngine, a SmartNodeWithScore through serialisation."""
-    assert (reexport.SmartRetriever, reexport.SmartRerank, reexport.SmartVectorIndex) == (SmartRetriever, SmartRerank, SmartVectorIndex)
+    assert (reexport.SmartRetriever, reexport.SmartRerank, reexport.SmartVectorIndex) == (
+        SmartRetriever,
+        SmartRerank,
+        SmartVectorIndex,
+    )
     query = "K7 red star"
     plain = VectorStoreIndex(binding_nodes, embed_model=example_module.PooledEmbedding(encoder))
     rerank = SmartRerank(top_n=3, encoder=encoder)
@@ -94,7 +118,11 @@ def test_reexport_and_framework_composition(encoder: SmartEncoder, binding_index
     assert [(n.node.node_id, n.score) for n in sources] == [(n.node.node_id, n.score) for n in expected]
     assert len(sources) == 3 and all(isinstance(n, SmartNodeWithScore) and n.late_score is not None for n in sources)
 
-    retrieved = RetrieverQueryEngine.from_args(SmartRetriever(binding_index, similarity_top_k=2), llm=MockLLM()).query(query).source_nodes
+    retrieved = (
+        RetrieverQueryEngine.from_args(SmartRetriever(binding_index, similarity_top_k=2), llm=MockLLM())
+        .query(query)
+        .source_nodes
+    )
     assert [n.node.node_id for n in retrieved] == [h.id for h in binding_index.smart_index.search(query, k=2)]
     dumped = retrieved[0].to_dict()  # what LlamaIndex serialises keeps SMART's parts
     assert (dumped["class_name"], dumped["score"], dumped["pooled_score"], dumped["late_score"]) == (
@@ -140,7 +168,9 @@ def test_retrieve_returns_scored_text_nodes(binding_index: SmartVectorIndex, bin
     assert all(r.late_score is None and r.score == r.pooled_score for r in pooled)
 
 
-async def test_aretrieve_matches_retrieve_off_the_event_loop(binding_index: SmartVectorIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_aretrieve_matches_retrieve_off_the_event_loop(
+    binding_index: SmartVectorIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
     retriever = SmartRetriever(binding_index, similarity_top_k=5)
     sync = retriever.retrieve("P2 blue circle")
     threads = []
@@ -151,7 +181,9 @@ async def test_aretrieve_matches_retrieve_off_the_event_loop(binding_index: Smar
         return search(*args, **kwargs)
 
     monkeypatch.setattr(binding_index.smart_index, "search_encoded", recording)
-    results = await asyncio.gather(retriever.aretrieve("P2 blue circle"), retriever.aretrieve(QueryBundle("P2 blue circle")))
+    results = await asyncio.gather(
+        retriever.aretrieve("P2 blue circle"), retriever.aretrieve(QueryBundle("P2 blue circle"))
+    )
     for nodes in results:
         assert [(n.node.node_id, n.score) for n in nodes] == [(n.node.node_id, n.score) for n in sync]
     assert threads and all(t is not threading.main_thread() for t in threads)
@@ -160,17 +192,25 @@ async def test_aretrieve_matches_retrieve_off_the_event_loop(binding_index: Smar
 def test_query_bundle_embedding_strs_and_foreign_embedding(binding_index: SmartVectorIndex) -> None:
     retriever = SmartRetriever(binding_index, similarity_top_k=12)
     plain = [(n.node.node_id, n.score) for n in retriever.retrieve("Z9 green square")]
-    custom = retriever.retrieve(QueryBundle(query_str="unrelated words about the weather", custom_embedding_strs=["Z9 green square"]))
+    custom = retriever.retrieve(
+        QueryBundle(query_str="unrelated words about the weather", custom_embedding_strs=["Z9 green square"])
+    )
     assert [(n.node.node_id, n.score) for n in custom] == plain
-    foreign = retriever.retrieve(QueryBundle(query_str="Z9 green square", embedding=[1.0] + [0.0] * 767))  # another model's vector
+    foreign = retriever.retrieve(
+        QueryBundle(query_str="Z9 green square", embedding=[1.0] + [0.0] * 767)
+    )  # another model's vector
     assert [(n.node.node_id, n.score) for n in foreign] == plain
 
     # several strings: one query with the normalised mean pooled vector and all the token states
     encoder = binding_index.smart_index.encoder
     a, b = encoder.encode_queries(["Z9 green square", "M4 yellow triangle"])
     mean = (a.pooled + b.pooled) / np.linalg.norm(a.pooled + b.pooled)
-    expected = binding_index.smart_index.search_encoded(Encoding(pooled=mean, tokens=np.concatenate([a.tokens, b.tokens])), 12)
-    both = retriever.retrieve(QueryBundle(query_str="x", custom_embedding_strs=["Z9 green square", "M4 yellow triangle"]))
+    expected = binding_index.smart_index.search_encoded(
+        Encoding(pooled=mean, tokens=np.concatenate([a.tokens, b.tokens])), 12
+    )
+    both = retriever.retrieve(
+        QueryBundle(query_str="x", custom_embedding_strs=["Z9 green square", "M4 yellow triangle"])
+    )
     assert [n.node.node_id for n in both] == [h.id for h in expected]
     assert [n.score for n in both] == pytest.approx([h.score for h in expected], abs=1e-5)
 
@@ -198,8 +238,12 @@ FLAT_FILTERS = [
 ]
 
 
-@pytest.mark.parametrize(("metadata_filter", "expected"), FLAT_FILTERS, ids=[f"{f.operator.name}-{f.key}" for f, _ in FLAT_FILTERS])
-def test_every_operator_returns_exactly_the_matching_nodes(filter_index: SmartVectorIndex, metadata_filter: MetadataFilter, expected: set[str]) -> None:
+@pytest.mark.parametrize(
+    ("metadata_filter", "expected"), FLAT_FILTERS, ids=[f"{f.operator.name}-{f.key}" for f, _ in FLAT_FILTERS]
+)
+def test_every_operator_returns_exactly_the_matching_nodes(
+    filter_index: SmartVectorIndex, metadata_filter: MetadataFilter, expected: set[str]
+) -> None:
     filters = MetadataFilters(filters=[metadata_filter])
     assert ref_ids(SmartRetriever(filter_index, similarity_top_k=10, filters=filters).retrieve("nature")) == expected
     # the same answer as LlamaIndex's own in-memory filter semantics
@@ -215,34 +259,48 @@ def test_nested_filters_and_id_constraints(filter_index: SmartVectorIndex) -> No
         filters=[
             _f("year", 2019, FilterOperator.EQ),
             MetadataFilters(
-                filters=[_f("rating", 4.5, FilterOperator.GTE), MetadataFilters(filters=[_f("author", "carl", FilterOperator.EQ)], condition=FilterCondition.NOT)],
+                filters=[
+                    _f("rating", 4.5, FilterOperator.GTE),
+                    MetadataFilters(filters=[_f("author", "carl", FilterOperator.EQ)], condition=FilterCondition.NOT),
+                ],
                 condition=FilterCondition.AND,
             ),
         ],
         condition=FilterCondition.OR,
     )
     assert retrieve(filters=nested) == {"d1", "d3"}
-    none_of = MetadataFilters(filters=[_f("year", 2021, FilterOperator.LT), _f("lang", "fr", FilterOperator.EQ)], condition=FilterCondition.NOT)
+    none_of = MetadataFilters(
+        filters=[_f("year", 2021, FilterOperator.LT), _f("lang", "fr", FilterOperator.EQ)],
+        condition=FilterCondition.NOT,
+    )
     assert retrieve(filters=none_of) == {"d3", "d5"}
     assert retrieve(filters=MetadataFilters(filters=[])) == set(FILTER_DOCS)
     assert retrieve(doc_ids=["d2", "d4"]) == {"d2", "d4"}
     d5_node = filter_index.ref_doc_info["d5"].node_ids
     assert retrieve(node_ids=d5_node) == {"d5"}
-    assert retrieve(doc_ids=["d2", "d4"], filters=MetadataFilters(filters=[_f("year", 2021, FilterOperator.GT)])) == {"d4"}
+    assert retrieve(doc_ids=["d2", "d4"], filters=MetadataFilters(filters=[_f("year", 2021, FilterOperator.GT)])) == {
+        "d4"
+    }
     assert retrieve(filters=MetadataFilters(filters=[_f("id", d5_node[0], FilterOperator.EQ)])) == {"d5"}
 
 
 def test_unsupported_and_bad_filters_raise(filter_index: SmartVectorIndex) -> None:
     with pytest.raises(ValueError, match="TEXT_MATCH_INSENSITIVE"):
-        SmartRetriever(filter_index, filters=MetadataFilters(filters=[_f("author", "ANN", FilterOperator.TEXT_MATCH_INSENSITIVE)]))
+        SmartRetriever(
+            filter_index, filters=MetadataFilters(filters=[_f("author", "ANN", FilterOperator.TEXT_MATCH_INSENSITIVE)])
+        )
     with pytest.raises(ValueError, match="ALL expects a list"):
         to_smart_filter(MetadataFilters(filters=[_f("tags", "x", FilterOperator.ALL)]))
     with pytest.raises(TypeError, match="MetadataFilters"):
         SmartRetriever(filter_index, filters={"year": 2020})
     with pytest.raises(ValueError, match="Unknown filter field 'colour'"):
-        SmartRetriever(filter_index, filters=MetadataFilters(filters=[_f("colour", "red", FilterOperator.EQ)])).retrieve("x")
+        SmartRetriever(
+            filter_index, filters=MetadataFilters(filters=[_f("colour", "red", FilterOperator.EQ)])
+        ).retrieve("x")
     with pytest.raises(ValueError, match="does not fit"):
-        SmartRetriever(filter_index, filters=MetadataFilters(filters=[_f("year", "2020", FilterOperator.EQ)])).retrieve("x")
+        SmartRetriever(filter_index, filters=MetadataFilters(filters=[_f("year", "2020", FilterOperator.EQ)])).retrieve(
+            "x"
+        )
 
 
 @pytest.mark.parametrize(
@@ -255,7 +313,9 @@ def test_unsupported_and_bad_filters_raise(filter_index: SmartVectorIndex) -> No
         ({"node_ids": "report-0"}, TypeError, "node_ids must be a list"),
     ],
 )
-def test_retriever_rejects_bad_arguments(binding_index: SmartVectorIndex, kwargs: dict, error: type, match: str) -> None:
+def test_retriever_rejects_bad_arguments(
+    binding_index: SmartVectorIndex, kwargs: dict, error: type, match: str
+) -> None:
     with pytest.raises(error, match=match):
         SmartRetriever(binding_index, **kwargs)
 
@@ -264,7 +324,9 @@ def test_unset_settings_follow_the_index(binding_index: SmartVectorIndex, monkey
     """None means "the index's default", resolved by the index at each search, not frozen at construction."""
     retriever = SmartRetriever(binding_index, similarity_top_k=3)
     fused = retriever.retrieve("K7 red star")
-    assert all(r.late_score is not None and r.score == pytest.approx(r.pooled_score + r.late_score, abs=1e-5) for r in fused)
+    assert all(
+        r.late_score is not None and r.score == pytest.approx(r.pooled_score + r.late_score, abs=1e-5) for r in fused
+    )
     monkeypatch.setattr(binding_index.smart_index, "lambda_late", 0.0)
     pooled = retriever.retrieve("K7 red star")
     assert all(r.late_score is None and r.score == pytest.approx(r.pooled_score) for r in pooled)
@@ -310,9 +372,13 @@ def test_nodes_round_trip_with_relationships(encoder: SmartEncoder, tmp_path: Pa
 
 def test_insert_delete_update_refresh(encoder: SmartEncoder, tmp_path: Path) -> None:
     splitter = SentenceSplitter(chunk_size=48, chunk_overlap=0)
-    long_doc = Document(id_="long", text=" ".join(f"Paragraph {i} describes shelf {i} of the archive." for i in range(20)))
+    long_doc = Document(
+        id_="long", text=" ".join(f"Paragraph {i} describes shelf {i} of the archive." for i in range(20))
+    )
     a, b = Document(id_="a", text="Apples are red."), Document(id_="b", text="Bananas are yellow.")
-    index = SmartVectorIndex.from_documents([long_doc, a, b], uri=str(tmp_path), encoder=encoder, transformations=[splitter])
+    index = SmartVectorIndex.from_documents(
+        [long_doc, a, b], uri=str(tmp_path), encoder=encoder, transformations=[splitter]
+    )
     info = index.ref_doc_info
     assert set(info) == {"long", "a", "b"} and len(info["long"].node_ids) >= 3
     kept = set(info["a"].node_ids) | set(info["b"].node_ids)
@@ -329,7 +395,9 @@ def test_insert_delete_update_refresh(encoder: SmartEncoder, tmp_path: Path) -> 
     assert [n.text for n in index.get_nodes(index.ref_doc_info["b"].node_ids)] == ["Bananas turn brown."]
     assert index.get_nodes(info["b"].node_ids) == []
 
-    flags = index.refresh_ref_docs([a, Document(id_="b", text="Bananas are green."), Document(id_="c", text="Cherries are dark.")])
+    flags = index.refresh_ref_docs(
+        [a, Document(id_="b", text="Bananas are green."), Document(id_="c", text="Cherries are dark.")]
+    )
     assert flags == [False, True, True]
     assert {k: [n.text for n in index.get_nodes(v.node_ids)] for k, v in index.ref_doc_info.items()} == {
         "a": ["Apples are red."],
@@ -374,17 +442,23 @@ def test_as_query_engine(binding_index: SmartVectorIndex) -> None:
     engine = binding_index.as_query_engine(llm=MockLLM(), similarity_top_k=2, response_mode="compact")
     assert isinstance(engine, RetrieverQueryEngine) and isinstance(engine.retriever, SmartRetriever)
     response = engine.query("Q5 purple hexagon")
-    assert [n.node.node_id for n in response.source_nodes] == [h.id for h in binding_index.smart_index.search("Q5 purple hexagon", k=2)]
+    assert [n.node.node_id for n in response.source_nodes] == [
+        h.id for h in binding_index.smart_index.search("Q5 purple hexagon", k=2)
+    ]
     assert all(isinstance(n, SmartNodeWithScore) for n in response.source_nodes)
 
 
 # ---- reranker --------------------------------------------------------------------------------
 
 
-def test_binding_rerank_moves_the_answer_up(encoder: SmartEncoder, binding_nodes: list[TextNode], example_module) -> None:
+def test_binding_rerank_moves_the_answer_up(
+    encoder: SmartEncoder, binding_nodes: list[TextNode], example_module
+) -> None:
     """A plain pooled VectorStoreIndex confuses reports with their swapped twins; SmartRerank separates them."""
     _, _, cases = binding_corpus()
-    retriever = VectorStoreIndex(binding_nodes, embed_model=example_module.PooledEmbedding(encoder)).as_retriever(similarity_top_k=len(binding_nodes))
+    retriever = VectorStoreIndex(binding_nodes, embed_model=example_module.PooledEmbedding(encoder)).as_retriever(
+        similarity_top_k=len(binding_nodes)
+    )
     rerank = SmartRerank(top_n=None, encoder=encoder)
     pooled_first = smart_first = 0
     pooled_margins, smart_margins, late_margins = [], [], []
@@ -406,7 +480,9 @@ def test_binding_rerank_moves_the_answer_up(encoder: SmartEncoder, binding_nodes
     assert np.mean(smart_margins) > np.mean(pooled_margins) + 0.005
 
 
-def test_rerank_reuses_stored_token_states(encoder: SmartEncoder, binding_index: SmartVectorIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rerank_reuses_stored_token_states(
+    encoder: SmartEncoder, binding_index: SmartVectorIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
     candidates = SmartRetriever(binding_index, similarity_top_k=12, mode="pooled").retrieve("T3 orange arrow")
     calls = record_document_encodings(monkeypatch, encoder)
     stored = SmartRerank(top_n=5, index=binding_index).postprocess_nodes(candidates, query_str="T3 orange arrow")
@@ -418,18 +494,24 @@ def test_rerank_reuses_stored_token_states(encoder: SmartEncoder, binding_index:
     # same id, other content: its stored states must not be borrowed; it is encoded from its own
     # text and scored as that text freshly encoded (an id the index does not hold)
     impostor = NodeWithScore(node=TextNode(id_="report-5", text="Nothing about codes here."), score=0.1)
-    borrowed = SmartRerank(top_n=None, index=binding_index).postprocess_nodes([candidates[0], impostor], query_str="T3 orange arrow")
+    borrowed = SmartRerank(top_n=None, index=binding_index).postprocess_nodes(
+        [candidates[0], impostor], query_str="T3 orange arrow"
+    )
     assert calls == ["Nothing about codes here."]
     unknown = NodeWithScore(node=TextNode(id_="not-stored", text="Nothing about codes here."), score=0.1)
     alone = SmartRerank(top_n=None, index=binding_index).postprocess_nodes([unknown], query_str="T3 orange arrow")
     scored = next(n for n in borrowed if n.node.node_id == "report-5")
-    assert (scored.score, scored.pooled_score, scored.late_score) == pytest.approx((alone[0].score, alone[0].pooled_score, alone[0].late_score), abs=1e-5)
+    assert (scored.score, scored.pooled_score, scored.late_score) == pytest.approx(
+        (alone[0].score, alone[0].pooled_score, alone[0].late_score), abs=1e-5
+    )
     assert scored.score < stored[-1].score
 
 
 def test_keep_retrieval_score_and_inputs_untouched(encoder: SmartEncoder, binding_nodes: list[TextNode]) -> None:
     candidates = [NodeWithScore(node=node, score=0.5 + i / 100) for i, node in enumerate(binding_nodes[:4])]
-    kept = SmartRerank(top_n=2, encoder=encoder, keep_retrieval_score=True).postprocess_nodes(candidates, query_str="K7 red star")
+    kept = SmartRerank(top_n=2, encoder=encoder, keep_retrieval_score=True).postprocess_nodes(
+        candidates, query_str="K7 red star"
+    )
     by_id = {c.node.node_id: c.score for c in candidates}
     assert len(kept) == 2 and all(n.node.metadata == {"retrieval_score": by_id[n.node.node_id]} for n in kept)
     assert all(c.node.metadata == {} for c in candidates) and [c.score for c in candidates] == [0.5, 0.51, 0.52, 0.53]
@@ -437,7 +519,9 @@ def test_keep_retrieval_score_and_inputs_untouched(encoder: SmartEncoder, bindin
     assert [n.node.metadata for n in plain] == [{}, {}] and [n.score for n in plain] == [n.score for n in kept]
 
 
-def test_rerank_empty_input_missing_query_and_bad_arguments(encoder: SmartEncoder, binding_index: SmartVectorIndex) -> None:
+def test_rerank_empty_input_missing_query_and_bad_arguments(
+    encoder: SmartEncoder, binding_index: SmartVectorIndex
+) -> None:
     rerank = SmartRerank(encoder=encoder)
     assert rerank.postprocess_nodes([], query_str="anything") == []
     with pytest.raises(ValueError, match="needs the query"):
@@ -477,11 +561,19 @@ def test_rerank_emits_instrumentation_and_callback_events(encoder: SmartEncoder,
     start = [e for e in handler.events if isinstance(e, ReRankStartEvent)]
     end = [e for e in handler.events if isinstance(e, ReRankEndEvent)]
     assert len(start) == len(end) == 1
-    assert (start[0].query.query_str, start[0].top_n, start[0].model_name, len(start[0].nodes)) == ("M4 yellow triangle", 2, "all-MiniLM-L6-v2", 12)
+    assert (start[0].query.query_str, start[0].top_n, start[0].model_name, len(start[0].nodes)) == (
+        "M4 yellow triangle",
+        2,
+        "all-MiniLM-L6-v2",
+        12,
+    )
     assert end[0].nodes == result
     pairs = debug.get_event_pairs(CBEventType.RERANKING)
     assert len(pairs) == 1
-    assert pairs[0][0].payload[EventPayload.QUERY_STR] == "M4 yellow triangle" and pairs[0][0].payload[EventPayload.TOP_K] == 2
+    assert (
+        pairs[0][0].payload[EventPayload.QUERY_STR] == "M4 yellow triangle"
+        and pairs[0][0].payload[EventPayload.TOP_K] == 2
+    )
     assert pairs[0][1].payload[EventPayload.NODES] == result
 
 
@@ -490,11 +582,18 @@ def test_rerank_emits_instrumentation_and_callback_events(encoder: SmartEncoder,
 
 def test_example_runs_and_another_process_sees_its_nodes(encoder: SmartEncoder, tmp_path: Path) -> None:
     db = tmp_path / "db"
-    run = subprocess.run([sys.executable, str(EXAMPLE), "--db", str(db)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    run = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--db", str(db)], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
     assert run.returncode == 0, run.stderr
     out = run.stdout
     assert f"indexed 12 nodes from 12 documents into {db}" in out
-    for title in ("SmartRetriever (SMART", "index.as_query_engine(filters=quarter >= 3)", "VectorStoreIndex alone", "VectorStoreIndex top 6 -> SmartRerank top 3"):
+    for title in (
+        "SmartRetriever (SMART",
+        "index.as_query_engine(filters=quarter >= 3)",
+        "VectorStoreIndex alone",
+        "VectorStoreIndex top 6 -> SmartRerank top 3",
+    ):
         assert title in out
     sections = out.split("\n\n")
     smart = next(s for s in sections if s.startswith("SmartRetriever (SMART"))

@@ -28,7 +28,16 @@ def _module(idx: int, path: str, kind: str) -> dict:
     return {"idx": idx, "name": str(idx), "path": path, "type": f"sentence_transformers.models.{kind}"}
 
 
-def _write_dense(folder: Path, in_features: int, out_features: int, activation: str, *, seed: int, pickle: bool = False, bias: bool = True) -> torch.nn.Linear:
+def _write_dense(
+    folder: Path,
+    in_features: int,
+    out_features: int,
+    activation: str,
+    *,
+    seed: int,
+    pickle: bool = False,
+    bias: bool = True,
+) -> torch.nn.Linear:
     folder.mkdir(parents=True)
     torch.manual_seed(seed)
     linear = torch.nn.Linear(in_features, out_features, bias=bias)
@@ -42,13 +51,22 @@ def _write_dense(folder: Path, in_features: int, out_features: int, activation: 
     return linear
 
 
-def build_st_model(out: Path, modules: list[tuple[str, str]], *, pooling: str = "cls", dense: dict[str, dict] | None = None) -> Path:
+def build_st_model(
+    out: Path, modules: list[tuple[str, str]], *, pooling: str = "cls", dense: dict[str, dict] | None = None
+) -> Path:
     """A tiny random BERT in sentence-transformers layout: ``modules`` is [(kind, folder)] after the Transformer."""
     torch.manual_seed(0)
     out.mkdir(parents=True)
     (out / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
     BertTokenizerFast(vocab=str(out / "vocab.txt")).save_pretrained(out)
-    config = BertConfig(vocab_size=5 + len(WORDS), hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=5 + len(WORDS),
+        hidden_size=HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     BertModel(config).save_pretrained(out)
     (out / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 32, "do_lower_case": False}))
     entries = [_module(0, "", "Transformer")]
@@ -65,7 +83,9 @@ def build_st_model(out: Path, modules: list[tuple[str, str]], *, pooling: str = 
 
 
 def _reference(path: Path) -> np.ndarray:
-    sentence_transformers = pytest.importorskip("sentence_transformers", reason="sentence-transformers is in the [dev] extra")
+    sentence_transformers = pytest.importorskip(
+        "sentence_transformers", reason="sentence-transformers is in the [dev] extra"
+    )
     model = sentence_transformers.SentenceTransformer(str(path), device="cpu")
     return model.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
 
@@ -75,7 +95,9 @@ def labse_like(tmp_path_factory) -> Path:
     """LaBSE's layout: Transformer, CLS Pooling, Dense (tanh, same size), Normalize."""
     root = tmp_path_factory.mktemp("labse")
     dense = {"2_Dense": {"in_features": HIDDEN, "out_features": HIDDEN, "activation": TANH}}
-    return build_st_model(root / "labse", [("Pooling", "1_Pooling"), ("Dense", "2_Dense"), ("Normalize", "3_Normalize")], dense=dense)
+    return build_st_model(
+        root / "labse", [("Pooling", "1_Pooling"), ("Dense", "2_Dense"), ("Normalize", "3_Normalize")], dense=dense
+    )
 
 
 def test_dense_and_normalize_match_sentence_transformers(labse_like):
@@ -96,16 +118,28 @@ def test_token_states_stay_final_hidden_states(labse_like):
     batch = encoder.tokenizer(["the red star"], return_tensors="pt")
     with torch.inference_mode():
         hidden = encoder.model(**batch).last_hidden_state[0, 1:-1]  # [CLS] and [SEP] dropped
-    np.testing.assert_allclose(enc.tokens.astype(np.float32), torch.nn.functional.normalize(hidden, dim=-1).numpy(), atol=2e-3)
+    np.testing.assert_allclose(
+        enc.tokens.astype(np.float32), torch.nn.functional.normalize(hidden, dim=-1).numpy(), atol=2e-3
+    )
 
 
 def test_dense_changes_dim_and_reads_pickled_weights(tmp_path):
     """Mean pooling, a down-projecting Dense saved as pytorch_model.bin, then an identity Dense without bias."""
     dense = {
         "2_Dense": {"in_features": HIDDEN, "out_features": 16, "activation": TANH, "pickle": True},
-        "3_Dense": {"in_features": 16, "out_features": 8, "activation": "torch.nn.modules.linear.Identity", "bias": False},
+        "3_Dense": {
+            "in_features": 16,
+            "out_features": 8,
+            "activation": "torch.nn.modules.linear.Identity",
+            "bias": False,
+        },
     }
-    path = build_st_model(tmp_path / "m", [("Pooling", "1_Pooling"), ("Dense", "2_Dense"), ("Dense", "3_Dense")], pooling="mean", dense=dense)
+    path = build_st_model(
+        tmp_path / "m",
+        [("Pooling", "1_Pooling"), ("Dense", "2_Dense"), ("Dense", "3_Dense")],
+        pooling="mean",
+        dense=dense,
+    )
     encoder = SmartEncoder(path, device="cpu")
     assert (encoder.dim, encoder.token_dim, encoder.pooling) == (8, HIDDEN, "mean")
     encodings = encoder.encode_documents(TEXTS)
@@ -119,7 +153,9 @@ def test_dense_changes_dim_and_reads_pickled_weights(tmp_path):
     batch = dropped.tokenizer(["?!"], return_tensors="pt")
     with torch.inference_mode():
         mean = dropped.model(**batch).last_hidden_state[0].mean(0)
-    np.testing.assert_allclose(only_punct.tokens[0].astype(np.float32), torch.nn.functional.normalize(mean, dim=0).numpy(), atol=2e-3)
+    np.testing.assert_allclose(
+        only_punct.tokens[0].astype(np.float32), torch.nn.functional.normalize(mean, dim=0).numpy(), atol=2e-3
+    )
 
 
 def test_fingerprint_names_the_dense_weights(tmp_path, labse_like, encoder):
@@ -130,21 +166,36 @@ def test_fingerprint_names_the_dense_weights(tmp_path, labse_like, encoder):
     dense = {"2_Dense": {"in_features": HIDDEN, "out_features": HIDDEN, "activation": TANH}}
     other = build_st_model(tmp_path / "other", [("Pooling", "1_Pooling"), ("Dense", "2_Dense")], dense=dense)
     torch.manual_seed(99)
-    save_file({"linear.weight": torch.randn(HIDDEN, HIDDEN), "linear.bias": torch.zeros(HIDDEN)}, str(other / "2_Dense" / "model.safetensors"))
+    save_file(
+        {"linear.weight": torch.randn(HIDDEN, HIDDEN), "linear.bias": torch.zeros(HIDDEN)},
+        str(other / "2_Dense" / "model.safetensors"),
+    )
     other_fp = SmartEncoder(other, device="cpu").base_fingerprint
     assert other_fp["weights"] == fp["weights"] and other_fp["pooled_head"] != fp["pooled_head"]
 
 
 def test_unsupported_modules_are_refused(tmp_path):
-    with pytest.raises(ValueError, match=r"module 'sentence_transformers.models.LayerNorm' \(2_LayerNorm\) is not supported"):
-        SmartEncoder(build_st_model(tmp_path / "a", [("Pooling", "1_Pooling"), ("LayerNorm", "2_LayerNorm")]), device="cpu")
+    with pytest.raises(
+        ValueError, match=r"module 'sentence_transformers.models.LayerNorm' \(2_LayerNorm\) is not supported"
+    ):
+        SmartEncoder(
+            build_st_model(tmp_path / "a", [("Pooling", "1_Pooling"), ("LayerNorm", "2_LayerNorm")]), device="cpu"
+        )
     dense = {"1_Dense": {"in_features": HIDDEN, "out_features": HIDDEN, "activation": TANH}}
     with pytest.raises(ValueError, match="Dense module '1_Dense' before the Pooling module"):
-        SmartEncoder(build_st_model(tmp_path / "b", [("Dense", "1_Dense"), ("Pooling", "2_Pooling")], dense=dense), device="cpu")
+        SmartEncoder(
+            build_st_model(tmp_path / "b", [("Dense", "1_Dense"), ("Pooling", "2_Pooling")], dense=dense), device="cpu"
+        )
     dense = {"2_Dense": {"in_features": HIDDEN, "out_features": HIDDEN, "activation": "my_package.Swish"}}
     with pytest.raises(ValueError, match="activation 'my_package.Swish' is not supported"):
-        SmartEncoder(build_st_model(tmp_path / "c", [("Pooling", "1_Pooling"), ("Dense", "2_Dense")], dense=dense), device="cpu")
-    path = build_st_model(tmp_path / "d", [("Pooling", "1_Pooling"), ("Dense", "2_Dense")], dense={"2_Dense": {"in_features": HIDDEN, "out_features": 4, "activation": TANH}})
+        SmartEncoder(
+            build_st_model(tmp_path / "c", [("Pooling", "1_Pooling"), ("Dense", "2_Dense")], dense=dense), device="cpu"
+        )
+    path = build_st_model(
+        tmp_path / "d",
+        [("Pooling", "1_Pooling"), ("Dense", "2_Dense")],
+        dense={"2_Dense": {"in_features": HIDDEN, "out_features": 4, "activation": TANH}},
+    )
     (path / "2_Dense" / "model.safetensors").unlink()
     with pytest.raises(OSError, match="could not load model .*neither model.safetensors nor pytorch_model.bin"):
         SmartEncoder(path, device="cpu")

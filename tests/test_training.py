@@ -36,7 +36,9 @@ def synthetic_states(n_queries: int = 48, hidden: int = 16, signal: int = 4, noi
     rng = np.random.default_rng(seed)
 
     def item(topic: np.ndarray) -> Encoding:
-        tokens = np.concatenate([rng.normal(0, 0.3, (6, signal)) + topic, rng.normal(0, noise, (6, hidden - signal))], axis=1)
+        tokens = np.concatenate(
+            [rng.normal(0, 0.3, (6, signal)) + topic, rng.normal(0, noise, (6, hidden - signal))], axis=1
+        )
         tokens /= np.linalg.norm(tokens, axis=1, keepdims=True)
         pooled = tokens.mean(0) / np.linalg.norm(tokens.mean(0))
         return Encoding(pooled=pooled.astype(np.float32), tokens=tokens.astype(np.float16))
@@ -95,17 +97,25 @@ def test_batch_logits_are_smart_scores_of_adapted_tokens_over_tau(fused):
     queries, docs, _ = synthetic_states(n_queries=8)
     adapter = _random_adapter(16, 8)
     positives = {q: {q} for q in range(8)}  # q_i's positive is d_i
-    batch = make_batches([(q, q) for q in range(8)], positives, {q: [8 + q] for q in range(8)}, [5, 2, 7], batch_size=3)[0]
+    batch = make_batches(
+        [(q, q) for q in range(8)], positives, {q: [8 + q] for q in range(8)}, [5, 2, 7], batch_size=3
+    )[0]
     assert batch.query_rows == [5, 2, 7] and batch.doc_rows == [5, 2, 7, 13, 10, 15]
     assert batch.target.tolist() == [0, 1, 2] and not batch.blocked.any()
 
     logits = batch_logits(adapter, queries, docs, batch, tau=0.05, fused=fused)
     with torch.no_grad():
+
         def adapt(states, row):
             return adapter(torch.from_numpy(states.tokens.item(row).astype(np.float32)))
 
-        late = maxsim(*pad_tokens([adapt(queries, q) for q in batch.query_rows]), *pad_tokens([adapt(docs, d) for d in batch.doc_rows]))
-    expected = late + torch.from_numpy(queries.pooled[batch.query_rows] @ docs.pooled[batch.doc_rows].T) if fused else late
+        late = maxsim(
+            *pad_tokens([adapt(queries, q) for q in batch.query_rows]),
+            *pad_tokens([adapt(docs, d) for d in batch.doc_rows]),
+        )
+    expected = (
+        late + torch.from_numpy(queries.pooled[batch.query_rows] @ docs.pooled[batch.doc_rows].T) if fused else late
+    )
     torch.testing.assert_close(logits.detach(), expected / 0.05, atol=1e-4, rtol=1e-5)
     logits.sum().backward()  # differentiable in the adapter's weights
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in adapter.parameters())
@@ -137,7 +147,17 @@ def test_tiny_training_lowers_loss_and_raises_accuracy():
 
 def test_training_with_validation_keeps_the_best_epoch():
     queries, docs, qrels = synthetic_states(n_queries=40)
-    config = TrainConfig(dim=8, epochs=3, lr=1e-2, tau=0.05, batch_size=16, hard_negatives=1, val_split=0.25, val_candidates=10, loss="fused")
+    config = TrainConfig(
+        dim=8,
+        epochs=3,
+        lr=1e-2,
+        tau=0.05,
+        batch_size=16,
+        hard_negatives=1,
+        val_split=0.25,
+        val_candidates=10,
+        loss="fused",
+    )
     result = fit_adapter(queries, docs, qrels, config, show_progress=False)
     scores = [h["val_ndcg@10"] for h in result.history]
     assert result.best_epoch == int(np.argmax(scores)) and result.data["val_queries"] == 10
@@ -161,7 +181,9 @@ def test_smart_rankings_match_the_eval_comparison():
     single, smart = smart_rankings(queries, docs, candidates=20)
     q_enc = [Encoding(pooled=queries.pooled[i], tokens=queries.tokens.item(i)) for i in range(len(queries))]
     d_enc = [Encoding(pooled=docs.pooled[i], tokens=docs.tokens.item(i)) for i in range(len(docs))]
-    reference = compare(queries.ids, q_enc, docs.ids, d_enc, qrels, candidates=20, depth=20, show_progress=False).results
+    reference = compare(
+        queries.ids, q_enc, docs.ids, d_enc, qrels, candidates=20, depth=20, show_progress=False
+    ).results
     assert evaluate_ranking(single, qrels) == pytest.approx(reference["single"])
     assert evaluate_ranking(smart, qrels) == pytest.approx(reference["smart-rerank"])
     assert all(len(ranked) == 20 for ranked in smart.values()) and all(set(smart[q]) == set(single[q]) for q in single)
@@ -171,7 +193,9 @@ def test_smart_rankings_with_an_adapter_score_adapted_tokens():
     """SMART with an adapter = pooled top candidates, re-scored as cos + late on adapted query and doc tokens."""
     queries, docs, _ = synthetic_states(n_queries=6)
     adapter = _random_adapter(16, 8)
-    single, smart = smart_rankings(queries, docs, adapter, query_ids=["q1", "q4"], candidates=10, lambda_pool=0.5, lambda_late=2.0)
+    single, smart = smart_rankings(
+        queries, docs, adapter, query_ids=["q1", "q4"], candidates=10, lambda_pool=0.5, lambda_late=2.0
+    )
     assert set(smart) == {"q1", "q4"}
     d_pooled = torch.from_numpy(docs.pooled)
     with torch.no_grad():
@@ -200,7 +224,13 @@ def write_beir(root: Path, n_items: int = 30, test_from: int = 20, qrels_rows: l
     docs, queries = [], []
     for i in range(n_items):
         colour, animal, place = colours[i % 6], animals[i % 5], places[(i * 3) % 7]
-        docs.append({"_id": f"d{i}", "title": f"The {colour} {animal}", "text": f"The {colour} {animal} lives in {place} and eats at dusk."})
+        docs.append(
+            {
+                "_id": f"d{i}",
+                "title": f"The {colour} {animal}",
+                "text": f"The {colour} {animal} lives in {place} and eats at dusk.",
+            }
+        )
         queries.append({"_id": f"q{i}", "text": f"where does the {colour} {animal} live?"})
     (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
@@ -270,7 +300,26 @@ def test_cli_trains_and_evaluates_end_to_end(tmp_path, capsys):
 
     beir = write_beir(tmp_path / "beir")
     out, summary = tmp_path / "adapter", tmp_path / "train.json"
-    argv = ["train", str(beir), "--out", str(out), "--dim", "32", "--epochs", "2", "--batch-size", "8", "--hard-negatives", "2", "--val-split", "0.2", "--cache-dir", str(tmp_path / "cache"), "--json", str(summary)]
+    argv = [
+        "train",
+        str(beir),
+        "--out",
+        str(out),
+        "--dim",
+        "32",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--hard-negatives",
+        "2",
+        "--val-split",
+        "0.2",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--json",
+        str(summary),
+    ]
     assert cli.main(argv) == 0
     assert "saved adapter (r=32" in capsys.readouterr().out
     trained = json.loads(summary.read_text())

@@ -20,7 +20,15 @@ from PIL import Image
 from tiny_vision_models import build_clip, build_qwen, build_siglip, drawn_images
 
 from smart_retrievers import SmartIndex, TokenPolicy
-from smart_retrievers.encoders import ClipEncoder, ImageLoadError, QwenVLEncoder, SmartEncoder, image_uri, load_encoder, load_image
+from smart_retrievers.encoders import (
+    ClipEncoder,
+    ImageLoadError,
+    QwenVLEncoder,
+    SmartEncoder,
+    image_uri,
+    load_encoder,
+    load_image,
+)
 from smart_retrievers.evaluation import encode_corpus, load_beir
 from smart_retrievers.store import FingerprintMismatchError
 
@@ -81,7 +89,15 @@ def test_load_image_accepts_every_input_kind(tmp_path, images):
     path = tmp_path / "a.png"
     img.save(path)
     png = path.read_bytes()
-    inputs = [path, str(path), path.as_uri(), png, bytearray(png), img, "data:image/png;base64," + base64.b64encode(png).decode()]
+    inputs = [
+        path,
+        str(path),
+        path.as_uri(),
+        png,
+        bytearray(png),
+        img,
+        "data:image/png;base64," + base64.b64encode(png).decode(),
+    ]
     for item in inputs:
         out = load_image(item)
         assert out.mode == "RGB" and out.size == img.size
@@ -156,7 +172,9 @@ def test_qwen_chat_template_and_masks(encoders, family):
     assert sum(enc.prepare_input(text).keep) == n_text
     enc.query_instruction = "Find the image that matches the caption."
     try:
-        assert "system\nFind the image that matches the caption.<|im_end|>" in enc.prepare_input(text, query=True).prompt
+        assert (
+            "system\nFind the image that matches the caption.<|im_end|>" in enc.prepare_input(text, query=True).prompt
+        )
     finally:
         enc.query_instruction = "Represent the user's input."
 
@@ -185,7 +203,9 @@ def test_qwen_pooled_and_token_states_are_final_hidden_states(encoders, images, 
 
 
 def test_qwen_token_policy_and_pool_suffix(model_dirs):
-    keep_prompt = QwenVLEncoder(model_dirs["qwen2"], device="cpu", token_policy=TokenPolicy(drop_prompt=False, drop_punctuation=True))
+    keep_prompt = QwenVLEncoder(
+        model_dirs["qwen2"], device="cpu", token_policy=TokenPolicy(drop_prompt=False, drop_punctuation=True)
+    )
     tok = keep_prompt.tokenizer
     n_instruction = len(tok("Represent the user's input.", add_special_tokens=False)["input_ids"])
     n_text = len(tok("A black dog", add_special_tokens=False)["input_ids"])
@@ -256,7 +276,9 @@ def test_siglip_text_identity_and_patch_head(encoders, images):
     img_pooled, img_states, img_keep = enc.image_states([load_image(images[0])])
     head = enc.model.vision_model.head
     with torch.inference_mode():
-        patches = enc.model.get_image_features(**enc.image_processor(images=[images[0]], return_tensors="pt")).last_hidden_state
+        patches = enc.model.get_image_features(
+            **enc.image_processor(images=[images[0]], return_tensors="pt")
+        ).last_hidden_state
         torch.testing.assert_close(img_states[0, 3], head(patches[:, 3:4])[0], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(img_pooled, head(patches), atol=1e-5, rtol=1e-5)
     assert img_keep.all() and img_states.shape == (1, 16, enc.dim)
@@ -268,7 +290,9 @@ def test_mixed_text_and_image_batches(encoders, images, family):
     texts = [TEXTS[0], None, TEXTS[1], None, TEXTS[2]]
     imgs = [None, images[0], None, images[1], None]
     mixed = enc.encode_inputs(texts=texts, images=imgs, batch_size=2)
-    alone = [enc.encode_documents([t])[0] if t is not None else enc.encode_images([im])[0] for t, im in zip(texts, imgs)]
+    alone = [
+        enc.encode_documents([t])[0] if t is not None else enc.encode_images([im])[0] for t, im in zip(texts, imgs)
+    ]
     assert [m.modality for m in mixed] == ["text", "image", "text", "image", "text"]
     for got, want in zip(mixed, alone):
         np.testing.assert_allclose(got.pooled, want.pooled, atol=1e-5)
@@ -331,7 +355,9 @@ def test_index_round_trip_and_search_by_text_and_image(tmp_path, encoders, image
     for mode in ("rerank", "exhaustive"):
         hits = index.search_image(image_files[1], k=7, mode=mode)
         assert hits[0].id == "i1" and hits[0].modality == "image"
-        assert hits[0].pooled_score == pytest.approx(1.0, abs=1e-3) and hits[0].late_score == pytest.approx(1.0, abs=2e-3)
+        assert hits[0].pooled_score == pytest.approx(1.0, abs=1e-3) and hits[0].late_score == pytest.approx(
+            1.0, abs=2e-3
+        )
         assert {h.modality for h in hits} == {"image", "text"}
     text_hits = index.search(TEXTS[1], k=3)
     assert text_hits[0].id == "t1" and text_hits[0].modality == "text"
@@ -346,8 +372,14 @@ def test_add_items_mixes_texts_and_images_atomically(tmp_path, encoders, images,
     index = SmartIndex(str(tmp_path / "db"), encoder=encoders["qwen2"])
     index.add_items(["a photo caption", TEXTS[0], None], [image_files[0], None, images[1]], ids=["p", "t", "q"])
     hits = {h.id: h for h in index.get(["p", "t", "q"])}
-    assert {k: (h.modality, h.text) for k, h in hits.items()} == {"p": ("image", "a photo caption"), "t": ("text", TEXTS[0]), "q": ("image", "")}
-    np.testing.assert_allclose(index.search_encoded(encoders["qwen2"].encode_documents([TEXTS[0]])[0], k=1)[0].pooled_score, 1.0, atol=1e-4)
+    assert {k: (h.modality, h.text) for k, h in hits.items()} == {
+        "p": ("image", "a photo caption"),
+        "t": ("text", TEXTS[0]),
+        "q": ("image", ""),
+    }
+    np.testing.assert_allclose(
+        index.search_encoded(encoders["qwen2"].encode_documents([TEXTS[0]])[0], k=1)[0].pooled_score, 1.0, atol=1e-4
+    )
     before = index.store.version
     with pytest.raises(ImageLoadError, match="image 2 \\(id 'bad'\\)"):
         index.add_items([TEXTS[1], TEXTS[2], None], [None, None, b"broken"], ids=["t1", "t2", "bad"])
@@ -388,7 +420,11 @@ def test_corrupt_image_writes_nothing(tmp_path, encoders, images, image_files):
         index.add_images([b"broken"], ids=["a"])
     assert index.count() == 0 and index.store.table is None  # the table created by the call is gone
     index.add(TEXTS, ids=["t0", "t1", "t2"])
-    before = (index.count(), index.store.version, sorted(index.store.table.to_arrow().to_pylist(), key=lambda r: r["id"]))
+    before = (
+        index.count(),
+        index.store.version,
+        sorted(index.store.table.to_arrow().to_pylist(), key=lambda r: r["id"]),
+    )
     with pytest.raises(ImageLoadError, match="image 1 \\(id 'y1'\\)"):
         index.add_images([image_files[0], b"broken"], ids=["y0", "y1"])  # fails inside the first batch
     assert (index.count(), index.store.version) == before[:2]  # nothing was committed at all
@@ -482,9 +518,18 @@ def test_cli_eval_on_an_image_corpus(tmp_path, model_dirs, images, capsys):
     (root / "qrels").mkdir()
     for i, img in enumerate(images):
         img.save(root / "images" / f"img{i}.png")
-    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": f"img{i}", "title": "", "text": "", "image": f"images/img{i}.png"}) + "\n" for i in range(len(images))))
-    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": f"picture number {i}"}) + "\n" for i in range(len(images))))
-    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\timg{i}\t1\n" for i in range(len(images))))
+    (root / "corpus.jsonl").write_text(
+        "".join(
+            json.dumps({"_id": f"img{i}", "title": "", "text": "", "image": f"images/img{i}.png"}) + "\n"
+            for i in range(len(images))
+        )
+    )
+    (root / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": f"q{i}", "text": f"picture number {i}"}) + "\n" for i in range(len(images)))
+    )
+    (root / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\timg{i}\t1\n" for i in range(len(images)))
+    )
     out = tmp_path / "eval.json"
     assert main(["eval", str(root), "--model", str(model_dirs["clip"]), "--json", str(out)]) == 0
     payload = json.loads(out.read_text())

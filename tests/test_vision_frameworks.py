@@ -18,13 +18,22 @@ import pytest
 from encoder_calls import record_document_encodings
 from langchain_core.documents import Document as LCDocument
 from llama_index.core.base.base_multi_modal_retriever import MultiModalRetriever
-from llama_index.core.schema import Document, ImageDocument, ImageNode, MediaResource, NodeWithScore, QueryBundle, TextNode
+from llama_index.core.schema import (
+    Document,
+    ImageDocument,
+    ImageNode,
+    MediaResource,
+    NodeWithScore,
+    QueryBundle,
+    TextNode,
+)
 from PIL import Image
 from tiny_vision_models import build_clip, build_qwen, drawn_images
 
 from smart_retrievers import SmartIndex
 from smart_retrievers.encoders import ClipEncoder, ImageLoadError, QwenVLEncoder
-from smart_retrievers.langchain import SmartReranker, SmartRetriever as LCRetriever
+from smart_retrievers.langchain import SmartReranker
+from smart_retrievers.langchain import SmartRetriever as LCRetriever
 from smart_retrievers.llama_index import SmartRerank, SmartVectorIndex
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "multimodal_rag.py"
@@ -69,7 +78,9 @@ def _png(img: Image.Image) -> bytes:
 def llama_index(tmp_path, clip, paths) -> SmartVectorIndex:
     documents = [
         ImageDocument(id_="doc-path", image_path=str(paths[0]), text="a caption", metadata={"kind": "photo"}),
-        ImageDocument(id_="doc-data", image_resource=MediaResource(data=_png(Image.open(paths[1]))), metadata={"kind": "photo"}),
+        ImageDocument(
+            id_="doc-data", image_resource=MediaResource(data=_png(Image.open(paths[1]))), metadata={"kind": "photo"}
+        ),
         Document(id_="doc-resource", text="", image_resource=MediaResource(path=paths[2]), metadata={"kind": "photo"}),
         Document(id_="doc-text", text=TEXTS[0], metadata={"kind": "note"}),
     ]
@@ -90,12 +101,19 @@ def test_llama_index_stores_image_nodes_and_documents(llama_index, paths):
     assert smart.count() == 8
     info = llama_index.ref_doc_info
     assert set(info) == {"doc-path", "doc-data", "doc-resource", "doc-text"}
-    node_ids = [i for doc in info.values() for i in doc.node_ids] + ["node-path", "node-b64", "node-resource", "node-text"]
+    node_ids = [i for doc in info.values() for i in doc.node_ids] + [
+        "node-path",
+        "node-b64",
+        "node-resource",
+        "node-text",
+    ]
     nodes = {n.ref_doc_id or n.node_id: n for n in llama_index.get_nodes(node_ids)}
     assert isinstance(nodes["doc-path"], ImageNode) and nodes["doc-path"].image_path == str(paths[0].resolve())
     assert nodes["doc-path"].text == "a caption" and nodes["doc-path"].metadata == {"kind": "photo"}
     assert isinstance(nodes["doc-resource"], ImageNode) and nodes["doc-resource"].image_path == str(paths[2].resolve())
-    assert isinstance(nodes["doc-data"], ImageNode) and nodes["doc-data"].image_path is None  # inline data: no location kept
+    assert (
+        isinstance(nodes["doc-data"], ImageNode) and nodes["doc-data"].image_path is None
+    )  # inline data: no location kept
     assert type(nodes["doc-text"]) is TextNode and type(nodes["node-text"]) is TextNode
     assert nodes["node-path"].image_path == str(paths[3].resolve()) and nodes["node-path"].image_mimetype == "image/png"
     assert nodes["node-resource"].image_path == str(paths[0].resolve())
@@ -121,7 +139,9 @@ def test_llama_index_multimodal_retriever(llama_index, paths):
     assert all(isinstance(n.node, ImageNode) for n in same) and len(same) == 3
     bundle = retriever.retrieve(QueryBundle(query_str="", image_path=str(paths[3])))
     assert bundle[0].node.node_id == "node-path" and len(bundle) == 8
-    assert [n.node.node_id for n in asyncio.run(retriever.aimage_to_image_retrieve(str(paths[3])))] == [n.node.node_id for n in same]
+    assert [n.node.node_id for n in asyncio.run(retriever.aimage_to_image_retrieve(str(paths[3])))] == [
+        n.node.node_id for n in same
+    ]
     assert len(asyncio.run(retriever.atext_to_image_retrieve(TEXTS[1]))) == 3
     assert all(type(n.node) is TextNode for n in asyncio.run(retriever.atext_retrieve(TEXTS[1])))
     with pytest.raises(ValueError, match="needs an image"):
@@ -155,7 +175,13 @@ def test_llama_index_corrupt_image_document_writes_nothing(tmp_path, clip, paths
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG not really")
     with pytest.raises(ImageLoadError, match="image 1 \\(id 'n1'\\)"):
-        index.insert_nodes([ImageNode(id_="n0", image_path=str(paths[0])), ImageNode(id_="n1", image_path=str(bad)), TextNode(id_="n2", text="x")])
+        index.insert_nodes(
+            [
+                ImageNode(id_="n0", image_path=str(paths[0])),
+                ImageNode(id_="n1", image_path=str(bad)),
+                TextNode(id_="n2", text="x"),
+            ]
+        )
     assert index.smart_index.count() == 1 and index.smart_index.store.version == version
 
 
@@ -197,7 +223,9 @@ def test_langchain_interleaved_image_and_text_query(tmp_path, qwen, paths):
 
 def test_langchain_reranker_on_image_documents(tmp_path, clip, paths, monkeypatch):
     index = SmartIndex(str(tmp_path / "db"), encoder=clip)
-    LCRetriever(index=index).add_documents([LCDocument(id="p0", page_content="", metadata={"image_path": str(paths[0])})])
+    LCRetriever(index=index).add_documents(
+        [LCDocument(id="p0", page_content="", metadata={"image_path": str(paths[0])})]
+    )
     docs = [
         LCDocument(id="t", page_content=TEXTS[0]),
         LCDocument(id="p0", page_content="", metadata={"image_path": str(paths[0])}),
@@ -211,14 +239,18 @@ def test_langchain_reranker_on_image_documents(tmp_path, clip, paths, monkeypatc
     assert sorted(map(str, encoded)) == sorted([TEXTS[0], str(paths[3])])  # p0 reused its stored states
     assert ranked[[d.id for d in ranked].index("p3")].metadata["image_path"] == str(paths[3])
     assert docs[1].metadata == {"image_path": str(paths[0])}  # inputs untouched
-    assert {d.id: d.metadata["relevance_score"] for d in ranked} == pytest.approx({d.id: d.metadata["relevance_score"] for d in fresh}, abs=1e-4)
+    assert {d.id: d.metadata["relevance_score"] for d in ranked} == pytest.approx(
+        {d.id: d.metadata["relevance_score"] for d in fresh}, abs=1e-4
+    )
 
     # the stored id p0, but another image: encoded from its own image, scored as a fresh encoding
     encoded.clear()
     moved = LCDocument(id="p0", page_content="", metadata={"image_path": str(paths[4])})
     scored = SmartReranker(index=index, top_n=None).compress_documents([moved], TEXTS[1])
     assert encoded == [str(paths[4])]
-    alone = SmartReranker(encoder=clip, top_n=None).compress_documents([LCDocument(page_content="", metadata=moved.metadata)], TEXTS[1])
+    alone = SmartReranker(encoder=clip, top_n=None).compress_documents(
+        [LCDocument(page_content="", metadata=moved.metadata)], TEXTS[1]
+    )
     assert scored[0].metadata["relevance_score"] == pytest.approx(alone[0].metadata["relevance_score"], abs=1e-5)
 
 

@@ -38,14 +38,24 @@ CORPUS = [
     "Represent the user's input. You are a helpful assistant.",
     "system user assistant image picture photo",
 ]
-QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+QWEN_SPECIALS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
 
 
 def _bpe(specials: list[str], vocab_size: int = 400) -> Tokenizer:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tok.train_from_iterator(CORPUS, trainer)
     return tok
 
@@ -73,22 +83,59 @@ def build_qwen(out: Path, version: int = 2) -> Path:
         eos_token_id=ids["<|im_end|>"],
         pad_token_id=ids["<|endoftext|>"],
     )
-    special = dict(image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"])
+    special = dict(
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+    )
     if version == 2:
         text["rope_parameters"] = {"rope_type": "default", "mrope_section": [2, 1, 1], "rope_theta": 10000.0}
-        vision = dict(depth=1, embed_dim=32, hidden_size=32, num_heads=4, mlp_ratio=2, patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
+        vision = dict(
+            depth=1,
+            embed_dim=32,
+            hidden_size=32,
+            num_heads=4,
+            mlp_ratio=2,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+        )
         model = Qwen2VLModel(Qwen2VLConfig(text_config=text, vision_config=vision, **special))
         patch = 14
     else:
-        text.update(head_dim=8, rope_parameters={"rope_type": "default", "mrope_section": [2, 1, 1], "mrope_interleaved": True, "rope_theta": 10000.0})
-        vision = dict(
-            depth=2, hidden_size=32, intermediate_size=64, num_heads=4, out_hidden_size=32, patch_size=16,
-            spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=64, deepstack_visual_indexes=[1],
+        text.update(
+            head_dim=8,
+            rope_parameters={
+                "rope_type": "default",
+                "mrope_section": [2, 1, 1],
+                "mrope_interleaved": True,
+                "rope_theta": 10000.0,
+            },
         )
-        model = Qwen3VLModel(Qwen3VLConfig(text_config=text, vision_config=vision, vision_end_token_id=ids["<|vision_end|>"], **special))
+        vision = dict(
+            depth=2,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=4,
+            out_hidden_size=32,
+            patch_size=16,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            num_position_embeddings=64,
+            deepstack_visual_indexes=[1],
+        )
+        model = Qwen3VLModel(
+            Qwen3VLConfig(text_config=text, vision_config=vision, vision_end_token_id=ids["<|vision_end|>"], **special)
+        )
         patch = 16
     factor = patch * 2
-    processor = Qwen2VLImageProcessorPil(patch_size=patch, merge_size=2, temporal_patch_size=2, min_pixels=factor * factor * 4, max_pixels=factor * factor * 64)
+    processor = Qwen2VLImageProcessorPil(
+        patch_size=patch,
+        merge_size=2,
+        temporal_patch_size=2,
+        min_pixels=factor * factor * 4,
+        max_pixels=factor * factor * 64,
+    )
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -105,14 +152,32 @@ def build_clip(out: Path) -> Path:
         single="<|startoftext|> $A <|endoftext|>", special_tokens=[("<|startoftext|>", bos), ("<|endoftext|>", eos)]
     )
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<|startoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>", model_max_length=24
+        tokenizer_object=tok,
+        bos_token="<|startoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        model_max_length=24,
     )
     config = CLIPConfig(
         text_config=dict(
-            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-            max_position_embeddings=24, bos_token_id=bos, eos_token_id=eos, pad_token_id=eos,
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=24,
+            bos_token_id=bos,
+            eos_token_id=eos,
+            pad_token_id=eos,
         ),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=32, patch_size=8),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+        ),
         projection_dim=16,
     )
     processor = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
@@ -129,13 +194,29 @@ def build_siglip(out: Path) -> Path:
     tok = _bpe(["<pad>", "</s>", "<unk>"])
     eos = tok.token_to_id("</s>")
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", eos)])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>", pad_token="</s>", unk_token="<unk>", model_max_length=16)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="</s>", pad_token="</s>", unk_token="<unk>", model_max_length=16
+    )
     config = SiglipConfig(
         text_config=dict(
-            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-            max_position_embeddings=16, pad_token_id=eos, eos_token_id=eos, bos_token_id=None,
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=16,
+            pad_token_id=eos,
+            eos_token_id=eos,
+            bos_token_id=None,
         ),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=32, patch_size=8),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+        ),
     )
     processor = SiglipImageProcessorPil(size={"height": 32, "width": 32})
     out.mkdir(parents=True, exist_ok=True)
@@ -152,6 +233,9 @@ def drawn_images(n: int, size: tuple[int, int] = (96, 64)) -> list[Image.Image]:
         img = Image.new("RGB", size, ((37 * i) % 256, (91 * i + 40) % 256, (53 * i + 90) % 256))
         draw = ImageDraw.Draw(img)
         x, y = (13 * i) % (size[0] // 2), (7 * i) % (size[1] // 2)
-        draw.ellipse([x, y, x + size[0] // 2, y + size[1] // 2], fill=((200 + 11 * i) % 256, (17 * i) % 256, 255 - (29 * i) % 256))
+        draw.ellipse(
+            [x, y, x + size[0] // 2, y + size[1] // 2],
+            fill=((200 + 11 * i) % 256, (17 * i) % 256, 255 - (29 * i) % 256),
+        )
         images.append(img)
     return images

@@ -79,7 +79,9 @@ def fingerprint_weights(model_name_or_path: str, local_files_only: bool = True, 
     Hashes config.json plus each weight file's name, size and first/last MiB, so it
     changes with the weights without reading gigabytes.
     """
-    config = resolve_file(model_name_or_path, f"{subfolder}/config.json" if subfolder else "config.json", local_files_only)
+    config = resolve_file(
+        model_name_or_path, f"{subfolder}/config.json" if subfolder else "config.json", local_files_only
+    )
     digest = hashlib.sha256()
     if config is None:
         digest.update(model_name_or_path.encode())
@@ -264,7 +266,9 @@ class BaseEncoder(ABC):
         """Dimension of the token states before any adapter."""
 
     @abstractmethod
-    def _encode_texts(self, texts: list[str], *, query: bool, batch_size: int | None, show_progress: bool | None) -> list[Encoding]:
+    def _encode_texts(
+        self, texts: list[str], *, query: bool, batch_size: int | None, show_progress: bool | None
+    ) -> list[Encoding]:
         """Encode checked texts as queries or documents, in input order."""
 
     def _base_fingerprint_extra(self) -> dict[str, Any]:
@@ -285,7 +289,13 @@ class BaseEncoder(ABC):
     @property
     def base_fingerprint(self) -> dict[str, Any]:
         """What identifies the frozen model, whatever adapter sits on top."""
-        return {"model": self.name, "weights": self._weights_hash, "pooling": self.pooling, "dim": self.dim, **self._base_fingerprint_extra()}
+        return {
+            "model": self.name,
+            "weights": self._weights_hash,
+            "pooling": self.pooling,
+            "dim": self.dim,
+            **self._base_fingerprint_extra(),
+        }
 
     @property
     def fingerprint(self) -> dict[str, Any]:
@@ -300,11 +310,15 @@ class BaseEncoder(ABC):
 
     # ---- encoding ----------------------------------------------------------
 
-    def encode_queries(self, texts: Sequence[str], *, batch_size: int | None = None, show_progress: bool | None = None) -> list[Encoding]:
+    def encode_queries(
+        self, texts: Sequence[str], *, batch_size: int | None = None, show_progress: bool | None = None
+    ) -> list[Encoding]:
         """Encode text queries; one :class:`Encoding` per text, in input order."""
         return self._encode_texts(check_texts(texts), query=True, batch_size=batch_size, show_progress=show_progress)
 
-    def encode_documents(self, texts: Sequence[str], *, batch_size: int | None = None, show_progress: bool | None = None) -> list[Encoding]:
+    def encode_documents(
+        self, texts: Sequence[str], *, batch_size: int | None = None, show_progress: bool | None = None
+    ) -> list[Encoding]:
         """Encode text documents; one :class:`Encoding` per text, in input order."""
         return self._encode_texts(check_texts(texts), query=False, batch_size=batch_size, show_progress=show_progress)
 
@@ -365,7 +379,9 @@ class BaseEncoder(ABC):
             raise TypeError(f"text {where(bad)} is {type(texts[bad]).__name__}, not str")
         out: list[Encoding | None] = [None] * n
         if text_rows:
-            encoded = self._encode_texts([texts[i] for i in text_rows], query=query, batch_size=batch_size, show_progress=show_progress)
+            encoded = self._encode_texts(
+                [texts[i] for i in text_rows], query=query, batch_size=batch_size, show_progress=show_progress
+            )
             for i, enc in zip(text_rows, encoded):
                 out[i] = enc
         if image_rows:

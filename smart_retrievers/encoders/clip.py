@@ -64,7 +64,9 @@ class ClipEncoder(VisionEncoder):
 
     pooling = "native"
 
-    def __init__(self, model_name_or_path: str | Path, *, max_length: int | None = None, batch_size: int = 32, **kwargs: Any) -> None:
+    def __init__(
+        self, model_name_or_path: str | Path, *, max_length: int | None = None, batch_size: int = 32, **kwargs: Any
+    ) -> None:
         self._requested_max_length = max_length
         super().__init__(model_name_or_path, batch_size=batch_size, **kwargs)
 
@@ -76,7 +78,11 @@ class ClipEncoder(VisionEncoder):
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_files_only)
         self.image_processor = AutoImageProcessor.from_pretrained(path, local_files_only=local_files_only)
         self.model = AutoModel.from_pretrained(path, local_files_only=local_files_only, dtype=dtype)
-        limits = [self._requested_max_length, config.text_config.max_position_embeddings, tokenizer_limit(self.tokenizer)]
+        limits = [
+            self._requested_max_length,
+            config.text_config.max_position_embeddings,
+            tokenizer_limit(self.tokenizer),
+        ]
         self.max_length = min(x for x in limits if x)
         self._is_clip = self.architecture == "clip"
         # What the model's own processor gives its text tower: SigLIP is trained on
@@ -93,11 +99,17 @@ class ClipEncoder(VisionEncoder):
         return int(getattr(text, "projection_size", None) or text.hidden_size)
 
     def _fingerprint_extra(self) -> dict[str, Any]:
-        return {"architecture": self.architecture, "token_states": "projected", "image_pixels": [self.min_pixels, self.max_pixels]}
+        return {
+            "architecture": self.architecture,
+            "token_states": "projected",
+            "image_pixels": [self.min_pixels, self.max_pixels],
+        }
 
     # ---- encoding ------------------------------------------------------
 
-    def _encode_batch(self, indices: list[int], texts: list[str | None], images: list[Image.Image | None], query: bool) -> list[Encoding]:
+    def _encode_batch(
+        self, indices: list[int], texts: list[str | None], images: list[Image.Image | None], query: bool
+    ) -> list[Encoding]:
         both = next((i for i, t, im in zip(indices, texts, images) if t is not None and im is not None), None)
         if both is not None:
             raise ValueError(f"item {both} has a text and an image; {self.architecture} encodes one or the other")

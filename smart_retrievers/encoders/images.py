@@ -27,11 +27,10 @@ import urllib.parse
 import urllib.request
 import zlib
 from pathlib import Path
-from typing import Union
 
 from PIL import Image, ImageOps
 
-ImageInput = Union[str, os.PathLike, bytes, bytearray, Image.Image]
+ImageInput = str | os.PathLike | bytes | bytearray | Image.Image
 """What the vision encoders and :meth:`SmartIndex.add_images` accept as one image."""
 IMAGE_TYPES = (str, os.PathLike, bytes, bytearray, Image.Image)
 """The runtime types of :data:`ImageInput`, for ``isinstance`` checks."""
@@ -243,5 +242,7 @@ def load_image(
             loaded = loaded.resize(target, Image.Resampling.BICUBIC)
     except (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error, Image.DecompressionBombError) as exc:
         # OSError covers missing files, truncated data, unidentifiable formats and URL errors
-        raise ImageLoadError(f"{type(exc).__name__}: {exc}", index=index, item_id=item_id, source=describe_image(image)) from exc
+        raise ImageLoadError(
+            f"{type(exc).__name__}: {exc}", index=index, item_id=item_id, source=describe_image(image)
+        ) from exc
     return loaded

@@ -160,7 +160,9 @@ class QwenVLEncoder(VisionEncoder):
     def _load(self, path: str, local_files_only: bool, dtype: torch.dtype) -> None:
         config = AutoConfig.from_pretrained(path, local_files_only=local_files_only)
         if config.model_type not in SUPPORTED_MODEL_TYPES:
-            raise ValueError(f"{path!r} is a {config.model_type!r} model; QwenVLEncoder supports {SUPPORTED_MODEL_TYPES}")
+            raise ValueError(
+                f"{path!r} is a {config.model_type!r} model; QwenVLEncoder supports {SUPPORTED_MODEL_TYPES}"
+            )
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_files_only)
         self.image_processor = AutoImageProcessor.from_pretrained(path, local_files_only=local_files_only)
         size = self.image_processor.size  # smart_resize bounds: never raise the model's own cap
@@ -180,12 +182,16 @@ class QwenVLEncoder(VisionEncoder):
         self.image_token = getattr(self.tokenizer, "image_token", None) or "<|image_pad|>"
         self.image_token_id = int(config.image_token_id)
         if self.tokenizer.convert_tokens_to_ids(self.image_token) != self.image_token_id:
-            raise ValueError(f"{path!r}: tokenizer id of {self.image_token!r} does not match config.image_token_id={self.image_token_id}")
+            raise ValueError(
+                f"{path!r}: tokenizer id of {self.image_token!r} does not match config.image_token_id={self.image_token_id}"
+            )
         self._text_config = getattr(config, "text_config", config)
         limit = getattr(self._text_config, "max_position_embeddings", None) or DEFAULT_MAX_LENGTH
         self.max_length = min(self._requested_max_length or DEFAULT_MAX_LENGTH, limit)
         added = getattr(self.tokenizer, "added_tokens_decoder", {})
-        self._special_ids = (set(self.tokenizer.all_special_ids) | {i for i, tok in added.items() if tok.special}) - {self.image_token_id}
+        self._special_ids = (set(self.tokenizer.all_special_ids) | {i for i, tok in added.items() if tok.special}) - {
+            self.image_token_id
+        }
 
     @property
     def dim(self) -> int:
@@ -236,7 +242,9 @@ class QwenVLEncoder(VisionEncoder):
             self._layouts[key] = _Layout(pieces, slots)
         return self._layouts[key]
 
-    def _compose(self, layout: _Layout, instruction: str, text: str, n_image_tokens: int) -> tuple[str, dict[str, tuple[int, int]]]:
+    def _compose(
+        self, layout: _Layout, instruction: str, text: str, n_image_tokens: int
+    ) -> tuple[str, dict[str, tuple[int, int]]]:
         """The full input string for one item and the character spans of its slots."""
         out: list[str] = []
         spans: dict[str, tuple[int, int]] = {}
@@ -257,7 +265,9 @@ class QwenVLEncoder(VisionEncoder):
         enc = self.tokenizer(string, add_special_tokens=False, return_offsets_mapping=True)
         return enc["input_ids"], [tuple(o) for o in enc["offset_mapping"]]
 
-    def prepare_input(self, text: str | None = None, n_image_tokens: int = 0, *, query: bool = False, index: int = 0) -> PreparedInput:
+    def prepare_input(
+        self, text: str | None = None, n_image_tokens: int = 0, *, query: bool = False, index: int = 0
+    ) -> PreparedInput:
         """Build one item's model input: chat template, expanded image placeholder, keep mask.
 
         Args:
@@ -300,12 +310,16 @@ class QwenVLEncoder(VisionEncoder):
         keep = []
         for token_id, (s, e), inside in zip(ids, offsets, in_text):
             in_instruction = keep_instruction and s < instr_span[1] and e > instr_span[0] and e > s
-            keep.append(token_id == self.image_token_id or ((inside or in_instruction) and token_id not in self._special_ids))
+            keep.append(
+                token_id == self.image_token_id or ((inside or in_instruction) and token_id not in self._special_ids)
+            )
         return PreparedInput(prompt=string, input_ids=ids, keep=keep, truncated=truncated)
 
     # ---- encoding ------------------------------------------------------
 
-    def _encode_batch(self, indices: list[int], texts: list[str | None], images: list[Image.Image | None], query: bool) -> list[Encoding]:
+    def _encode_batch(
+        self, indices: list[int], texts: list[str | None], images: list[Image.Image | None], query: bool
+    ) -> list[Encoding]:
         present = [im for im in images if im is not None]
         n_tokens = [0] * len(images)
         pixel_inputs: dict[str, torch.Tensor] = {}
@@ -320,11 +334,15 @@ class QwenVLEncoder(VisionEncoder):
             }
         rows = [self.prepare_input(t, n, query=query, index=i) for i, t, n in zip(indices, texts, n_tokens)]
         batch = self.tokenizer.pad(
-            {"input_ids": [r.input_ids for r in rows], "attention_mask": [[1] * len(r.input_ids) for r in rows]}, return_tensors="pt"
+            {"input_ids": [r.input_ids for r in rows], "attention_mask": [[1] * len(r.input_ids) for r in rows]},
+            return_tensors="pt",
         )
         input_ids = batch["input_ids"].to(self.device)
         attention = batch["attention_mask"].to(self.device).bool()
-        inputs: dict[str, torch.Tensor] = {"input_ids": input_ids, "attention_mask": batch["attention_mask"].to(self.device)}
+        inputs: dict[str, torch.Tensor] = {
+            "input_ids": input_ids,
+            "attention_mask": batch["attention_mask"].to(self.device),
+        }
         if present:
             inputs["mm_token_type_ids"] = (input_ids == self.image_token_id).int()
             inputs.update(pixel_inputs)

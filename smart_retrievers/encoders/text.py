@@ -47,9 +47,15 @@ def _pooling_from_config(cfg: dict) -> str:
         "lasttoken": cfg.get("pooling_mode_lasttoken", False),
     }
     chosen = [m for m, on in modes.items() if on]
-    unsupported = [k for k in ("pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens") if cfg.get(k)]
+    unsupported = [
+        k
+        for k in ("pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens")
+        if cfg.get(k)
+    ]
     if unsupported or len(chosen) != 1:
-        raise ValueError(f"unsupported sentence-transformers pooling config {cfg}; pass pooling= one of {POOLING_MODES}")
+        raise ValueError(
+            f"unsupported sentence-transformers pooling config {cfg}; pass pooling= one of {POOLING_MODES}"
+        )
     return chosen[0]
 
 
@@ -78,7 +84,9 @@ def _st_modules(path: str, local_files_only: bool) -> tuple[dict | None, list[tu
             pooling_cfg = _read_json(path, f"{folder}/config.json", local_files_only)
         elif kind in ("Dense", "Normalize"):
             if not seen_pooling:
-                raise ValueError(f"{path!r}: sentence-transformers {kind} module {folder!r} before the Pooling module is not supported")
+                raise ValueError(
+                    f"{path!r}: sentence-transformers {kind} module {folder!r} before the Pooling module is not supported"
+                )
             head.append((kind, folder))
     while head and head[-1][0] == "Normalize":  # the pooled vector is L2-normalised anyway
         head.pop()
@@ -90,14 +98,18 @@ def _activation(name: str) -> torch.nn.Module:
     module_name, _, class_name = name.rpartition(".")
     cls = getattr(importlib.import_module(module_name), class_name, None) if name.startswith("torch.") else None
     if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
-        raise ValueError(f"sentence-transformers Dense activation {name!r} is not supported; SmartEncoder runs torch.nn activations only")
+        raise ValueError(
+            f"sentence-transformers Dense activation {name!r} is not supported; SmartEncoder runs torch.nn activations only"
+        )
     return cls()
 
 
 def _check_sentence_embedding(kind: str, folder: str, cfg: dict) -> None:
     for key in ("module_input_name", "module_output_name"):
         if cfg.get(key) not in (None, "sentence_embedding"):
-            raise ValueError(f"sentence-transformers {kind} module {folder!r} with {key}={cfg[key]!r} is not supported (only sentence_embedding)")
+            raise ValueError(
+                f"sentence-transformers {kind} module {folder!r} with {key}={cfg[key]!r} is not supported (only sentence_embedding)"
+            )
 
 
 def _load_dense(path: str, folder: str, local_files_only: bool) -> torch.nn.Module:
@@ -117,7 +129,9 @@ def _load_dense(path: str, folder: str, local_files_only: bool) -> torch.nn.Modu
     else:
         pickled = resolve_file(path, f"{folder}/pytorch_model.bin", local_files_only)
         if pickled is None:
-            raise OSError(f"sentence-transformers Dense module {folder!r} has neither model.safetensors nor pytorch_model.bin")
+            raise OSError(
+                f"sentence-transformers Dense module {folder!r} has neither model.safetensors nor pytorch_model.bin"
+            )
         state = torch.load(pickled, map_location="cpu", weights_only=True)
     linear.load_state_dict({k.removeprefix("linear."): v for k, v in state.items() if k.startswith("linear.")})
     return torch.nn.Sequential(linear, _activation(cfg.get("activation_function", "torch.nn.modules.activation.Tanh")))
@@ -190,16 +204,23 @@ class SmartEncoder(BaseEncoder):
         self.pooling = self._requested_pooling or (_pooling_from_config(pooling_cfg) if pooling_cfg else "mean")
         if self.pooling not in POOLING_MODES:
             raise ValueError(f"pooling must be one of {POOLING_MODES}, got {self.pooling!r}")
-        steps = [_load_dense(path, folder, local_files_only) if kind == "Dense" else _Normalize() for kind, folder in head]
+        steps = [
+            _load_dense(path, folder, local_files_only) if kind == "Dense" else _Normalize() for kind, folder in head
+        ]
         # the sentence-transformers modules after Pooling (empty: none that changes the pooled vector)
         self.pooled_head = torch.nn.Sequential(*steps).to(self.device).eval()
         self._head_fingerprint = [
-            f"Dense:{fingerprint_weights(path, local_files_only, subfolder=folder)}" if kind == "Dense" else kind for kind, folder in head
+            f"Dense:{fingerprint_weights(path, local_files_only, subfolder=folder)}" if kind == "Dense" else kind
+            for kind, folder in head
         ]
         dense_sizes = [step[0].out_features for step in steps if isinstance(step, torch.nn.Sequential)]
         self._pooled_dim = dense_sizes[-1] if dense_sizes else int(self.model.config.hidden_size)
         st_cfg = _read_json(path, "sentence_bert_config.json", local_files_only) or {}
-        limits = [st_cfg.get("max_seq_length"), getattr(self.model.config, "max_position_embeddings", None), tokenizer_limit(self.tokenizer)]
+        limits = [
+            st_cfg.get("max_seq_length"),
+            getattr(self.model.config, "max_position_embeddings", None),
+            tokenizer_limit(self.tokenizer),
+        ]
         self.max_length = self._requested_max_length or min((x for x in limits if x), default=512)
 
     @property
@@ -219,7 +240,9 @@ class SmartEncoder(BaseEncoder):
 
     # ---- encoding ------------------------------------------------------
 
-    def _encode_texts(self, texts: list[str], *, query: bool, batch_size: int | None, show_progress: bool | None) -> list[Encoding]:
+    def _encode_texts(
+        self, texts: list[str], *, query: bool, batch_size: int | None, show_progress: bool | None
+    ) -> list[Encoding]:
         prompt = self.query_prompt if query else self.document_prompt
         return self.encode(texts, prompt=prompt, batch_size=batch_size, show_progress=show_progress)
 

@@ -54,7 +54,9 @@ class VisionEncoder(BaseEncoder):
     # ---- what a model family provides ------------------------------------
 
     @abstractmethod
-    def _encode_batch(self, indices: list[int], texts: list[str | None], images: list[Image.Image | None], query: bool) -> list[Encoding]:
+    def _encode_batch(
+        self, indices: list[int], texts: list[str | None], images: list[Image.Image | None], query: bool
+    ) -> list[Encoding]:
         """Encode one batch; row i (item ``indices[i]`` of the call) has a text, an image or both."""
 
     def _image_problem(self, image: Image.Image) -> str | None:
@@ -67,7 +69,9 @@ class VisionEncoder(BaseEncoder):
 
     # ---- encoding ----------------------------------------------------------
 
-    def _encode_texts(self, texts: list[str], *, query: bool, batch_size: int | None, show_progress: bool | None) -> list[Encoding]:
+    def _encode_texts(
+        self, texts: list[str], *, query: bool, batch_size: int | None, show_progress: bool | None
+    ) -> list[Encoding]:
         return self.encode_inputs(texts=texts, query=query, batch_size=batch_size, show_progress=show_progress)
 
     def encode_images(

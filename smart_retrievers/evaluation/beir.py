@@ -101,8 +101,7 @@ def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
                 continue  # header, e.g. "query-id\tcorpus-id\tscore"
             if len(fields) != 3:
                 raise ValueError(
-                    f"{path}:{line_no}: expected 3 tab-separated fields "
-                    f"(query-id, corpus-id, score), got {len(fields)}"
+                    f"{path}:{line_no}: expected 3 tab-separated fields (query-id, corpus-id, score), got {len(fields)}"
                 )
             qid, doc_id, score = fields
             try:

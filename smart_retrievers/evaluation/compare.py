@@ -38,7 +38,9 @@ class Comparison:
         for method, values in self.results.items():
             gain = values["ndcg@10"] - base["ndcg@10"]
             rel = 100 * gain / base["ndcg@10"] if base["ndcg@10"] else float("nan")
-            lines.append(f"{method:<18}" + "".join(f"{values[m]:>12.4f}" for m in metrics) + f"{gain:>+12.4f}{rel:>+7.1f}%")
+            lines.append(
+                f"{method:<18}" + "".join(f"{values[m]:>12.4f}" for m in metrics) + f"{gain:>+12.4f}{rel:>+7.1f}%"
+            )
         return "\n".join(lines)
 
 
@@ -79,7 +81,14 @@ def compare(
 
     start = time.perf_counter()
     _, ranked = rerank_candidates(
-        q_pooled, q_tokens, d_pooled, d_tokens, candidates=candidates, lambda_pool=lambda_pool, lambda_late=lambda_late, show_progress=show_progress
+        q_pooled,
+        q_tokens,
+        d_pooled,
+        d_tokens,
+        candidates=candidates,
+        lambda_pool=lambda_pool,
+        lambda_late=lambda_late,
+        show_progress=show_progress,
     )
     rankings["smart-rerank"] = [rows[:depth] for rows in ranked]
     timings["smart_rerank_s"] = time.perf_counter() - start
@@ -88,14 +97,18 @@ def compare(
     top = []
     for first in tqdm(range(0, len(queries), query_batch), desc="SMART exhaustive", disable=not show_progress):
         group = PackedTokens.from_list(q_tokens[first : first + query_batch])
-        late = maxsim_flat(group.values, d_tokens.values, d_tokens.lengths, query_lengths=group.lengths, chunk_tokens=chunk_tokens)
+        late = maxsim_flat(
+            group.values, d_tokens.values, d_tokens.lengths, query_lengths=group.lengths, chunk_tokens=chunk_tokens
+        )
         fused = fuse(pooled[first : first + len(group)], late, lambda_pool, lambda_late)
         top += torch.topk(fused, depth, dim=1).indices.tolist()
     rankings["smart-exhaustive"] = top
     timings["smart_exhaustive_s"] = time.perf_counter() - start
 
     results = {
-        method: evaluate_ranking({qid: [doc_ids[i] for i in rows] for qid, rows in zip(query_ids, rankings[method])}, qrels)
+        method: evaluate_ranking(
+            {qid: [doc_ids[i] for i in rows] for qid, rows in zip(query_ids, rankings[method])}, qrels
+        )
         for method in METHODS
     }
     return Comparison(results=results, timings=timings)

@@ -22,7 +22,9 @@ Ranking = Mapping[str, Sequence[str]]
 Qrels = Mapping[str, Mapping[str, int]]
 
 
-def _per_query_mean(ranking: Ranking, qrels: Qrels, k: int, score: Callable[[list[str], Mapping[str, int]], float]) -> float:
+def _per_query_mean(
+    ranking: Ranking, qrels: Qrels, k: int, score: Callable[[list[str], Mapping[str, int]], float]
+) -> float:
     """Average ``score(top-k doc ids, judgements)`` over every query in ``qrels``.
 
     Raises:

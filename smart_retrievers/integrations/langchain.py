@@ -233,7 +233,15 @@ class SmartRetriever(BaseRetriever):
         modality: Modality | None = None,
     ) -> list[Document]:
         # a per-call filter (even {}) replaces the default one: updated() keeps only None
-        overrides = {"k": k, "where": filter, "candidates": candidates, "mode": mode, "lambda_pool": lambda_pool, "lambda_late": lambda_late, "modality": modality}
+        overrides = {
+            "k": k,
+            "where": filter,
+            "candidates": candidates,
+            "mode": mode,
+            "lambda_pool": lambda_pool,
+            "lambda_late": lambda_late,
+            "modality": modality,
+        }
         return self._search(query, image, overrides)
 
     async def _aget_relevant_documents(
@@ -250,7 +258,15 @@ class SmartRetriever(BaseRetriever):
         image: ImageInput | None = None,
         modality: Modality | None = None,
     ) -> list[Document]:
-        overrides = {"k": k, "where": filter, "candidates": candidates, "mode": mode, "lambda_pool": lambda_pool, "lambda_late": lambda_late, "modality": modality}
+        overrides = {
+            "k": k,
+            "where": filter,
+            "candidates": candidates,
+            "mode": mode,
+            "lambda_pool": lambda_pool,
+            "lambda_late": lambda_late,
+            "modality": modality,
+        }
         # Encoding and the LanceDB search are blocking: run them in a worker thread.
         return await asyncio.to_thread(self._search, query, image, overrides)
 
@@ -342,8 +358,14 @@ class SmartReranker(BaseDocumentCompressor):
     @model_validator(mode="after")
     def _check(self) -> SmartReranker:
         check_weights(self.lambda_pool, self.lambda_late)
-        if self.index is not None and self.encoder is not None and self.encoder.fingerprint != self.index.encoder.fingerprint:
-            raise ValueError("encoder differs from the index's encoder; the stored token states would not match (leave encoder unset)")
+        if (
+            self.index is not None
+            and self.encoder is not None
+            and self.encoder.fingerprint != self.index.encoder.fingerprint
+        ):
+            raise ValueError(
+                "encoder differs from the index's encoder; the stored token states would not match (leave encoder unset)"
+            )
         return self
 
     def model_post_init(self, context: Any, /) -> None:

@@ -153,7 +153,9 @@ def _convert(item: MetadataFilter | MetadataFilters) -> Filter:
             raise ValueError(f"FilterOperator.ALL expects a list of values for key {item.key!r}, got {item.value!r}")
         return And(tuple(Condition(item.key, "eq", value) for value in item.value))
     if op not in _OPERATORS:
-        raise ValueError(f"FilterOperator.{op.name} (key {item.key!r}) is not supported by SMART's LanceDB filters; supported operators: {_SUPPORTED}")
+        raise ValueError(
+            f"FilterOperator.{op.name} (key {item.key!r}) is not supported by SMART's LanceDB filters; supported operators: {_SUPPORTED}"
+        )
     return Condition(item.key, _OPERATORS[op], item.value)
 
 
@@ -188,7 +190,9 @@ class SmartNodeWithScore(NodeWithScore):
 
 def _check_node(node: BaseNode) -> TextNode:
     if not isinstance(node, TextNode) or isinstance(node, IndexNode):
-        raise TypeError(f"SmartVectorIndex stores text and image nodes only; node {node.node_id!r} is a {type(node).__name__}")
+        raise TypeError(
+            f"SmartVectorIndex stores text and image nodes only; node {node.node_id!r} is a {type(node).__name__}"
+        )
     if NODE_KEY in node.metadata:
         raise ValueError(f"node {node.node_id!r}: metadata key {NODE_KEY!r} is reserved by SmartVectorIndex")
     return node
@@ -298,7 +302,9 @@ def _encode_query_bundle(encoder: SmartEncoder, query_bundle: QueryBundle) -> En
         text = "\n".join(t for t in texts if t.strip()) or None
         return encoder.encode_inputs(texts=[text], images=[query_bundle.image_path], query=True, show_progress=False)[0]
     if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
-        raise ValueError(f"the query has no text to encode (query_str={query_bundle.query_str!r}, custom_embedding_strs={query_bundle.custom_embedding_strs!r})")
+        raise ValueError(
+            f"the query has no text to encode (query_str={query_bundle.query_str!r}, custom_embedding_strs={query_bundle.custom_embedding_strs!r})"
+        )
     if query_bundle.embedding is not None:
         logger.debug("ignoring QueryBundle.embedding: SMART encodes the query text itself")
     encodings = encoder.encode_queries(list(texts), show_progress=False)
@@ -367,14 +373,28 @@ class SmartRetriever(MultiModalRetriever):
         verbose: bool = False,
     ) -> None:
         self._index = _smart_index(index)
-        parts = [f for f in (to_smart_filter(filters), _id_filter("id", node_ids, "node_ids"), _id_filter("ref_id", doc_ids, "doc_ids")) if f is not None]
+        parts = [
+            f
+            for f in (
+                to_smart_filter(filters),
+                _id_filter("id", node_ids, "node_ids"),
+                _id_filter("ref_id", doc_ids, "doc_ids"),
+            )
+            if f is not None
+        ]
         # None: the index's default, resolved by the index at each search
         self._options = SearchOptions(
-            mode=mode, candidates=candidates, lambda_pool=lambda_pool, lambda_late=lambda_late, where=And(tuple(parts)) if parts else None
+            mode=mode,
+            candidates=candidates,
+            lambda_pool=lambda_pool,
+            lambda_late=lambda_late,
+            where=And(tuple(parts)) if parts else None,
         )
         self._index.resolve(self._options)  # raises now, not at the first search, if the settings do not fit the index
         self.similarity_top_k = similarity_top_k
-        self._image_similarity_top_k = None if image_similarity_top_k is None else _top_k("image_similarity_top_k", image_similarity_top_k)
+        self._image_similarity_top_k = (
+            None if image_similarity_top_k is None else _top_k("image_similarity_top_k", image_similarity_top_k)
+        )
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
     @property
@@ -391,7 +411,12 @@ class SmartRetriever(MultiModalRetriever):
         hits = self._index.search_encoded(_encode_query_bundle(self._index.encoder, query_bundle), options=options)
         has_late = options.mode != "pooled" and options.lambda_late != 0
         return [
-            SmartNodeWithScore(node=_hit_node(hit), score=hit.score, pooled_score=hit.pooled_score, late_score=hit.late_score if has_late else None)
+            SmartNodeWithScore(
+                node=_hit_node(hit),
+                score=hit.score,
+                pooled_score=hit.pooled_score,
+                late_score=hit.late_score if has_late else None,
+            )
             for hit in hits
         ]
 
@@ -425,7 +450,9 @@ class SmartRetriever(MultiModalRetriever):
 
     def _image_to_image_retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         if not query_bundle.image_path:
-            raise ValueError("image_to_image_retrieve needs an image: pass its path/URL or a QueryBundle with image_path")
+            raise ValueError(
+                "image_to_image_retrieve needs an image: pass its path/URL or a QueryBundle with image_path"
+            )
         return self._search(query_bundle, self._image_k, "image")
 
     async def atext_retrieve(self, str_or_query_bundle: QueryType) -> list[NodeWithScore]:
@@ -458,7 +485,11 @@ def _bundle(str_or_query_bundle: QueryType, *, image: bool = False) -> QueryBund
         return str_or_query_bundle
     if not isinstance(str_or_query_bundle, str):
         raise TypeError(f"expected a str or QueryBundle, got {type(str_or_query_bundle).__name__}")
-    return QueryBundle(query_str="", image_path=str_or_query_bundle) if image else QueryBundle(query_str=str_or_query_bundle)
+    return (
+        QueryBundle(query_str="", image_path=str_or_query_bundle)
+        if image
+        else QueryBundle(query_str=str_or_query_bundle)
+    )
 
 
 # ---- reranker ------------------------------------------------------------------------
@@ -497,7 +528,9 @@ class SmartRerank(BaseNodePostprocessor):
     top_n: int | None = Field(default=3, ge=1, description="Number of nodes returned (None: all).")
     lambda_pool: float = Field(default=1.0, ge=0, description="Weight of the pooled cosine.")
     lambda_late: float = Field(default=1.0, ge=0, description="Weight of the late-interaction score.")
-    keep_retrieval_score: bool = Field(default=False, description="Keep the previous score in metadata['retrieval_score'].")
+    keep_retrieval_score: bool = Field(
+        default=False, description="Keep the previous score in metadata['retrieval_score']."
+    )
     device: str = Field(default="", description="Device of the encoder.")
     batch_size: int = Field(default=32, ge=1, description="Encoder batch size for nodes not stored or cached.")
     cache_size: int = Field(default=4096, ge=1, description="Encoded nodes kept in the LRU cache.")
@@ -534,25 +567,40 @@ class SmartRerank(BaseNodePostprocessor):
         check_weights(lambda_pool, lambda_late)
         smart_index = None if index is None else _smart_index(index)
         if smart_index is not None and encoder is not None and encoder.fingerprint != smart_index.encoder.fingerprint:
-            raise ValueError("encoder differs from the index's encoder; its stored token states would not match (leave encoder unset)")
+            raise ValueError(
+                "encoder differs from the index's encoder; its stored token states would not match (leave encoder unset)"
+            )
         if device is not None and (encoder is not None or smart_index is not None):
-            raise ValueError("device= applies only when SmartRerank loads its own encoder (no index= or encoder= given)")
+            raise ValueError(
+                "device= applies only when SmartRerank loads its own encoder (no index= or encoder= given)"
+            )
         if encoder is None and smart_index is None:
             encoder = SmartEncoder.default(device=device)
         # with an index and no encoder, the scorer follows the index's current encoder
-        self._scorer = SmartScorer(encoder, index=smart_index, lambda_pool=lambda_pool, lambda_late=lambda_late, batch_size=batch_size, cache_size=cache_size)
+        self._scorer = SmartScorer(
+            encoder,
+            index=smart_index,
+            lambda_pool=lambda_pool,
+            lambda_late=lambda_late,
+            batch_size=batch_size,
+            cache_size=cache_size,
+        )
         self.model, self.device = self._scorer.encoder.name, str(self._scorer.encoder.device)
 
     @classmethod
     def class_name(cls) -> str:
         return "SmartRerank"
 
-    def _postprocess_nodes(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None) -> list[NodeWithScore]:
+    def _postprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
         if query_bundle is None:
             raise ValueError("SmartRerank needs the query: pass query_bundle= or query_str=")
         if not nodes:
             return []
-        dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=self.top_n or len(nodes), model_name=self.model))
+        dispatcher.event(
+            ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=self.top_n or len(nodes), model_name=self.model)
+        )
         payload = {
             EventPayload.NODES: nodes,
             EventPayload.MODEL_NAME: self.model,
@@ -565,9 +613,15 @@ class SmartRerank(BaseNodePostprocessor):
             images = [_node_image(n.node, required=False) for n in nodes]
             # stored token states are reused only where the index holds this id with this content
             ranked = self._scorer.score(
-                query, texts, [n.node.node_id for n in nodes], images=images if any(im is not None for im in images) else None, top_n=self.top_n
+                query,
+                texts,
+                [n.node.node_id for n in nodes],
+                images=images if any(im is not None for im in images) else None,
+                top_n=self.top_n,
             )
-            reranked: list[NodeWithScore] = [self._scored(nodes[c.position], c.score, c.pooled_score, c.late_score) for c in ranked]
+            reranked: list[NodeWithScore] = [
+                self._scored(nodes[c.position], c.score, c.pooled_score, c.late_score) for c in ranked
+            ]
             event.on_end(payload={EventPayload.NODES: reranked})
         dispatcher.event(ReRankEndEvent(nodes=reranked))
         return reranked
@@ -576,7 +630,9 @@ class SmartRerank(BaseNodePostprocessor):
         node = original.node
         if self.keep_retrieval_score:
             node = node.model_copy(update={"metadata": {**node.metadata, "retrieval_score": original.score}})
-        return SmartNodeWithScore(node=node, score=score, pooled_score=pooled, late_score=late if self.lambda_late != 0 else None)
+        return SmartNodeWithScore(
+            node=node, score=score, pooled_score=pooled, late_score=late if self.lambda_late != 0 else None
+        )
 
 
 # ---- index ---------------------------------------------------------------------------
@@ -637,11 +693,15 @@ class SmartVectorIndex(BaseManagedIndex):
 
         if index is not None:
             if uri is not None or encoder is not None or table is not None or index_kwargs:
-                raise ValueError("pass either index= (an open SmartIndex) or uri=/encoder=/table=/index options, not both")
+                raise ValueError(
+                    "pass either index= (an open SmartIndex) or uri=/encoder=/table=/index options, not both"
+                )
             if not isinstance(index, SmartIndex):
                 raise TypeError(f"index must be a SmartIndex, got {type(index).__name__}")
         elif uri is None:
-            raise ValueError("SmartVectorIndex needs uri= (a LanceDB directory or object-store URI) or index= (an open SmartIndex)")
+            raise ValueError(
+                "SmartVectorIndex needs uri= (a LanceDB directory or object-store URI) or index= (an open SmartIndex)"
+            )
         self._smart_index = index or SmartIndex(str(uri), encoder=encoder, table=table or "smart", **index_kwargs)
         super().__init__(
             index_struct=IndexDict(),
@@ -668,7 +728,14 @@ class SmartVectorIndex(BaseManagedIndex):
 
         ``kwargs`` are the other constructor arguments (``encoder``, ``table``, ``lambda_pool``...).
         """
-        smart = cls(uri=uri, index=index, transformations=transformations, show_progress=show_progress, callback_manager=callback_manager, **kwargs)
+        smart = cls(
+            uri=uri,
+            index=index,
+            transformations=transformations,
+            show_progress=show_progress,
+            callback_manager=callback_manager,
+            **kwargs,
+        )
         with smart._callback_manager.as_trace("index_construction"):
             smart._upsert_documents(documents)
         return smart
@@ -681,7 +748,9 @@ class SmartVectorIndex(BaseManagedIndex):
     @property
     def docstore(self) -> BaseDocumentStore:
         """Not available: the LanceDB table is the only store (see :meth:`get_nodes`)."""
-        raise NotImplementedError("SmartVectorIndex keeps nodes in its LanceDB table, not in a docstore; use get_nodes(), ref_doc_info or smart_index")
+        raise NotImplementedError(
+            "SmartVectorIndex keeps nodes in its LanceDB table, not in a docstore; use get_nodes(), ref_doc_info or smart_index"
+        )
 
     # ---- writes ------------------------------------------------------------
 
@@ -711,7 +780,9 @@ class SmartVectorIndex(BaseManagedIndex):
             raise TypeError(f"expected Document objects, got {type(bad).__name__}")
         if not documents:
             return
-        documents = list({doc.id_: _as_image_document(doc) for doc in documents}.values())  # one version per id: the last
+        documents = list(
+            {doc.id_: _as_image_document(doc) for doc in documents}.values()
+        )  # one version per id: the last
         nodes = run_transformations(documents, self._transformations, show_progress=self._show_progress)
         ids = self._write_nodes(nodes, {doc.id_: doc.hash for doc in documents})
         self._smart_index.delete(ref_ids=[doc.id_ for doc in documents], where={"id": {"$nin": ids}})
@@ -768,7 +839,9 @@ class SmartVectorIndex(BaseManagedIndex):
     async def arefresh_ref_docs(self, documents: Sequence[Document], **update_kwargs: Any) -> list[bool]:
         return await asyncio.to_thread(self.refresh_ref_docs, documents)
 
-    async def adelete_nodes(self, node_ids: list[str], delete_from_docstore: bool = False, **delete_kwargs: Any) -> None:
+    async def adelete_nodes(
+        self, node_ids: list[str], delete_from_docstore: bool = False, **delete_kwargs: Any
+    ) -> None:
         await asyncio.to_thread(self.delete_nodes, node_ids)
 
     async def adelete_ref_doc(self, ref_doc_id: str, delete_from_docstore: bool = False, **delete_kwargs: Any) -> None:

@@ -136,7 +136,9 @@ class _Task:
     negatives: dict[int, list[int]]
 
 
-def _positive_rows(queries: TokenStates, docs: TokenStates, qrels: Mapping[str, Mapping[str, int]]) -> dict[int, set[int]]:
+def _positive_rows(
+    queries: TokenStates, docs: TokenStates, qrels: Mapping[str, Mapping[str, int]]
+) -> dict[int, set[int]]:
     missing_q = [qid for qid in qrels if qid not in queries.row]
     missing_d = sorted({d for judged in qrels.values() for d in judged if d not in docs.row})
     if missing_q or missing_d:
@@ -144,7 +146,9 @@ def _positive_rows(queries: TokenStates, docs: TokenStates, qrels: Mapping[str, 
             f"inconsistent qrels: {len(missing_q)} query ids without states (e.g. {missing_q[:5]}) and "
             f"{len(missing_d)} doc ids without states (e.g. {missing_d[:5]})"
         )
-    positives = {queries.row[qid]: {docs.row[d] for d, rel in judged.items() if rel > 0} for qid, judged in qrels.items()}
+    positives = {
+        queries.row[qid]: {docs.row[d] for d, rel in judged.items() if rel > 0} for qid, judged in qrels.items()
+    }
     positives = {q: rows for q, rows in positives.items() if rows}
     if not positives:
         raise TrainingDataError("qrels hold no positive (relevance > 0) judgement")
@@ -162,7 +166,9 @@ def _top_pooled(queries: TokenStates, docs: TokenStates, query_rows: Sequence[in
     return torch.cat(out) if out else torch.empty(0, k, dtype=torch.long)
 
 
-def _mine_negatives(queries: TokenStates, docs: TokenStates, positives: Mapping[int, set[int]], k: int) -> dict[int, list[int]]:
+def _mine_negatives(
+    queries: TokenStates, docs: TokenStates, positives: Mapping[int, set[int]], k: int
+) -> dict[int, list[int]]:
     """The top-k pooled-score non-positive docs of each query."""
     if k == 0:
         return {q: [] for q in positives}
@@ -172,7 +178,13 @@ def _mine_negatives(queries: TokenStates, docs: TokenStates, positives: Mapping[
     return {q: [d for d in ranked if d not in positives[q]][:k] for q, ranked in zip(rows, top)}
 
 
-def _task(queries: TokenStates, docs: TokenStates, qrels: Mapping[str, Mapping[str, int]], config: TrainConfig, train_rows: Sequence[int]) -> _Task:
+def _task(
+    queries: TokenStates,
+    docs: TokenStates,
+    qrels: Mapping[str, Mapping[str, int]],
+    config: TrainConfig,
+    train_rows: Sequence[int],
+) -> _Task:
     if queries.dim != docs.dim:
         raise ValueError(f"query states have dim {queries.dim} but doc states {docs.dim}")
     positives = _positive_rows(queries, docs, qrels)
@@ -181,7 +193,9 @@ def _task(queries: TokenStates, docs: TokenStates, qrels: Mapping[str, Mapping[s
     return _Task(queries, docs, positives, pairs, _mine_negatives(queries, docs, train_pos, config.hard_negatives))
 
 
-def _split_queries(positives: Mapping[int, set[int]], val_split: float, rng: np.random.Generator) -> tuple[list[int], list[int]]:
+def _split_queries(
+    positives: Mapping[int, set[int]], val_split: float, rng: np.random.Generator
+) -> tuple[list[int], list[int]]:
     rows = sorted(positives)
     rng.shuffle(rows)
     n_val = max(1, round(val_split * len(rows))) if val_split > 0 else 0
@@ -251,7 +265,13 @@ def smart_rankings(
     return single, smart
 
 
-def _validate(adapter: SmartAdapter, task: _Task, val_rows: Sequence[int], qrels: Mapping[str, Mapping[str, int]], config: TrainConfig) -> float:
+def _validate(
+    adapter: SmartAdapter,
+    task: _Task,
+    val_rows: Sequence[int],
+    qrels: Mapping[str, Mapping[str, int]],
+    config: TrainConfig,
+) -> float:
     query_ids = [task.queries.ids[q] for q in val_rows]
     _, ranking = smart_rankings(task.queries, task.docs, adapter, query_ids=query_ids, candidates=config.val_candidates)
     return ndcg_at_k(ranking, {q: qrels[q] for q in query_ids}, 10)
@@ -283,7 +303,9 @@ def training_loss(
     return total_loss / len(task.pairs), correct / len(task.pairs)
 
 
-def _new_adapter(task: _Task, config: TrainConfig, base: Mapping[str, Any] | None, rng: np.random.Generator) -> SmartAdapter:
+def _new_adapter(
+    task: _Task, config: TrainConfig, base: Mapping[str, Any] | None, rng: np.random.Generator
+) -> SmartAdapter:
     dim = config.dim or task.docs.dim
     if dim > task.docs.dim:
         raise ValueError(f"adapter dim {dim} exceeds the model's hidden size {task.docs.dim}")
@@ -307,6 +329,8 @@ def _lr_lambda(total: int, warmup: float):
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     return factor
+
+
 def fit_adapter(
     queries: TokenStates,
     docs: TokenStates,
@@ -350,7 +374,9 @@ def fit_adapter(
     log = tqdm.write if show_progress else (lambda _msg: None)
     if val_rows:
         log(f"epoch 0 (init): val nDCG@10 {history[0]['val_ndcg@10']:.4f} on {len(val_rows)} held-out queries")
-    with tqdm(total=steps_per_epoch * config.epochs, desc="Training adapter", unit="step", disable=not show_progress) as bar:
+    with tqdm(
+        total=steps_per_epoch * config.epochs, desc="Training adapter", unit="step", disable=not show_progress
+    ) as bar:
         for epoch in range(1, config.epochs + 1):
             total_loss, seen, correct = 0.0, 0, 0
             for batch in _batches(task, rng.permutation(len(task.pairs)).tolist(), config.batch_size):
@@ -372,7 +398,9 @@ def fit_adapter(
                 "train_accuracy": correct / len(task.pairs),
                 "seconds": time.perf_counter() - start,
             }
-            message = f"epoch {epoch}: train loss {record['train_loss']:.4f}, train accuracy {record['train_accuracy']:.3f}"
+            message = (
+                f"epoch {epoch}: train loss {record['train_loss']:.4f}, train accuracy {record['train_accuracy']:.3f}"
+            )
             if val_rows:
                 record["val_ndcg@10"] = _validate(adapter, task, val_rows, qrels, config)
                 message += f", val nDCG@10 {record['val_ndcg@10']:.4f}"
@@ -397,7 +425,9 @@ def fit_adapter(
         "best_epoch": best_epoch,
         "train_seconds": seconds,
     }
-    return TrainResult(adapter=adapter.eval(), history=history, best_epoch=best_epoch, seconds=seconds, initial=initial, data=data)
+    return TrainResult(
+        adapter=adapter.eval(), history=history, best_epoch=best_epoch, seconds=seconds, initial=initial, data=data
+    )
 
 
 def train_adapter(
@@ -437,11 +467,29 @@ def train_adapter(
     encoder = encoder or default_encoder()
     doc_ids = list(dataset.corpus)
     start = time.perf_counter()
-    docs = encode_states(encoder, doc_ids, [dataset.doc_text(d) for d in doc_ids], kind="document", cache_dir=cache_dir, use_cache=use_cache, show_progress=show_progress)
+    docs = encode_states(
+        encoder,
+        doc_ids,
+        [dataset.doc_text(d) for d in doc_ids],
+        kind="document",
+        cache_dir=cache_dir,
+        use_cache=use_cache,
+        show_progress=show_progress,
+    )
     query_ids = list(dataset.queries)
-    queries = encode_states(encoder, query_ids, [dataset.queries[q] for q in query_ids], kind="query", cache_dir=cache_dir, use_cache=use_cache, show_progress=show_progress)
+    queries = encode_states(
+        encoder,
+        query_ids,
+        [dataset.queries[q] for q in query_ids],
+        kind="query",
+        cache_dir=cache_dir,
+        use_cache=use_cache,
+        show_progress=show_progress,
+    )
     encode_seconds = time.perf_counter() - start
-    result = fit_adapter(queries, docs, dataset.qrels, config, base=encoder.base_fingerprint, show_progress=show_progress)
+    result = fit_adapter(
+        queries, docs, dataset.qrels, config, base=encoder.base_fingerprint, show_progress=show_progress
+    )
     result.data.update({"dataset": dataset.name, "split": split, "encode_seconds": encode_seconds})
     result.adapter.info["data"] = result.data
     if out_dir is not None:

@@ -27,7 +27,9 @@ class _LateMaxSim(torch.autograd.Function):
     """max over document tokens of query-token · document-token, with a sparse backward."""
 
     @staticmethod
-    def forward(ctx: Any, queries: torch.Tensor, docs: torch.Tensor, doc_mask: torch.Tensor, chunk_size: int) -> torch.Tensor:
+    def forward(
+        ctx: Any, queries: torch.Tensor, docs: torch.Tensor, doc_mask: torch.Tensor, chunk_size: int
+    ) -> torch.Tensor:
         n_docs = docs.shape[0]
         best = queries.new_empty(len(queries), n_docs)
         where = torch.empty(len(queries), n_docs, dtype=torch.long)
@@ -47,7 +49,9 @@ class _LateMaxSim(torch.autograd.Function):
         # S[(n, where[t, n]), t] = grad[t, n]: the only document token that won each max
         flat = (torch.arange(n_docs) * length)[None, :] + where  # (Tq, N) into the (N*L) rows
         cols = torch.arange(n_tokens).repeat_interleave(n_docs)
-        select = torch.sparse_coo_tensor(torch.stack([flat.reshape(-1), cols]), grad.reshape(-1), (n_docs * length, n_tokens), check_invariants=False)
+        select = torch.sparse_coo_tensor(
+            torch.stack([flat.reshape(-1), cols]), grad.reshape(-1), (n_docs * length, n_tokens), check_invariants=False
+        )
         grad_queries = grad_docs = None
         if ctx.needs_input_grad[0]:
             grad_queries = torch.sparse.mm(select.t(), docs.reshape(n_docs * length, dim))
@@ -118,19 +122,25 @@ def make_batches(
                 doc_rows.setdefault(neg, len(doc_rows))
         columns = list(doc_rows)
         target = torch.tensor([doc_rows[pos] for _, pos in chosen])
-        blocked = torch.tensor([[d in positives[q] and d != pos for d in columns] for q, pos in chosen], dtype=torch.bool)
+        blocked = torch.tensor(
+            [[d in positives[q] and d != pos for d in columns] for q, pos in chosen], dtype=torch.bool
+        )
         batches.append(Batch([q for q, _ in chosen], columns, target, blocked))
     return batches
 
 
-def adapt_tokens(adapter: SmartAdapter, tokens: PackedTokens, *, dtype: torch.dtype = torch.float32, chunk_tokens: int = 1 << 16) -> PackedTokens:
+def adapt_tokens(
+    adapter: SmartAdapter, tokens: PackedTokens, *, dtype: torch.dtype = torch.float32, chunk_tokens: int = 1 << 16
+) -> PackedTokens:
     """``tokens`` (numpy values) passed through ``adapter``, ``chunk_tokens`` at a time, as ``dtype``.
 
     Differentiable in the adapter's parameters unless called under ``torch.no_grad()``.
     """
     values = torch.cat(
         [
-            adapter(torch.from_numpy(np.asarray(tokens.values[start : start + chunk_tokens], dtype=np.float32))).to(dtype)
+            adapter(torch.from_numpy(np.asarray(tokens.values[start : start + chunk_tokens], dtype=np.float32))).to(
+                dtype
+            )
             for start in range(0, len(tokens.values), chunk_tokens)
         ]
     )
@@ -152,5 +162,8 @@ def batch_logits(
     d_block, d_mask = adapt_tokens(adapter, docs.tokens.take(batch.doc_rows)).padded()
     scores = late_maxsim(q_tokens.values, q_tokens.lengths, d_block, d_mask)
     if fused:
-        scores = scores + torch.from_numpy(queries.pooled[batch.query_rows]) @ torch.from_numpy(docs.pooled[batch.doc_rows]).T
+        scores = (
+            scores
+            + torch.from_numpy(queries.pooled[batch.query_rows]) @ torch.from_numpy(docs.pooled[batch.doc_rows]).T
+        )
     return (scores / tau).masked_fill(batch.blocked, float("-inf"))

@@ -86,7 +86,9 @@ class TokenStates:
         return cls(
             ids=json.loads((folder / "ids.json").read_text()),
             pooled=np.load(folder / "pooled.npy"),
-            tokens=PackedTokens(values=np.load(folder / "tokens.npy", mmap_mode="r"), offsets=np.load(folder / "offsets.npy")),
+            tokens=PackedTokens(
+                values=np.load(folder / "tokens.npy", mmap_mode="r"), offsets=np.load(folder / "offsets.npy")
+            ),
         )
 
 
