@@ -10,6 +10,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .codec import DEFAULT_COMPRESSION
+
 DEFAULT_DB = "./smart_db"
 _TRAIN_OPTIONS = ("dim", "epochs", "lr", "tau", "batch_size", "hard_negatives", "val_split", "loss", "seed")
 """The ``train`` options that are :class:`~smart_retrievers.training.TrainConfig` fields."""
@@ -104,10 +106,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         candidates=args.candidates,
         lambda_pool=args.lambda_pool,
         lambda_late=args.lambda_late,
+        compression=args.compression,
+        encoder=encoder,
     )
     timings = {"encode_corpus_s": encode_docs_s, "encode_queries_s": encode_queries_s, **result.timings}
     print(f"{dataset.name} ({args.split}): {len(doc_ids)} docs, {len(query_ids)} queries, model {encoder.name}")
+    print(f"token states: compression {result.compression!r}, {result.bytes_per_token} bytes per token")
     print(result.table())
+    print(f"exhaustive top-10 held by the pooled top-{args.candidates}: {result.coverage:.4f}")
     print("timings: " + ", ".join(f"{k}={v:.2f}" for k, v in timings.items()))
     if args.json:
         payload = {
@@ -115,6 +121,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "split": args.split,
             "model": encoder.name,
             "fingerprint": encoder.fingerprint,
+            "compression": result.compression,
+            "bytes_per_token": result.bytes_per_token,
+            "coverage_at_10": result.coverage,
             "results": result.results,
             "timings": timings,
         }
@@ -206,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--candidates", type=int, default=100)
     p.add_argument("--lambda-pool", type=float, default=1.0)
     p.add_argument("--lambda-late", type=float, default=1.0)
+    p.add_argument(
+        "--compression",
+        default=DEFAULT_COMPRESSION,
+        help=f"token codec preset, scored as an index with it would ('none': float16; default: {DEFAULT_COMPRESSION})",
+    )
     p.add_argument("--json", help="write results to this JSON file")
     _common(p)
     p.set_defaults(func=cmd_eval)

@@ -5,10 +5,12 @@ random rotation for sign codes) followed by a per-dimension code: fp16, 8/4/2-bi
 scalar quantisation, or 1-bit signs with a per-dimension scale. Queries stay float: a query
 token ``q`` is scored against a document token's code ``c`` as
 
-    q · h_d  ≈  q · μ + (W q) · decode(c)
+    q · h_d  ≈  bias + gain · cos(W (q - μ), decode(c))
 
-where ``μ`` is the fitted mean and ``W`` the projection (rotation included), so late scores
-stay on the cosine scale that λ fusion expects. Presets are named ``"none"`` (fp16 states,
+where ``μ`` is the fitted mean and ``W`` the projection (rotation included). The cosine of
+the centred projections ranks better than their raw dot; ``gain`` and ``bias`` are fitted
+by least squares on the sample so that late scores stay on the float scale that λ fusion
+expects. Presets are named ``"none"`` (fp16 states,
 no codec) or ``"[pca<R>-]<code>"`` with code in ``fp16 int8 int4 int2 sign``, e.g.
 ``"pca128-sign"`` (16 B/token, the default for new tables) or ``"pca64-sign"`` (8 B/token).
 """
@@ -37,28 +39,49 @@ __all__ = [
 
 CODES: dict[str, int] = {"fp16": 16, "int8": 8, "int4": 4, "int2": 2, "sign": 1}
 """Code name → bits per (projected) dimension."""
-DEFAULT_COMPRESSION = "pca128-sign"
-"""The preset of new tables: 16 bytes per token."""
+DEFAULT_COMPRESSION = "pool2-pca256-sign"
+"""The preset of new tables: documents token-pooled to half, 256 sign bits per kept token (16 B per original token)."""
 MIN_FIT_TOKENS = 4096
 """Fewest document tokens a PCA codec is fitted on; smaller first writes are topped up
 with the built-in generic sample (:func:`generic_sample`)."""
 _QUANTILE = 0.002  # per-dimension range of the scalar codes: [q, 1 - q] quantiles of the sample
 _ROTATION_SEED = 20260
-_PRESET = re.compile(r"^(?:pca(?P<dim>\d+)-)?(?P<code>fp16|int8|int4|int2|sign)$")
+_PRESET = re.compile(r"^(?:pool(?P<pool>\d+)-)?(?:pca(?P<dim>\d+)-)?(?P<code>fp16|int8|int4|int2|sign)$")
 
 
-def parse_preset(preset: str) -> tuple[int | None, str]:
-    """``"pca128-sign"`` → ``(128, "sign")``; ``"int4"`` → ``(None, "int4")``; "none" is not a codec."""
+def parse_preset(preset: str) -> tuple[int, int | None, str]:
+    """``"pool2-pca256-sign"`` → ``(2, 256, "sign")``; ``"int4"`` → ``(1, None, "int4")``; "none" is not a codec."""
     match = _PRESET.match(preset) if isinstance(preset, str) else None
     if match is None:
         raise ValueError(
-            f"unknown compression preset {preset!r}: use 'none' or '[pca<R>-]<code>' with code one of "
+            f"unknown compression preset {preset!r}: use 'none' or '[pool<F>-][pca<R>-]<code>' with code one of "
             f"{sorted(CODES)}, e.g. {DEFAULT_COMPRESSION!r}"
         )
-    dim = match.group("dim")
+    pool, dim = match.group("pool"), match.group("dim")
     if dim is not None and int(dim) < 8:
         raise ValueError(f"compression preset {preset!r}: a PCA projection needs at least 8 dimensions")
-    return (int(dim) if dim else None), match.group("code")
+    if pool is not None and not 2 <= int(pool) <= 8:
+        raise ValueError(f"compression preset {preset!r}: token pooling takes a factor from 2 to 8")
+    return (int(pool) if pool else 1), (int(dim) if dim else None), match.group("code")
+
+
+def pool_tokens(tokens: np.ndarray, factor: int) -> np.ndarray:
+    """Merge a document's token states into ⌈L / factor⌉ by Ward hierarchical clustering.
+
+    Each cluster keeps the L2-normalised mean of its tokens (the token-pooling recipe of the
+    ColBERT work): near-duplicate tokens collapse into one, and MaxSim over the cluster
+    centres approximates MaxSim over the tokens. Documents of up to 2 tokens are kept whole.
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    x = np.asarray(tokens, dtype=np.float32)
+    keep = -(-len(x) // factor)
+    if factor <= 1 or len(x) <= 2 or keep >= len(x):
+        return x
+    labels = fcluster(linkage(x.astype(np.float64), method="ward"), t=keep, criterion="maxclust") - 1
+    sums = np.zeros((int(labels.max()) + 1, x.shape[1]), dtype=np.float64)
+    np.add.at(sums, labels, x)
+    return (sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
 
 
 def _random_rotation(dim: int) -> np.ndarray:
@@ -78,7 +101,7 @@ class TokenCodec:
         weight: (out_dim, dim) projection (rotation included); identity without PCA or rotation.
         low / step: (out_dim,) range start and step of the scalar codes; for signs, ``step``
             is each dimension's scale (mean |value|); unused for fp16.
-        gain: decoded values are multiplied by it, so coarse codes keep the float MaxSim scale.
+        gain / bias: the affine map from the codec's cosine to the float similarity scale.
     """
 
     preset: str
@@ -88,12 +111,19 @@ class TokenCodec:
     low: np.ndarray
     step: np.ndarray
     gain: float = 1.0
+    bias: float = 0.0
 
     # ---- shape ----------------------------------------------------------
 
     @property
     def code(self) -> str:
-        return parse_preset(self.preset)[1]
+        """The per-dimension code: fp16, int8, int4, int2 or sign."""
+        return parse_preset(self.preset)[2]
+
+    @property
+    def pool(self) -> int:
+        """Token-pooling factor applied to each document before coding (1: none)."""
+        return parse_preset(self.preset)[0]
 
     @property
     def bits(self) -> int:
@@ -106,20 +136,24 @@ class TokenCodec:
 
     @property
     def bytes_per_token(self) -> int:
-        """Stored bytes per token state."""
+        """Stored bytes per kept token state (per original token: divide by about ``pool``)."""
         return self.out_dim * self.bits // 8
 
     # ---- fitting and storage --------------------------------------------
 
     @classmethod
-    def fit(cls, preset: str, tokens: np.ndarray | torch.Tensor) -> TokenCodec:
-        """Fit ``preset`` on a sample of document token states (T, dim).
+    def fit(cls, preset: str, tokens: np.ndarray | torch.Tensor | Sequence[np.ndarray]) -> TokenCodec:
+        """Fit ``preset`` on a sample of document token states.
 
-        PCA presets need at least ``R`` distinct tokens and are fitted on the sample's
-        covariance; sign codes add a fixed random rotation, which spreads the variance
-        evenly over the kept dimensions before each keeps one bit.
+        ``tokens`` is a list of documents' (n_i, dim) states (pooled first when the preset
+        pools), or one (T, dim) array of states to fit on as they are. PCA presets need at
+        least ``2R`` sample tokens and are fitted on the sample's covariance; sign codes add
+        a fixed random rotation, which spreads the variance evenly over the kept dimensions
+        before each keeps one bit.
         """
-        out_dim, code = parse_preset(preset)
+        pool, out_dim, code = parse_preset(preset)
+        if not isinstance(tokens, (np.ndarray, torch.Tensor)):
+            tokens = np.concatenate([pool_tokens(t, pool) for t in tokens]) if len(tokens) else np.zeros((0, 0))
         sample = torch.as_tensor(np.asarray(tokens, dtype=np.float32)).double()
         if sample.ndim != 2 or len(sample) == 0:
             raise ValueError(f"need a (T, dim) sample of token states, got shape {tuple(sample.shape)}")
@@ -153,44 +187,47 @@ class TokenCodec:
             low, step = lo, (hi - lo).clamp_min(1e-6) / (1 << CODES[code])
         as32 = lambda t: t.to(torch.float32).numpy()  # noqa: E731
         codec = cls(preset=preset, dim=dim, mean=as32(mean), weight=as32(weight), low=as32(low), step=as32(step))
-        return codec._calibrated(sample.float().numpy()) if code in ("sign", "int2", "int4") else codec
+        return codec._calibrated(sample.float().numpy())
 
     def _calibrated(self, sample: np.ndarray) -> TokenCodec:
-        """The codec with its decoded values scaled so that MaxSim keeps the float scale.
+        """The codec with the ``gain`` and ``bias`` that put its MaxSim on the float scale.
 
-        Coarse codes shrink the similarity of matching tokens (signs keep about 2/π of it,
-        and a projection drops the residual), which would shift the balance of the λ
-        fusion. On a split of the sample, pseudo-query tokens are scored against chunks of
-        the other tokens, float and coded, and one least-squares gain maps the coded maxima
-        (less the ``q·μ`` offset) onto the float ones.
+        Codes are scored by the cosine of the centred, projected states, which ranks
+        better than the raw dot of coarse codes but runs on another scale; fusion with the
+        pooled cosine (λ) needs the float one. On a split of the sample, pseudo-query
+        tokens are scored against chunks of the other tokens, float and coded, and a
+        least-squares line maps the coded maxima onto the float ones.
         """
         gen = np.random.default_rng(0)
         order = gen.permutation(len(sample))
         queries, docs = sample[order[:256]], sample[order[256 : 256 + 64 * 128]]
-        if len(docs) < 128:
-            return self
         chunks = len(docs) // 128
+        if chunks < 2:
+            return self
         docs = docs[: chunks * 128]
         exact = (torch.from_numpy(queries) @ torch.from_numpy(docs).T).reshape(len(queries), chunks, 128).amax(dim=2)
-        q, offset = self.query(queries)
-        coded = (q @ self.decode(self.encode(docs)).T).reshape(len(queries), chunks, 128).amax(dim=2)
-        target = exact - offset[:, None]
-        gain = float((coded * target).sum() / (coded * coded).sum().clamp_min(1e-12))
-        if gain <= 0:
+        unit = replace(self, gain=1.0, bias=0.0)
+        q, _ = unit.query(queries)
+        coded = (q @ unit.keys(unit.encode(docs)).T).reshape(len(queries), chunks, 128).amax(dim=2)
+        x, y = coded.reshape(-1).double(), exact.reshape(-1).double()
+        gain = float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum().clamp_min(1e-12))
+        if not gain > 0:
             return self
-        return replace(self, gain=gain)
+        return replace(self, gain=gain, bias=float(y.mean() - gain * x.mean()))
 
     def to_json(self) -> str:
         """Everything needed to score identically in another process."""
         arrays = {name: getattr(self, name).tolist() for name in ("mean", "weight", "low", "step")}
-        return json.dumps({"preset": self.preset, "dim": self.dim, "gain": self.gain, **arrays})
+        return json.dumps({"preset": self.preset, "dim": self.dim, "gain": self.gain, "bias": self.bias, **arrays})
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> TokenCodec:
         """The codec :meth:`to_json` wrote."""
         data = json.loads(raw)
         arrays = {name: np.asarray(data[name], dtype=np.float32) for name in ("mean", "weight", "low", "step")}
-        return cls(preset=data["preset"], dim=int(data["dim"]), gain=float(data.get("gain", 1.0)), **arrays)
+        return cls(
+            preset=data["preset"], dim=int(data["dim"]), gain=float(data["gain"]), bias=float(data["bias"]), **arrays
+        )
 
     def fingerprint(self) -> str:
         """A short hash of the codec's parameters (part of the table's fingerprint)."""
@@ -203,8 +240,19 @@ class TokenCodec:
         t = torch.as_tensor(np.asarray(tokens, dtype=np.float32))
         return (t - torch.from_numpy(self.mean)) @ torch.from_numpy(self.weight).T
 
+    def encode_docs(self, tokens: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Documents' (n_i, dim) states → (their codes concatenated (T', bytes) uint8, tokens kept per document).
+
+        Documents are token-pooled first when the preset pools, so n_i' ≤ n_i.
+        """
+        kept = [pool_tokens(t, self.pool) for t in tokens] if self.pool > 1 else [np.asarray(t) for t in tokens]
+        lengths = np.array([len(t) for t in kept], dtype=np.int64)
+        if not len(kept):
+            return np.zeros((0, self.bytes_per_token), np.uint8), lengths
+        return self.encode(np.concatenate(kept).astype(np.float32)), lengths
+
     def encode(self, tokens: np.ndarray | torch.Tensor) -> np.ndarray:
-        """Token states (T, dim) → packed codes (T, bytes_per_token) uint8."""
+        """Token states (T, dim) → packed codes (T, bytes_per_token) uint8, token by token (no pooling)."""
         if tokens.shape[-1] != self.dim:
             raise ValueError(f"token states of dim {tokens.shape[-1]} do not fit this codec (dim {self.dim})")
         projected = self.project(tokens)
@@ -229,20 +277,26 @@ class TokenCodec:
         levels = torch.from_numpy(_unpack(raw, self.bits, self.out_dim))
         step = torch.from_numpy(self.step)
         if self.code == "sign":
-            return (levels.to(torch.float32) * 2 - 1) * (step * self.gain)
-        return (torch.from_numpy(self.low) + (levels.to(torch.float32) + 0.5) * step) * self.gain
+            return (levels.to(torch.float32) * 2 - 1) * step
+        return torch.from_numpy(self.low) + (levels.to(torch.float32) + 0.5) * step
+
+    def keys(self, codes: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """What a query is scored against: the decoded codes, L2-normalised (T, out_dim)."""
+        return torch.nn.functional.normalize(self.decode(codes), dim=-1)
 
     def reconstruct(self, codes: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Codes back in the token-state space (T, dim): a lossy inverse of :meth:`encode` (without the gain)."""
-        return self.decode(codes) / self.gain @ torch.from_numpy(self.weight) + torch.from_numpy(self.mean)
+        """Codes back in the token-state space (T, dim): a lossy inverse of :meth:`encode`."""
+        return self.decode(codes) @ torch.from_numpy(self.weight) + torch.from_numpy(self.mean)
 
     def query(self, tokens: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """A float query's tokens (L, dim) → (projected tokens (L, out_dim), offsets q·μ (L,)).
+        """A float query's tokens (L, dim) → (scaled unit projections (L, out_dim), offsets (L,)).
 
-        ``projected @ decode(codes).T + offsets[:, None]`` approximates ``tokens @ docs.T``.
+        ``projections @ keys(codes).T + offsets[:, None]`` approximates ``tokens @ docs.T``:
+        ``gain · cos(W(q - μ), decode(c)) + bias``.
         """
         t = torch.as_tensor(np.asarray(tokens, dtype=np.float32))
-        return t @ torch.from_numpy(self.weight).T, t @ torch.from_numpy(self.mean)
+        projected = torch.nn.functional.normalize(self.project(t), dim=-1)
+        return projected * self.gain, torch.full((len(t),), self.bias, dtype=torch.float32)
 
     def describe(self) -> dict[str, Any]:
         """Preset, dimensions and bytes per token, for reports."""
@@ -297,7 +351,7 @@ def fit_codec(
     """
     parts = [np.asarray(t, dtype=np.float32) for t in tokens]
     count = sum(len(p) for p in parts)
-    if count < min_tokens and parse_preset(preset)[0] is not None:
+    if count < min_tokens and parse_preset(preset)[1] is not None:
         if encoder is None:
             raise ValueError(
                 f"{count} tokens are too few to fit {preset!r} (need {min_tokens}); pass the encoder to top up the sample"
@@ -306,4 +360,4 @@ def fit_codec(
             np.asarray(e.tokens, dtype=np.float32)
             for e in encoder.encode_documents(generic_sample(), show_progress=False)
         ]
-    return TokenCodec.fit(preset, np.concatenate(parts))
+    return TokenCodec.fit(preset, parts)

@@ -9,14 +9,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from tqdm.auto import tqdm
 
 from .codec import DEFAULT_COMPRESSION, TokenCodec, fit_codec
 from .encoders import default_encoder, reads_images
+from .encoders.base import load_adapter
 from .encoders.images import IMAGE_TYPES, ImageInput, image_uri
 from .encoding import Encoder, Encoding
 from .options import MODALITIES, SEARCH_MODES, Modality, SearchMode, SearchOptions, check_weights
+from .progress import progress_on
 from .scoring import Ranking, rank
 from .store import META_COLUMNS, Record, SmartStore, tokens_from_arrow, tokens_to_arrow, vectors_block
 
@@ -73,9 +76,19 @@ class SmartIndex:
         storage_options / **connect_kwargs: passed to ``lancedb.connect``.
 
     Example:
-        >>> index = SmartIndex("./smart_db")
-        >>> index.add(["The red star is K7."], ids=["a"], metadatas=[{"year": 2021}])
-        >>> index.search("which code labels the red star?", k=1, where={"year": {"$gte": 2020}})
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()  # or "./smart_db", "s3://bucket/db"...
+        >>> index = SmartIndex(tmp.name)  # the bundled all-MiniLM-L6-v2
+        >>> index.add(
+        ...     ["The red star is K7.", "The blue circle is P2.", "The red star was K9."],
+        ...     ids=["a", "b", "c"],
+        ...     metadatas=[{"year": 2021}, {"year": 2022}, {"year": 2019}],
+        ... )
+        ['a', 'b', 'c']
+        >>> hits = index.search("which code labels the red star?", k=1, where={"year": {"$gte": 2020}})
+        >>> [(hit.id, hit.metadata) for hit in hits]
+        [('a', {'year': 2021})]
+        >>> tmp.cleanup()
     """
 
     def __init__(
@@ -266,7 +279,7 @@ class SmartIndex:
         """Encode and write in batches (default ``write_batch_size``) as one all-or-nothing operation."""
         version = self.store.version
         self.last_truncated = 0
-        show = show_progress if show_progress is not None else n > 256
+        show = progress_on(show_progress, n)
         batch_size = batch_size or self.write_batch_size
         try:
             with tqdm(total=n, disable=not show, desc="Indexing", unit="item") as bar:
@@ -490,16 +503,15 @@ class SmartIndex:
         """
         import copy
 
-        from .adapter import SmartAdapter
-
         if hasattr(adapter_or_encoder, "encode_documents"):
             encoder = adapter_or_encoder
         else:
-            adapter = adapter_or_encoder
-            if adapter is not None:
-                adapter = adapter if isinstance(adapter, SmartAdapter) else SmartAdapter.load(adapter)
-                adapter.check_base(self.encoder.base_fingerprint)
-                adapter = adapter.to(self.encoder.device).eval()
+            adapter = load_adapter(
+                adapter_or_encoder,
+                self.encoder.base_fingerprint,
+                self.encoder.device,
+                state_dim=getattr(self.encoder, "_state_dim", None),
+            )
             encoder = copy.copy(self.encoder)  # shares the loaded model
             encoder.adapter = adapter
         old_fp, new_fp = self.store.fingerprint, dict(encoder.fingerprint)
@@ -528,8 +540,8 @@ class SmartIndex:
 
         def transform(batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array]:
             encodings = encoder.encode_documents(batch.column("text").to_pylist(), show_progress=False)
-            tokens = [e.tokens for e in encodings]
-            return tokens_to_arrow(tokens, encoder.token_dim, codec), pa.array([len(t) for t in tokens], pa.int32())
+            column = tokens_to_arrow([e.tokens for e in encodings], encoder.token_dim, codec)
+            return column, pa.array(np.diff(column.offsets.to_numpy()).astype(np.int32))
 
         n_rows = self.store.replace_tokens(
             transform,
@@ -594,8 +606,8 @@ class SmartIndex:
 
         def transform(batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array]:
             stored = tokens_from_arrow(batch.column("tokens"))
-            tokens = [stored.item(i) for i in range(len(stored))]
-            return tokens_to_arrow(tokens, dim, codec), batch.column("n_tokens")
+            column = tokens_to_arrow([stored.item(i).numpy() for i in range(len(stored))], dim, codec)
+            return column, pa.array(np.diff(column.offsets.to_numpy()).astype(np.int32))
 
         if self.store.table is None:
             self.store.compression = compression

@@ -194,7 +194,9 @@ class SmartScorer:
         # with a compressed index every candidate is scored from codes, as a search would:
         # stored rows already are (uint8), fresh encodings are coded here
         codec = self.index.codec if self.index is not None else None
-        tokens = [d.tokens if codec is None or d.tokens.dtype == np.uint8 else codec.encode(d.tokens) for d in docs]
+        tokens = [
+            d.tokens if codec is None or d.tokens.dtype == np.uint8 else codec.encode_docs([d.tokens])[0] for d in docs
+        ]
         ranking = rank(
             q.pooled,
             q.tokens,

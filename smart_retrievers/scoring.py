@@ -166,14 +166,14 @@ def maxsim_flat(
 
     With a ``codec``, ``doc_tokens`` are its packed codes (T, bytes) and the float query
     tokens are scored against them asymmetrically: projected once, codes decoded one chunk
-    at a time, and each query token's ``q·μ`` offset added back (see :mod:`smart_retrievers.codec`).
+    at a time, and each query token's offset added back (see :mod:`smart_retrievers.codec`).
     """
     q = _as_float32(query_tokens)
     offsets_q = None
     if codec is not None:
         q, offsets_q = codec.query(q)
     lengths = torch.as_tensor(doc_lengths, dtype=torch.long)
-    decode = _as_float32 if codec is None else codec.decode
+    decode = _as_float32 if codec is None else codec.keys
     if q.ndim != 2 or doc_tokens.ndim != 2 or (codec is None and q.shape[1] != doc_tokens.shape[1]):
         raise ValueError(
             f"need query (Lq, d) and doc (T, d) tokens of one dim, got {tuple(q.shape)} and {tuple(doc_tokens.shape)}"
@@ -194,7 +194,7 @@ def maxsim_flat(
         owner = torch.repeat_interleave(torch.arange(last - first), lengths[first:last])[:, None].expand_as(sims)
         best[first:last] = torch.full((last - first, len(q)), float("-inf")).scatter_reduce(0, owner, sims, "amax")
         first = last
-    if offsets_q is not None:  # max_j (q·μ + q'·c_j) = q·μ + max_j q'·c_j
+    if offsets_q is not None:  # max_j (b + q'·c_j) = b + max_j q'·c_j
         best += offsets_q[None, :]
     if query_lengths is None:
         return best.mean(dim=1)

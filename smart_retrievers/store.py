@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from .codec import DEFAULT_COMPRESSION, TokenCodec, parse_preset
 from .encoding import Encoding
 from .filters import parse_filter, to_sql
+from .progress import progress_on
 from .scoring import PackedTokens
 
 logger = logging.getLogger(__name__)
@@ -121,15 +122,20 @@ def tokens_type(token_dim: int, codec: TokenCodec | None = None) -> pa.DataType:
 
 
 def tokens_to_arrow(tokens: Sequence[np.ndarray], token_dim: int, codec: TokenCodec | None = None) -> pa.ListArray:
-    """Ragged (n_i, token_dim) token states as a ``tokens`` column, coded by ``codec`` if given."""
-    packed = PackedTokens.from_list(tokens)
-    flat = np.asarray(packed.values, dtype=np.float32 if codec is not None else np.float16)
-    if flat.ndim != 2 or flat.shape[1] != token_dim:
-        raise ValueError(f"token states of shape {flat.shape} do not fit token_dim {token_dim}")
-    if codec is not None:
-        flat = codec.encode(flat)
+    """Ragged (n_i, token_dim) token states as a ``tokens`` column, coded (and pooled) by ``codec`` if given."""
+    bad = next((t.shape for t in tokens if t.ndim != 2 or t.shape[1] != token_dim), None)
+    if bad is not None:
+        raise ValueError(f"token states of shape {bad} do not fit token_dim {token_dim}")
+    if codec is None:
+        packed = PackedTokens.from_list(tokens)
+        flat, offsets = np.asarray(packed.values, dtype=np.float16), packed.offsets
+    else:
+        if any(len(t) == 0 for t in tokens):
+            raise ValueError("every item needs at least one token state")
+        flat, lengths = codec.encode_docs(tokens)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
     vectors = pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), flat.shape[1])
-    return pa.ListArray.from_arrays(pa.array(packed.offsets.astype(np.int32)), vectors)
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), vectors)
 
 
 def tokens_from_arrow(column: pa.Array | pa.ChunkedArray) -> PackedTokens:
@@ -299,7 +305,7 @@ class SmartStore:
             "metadata": pa.array([json.dumps(r.metadata, sort_keys=True) for r in records], pa.json_(pa.utf8())),
             "vector": pa.FixedSizeListArray.from_arrays(pa.array(pooled.reshape(-1)), dim),
             "tokens": tokens,
-            "n_tokens": pa.array([len(r.encoding.tokens) for r in records], pa.int32()),
+            "n_tokens": pa.array(np.diff(tokens.offsets.to_numpy()).astype(np.int32)),
         }
         return pa.Table.from_pydict(columns, schema=schema)
 
@@ -390,7 +396,7 @@ class SmartStore:
         failure: list[BaseException] = []
 
         def batches() -> Iterator[pa.RecordBatch]:
-            show = show_progress if show_progress is not None else n_rows > 256
+            show = progress_on(show_progress, n_rows)
             try:
                 with tqdm(total=n_rows, disable=not show, desc=desc, unit="row") as bar:
                     for batch in rows:

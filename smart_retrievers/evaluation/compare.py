@@ -9,11 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..codec import fit_codec
 from ..encoding import Encoding
 from ..scoring import PackedTokens, fuse, maxsim_flat, rerank_candidates
 from .metrics import evaluate_ranking
@@ -25,10 +27,18 @@ METHODS = ("single", "smart-rerank", "smart-exhaustive")
 
 @dataclass
 class Comparison:
-    """Metrics per method, plus timings in seconds."""
+    """Metrics per method, timings in seconds, and how the token states were stored.
+
+    ``coverage`` is the share of exhaustive SMART's top 10 that the rerank's pooled
+    candidates hold (needs no relevance labels); ``compression`` the token codec preset
+    ("none": float16) and ``bytes_per_token`` what one token state costs with it.
+    """
 
     results: dict[str, dict[str, float]]
     timings: dict[str, float] = field(default_factory=dict)
+    coverage: float = 1.0
+    compression: str = "none"
+    bytes_per_token: int = 0
 
     def table(self) -> str:
         """A plain-text table with the absolute and relative gain over ``single``."""
@@ -57,6 +67,9 @@ def compare(
     lambda_late: float = 1.0,
     query_batch: int = 32,
     chunk_tokens: int = 1 << 16,
+    compression: str = "none",
+    fit_docs: int = 1024,
+    encoder: Any = None,
     show_progress: bool = True,
 ) -> Comparison:
     """Rank with pooled cosine, SMART over the pooled top-``candidates``, and exhaustive SMART.
@@ -64,12 +77,22 @@ def compare(
     Rankings are cut at ``depth``. Exhaustive SMART scores ``query_batch`` queries at a time
     against every document's unpadded tokens (:func:`~smart_retrievers.scoring.maxsim_flat`,
     about ``chunk_tokens`` document tokens per matmul).
+
+    With a ``compression`` preset, documents are scored exactly as an index with it would
+    score them: the codec is fitted on the first ``fit_docs`` documents (a new index's first
+    write batch; topped up with ``encoder``'s generic sample when they hold too few
+    tokens), every document's tokens are coded, and float queries score the codes.
     """
     doc_ids = list(doc_ids)
     depth = min(depth, len(doc_ids))
     d_pooled = torch.from_numpy(np.stack([d.pooled for d in docs]).astype(np.float32))
     q_pooled = torch.from_numpy(np.stack([q.pooled for q in queries]).astype(np.float32))
     d_tokens = PackedTokens.from_list([d.tokens for d in docs])
+    codec = None
+    if compression != "none":
+        codec = fit_codec(compression, [d.tokens for d in docs[:fit_docs]], encoder)
+        codes, lengths = codec.encode_docs([d.tokens for d in docs])
+        d_tokens = PackedTokens(values=torch.from_numpy(codes), offsets=np.concatenate([[0], np.cumsum(lengths)]))
     q_tokens = [q.tokens for q in queries]
     timings: dict[str, float] = {}
     rankings: dict[str, list[list[int]]] = {}
@@ -89,6 +112,7 @@ def compare(
         lambda_pool=lambda_pool,
         lambda_late=lambda_late,
         show_progress=show_progress,
+        codec=codec,
     )
     rankings["smart-rerank"] = [rows[:depth] for rows in ranked]
     timings["smart_rerank_s"] = time.perf_counter() - start
@@ -98,7 +122,12 @@ def compare(
     for first in tqdm(range(0, len(queries), query_batch), desc="SMART exhaustive", disable=not show_progress):
         group = PackedTokens.from_list(q_tokens[first : first + query_batch])
         late = maxsim_flat(
-            group.values, d_tokens.values, d_tokens.lengths, query_lengths=group.lengths, chunk_tokens=chunk_tokens
+            group.values,
+            d_tokens.values,
+            d_tokens.lengths,
+            query_lengths=group.lengths,
+            chunk_tokens=chunk_tokens,
+            codec=codec,
         )
         fused = fuse(pooled[first : first + len(group)], late, lambda_pool, lambda_late)
         top += torch.topk(fused, depth, dim=1).indices.tolist()
@@ -111,4 +140,16 @@ def compare(
         )
         for method in METHODS
     }
-    return Comparison(results=results, timings=timings)
+    candidate_sets = [
+        set(rows[:candidates]) for rows in torch.topk(pooled, min(candidates, len(doc_ids)), dim=1).indices.tolist()
+    ]
+    coverage = float(
+        np.mean([len(cands & set(rows[:10])) / len(rows[:10]) for cands, rows in zip(candidate_sets, top)])
+    )
+    return Comparison(
+        results=results,
+        timings=timings,
+        coverage=coverage,
+        compression=compression,
+        bytes_per_token=codec.bytes_per_token if codec is not None else 2 * d_tokens.values.shape[1],
+    )
