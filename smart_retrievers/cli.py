@@ -113,7 +113,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"{dataset.name} ({args.split}): {len(doc_ids)} docs, {len(query_ids)} queries, model {encoder.name}")
     print(f"token states: compression {result.compression!r}, {result.bytes_per_token} bytes per token")
     print(result.table())
-    print(f"exhaustive top-10 held by the pooled top-{args.candidates}: {result.coverage:.4f}")
+    held = ", ".join(f"top-{depth} {share:.4f}" for depth, share in result.coverage.items())
+    print(f"share of exhaustive SMART's top 10 held by the pooled candidates: {held}")
     print("timings: " + ", ".join(f"{k}={v:.2f}" for k, v in timings.items()))
     if args.json:
         payload = {

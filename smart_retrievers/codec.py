@@ -304,6 +304,7 @@ class TokenCodec:
             "preset": self.preset,
             "dim": self.dim,
             "out_dim": self.out_dim,
+            "pool": self.pool,
             "bytes_per_token": self.bytes_per_token,
         }
 

@@ -159,6 +159,34 @@ class SmartIndex:
 
     upsert = add
 
+    def add_encodings(
+        self,
+        encodings: Sequence[Encoding],
+        texts: Sequence[str],
+        *,
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        ref_ids: Sequence[str | None] | None = None,
+        show_progress: bool | None = None,
+    ) -> list[str]:
+        """Upsert items encoded elsewhere (by this index's encoder), with their texts. Returns the ids.
+
+        For encodings computed once and written to several tables (benchmarks, distributed
+        encoding): no forward pass here. The codec is fitted and applied exactly as in :meth:`add`.
+        """
+        encodings, texts = list(encodings), list(texts)
+        if len(encodings) != len(texts):
+            raise ValueError(f"got {len(encodings)} encodings but {len(texts)} texts")
+        ids = self._ids(len(texts), ids)
+        metadatas = self._aligned("metadatas", len(texts), metadatas)
+        ref_ids = self._aligned("ref_ids", len(texts), ref_ids)
+
+        def record(i: int, enc: Encoding) -> Record:
+            return Record(id=ids[i], text=texts[i], encoding=enc, ref_id=ref_ids[i], metadata=dict(metadatas[i] or {}))
+
+        self._write(len(texts), lambda start, stop: encodings[start:stop], record, show_progress)
+        return ids
+
     def add_images(
         self,
         images: Sequence[ImageInput],

@@ -23,22 +23,25 @@ from .metrics import evaluate_ranking
 __all__ = ["METHODS", "Comparison", "compare"]
 
 METHODS = ("single", "smart-rerank", "smart-exhaustive")
+COVERAGE_DEPTHS = (100, 200, 500, 1000)
 
 
 @dataclass
 class Comparison:
     """Metrics per method, timings in seconds, and how the token states were stored.
 
-    ``coverage`` is the share of exhaustive SMART's top 10 that the rerank's pooled
-    candidates hold (needs no relevance labels); ``compression`` the token codec preset
-    ("none": float16) and ``bytes_per_token`` what one token state costs with it.
+    ``coverage`` maps a candidate depth to the share of exhaustive SMART's top 10 that the
+    pooled top-depth holds (needs no relevance labels); ``compression`` the token codec preset
+    ("none": float16), ``bytes_per_token`` what one stored token state costs with it, and
+    ``stored_tokens`` how many the corpus keeps (fewer than it has when the preset pools).
     """
 
     results: dict[str, dict[str, float]]
     timings: dict[str, float] = field(default_factory=dict)
-    coverage: float = 1.0
+    coverage: dict[int, float] = field(default_factory=dict)
     compression: str = "none"
     bytes_per_token: int = 0
+    stored_tokens: int = 0
 
     def table(self) -> str:
         """A plain-text table with the absolute and relative gain over ``single``."""
@@ -140,16 +143,15 @@ def compare(
         )
         for method in METHODS
     }
-    candidate_sets = [
-        set(rows[:candidates]) for rows in torch.topk(pooled, min(candidates, len(doc_ids)), dim=1).indices.tolist()
-    ]
-    coverage = float(
-        np.mean([len(cands & set(rows[:10])) / len(rows[:10]) for cands, rows in zip(candidate_sets, top)])
-    )
+    coverage = {}
+    for depth_k in sorted({candidates, *COVERAGE_DEPTHS}):
+        pools = torch.topk(pooled, min(depth_k, len(doc_ids)), dim=1).indices.tolist()
+        coverage[depth_k] = float(np.mean([len(set(c) & set(r[:10])) / len(r[:10]) for c, r in zip(pools, top)]))
     return Comparison(
         results=results,
         timings=timings,
         coverage=coverage,
         compression=compression,
         bytes_per_token=codec.bytes_per_token if codec is not None else 2 * d_tokens.values.shape[1],
+        stored_tokens=len(d_tokens.values),
     )

@@ -1,0 +1,163 @@
+"""Token storage vs quality for every codec preset, on SciFact and flickr8k captions.
+
+For each set the corpus and queries are encoded once (cached with the training state cache),
+then for each preset:
+
+* ``compare(..., compression=preset)`` scores exactly as an index with that preset would
+  (codec fitted on the first 1,024 documents, float queries against codes): nDCG@10 of
+  SMART over the pooled top-100 and of exhaustive SMART, and the share of exhaustive
+  SMART's top 10 that the pooled top-100/200/500/1000 hold;
+* a real LanceDB table is written with ``SmartIndex.add_encodings`` and compacted, and its
+  bytes on disk per document are measured from the Lance files.
+
+``--fit-docs`` also measures how nDCG moves with the codec's fit sample (0 = the built-in
+generic sample only). ``--vision`` runs flickr8k-1k images through a tiny random CLIP
+(code path and codec round trip only; random weights say nothing about quality).
+
+    python benchmarks/compression.py --json /tmp/compression.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import torch
+from _data import require
+
+from smart_retrievers import SmartIndex
+from smart_retrievers.codec import DEFAULT_COMPRESSION
+from smart_retrievers.encoders import default_encoder
+from smart_retrievers.encoding import Encoding
+from smart_retrievers.evaluation import compare, load_beir
+from smart_retrievers.training import encode_states
+
+PRESETS = [
+    "none",
+    DEFAULT_COMPRESSION,
+    "pool2-pca128-sign",
+    "pca128-sign",
+    "pca64-sign",
+    "pca128-int2",
+    "pool2-fp16",
+]
+
+
+def encodings(states) -> list[Encoding]:
+    return [Encoding(pooled=states.pooled[i], tokens=np.asarray(states.tokens.item(i))) for i in range(len(states))]
+
+
+def disk_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def table_bytes_per_doc(encoder, docs: list[Encoding], texts: list[str], ids: list[str], preset: str) -> float:
+    folder = Path(tempfile.mkdtemp(prefix="smart_compression_"))
+    try:
+        index = SmartIndex(str(folder), encoder=encoder, compression=preset)
+        index.add_encodings(docs, texts, ids=ids)
+        index.store.table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
+        return disk_bytes(folder) / len(ids)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_set(name: str, presets: list[str], fit_docs: list[int], encoder) -> list[dict]:
+    data = load_beir(require(name))
+    doc_ids, query_ids = list(data.corpus), list(data.queries)
+    texts = [data.doc_text(d) for d in doc_ids]
+    docs = encodings(encode_states(encoder, doc_ids, texts, kind="document"))
+    queries = encodings(encode_states(encoder, query_ids, [data.queries[q] for q in query_ids], kind="query"))
+    tokens = sum(len(d.tokens) for d in docs)
+    rows = []
+    runs = [(preset, 1024) for preset in presets] + [(DEFAULT_COMPRESSION, n) for n in fit_docs if n != 1024]
+    for preset, n_fit in runs:
+        start = time.perf_counter()
+        result = compare(
+            query_ids, queries, doc_ids, docs, data.qrels, compression=preset, fit_docs=n_fit, encoder=encoder,
+            show_progress=False,
+        )  # fmt: skip
+        row = {
+            "set": name,
+            "preset": preset,
+            "fit_docs": n_fit,
+            "bytes_per_original_token": None,
+            "kb_per_doc_on_disk": None,
+            "single": result.results["single"]["ndcg@10"],
+            "rerank@100": result.results["smart-rerank"]["ndcg@10"],
+            "exhaustive": result.results["smart-exhaustive"]["ndcg@10"],
+            "coverage": result.coverage,
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+        if n_fit == 1024:
+            stored = result.stored_tokens if result.stored_tokens else tokens
+            row["bytes_per_original_token"] = round(result.bytes_per_token * stored / tokens, 2)
+            row["kb_per_doc_on_disk"] = round(table_bytes_per_doc(encoder, docs, texts, doc_ids, preset) / 1024, 2)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def run_vision(n_images: int) -> dict:
+    """flickr8k-1k images through a tiny random CLIP: default codec written, read back, scored."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from tiny_vision_models import build_clip
+
+    from smart_retrievers.encoders import ClipEncoder
+    from smart_retrievers.scoring import maxsim_flat
+
+    data = require("flickr8k-1k")
+    images = sorted((data / "images").glob("*.jpg"))[:n_images]
+    folder = Path(tempfile.mkdtemp(prefix="smart_vision_"))
+    try:
+        encoder = ClipEncoder(build_clip(folder / "model"), device="cpu")
+        index = SmartIndex(str(folder / "db"), encoder=encoder)
+        ids = index.add_images([str(p) for p in images])
+        query = encoder.encode_queries(["a dog runs on the grass"])[0]
+        hits = index.search_encoded(query, k=n_images, mode="exhaustive")
+        float_docs = encoder.encode_images([str(p) for p in images])
+        exact = {i: float(maxsim_flat(query.tokens, d.tokens, [len(d.tokens)])[0]) for i, d in zip(ids, float_docs)}
+        coded = {h.id: h.late_score for h in hits}
+        pairs = np.array([(exact[i], coded[i]) for i in ids])
+        return {
+            "images": len(ids),
+            "codec": index.codec.describe(),
+            "late_score_correlation_coded_vs_float": round(float(np.corrcoef(pairs.T)[0, 1]), 4),
+            "mean_abs_late_error": round(float(np.abs(pairs[:, 0] - pairs[:, 1]).mean()), 4),
+        }
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", nargs="+", default=["scifact", "flickr8k-captions"])
+    parser.add_argument("--presets", nargs="+", default=PRESETS)
+    parser.add_argument(
+        "--fit-docs", type=int, nargs="*", default=[0, 16, 128], help="extra fit sizes (default preset, first set)"
+    )
+    parser.add_argument("--vision", type=int, default=64, help="flickr8k-1k images through a tiny CLIP (0: skip)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", help="write every row to this JSON file")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    encoder = default_encoder(device="cpu")
+    rows = []
+    for i, name in enumerate(args.sets):
+        rows += run_set(name, args.presets, args.fit_docs if i == 0 else [], encoder)
+    vision = run_vision(args.vision) if args.vision else None
+    if vision:
+        print(json.dumps({"vision": vision}), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "vision": vision}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
