@@ -1,11 +1,12 @@
 """Warm query latency of SmartIndex.search (query encoding included), SMART rerank vs pooled-only.
 
-Builds a LanceDB table from SciFact once (encoding each abstract once), then grows it to larger
-synthetic sizes by re-inserting the same encodings under new ids. At each size it times
-alternating pooled-only and SMART-rerank searches (k=10, 100 candidates) over the SciFact test
-queries and reports p50/p95 and the p50 ratio (target <= 2x), plus bytes on disk per doc/token.
+Encodes SciFact once (cached with the training state cache), then for each ``--compression``
+preset builds a LanceDB table and grows it to each size by re-inserting the same encodings under
+new ids (``SmartIndex.add_encodings``: the codec is fitted on the first write, as for ``add``).
+At each size it times alternating pooled-only and SMART-rerank searches (k=10, 100 candidates)
+over the SciFact test queries and reports p50/p95, the p50 ratio, and bytes on disk per doc/token.
 
-    python benchmarks/query_latency.py [--sizes 5183 20000] [--queries 100] [--db /tmp/smart_bench]
+    python benchmarks/query_latency.py [--sizes 5183 20000] [--queries 100] [--compression none pool2-pca256-sign]
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import numpy as np
 from _data import require
 
 from smart_retrievers import SmartEncoder, SmartIndex
+from smart_retrievers.codec import DEFAULT_COMPRESSION
+from smart_retrievers.encoding import Encoding
 from smart_retrievers.evaluation import load_beir
-from smart_retrievers.store import Record
+from smart_retrievers.training import encode_states
 
 
 def disk_bytes(path: Path) -> int:
@@ -42,54 +45,55 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[5183, 20000])
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--compression", nargs="+", default=["none", DEFAULT_COMPRESSION])
     parser.add_argument("--db", default="/tmp/smart_bench")
     args = parser.parse_args()
 
     data = load_beir(require("scifact"))
-    shutil.rmtree(args.db, ignore_errors=True)
     encoder = SmartEncoder.default(device="cpu")
-    index = SmartIndex(args.db, encoder=encoder, write_batch_size=2048)
     doc_ids = list(data.corpus)
     texts = [data.doc_text(d) for d in doc_ids]
-    start = time.perf_counter()
-    encodings = encoder.encode_documents(texts, show_progress=True)
-    encode_s = time.perf_counter() - start
+    states = encode_states(encoder, doc_ids, texts, kind="document")
+    encodings = [
+        Encoding(pooled=states.pooled[i], tokens=np.asarray(states.tokens.item(i))) for i in range(len(states))
+    ]
     queries = list(data.queries.values())[: args.queries]
-    results = {"encode_corpus_s": round(encode_s, 1), "sizes": []}
     n_tokens = sum(len(e.tokens) for e in encodings)
-    for size in sorted(args.sizes):
-        while index.count() < size:
-            offset = index.count()
-            take = min(len(encodings), size - offset)
-            index.store.upsert(
-                [Record(id=f"{doc_ids[i]}#{offset}", text=texts[i], encoding=encodings[i]) for i in range(take)]
-            )
-        index.store.table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
-        time_searches(index, queries[:5]), time_searches(index, queries[:5], mode="pooled")  # warm-up
-        pooled, smart = [], []
-        for q in queries:  # alternate so both see the same machine state
-            pooled += time_searches(index, [q], mode="pooled")
-            smart += time_searches(index, [q], mode="rerank", candidates=100)
-        rows = index.count()
-        tokens_in_table = n_tokens * rows / len(encodings)
-        on_disk = disk_bytes(Path(args.db))
-        entry = {
-            "rows": rows,
-            "pooled_ms": {
-                "p50": round(float(np.percentile(pooled, 50)), 1),
-                "p95": round(float(np.percentile(pooled, 95)), 1),
-            },
-            "smart_rerank_ms": {
-                "p50": round(float(np.percentile(smart, 50)), 1),
-                "p95": round(float(np.percentile(smart, 95)), 1),
-            },
-            "p50_ratio": round(float(np.percentile(smart, 50) / np.percentile(pooled, 50)), 2),
-            "disk_bytes_per_doc": round(on_disk / rows),
-            "disk_bytes_per_token": round(on_disk / tokens_in_table, 1),
-            "mean_tokens_per_doc": round(n_tokens / len(encodings), 1),
-        }
-        results["sizes"].append(entry)
-        print(json.dumps(entry), flush=True)
+    results = []
+    for compression in args.compression:
+        shutil.rmtree(args.db, ignore_errors=True)
+        index = SmartIndex(args.db, encoder=encoder, compression=compression, write_batch_size=2048)
+        for size in sorted(args.sizes):
+            while index.count() < size:
+                offset = index.count()
+                take = min(len(encodings), size - offset)
+                index.add_encodings(encodings[:take], texts[:take], ids=[f"{doc_ids[i]}#{offset}" for i in range(take)])
+            index.store.table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
+            time_searches(index, queries[:5]), time_searches(index, queries[:5], mode="pooled")  # warm-up
+            pooled, smart = [], []
+            for q in queries:  # alternate so both see the same machine state
+                pooled += time_searches(index, [q], mode="pooled")
+                smart += time_searches(index, [q], mode="rerank", candidates=100)
+            rows = index.count()
+            on_disk = disk_bytes(Path(args.db))
+            entry = {
+                "compression": compression,
+                "rows": rows,
+                "pooled_ms": {
+                    "p50": round(float(np.percentile(pooled, 50)), 1),
+                    "p95": round(float(np.percentile(pooled, 95)), 1),
+                },
+                "smart_rerank_ms": {
+                    "p50": round(float(np.percentile(smart, 50)), 1),
+                    "p95": round(float(np.percentile(smart, 95)), 1),
+                },
+                "p50_ratio": round(float(np.percentile(smart, 50) / np.percentile(pooled, 50)), 2),
+                "disk_bytes_per_doc": round(on_disk / rows),
+                "disk_bytes_per_token": round(on_disk / (n_tokens * rows / len(encodings)), 1),
+            }
+            results.append(entry)
+            print(json.dumps(entry), flush=True)
+    shutil.rmtree(args.db, ignore_errors=True)
     print(json.dumps(results, indent=2))
 
 
