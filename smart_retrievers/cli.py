@@ -51,7 +51,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from .index import SmartIndex
 
     items = list(_read_items(Path(args.path)))
-    index = SmartIndex(args.db, encoder=_encoder(args), table=args.table)
+    index = SmartIndex(args.db, encoder=_encoder(args), table=args.table, compression=args.compression)
     start = time.perf_counter()
     index.add(
         [r["text"] for r in items],
@@ -82,6 +82,24 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(
             f"{rank:>2}. {hit.score:.4f} (pooled {hit.pooled_score:.4f}, late {hit.late_score:.4f})  [{hit.id}] {snippet}"
         )
+    return 0
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    from .index import SmartIndex
+
+    if not Path(args.db).exists():
+        raise SystemExit(f"no index at {args.db}")
+    index = SmartIndex(args.db, encoder=_encoder(args), table=args.table)
+    if index.count() == 0:
+        raise SystemExit(f"no rows in table {args.table!r} at {args.db}")
+    start = time.perf_counter()
+    rows = index.recompress(args.compression, show_progress=True)
+    codec = index.codec.describe()
+    print(
+        f"compressed {rows} rows of table {args.table!r} at {args.db} to {codec['preset']!r} "
+        f"({codec['bytes_per_token']} bytes per stored token) in {time.perf_counter() - start:.1f}s"
+    )
     return 0
 
 
@@ -193,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--db", default=DEFAULT_DB)
     p.add_argument("--table", default="smart")
+    p.add_argument(
+        "--compression",
+        help=f"token codec of a new table ('none': float16; default: {DEFAULT_COMPRESSION}); an existing table keeps its own",
+    )
     _common(p)
     p.set_defaults(func=cmd_index)
 
@@ -207,6 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print hits as JSON")
     _common(p)
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("compact", help="rewrite a float16 table's token states into a codec, without re-encoding")
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--table", default="smart")
+    p.add_argument("--compression", default=DEFAULT_COMPRESSION, help=f"codec preset (default: {DEFAULT_COMPRESSION})")
+    _common(p)
+    p.set_defaults(func=cmd_compact)
 
     p = sub.add_parser(
         "eval", help="single-vector vs SMART on a BEIR-layout dataset (corpus rows may carry an `image`)"
