@@ -40,6 +40,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
+from ._version import __version__
+
 __all__ = ["AdapterMismatchError", "SmartAdapter", "CONFIG_NAME", "WEIGHTS_NAME"]
 
 CONFIG_NAME = "adapter_config.json"
@@ -125,8 +127,6 @@ class SmartAdapter(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """The JSON config saved next to the weights."""
-        from . import __version__
-
         return {
             "format_version": FORMAT_VERSION,
             "type": "SmartAdapter",
@@ -151,12 +151,21 @@ class SmartAdapter(nn.Module):
             digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
         return f"{self.in_dim}x{self.out_dim}-{digest.hexdigest()[:16]}"
 
-    def check_base(self, base_fingerprint: Mapping[str, Any]) -> None:
-        """Raise :class:`AdapterMismatchError` unless ``base_fingerprint`` is the model this adapter was trained on."""
-        dim = base_fingerprint.get("dim")
-        if dim is not None and dim != self.in_dim:
+    def check_base(self, base_fingerprint: Mapping[str, Any], *, state_dim: int | None = None) -> None:
+        """Raise :class:`AdapterMismatchError` unless ``base_fingerprint`` is the model this adapter was trained on.
+
+        Args:
+            base_fingerprint: the encoder's ``base_fingerprint``, compared with the one the
+                adapter was trained on (when it records one).
+            state_dim: the size of the encoder's token states before any adapter (its hidden
+                size), which must be the adapter's input size; None skips that check. It is
+                not the fingerprint's ``dim``, the pooled size, which a sentence-transformers
+                Dense head can change.
+        """
+        if state_dim is not None and state_dim != self.in_dim:
             raise AdapterMismatchError(
-                f"adapter expects hidden size {self.in_dim} but the encoder {base_fingerprint.get('model')!r} has {dim}"
+                f"adapter expects token states of hidden size {self.in_dim} but the encoder "
+                f"{base_fingerprint.get('model')!r} has token states of size {state_dim}"
             )
         if self.base is None:
             return

@@ -130,8 +130,10 @@ def test_check_base():
     adapter.check_base({**base, "model": "renamed"})  # the display name does not matter
     with pytest.raises(AdapterMismatchError, match="weights"):
         adapter.check_base({**base, "weights": "other"})
-    with pytest.raises(AdapterMismatchError, match="hidden size"):
-        SmartAdapter(16).check_base({"model": "x", "dim": 384})
+    with pytest.raises(AdapterMismatchError, match="hidden size 16 .* token states of size 384"):
+        SmartAdapter(16).check_base({"model": "x", "dim": 16}, state_dim=384)
+    # the size checked is the token states' (hidden size), not the pooled "dim" (a Dense head may change it)
+    SmartAdapter(16).check_base({"model": "x", "dim": 384}, state_dim=16)
 
 
 # ---- with the real encoder ----------------------------------------------------
@@ -174,7 +176,8 @@ def test_fingerprint_refuses_mixing_adapted_and_unadapted(tmp_path, encoder, ada
 
 def test_reindex_tokens_swaps_the_adapter(tmp_path, encoder, adapter_dir):
     uri = str(tmp_path / "db")
-    index = SmartIndex(uri, encoder=encoder)
+    # exact float16 states: this test compares the stored tokens with the adapter's own output; codecs are tested in test_codec.py
+    index = SmartIndex(uri, encoder=encoder, compression="none")
     ids = [f"d{i}" for i in range(len(TEXTS))]
     metas = [{"year": 2000 + i, "tag": "x" if i % 2 else "y"} for i in range(len(TEXTS))]
     index.add(TEXTS, ids=ids, metadatas=metas, ref_ids=["r"] * len(TEXTS))
@@ -247,7 +250,8 @@ def test_reindex_tokens_refuses_images_and_other_models(tmp_path, encoder, adapt
 
 
 def test_reindex_tokens_on_an_empty_index(tmp_path, encoder, adapter_dir):
-    index = SmartIndex(str(tmp_path / "db"), encoder=encoder)
+    # float16 states: the stored column's width is then the adapter's dim; codecs are tested in test_codec.py
+    index = SmartIndex(str(tmp_path / "db"), encoder=encoder, compression="none")
     assert index.reindex_tokens(adapter_dir) == 0
     index.add(TEXTS[:2], ids=["a", "b"])
     assert index.store.table.schema.field("tokens").type.value_type.list_size == 8

@@ -199,3 +199,33 @@ def test_unsupported_modules_are_refused(tmp_path):
     (path / "2_Dense" / "model.safetensors").unlink()
     with pytest.raises(OSError, match="could not load model .*neither model.safetensors nor pytorch_model.bin"):
         SmartEncoder(path, device="cpu")
+
+
+def test_adapter_takes_token_states_of_the_hidden_size(tmp_path):
+    """A Dense head changes the pooled size (16) but not the token states' (HIDDEN): adapters are checked against the latter."""
+    from smart_retrievers import SmartIndex
+    from smart_retrievers.adapter import AdapterMismatchError, SmartAdapter
+
+    path = build_st_model(
+        tmp_path / "m",
+        [("Pooling", "1_Pooling"), ("Dense", "2_Dense")],
+        pooling="mean",
+        dense={"2_Dense": {"in_features": HIDDEN, "out_features": 16, "activation": TANH}},
+    )
+    plain = SmartEncoder(path, device="cpu")
+    assert (plain.dim, plain.token_dim) == (16, HIDDEN)
+    adapter_dir = SmartAdapter(HIDDEN, 8, base=plain.base_fingerprint).save(tmp_path / "adapter")
+    adapted = SmartEncoder(path, device="cpu", adapter=adapter_dir)
+    assert (adapted.dim, adapted.token_dim) == (16, 8)
+    assert adapted.encode_documents(["the red star"])[0].tokens.shape == (3, 8)
+    pooled_sized = SmartAdapter(16, 8, base=plain.base_fingerprint)  # the pooled size: wrong input
+    with pytest.raises(AdapterMismatchError, match="hidden size 16 .* token states of size 32"):
+        SmartEncoder(path, device="cpu", adapter=pooled_sized)
+
+    index = SmartIndex(str(tmp_path / "db"), encoder=plain)
+    index.add(TEXTS[:3], ids=["a", "b", "c"])
+    with pytest.raises(AdapterMismatchError, match="hidden size 16"):
+        index.reindex_tokens(pooled_sized)
+    assert index.reindex_tokens(adapter_dir) == 3
+    assert index.encoder.token_dim == 8 and index.store.fingerprint["token_dim"] == 8
+    assert index.search("the red star", k=1)[0].id == "a"

@@ -331,7 +331,8 @@ def test_load_encoder_picks_the_family(model_dirs, encoders):
 @pytest.mark.parametrize("family", ["qwen2", "clip"])
 def test_index_round_trip_and_search_by_text_and_image(tmp_path, encoders, images, image_files, family):
     enc = encoders[family]
-    index = SmartIndex(str(tmp_path / "db"), encoder=enc)
+    # exact float16 states: an image's late score against itself is 1 only then; codecs are tested in test_codec.py
+    index = SmartIndex(str(tmp_path / "db"), encoder=enc, compression="none")
     index.add(TEXTS, ids=["t0", "t1", "t2"], metadatas=[{"kind": "caption"}] * 3)
     ids = index.add_images(
         [image_files[0], str(image_files[1]), _jpeg(images[2]), images[3]],
@@ -397,7 +398,8 @@ def test_scorer_reranks_image_candidates(tmp_path, encoders, images, image_files
     from smart_retrievers.rerank import SmartScorer
 
     enc = encoders["clip"]
-    index = SmartIndex(str(tmp_path / "db"), encoder=enc)
+    # exact float16 states: the query image's fused score against itself is 2 only then; codecs are tested in test_codec.py
+    index = SmartIndex(str(tmp_path / "db"), encoder=enc, compression="none")
     index.add_images([image_files[0]], ids=["stored"], texts=["cap"])
     scorer = SmartScorer(index=index)
     query = enc.encode_images([image_files[2]], query=True)[0]

@@ -84,7 +84,9 @@ def llama_index(tmp_path, clip, paths) -> SmartVectorIndex:
         Document(id_="doc-resource", text="", image_resource=MediaResource(path=paths[2]), metadata={"kind": "photo"}),
         Document(id_="doc-text", text=TEXTS[0], metadata={"kind": "note"}),
     ]
-    index = SmartVectorIndex.from_documents(documents, uri=str(tmp_path / "db"), encoder=clip)
+    # exact float16 states: an indexed query image scores 2 (pooled 1 + late 1) against itself only then; codecs are
+    # tested in test_codec.py
+    index = SmartVectorIndex.from_documents(documents, uri=str(tmp_path / "db"), encoder=clip, compression="none")
     index.insert_nodes(
         [
             ImageNode(id_="node-path", image_path=str(paths[3]), text="inserted"),
@@ -195,7 +197,9 @@ def test_langchain_image_documents_and_image_queries(tmp_path, clip, paths):
         LCDocument(id="t0", page_content=TEXTS[0], metadata={"kind": "note"}),
         LCDocument(id="t1", page_content=TEXTS[1], metadata={"kind": "note"}),
     ]
-    retriever = LCRetriever.from_documents(docs, uri=str(tmp_path / "db"), encoder=clip, k=4)
+    # exact float16 states: an indexed query image scores 2 against itself only then; codecs are tested in test_codec.py
+    retriever = LCRetriever(index=SmartIndex(str(tmp_path / "db"), encoder=clip, compression="none"), k=4)
+    retriever.add_documents(docs)
     stored = {h.id: h for h in retriever.index.get(["p0", "p1", "t0", "t1"])}
     assert {k: h.modality for k, h in stored.items()} == {"p0": "image", "p1": "image", "t0": "text", "t1": "text"}
     assert stored["p0"].image == str(paths[0].resolve()) and stored["p0"].text == "first photo"
@@ -222,7 +226,8 @@ def test_langchain_interleaved_image_and_text_query(tmp_path, qwen, paths):
 
 
 def test_langchain_reranker_on_image_documents(tmp_path, clip, paths, monkeypatch):
-    index = SmartIndex(str(tmp_path / "db"), encoder=clip)
+    # exact float16 states: reused stored states must score exactly as a fresh encoding; codecs are tested in test_codec.py
+    index = SmartIndex(str(tmp_path / "db"), encoder=clip, compression="none")
     LCRetriever(index=index).add_documents(
         [LCDocument(id="p0", page_content="", metadata={"image_path": str(paths[0])})]
     )

@@ -3,8 +3,9 @@
 A subclass loads one model family (:meth:`BaseEncoder._load`) and encodes texts
 (:meth:`BaseEncoder._encode_texts`); this base class owns the device and dtype defaults,
 the load-error message, the weights fingerprint, adapter loading, the fingerprints, the
-token-policy punctuation mask, the progress-bar rule and :meth:`BaseEncoder.encode_items`,
-the one place that splits a batch of text and image items.
+token-policy punctuation mask, the progress bar of an encoding call (the rule itself is
+:func:`smart_retrievers.progress.progress_on`) and :meth:`BaseEncoder.encode_items`, the one
+place that splits a batch of text and image items.
 
 No transformers import at module level: it is loaded with the first model.
 """
@@ -24,9 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..encoding import Encoding, TokenPolicy
-
-PROGRESS_MIN_ITEMS = 256
-"""A progress bar is shown by default for calls with more items than this."""
+from ..progress import progress_on
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 _SAMPLE_BYTES = 1 << 20
@@ -35,11 +34,6 @@ _SUBWORD_MARKS = ("##", "Ġ", "▁", "Ċ")
 
 
 # ---- helpers ---------------------------------------------------------------
-
-
-def progress_on(flag: bool | None, n: int) -> bool:
-    """Whether to show a progress bar for ``n`` items: ``flag``, or when None, ``n > 256``."""
-    return n > PROGRESS_MIN_ITEMS if flag is None else bool(flag)
 
 
 def auto_device() -> str:
@@ -97,15 +91,21 @@ def fingerprint_weights(model_name_or_path: str, local_files_only: bool = True, 
     return digest.hexdigest()[:16]
 
 
-def load_adapter(adapter: Any, base_fingerprint: dict[str, Any], device: str) -> torch.nn.Module | None:
-    """Load (if given as a path) a SMART adapter, check it was trained on this base model, move it to ``device``."""
+def load_adapter(
+    adapter: Any, base_fingerprint: dict[str, Any], device: str, *, state_dim: int | None = None
+) -> torch.nn.Module | None:
+    """Load (if given as a path) a SMART adapter, check it was trained on this base model, move it to ``device``.
+
+    ``state_dim`` is the encoder's token-state size before any adapter (its hidden size,
+    not the pooled ``dim``), which must be the adapter's input size (None: not checked).
+    """
     if adapter is None:
         return None
     from ..adapter import SmartAdapter
 
     if not isinstance(adapter, SmartAdapter):
         adapter = SmartAdapter.load(adapter)
-    adapter.check_base(base_fingerprint)
+    adapter.check_base(base_fingerprint, state_dim=state_dim)
     return adapter.to(device).eval()
 
 
@@ -246,7 +246,7 @@ class BaseEncoder(ABC):
             ) from exc
         self.model.to(self.device).eval()
         self._weights_hash = fingerprint_weights(path, local_files_only)
-        self.adapter = load_adapter(adapter, self.base_fingerprint, self.device)
+        self.adapter = load_adapter(adapter, self.base_fingerprint, self.device, state_dim=self._state_dim)
         self._punct_ids: torch.Tensor | None = None
 
     # ---- what a model family provides ------------------------------------

@@ -128,10 +128,11 @@ class QwenVLEncoder(VisionEncoder):
             ``adapter``, ``local_files_only``, ``show_progress``, ``name`` go to
             :class:`VisionEncoder` and :class:`BaseEncoder`.
 
-    Example:
-        >>> enc = QwenVLEncoder("Alibaba-NLP/gme-Qwen2-VL-2B-Instruct", pool_suffix="<|endoftext|>")
-        >>> docs = enc.encode_images(["page1.png", "photo.jpg"])
-        >>> queries = enc.encode_queries(["a chart of revenue by year"])
+    Example (needs the model's weights, so it is not run as a doctest)::
+
+        enc = QwenVLEncoder("Alibaba-NLP/gme-Qwen2-VL-2B-Instruct", pool_suffix="<|endoftext|>")
+        docs = enc.encode_images(["page1.png", "photo.jpg"])
+        queries = enc.encode_queries(["a chart of revenue by year"])
     """
 
     pooling = "lasttoken"

@@ -96,8 +96,19 @@ class SmartRetriever(BaseRetriever):
         modality: ``"text"`` or ``"image"`` to return only that kind of document (None: both).
 
     Example:
-        >>> retriever = SmartRetriever.from_texts(["code K7 labels the red star"], uri="./smart_db", k=4)
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()  # or "./smart_db", "s3://bucket/db"...
+        >>> retriever = SmartRetriever.from_texts(
+        ...     ["Code K7 labels the red star.", "Code P2 labels the blue circle.", "Code K9 labelled the red star."],
+        ...     metadatas=[{"year": 2021}, {"year": 2022}, {"year": 2019}],
+        ...     ids=["k7", "p2", "k9"],
+        ...     uri=tmp.name,
+        ...     k=1,
+        ... )
         >>> docs = retriever.invoke("which code labels the red star?", filter={"year": {"$gte": 2020}})
+        >>> [(doc.id, doc.page_content) for doc in docs]
+        [('k7', 'Code K7 labels the red star.')]
+        >>> tmp.cleanup()
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
@@ -328,9 +339,17 @@ class SmartReranker(BaseDocumentCompressor):
         encoder: the encoder (default: the index's, else the bundled all-MiniLM-L6-v2).
 
     Example:
-        >>> reranker = SmartReranker(top_n=3)
+        >>> from langchain_core.documents import Document
+        >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+        >>> from langchain_core.vectorstores import InMemoryVectorStore
+        >>> texts = {"p2": "Code P2 labels the blue circle.", "k7": "Code K7 labels the red star.", "m4": "Code M4 labels the yellow triangle."}
+        >>> vectorstore = InMemoryVectorStore.from_documents(  # any vector store; a fake embedding keeps this offline
+        ...     [Document(id=i, page_content=t) for i, t in texts.items()], DeterministicFakeEmbedding(size=16)
+        ... )
+        >>> reranker = SmartReranker(top_n=1)
         >>> chain = reranker.wrap(vectorstore.as_retriever(search_kwargs={"k": 20}))
-        >>> docs = chain.invoke("which code labels the red star?")
+        >>> [doc.id for doc in chain.invoke("which code labels the red star?")]
+        ['k7']
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)

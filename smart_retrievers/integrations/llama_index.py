@@ -351,9 +351,26 @@ class SmartRetriever(MultiModalRetriever):
         callback_manager / verbose: as for any ``BaseRetriever``.
 
     Example:
-        >>> retriever = SmartRetriever(index, similarity_top_k=5, filters=MetadataFilters.from_dicts([{"key": "year", "value": 2020, "operator": ">="}]))
-        >>> nodes = retriever.retrieve("which code labels the red star?")
-        >>> photos = retriever.text_to_image_retrieve("a dog on a beach")
+        >>> import tempfile
+        >>> from llama_index.core.schema import TextNode
+        >>> from llama_index.core.vector_stores import MetadataFilters
+        >>> tmp = tempfile.TemporaryDirectory()  # or "./smart_db", "s3://bucket/db"...
+        >>> index = SmartVectorIndex(
+        ...     [
+        ...         TextNode(id_="k7", text="Code K7 labels the red star.", metadata={"year": 2021}),
+        ...         TextNode(id_="p2", text="Code P2 labels the blue circle.", metadata={"year": 2022}),
+        ...         TextNode(id_="k9", text="Code K9 labelled the red star.", metadata={"year": 2019}),
+        ...     ],
+        ...     uri=tmp.name,
+        ... )
+        >>> filters = MetadataFilters.from_dicts([{"key": "year", "value": 2020, "operator": ">="}])
+        >>> retriever = SmartRetriever(index, similarity_top_k=1, filters=filters)
+        >>> [(n.node.node_id, n.node.metadata) for n in retriever.retrieve("which code labels the red star?")]
+        [('k7', {'year': 2021})]
+        >>> tmp.cleanup()
+
+        With a vision encoder, ``retriever.text_to_image_retrieve("a dog on a beach")``
+        returns image nodes.
     """
 
     def __init__(
@@ -521,7 +538,18 @@ class SmartRerank(BaseNodePostprocessor):
         callback_manager: LlamaIndex callback manager.
 
     Example:
-        >>> query_engine = vector_index.as_query_engine(similarity_top_k=20, node_postprocessors=[SmartRerank(top_n=4)])
+        >>> from llama_index.core import Document, VectorStoreIndex
+        >>> from llama_index.core.embeddings import MockEmbedding
+        >>> from llama_index.core.llms import MockLLM
+        >>> texts = {"p2": "Code P2 labels the blue circle.", "k7": "Code K7 labels the red star.", "m4": "Code M4 labels the yellow triangle."}
+        >>> vector_index = VectorStoreIndex.from_documents(  # any index; a mock embedding keeps this offline
+        ...     [Document(id_=i, text=t) for i, t in texts.items()], embed_model=MockEmbedding(embed_dim=8)
+        ... )
+        >>> query_engine = vector_index.as_query_engine(
+        ...     llm=MockLLM(), similarity_top_k=20, node_postprocessors=[SmartRerank(top_n=1)]
+        ... )
+        >>> [n.node.ref_doc_id for n in query_engine.query("which code labels the red star?").source_nodes]
+        ['k7']
     """
 
     model: str = Field(default="", description="Name of the encoder scoring the nodes.")
@@ -672,8 +700,20 @@ class SmartVectorIndex(BaseManagedIndex):
             (``lambda_pool``, ``lambda_late``, ``candidates``, ``storage_options``...).
 
     Example:
-        >>> index = SmartVectorIndex.from_documents(documents, uri="./smart_db")
-        >>> response = index.as_query_engine(llm=llm, similarity_top_k=4).query("which code labels the red star?")
+        >>> import tempfile
+        >>> from llama_index.core import Document
+        >>> from llama_index.core.llms import MockLLM
+        >>> tmp = tempfile.TemporaryDirectory()  # or "./smart_db", "s3://bucket/db"...
+        >>> documents = [
+        ...     Document(id_="p2", text="Code P2 labels the blue circle."),
+        ...     Document(id_="k7", text="Code K7 labels the red star."),
+        ... ]
+        >>> index = SmartVectorIndex.from_documents(documents, uri=tmp.name)
+        >>> llm = MockLLM()  # any LlamaIndex LLM; MockLLM keeps this offline
+        >>> response = index.as_query_engine(llm=llm, similarity_top_k=1).query("which code labels the red star?")
+        >>> [n.node.ref_doc_id for n in response.source_nodes]
+        ['k7']
+        >>> tmp.cleanup()
     """
 
     def __init__(

@@ -1,0 +1,244 @@
+"""Imports only go down: the package's layers, checked on the source (every import, also those inside functions).
+
+Bottom to top:
+
+* L0 ``encoding``, ``filters``, ``options``, ``codec``, ``scoring``, ``progress`` (and ``_version``): import
+  nothing from the package (``scoring`` names ``codec`` under ``TYPE_CHECKING`` only);
+* L1 ``encoders``, ``adapter``, ``store``: ``encoders`` may use ``adapter``;
+* L2 ``evaluation``, ``training``, ``index``: ``training`` may use ``evaluation``, never the reverse;
+* L3 ``rerank``;
+* L4 ``integrations``, ``langchain``, ``llama_index``, ``cli``, ``demo``; the package root is above all.
+
+A module may import a lower layer, its own group (``encoders.text`` -> ``encoders.base``) and the same-layer
+groups listed in :data:`SAME_LAYER`. Nothing imports the package root (``from smart_retrievers import X``,
+``from . import X`` at package level): the root re-exports, it is not a home. Imports under
+``if TYPE_CHECKING:`` are ignored (they never run). The core (L0-L3) imports no LangChain or LlamaIndex.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PACKAGE = "smart_retrievers"
+ROOT = Path(__file__).resolve().parents[1] / PACKAGE
+
+LAYERS: dict[str, int] = {
+    "_version": 0,
+    "encoding": 0,
+    "filters": 0,
+    "options": 0,
+    "codec": 0,
+    "scoring": 0,
+    "progress": 0,
+    "encoders": 1,
+    "adapter": 1,
+    "store": 1,
+    "evaluation": 2,
+    "training": 2,
+    "index": 2,
+    "rerank": 3,
+    "integrations": 4,
+    "langchain": 4,
+    "llama_index": 4,
+    "cli": 4,
+    "demo": 4,
+}
+"""Group (first name under the package) -> layer. A new module needs a line here."""
+
+SAME_LAYER: dict[str, set[str]] = {
+    "encoders": {"adapter"},
+    "training": {"evaluation"},
+    "langchain": {"integrations"},
+    "llama_index": {"integrations"},
+}
+"""Group -> the other groups of its own layer it may import."""
+
+CORE_LAYERS = range(4)
+FRAMEWORKS = ("langchain", "langchain_core", "langchain_classic", "llama_index")
+"""Top-level third-party packages the core never imports (a prefix: ``langchain_*`` too)."""
+
+
+def module_name(path: Path) -> str:
+    """``smart_retrievers/encoders/text.py`` -> ``smart_retrievers.encoders.text`` (``__init__`` -> the package)."""
+    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _import_nodes(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Every import statement, at any depth, except the body of ``if TYPE_CHECKING:``."""
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        elif isinstance(node, ast.If) and _is_type_checking(node.test):
+            stack.extend(node.orelse)
+        else:
+            stack.extend(ast.iter_child_nodes(node))
+
+
+def imports_of(source: str, module: str, is_package: bool, modules: set[str]) -> Iterator[tuple[int, str]]:
+    """(line, imported name) for each import in ``source``, relative imports resolved to absolute names.
+
+    ``from X import name`` yields ``X.name`` when that is a module of the package (``modules``), else ``X``.
+    """
+    package = module if is_package else module.rpartition(".")[0]
+    for node in _import_nodes(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+            continue
+        if node.level:
+            base_parts = package.split(".")
+            base_parts = base_parts[: len(base_parts) - (node.level - 1)]
+            base = ".".join(base_parts + ([node.module] if node.module else []))
+        else:
+            base = node.module or ""
+        for alias in node.names:
+            sub = f"{base}.{alias.name}"
+            yield node.lineno, sub if sub in modules else base
+
+
+def group_of(name: str) -> str | None:
+    """``smart_retrievers.encoders.text`` -> ``encoders``; None for the package root and outside names."""
+    parts = name.split(".")
+    if parts[0] != PACKAGE or len(parts) < 2:
+        return None
+    return parts[1]
+
+
+def violation(importer: str, imported: str) -> str | None:
+    """Why ``importer`` may not import ``imported`` (both absolute names), or None if it may."""
+    src = group_of(importer)
+    if src is not None and src not in LAYERS:
+        return f"{PACKAGE}.{src} has no layer (add it to LAYERS in tests/test_layering.py)"
+    if imported == PACKAGE:
+        return None if importer == PACKAGE else "imports the package root"
+    dst = group_of(imported)
+    if dst is None:  # third-party or standard library
+        top = imported.split(".")[0]
+        if src is not None and LAYERS[src] in CORE_LAYERS and top.startswith(FRAMEWORKS):
+            return f"core (L{LAYERS[src]}) imports the framework {top!r}"
+        return None
+    if dst not in LAYERS:
+        return f"{PACKAGE}.{dst} has no layer (add it to LAYERS in tests/test_layering.py)"
+    if src is None:  # the root imports what it re-exports
+        return None
+    if src == dst or LAYERS[dst] < LAYERS[src] or dst in SAME_LAYER.get(src, ()):
+        return None
+    return f"L{LAYERS[src]} {src} imports L{LAYERS[dst]} {dst}"
+
+
+def check_source(source: str, module: str, *, is_package: bool = False, modules: set[str] | None = None) -> list[str]:
+    """The layering violations of one module's source, as ``"module:line: imports X (why)"``."""
+    out = []
+    for line, imported in imports_of(source, module, is_package, modules or set()):
+        why = violation(module, imported)
+        if why:
+            out.append(f"{module}:{line}: imports {imported} ({why})")
+    return out
+
+
+def package_modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
+
+
+# ---- the package -------------------------------------------------------------
+
+
+def test_every_module_has_a_layer():
+    groups = {group_of(m) for m in package_modules()} - {None}
+    assert groups <= set(LAYERS), f"modules without a layer: {sorted(groups - set(LAYERS))}"
+
+
+def test_imports_only_go_down():
+    modules = package_modules()
+    found = []
+    for module, path in modules.items():
+        found += check_source(
+            path.read_text(encoding="utf-8"), module, is_package=path.name == "__init__.py", modules=set(modules)
+        )
+    assert not found, "upward imports:\n" + "\n".join(found)
+
+
+def test_codec_and_scoring_stand_alone():
+    """The codec imports nothing from the package; scoring names the codec only for type checking."""
+    modules = package_modules()
+    for name in ("codec", "scoring"):
+        imported = {
+            target
+            for _, target in imports_of(
+                modules[f"{PACKAGE}.{name}"].read_text(encoding="utf-8"),
+                f"{PACKAGE}.{name}",
+                False,
+                set(modules),
+            )
+        }
+        assert not {t for t in imported if t.split(".")[0] == PACKAGE}, (name, imported)
+
+
+# ---- the checker itself ---------------------------------------------------------------
+
+
+MODULES = {f"{PACKAGE}.{m}" for m in ("index", "store", "codec", "encoders", "encoders.base", "adapter", "rerank")}
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "is_package", "expected"),
+    [
+        ("smart_retrievers.store", "from .index import SmartIndex\n", False, "L1 store imports L2 index"),
+        ("smart_retrievers.codec", "def f():\n    from .scoring import rank\n", False, "L0 codec imports L0 scoring"),
+        (
+            "smart_retrievers.evaluation.beir",
+            "from ..training import fit\n",
+            False,
+            "L2 evaluation imports L2 training",
+        ),
+        ("smart_retrievers.adapter", "from . import __version__\n", False, "imports the package root"),
+        ("smart_retrievers.index", "import smart_retrievers\n", False, "imports the package root"),
+        ("smart_retrievers.rerank", "from smart_retrievers import SmartIndex\n", False, "imports the package root"),
+        ("smart_retrievers.encoders", "from ..langchain import SmartRetriever\n", True, "L1 encoders imports L4"),
+        ("smart_retrievers.scoring", "import langchain_core.documents\n", False, "imports the framework"),
+        ("smart_retrievers.store", "from llama_index.core import Document\n", False, "imports the framework"),
+        ("smart_retrievers.brand_new", "import numpy\n", False, "has no layer"),
+    ],
+)
+def test_checker_reports_an_upward_import(module, source, is_package, expected):
+    found = check_source(source, module, is_package=is_package, modules=MODULES)
+    assert len(found) == 1 and expected in found[0], found
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "is_package"),
+    [
+        ("smart_retrievers.index", "from .store import SmartStore\nfrom .encoders.base import load_adapter\n", False),
+        (
+            "smart_retrievers.encoders.text",
+            "from .base import BaseEncoder\nfrom ..adapter import SmartAdapter\n",
+            False,
+        ),
+        ("smart_retrievers.encoders.clip", "from . import model_types_of\n", False),  # its own package
+        ("smart_retrievers.training.fit", "from ..evaluation.metrics import ndcg_at_k\n", False),
+        (
+            "smart_retrievers.scoring",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .index import X\n",
+            False,
+        ),
+        ("smart_retrievers.integrations.langchain", "from langchain_core.documents import Document\n", False),
+        ("smart_retrievers", "from .index import SmartIndex\n", True),  # the root re-exports
+    ],
+)
+def test_checker_accepts_downward_imports(module, source, is_package):
+    assert check_source(source, module, is_package=is_package, modules=MODULES) == []
