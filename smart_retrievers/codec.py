@@ -137,7 +137,7 @@ class TokenCodec:
     @property
     def bytes_per_token(self) -> int:
         """Stored bytes per kept token state (per original token: divide by about ``pool``)."""
-        return self.out_dim * self.bits // 8
+        return -(-self.out_dim * self.bits // 8)
 
     # ---- fitting and storage --------------------------------------------
 
@@ -169,10 +169,6 @@ class TokenCodec:
             centred = sample - mean
             _, vectors = torch.linalg.eigh(centred.T @ centred / len(sample))
             weight = vectors[:, -out_dim:].flip(1).T  # top components first
-        if len(weight) * CODES[code] % 8:
-            raise ValueError(
-                f"compression preset {preset!r}: {len(weight)} dimensions x {CODES[code]} bits is not whole bytes"
-            )
         if code == "sign":
             weight = torch.from_numpy(_random_rotation(len(weight))) @ weight
         projected = (sample - mean) @ weight.T
@@ -316,6 +312,8 @@ def _pack(levels: np.ndarray, bits: int) -> np.ndarray:
     if bits == 1:
         return np.packbits(levels, axis=1, bitorder="little")
     per_byte = 8 // bits
+    pad = -levels.shape[1] % per_byte  # the last byte of a row is zero-filled
+    levels = np.pad(levels, ((0, 0), (0, pad)))
     grouped = levels.reshape(len(levels), -1, per_byte).astype(np.uint8)
     shifts = (np.arange(per_byte, dtype=np.uint8) * bits)[None, None, :]
     return np.bitwise_or.reduce(grouped << shifts, axis=2).astype(np.uint8)

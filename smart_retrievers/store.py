@@ -364,9 +364,8 @@ class SmartStore:
         leaves the old version in place. Table indices are not carried over by the
         overwrite; they are logged and must be rebuilt. Returns the number of rows.
         """
-        if self._table is None:
+        if self._table is None:  # nothing stored: the next first write fits the codec of the same preset
             self.fingerprint, self.codec = dict(fingerprint), codec
-            self.compression = codec.preset if codec else "none"
             return 0
         snapshot = self.db.open_table(self.table_name)
         snapshot.checkout(self._table.version)  # the version we start from, whatever commits meanwhile

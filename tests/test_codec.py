@@ -38,8 +38,16 @@ def test_presets_parse_and_reject():
     for bad in ["none", "pca-sign", "pca128-int3", "PCA128-sign", "pca4-sign", "pool1-sign", "pool9-sign", 7]:
         with pytest.raises(ValueError, match="compression preset"):
             parse_preset(bad)
-    with pytest.raises(ValueError, match="whole bytes"):
-        TokenCodec.fit("pca30-sign", np.ones((100, 64), np.float32))
+
+
+@pytest.mark.parametrize("preset", ["pca12-sign", "pca10-int2", "pca9-int4"])
+def test_dimensions_that_are_not_whole_bytes_are_padded(states, preset):
+    """An adapter of r=12 (say) still takes a sign code: the last byte of each token is zero-filled."""
+    codec = TokenCodec.fit(preset, states)
+    codes = codec.encode(states[:50])
+    assert codes.shape == (50, -(-codec.out_dim * codec.bits // 8)) == (50, codec.bytes_per_token)
+    np.testing.assert_array_equal(codec.encode(codec.reconstruct(codes).numpy()), codes)
+    assert codec.decode(codes).shape == (50, codec.out_dim)
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -178,6 +186,13 @@ def test_uncompressed_tables_keep_float16_and_exact_scores(tmp_path, encoder):
     stored = encoder.encode_documents([hit.text])[0]
     expected = float(maxsim_flat(query.tokens, stored.tokens, [len(stored.tokens)])[0])
     assert hit.score == pytest.approx(expected, abs=1e-5)
+
+
+def test_reindex_of_an_empty_index_keeps_its_compression(tmp_path, encoder):
+    index = SmartIndex(str(tmp_path / "db"), encoder=encoder)
+    index.reindex_tokens(None)
+    index.add(TEXTS[:3], ids=["a", "b", "c"])
+    assert index.codec is not None and index.codec.preset == DEFAULT_COMPRESSION
 
 
 def test_fit_codec_explicitly_then_writes_reuse_it(tmp_path, encoder):
