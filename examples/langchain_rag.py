@@ -86,8 +86,10 @@ def main() -> None:
     encoder = SmartEncoder.default()
     with tempfile.TemporaryDirectory(prefix="smart_db_") as db:
         # Chain 1: SmartRetriever in place of vectorstore.as_retriever(), with a metadata filter.
+        # compression="none": these notes differ only in which code labels which shape, a margin the
+        # default 16-byte token codes blur; on real corpora they cost <= 0.002 nDCG@10 (BENCHMARKS.md)
         retriever = SmartRetriever.from_documents(
-            DOCUMENTS, uri=db, encoder=encoder, k=3, filter={"year": {"$gte": 2020}}
+            DOCUMENTS, uri=db, encoder=encoder, k=3, filter={"year": {"$gte": 2020}}, compression="none"
         )
         show("SmartRetriever RAG chain", rag_chain(retriever, ANSWER).invoke(QUESTION), "smart_score")
 

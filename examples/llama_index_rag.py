@@ -79,7 +79,9 @@ def main() -> None:
     docs = documents()
 
     # 1. SMART index (LanceDB) + SmartRetriever in a RetrieverQueryEngine.
-    index = SmartVectorIndex.from_documents(docs, uri=db)
+    # compression="none": these reports differ only in which code labels which shape, a margin the
+    # default 16-byte token codes blur; on real corpora they cost <= 0.002 nDCG@10 (BENCHMARKS.md)
+    index = SmartVectorIndex.from_documents(docs, uri=db, compression="none")
     print(f"indexed {index.smart_index.count()} nodes from {len(docs)} documents into {db}")
     print(f"query: {QUERY!r}")
     engine = RetrieverQueryEngine.from_args(SmartRetriever(index, similarity_top_k=3), llm=llm)

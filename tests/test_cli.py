@@ -27,12 +27,11 @@ def beir_dir(tmp_path):
     return root
 
 
-def test_index_then_search(beir_dir, tmp_path, capsys, monkeypatch):
+def test_index_then_search(beir_dir, tmp_path, capsys):
     db = str(tmp_path / "db")
     # exact float16 states: this test checks the method's math (SMART ranks the binding answer first); codecs are
-    # tested in test_codec.py. `index` has no --compression option, so the new table's default is switched here.
-    monkeypatch.setattr("smart_retrievers.store.DEFAULT_COMPRESSION", "none")
-    assert main(["index", str(beir_dir / "corpus.jsonl"), "--db", db]) == 0
+    # tested in test_codec.py
+    assert main(["index", str(beir_dir / "corpus.jsonl"), "--db", db, "--compression", "none"]) == 0
     assert "indexed 12 items" in capsys.readouterr().out
     assert main(["search", "P2 blue circle", "--db", db, "-k", "2", "--json"]) == 0
     hits = json.loads(capsys.readouterr().out)
@@ -40,6 +39,22 @@ def test_index_then_search(beir_dir, tmp_path, capsys, monkeypatch):
     assert hits[0]["score"] == pytest.approx(hits[0]["pooled_score"] + hits[0]["late_score"], abs=1e-5)
     assert main(["search", "P2 blue circle", "--db", db, "--mode", "pooled", "-k", "1"]) == 0
     assert "[report-1-swapped]" in capsys.readouterr().out
+
+
+def test_compact_codes_a_float16_table(beir_dir, tmp_path, capsys):
+    db = str(tmp_path / "db")
+    assert main(["index", str(beir_dir / "corpus.jsonl"), "--db", db, "--compression", "none"]) == 0
+    capsys.readouterr()
+    assert main(["compact", "--db", db, "--compression", "pca64-sign"]) == 0
+    printed = capsys.readouterr().out
+    assert "compressed 12 rows" in printed and "'pca64-sign' (8 bytes per stored token)" in printed
+    assert main(["search", "P2 blue circle", "--db", db, "-k", "12", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 12  # every row is still there, scored from its codes
+    with pytest.raises(SystemExit, match="no index at"):
+        main(["compact", "--db", str(tmp_path / "missing")])
+    assert not (tmp_path / "missing").exists()
+    assert main(["compact", "--db", db]) == 2  # already coded: a clear error, nothing rewritten
+    assert "codes a float16 table" in capsys.readouterr().err
 
 
 def test_eval_writes_json(beir_dir, tmp_path, capsys):

@@ -150,16 +150,18 @@ class SmartRetriever(BaseRetriever):
         uri: str = "./smart_db",
         encoder: SmartEncoder | None = None,
         table: str = "smart",
+        compression: str | None = None,
         **kwargs: Any,
     ) -> SmartRetriever:
         """Index ``texts`` (upserting by ``ids``) in the LanceDB at ``uri`` and return a retriever.
 
-        ``encoder`` defaults to the bundled all-MiniLM-L6-v2; ``kwargs`` are retriever fields
-        (``k``, ``mode``, ``filter``...), validated before anything is written.
+        ``encoder`` defaults to the bundled all-MiniLM-L6-v2; ``compression`` is the token codec
+        of a new table (see :class:`~smart_retrievers.SmartIndex`); ``kwargs`` are retriever
+        fields (``k``, ``mode``, ``filter``...), validated before anything is written.
         """
         from ..index import SmartIndex
 
-        retriever = cls(index=SmartIndex(uri, encoder=encoder, table=table), **kwargs)
+        retriever = cls(index=SmartIndex(uri, encoder=encoder, table=table, compression=compression), **kwargs)
         retriever.index.add(texts, ids=ids, metadatas=metadatas)
         return retriever
 
@@ -171,12 +173,13 @@ class SmartRetriever(BaseRetriever):
         uri: str = "./smart_db",
         encoder: SmartEncoder | None = None,
         table: str = "smart",
+        compression: str | None = None,
         **kwargs: Any,
     ) -> SmartRetriever:
         """Like :meth:`from_texts`, from ``Document`` objects (see :meth:`add_documents`)."""
         from ..index import SmartIndex
 
-        retriever = cls(index=SmartIndex(uri, encoder=encoder, table=table), **kwargs)
+        retriever = cls(index=SmartIndex(uri, encoder=encoder, table=table, compression=compression), **kwargs)
         retriever.add_documents(documents)
         return retriever
 
