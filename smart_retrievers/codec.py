@@ -339,14 +339,26 @@ def generic_sample() -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
+_GENERIC_STATES: dict[str, list[np.ndarray]] = {}
+
+
+def _generic_states(encoder: Any) -> list[np.ndarray]:
+    """The generic sample's document token states, encoded once per encoder (fingerprint) and process."""
+    key = json.dumps(encoder.fingerprint, sort_keys=True, default=str)
+    if key not in _GENERIC_STATES:
+        encoded = encoder.encode_documents(generic_sample(), show_progress=False)
+        _GENERIC_STATES[key] = [np.asarray(e.tokens, dtype=np.float32) for e in encoded]
+    return _GENERIC_STATES[key]
+
+
 def fit_codec(
     preset: str, tokens: Sequence[np.ndarray], encoder: Any = None, *, min_tokens: int = MIN_FIT_TOKENS
 ) -> TokenCodec:
     """Fit ``preset`` on document token states, topped up when there are too few.
 
     With fewer than ``min_tokens`` tokens (e.g. a first write of one short document),
-    the built-in generic sample, encoded as documents by ``encoder``, is added to the
-    fit, so a PCA is never fitted on a handful of tokens.
+    the built-in generic sample, encoded as documents by ``encoder`` (once per encoder and
+    process), is added to the fit, so a PCA is never fitted on a handful of tokens.
     """
     parts = [np.asarray(t, dtype=np.float32) for t in tokens]
     count = sum(len(p) for p in parts)
@@ -355,8 +367,5 @@ def fit_codec(
             raise ValueError(
                 f"{count} tokens are too few to fit {preset!r} (need {min_tokens}); pass the encoder to top up the sample"
             )
-        parts += [
-            np.asarray(e.tokens, dtype=np.float32)
-            for e in encoder.encode_documents(generic_sample(), show_progress=False)
-        ]
+        parts += _generic_states(encoder)
     return TokenCodec.fit(preset, parts)
