@@ -78,10 +78,14 @@ def pool_tokens(tokens: np.ndarray, factor: int) -> np.ndarray:
     keep = -(-len(x) // factor)
     if factor <= 1 or len(x) <= 2 or keep >= len(x):
         return x
-    labels = fcluster(linkage(x.astype(np.float64), method="ward"), t=keep, criterion="maxclust") - 1
-    sums = np.zeros((int(labels.max()) + 1, x.shape[1]), dtype=np.float64)
-    np.add.at(sums, labels, x)
-    return (sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
+    # Euclidean distances from one BLAS product (unit vectors: |a - b|^2 = 2 - 2 a.b), condensed for linkage
+    gram = x.astype(np.float64) @ x.T.astype(np.float64)
+    distances = np.sqrt(np.clip(2.0 - 2.0 * gram[np.triu_indices(len(x), k=1)], 0.0, None))
+    labels = fcluster(linkage(distances, method="ward"), t=keep, criterion="maxclust") - 1
+    members = np.zeros((int(labels.max()) + 1, len(x)), dtype=np.float32)
+    members[labels, np.arange(len(x))] = 1.0
+    sums = members @ x
+    return sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(1e-12)
 
 
 def _random_rotation(dim: int) -> np.ndarray:
