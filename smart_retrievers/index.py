@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,18 +141,10 @@ class SmartIndex:
         if isinstance(texts, str):
             raise TypeError("add() takes a sequence of texts, not a single string")
         texts = list(texts)
-        ids = self._ids(len(texts), ids)
-        metadatas = self._aligned("metadatas", len(texts), metadatas)
-        ref_ids = self._aligned("ref_ids", len(texts), ref_ids)
-        bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
-        if bad is not None:
-            raise TypeError(f"text {bad} (id {ids[bad]!r}) is {type(texts[bad]).__name__}, not str")
+        ids, record = self._text_records(texts, ids, metadatas, ref_ids)
 
         def encode(start: int, stop: int) -> list[Encoding]:
             return self.encoder.encode_documents(texts[start:stop], show_progress=False)
-
-        def record(i: int, enc: Encoding) -> Record:
-            return Record(id=ids[i], text=texts[i], encoding=enc, ref_id=ref_ids[i], metadata=dict(metadatas[i] or {}))
 
         self._write(len(texts), encode, record, show_progress)
         return ids
@@ -177,15 +169,29 @@ class SmartIndex:
         encodings, texts = list(encodings), list(texts)
         if len(encodings) != len(texts):
             raise ValueError(f"got {len(encodings)} encodings but {len(texts)} texts")
+        ids, record = self._text_records(texts, ids, metadatas, ref_ids)
+        self._write(len(texts), lambda start, stop: encodings[start:stop], record, show_progress)
+        return ids
+
+    def _text_records(
+        self,
+        texts: list[str],
+        ids: Sequence[str] | None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None,
+        ref_ids: Sequence[str | None] | None,
+    ) -> tuple[list[str], Callable[[int, Encoding], Record]]:
+        """Checked ids, and the function that makes item i's row from its encoding."""
         ids = self._ids(len(texts), ids)
         metadatas = self._aligned("metadatas", len(texts), metadatas)
         ref_ids = self._aligned("ref_ids", len(texts), ref_ids)
+        bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+        if bad is not None:
+            raise TypeError(f"text {bad} (id {ids[bad]!r}) is {type(texts[bad]).__name__}, not str")
 
         def record(i: int, enc: Encoding) -> Record:
             return Record(id=ids[i], text=texts[i], encoding=enc, ref_id=ref_ids[i], metadata=dict(metadatas[i] or {}))
 
-        self._write(len(texts), lambda start, stop: encodings[start:stop], record, show_progress)
-        return ids
+        return ids, record
 
     def add_images(
         self,
