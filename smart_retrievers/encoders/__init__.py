@@ -38,6 +38,9 @@ _EXPORTS = {
     "QwenVLEncoder": "qwen_vl",
     "DEFAULT_INSTRUCTION": "qwen_vl",
     "DEFAULT_MAX_PIXELS": "images",
+    "DEFAULT_MAX_DECODE_PIXELS": "images",
+    "DEFAULT_IMAGE_POLICY": "images",
+    "ImagePolicy": "images",
     "IMAGE_TYPES": "images",
     "ImageInput": "images",
     "ImageLoadError": "images",
@@ -98,7 +101,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "DEFAULT_IMAGE_POLICY",
     "DEFAULT_INSTRUCTION",
+    "DEFAULT_MAX_DECODE_PIXELS",
     "DEFAULT_MAX_PIXELS",
     "ENCODERS",
     "IMAGE_TYPES",
@@ -108,6 +113,7 @@ __all__ = [
     "ClipEncoder",
     "ImageInput",
     "ImageLoadError",
+    "ImagePolicy",
     "QwenVLEncoder",
     "SmartEncoder",
     "VisionEncoder",

@@ -19,7 +19,16 @@ from PIL import Image
 
 from ..encoding import Encoding
 from .base import BaseEncoder
-from .images import DEFAULT_MAX_PIXELS, IMAGE_TYPES, ImageInput, ImageLoadError, describe_image, load_image
+from .images import (
+    DEFAULT_IMAGE_POLICY,
+    DEFAULT_MAX_PIXELS,
+    IMAGE_TYPES,
+    ImageInput,
+    ImageLoadError,
+    ImagePolicy,
+    describe_image,
+    load_image,
+)
 
 
 class VisionEncoder(BaseEncoder):
@@ -29,6 +38,10 @@ class VisionEncoder(BaseEncoder):
         model_name_or_path: a local model directory or a Hugging Face hub id.
         max_pixels / min_pixels: every image is resized (aspect ratio kept) so that its
             pixel count fits these bounds before it reaches the model's processor.
+        image_policy: which image sources may be read and the limits on reading them
+            (:class:`~smart_retrievers.encoders.images.ImagePolicy`; default: any local
+            path, no URLs, 40 MP decoded per image). It is not part of the fingerprint;
+            ``encoder.image_policy`` may be replaced later.
         batch_size: items per forward pass (default 8).
         **kwargs: ``device``, ``dtype``, ``token_policy``, ``adapter``,
             ``local_files_only``, ``show_progress``, ``name``: see :class:`BaseEncoder`.
@@ -42,11 +55,15 @@ class VisionEncoder(BaseEncoder):
         *,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         min_pixels: int | None = None,
+        image_policy: ImagePolicy | None = None,
         batch_size: int = 8,
         **kwargs: Any,
     ) -> None:
         if min_pixels and max_pixels and min_pixels > max_pixels:
             raise ValueError(f"min_pixels ({min_pixels}) must not exceed max_pixels ({max_pixels})")
+        if image_policy is not None and not isinstance(image_policy, ImagePolicy):
+            raise TypeError(f"image_policy must be an ImagePolicy, got {type(image_policy).__name__}")
+        self.image_policy = DEFAULT_IMAGE_POLICY if image_policy is None else image_policy
         self.max_pixels = max_pixels
         self.min_pixels = min_pixels
         super().__init__(model_name_or_path, batch_size=batch_size, **kwargs)
@@ -128,6 +145,9 @@ class VisionEncoder(BaseEncoder):
                 raise ValueError(f"item {i} has neither a text nor an image")
         if not n:
             return []
+        for i, image in enumerate(images):  # refuse a source before any image is read or encoded
+            if image is not None:
+                self.image_policy.check(image, index=i)
         batch_size = batch_size or self.batch_size
         # image items first, in input order; then texts longest first, to limit padding
         order = sorted(range(n), key=lambda i: (images[i] is None, -len(texts[i] or "") if images[i] is None else 0))
@@ -142,7 +162,9 @@ class VisionEncoder(BaseEncoder):
         return results  # type: ignore[return-value]
 
     def _load_image(self, image: ImageInput, index: int) -> Image.Image:
-        loaded = load_image(image, max_pixels=self.max_pixels, min_pixels=self.min_pixels, index=index)
+        loaded = load_image(
+            image, max_pixels=self.max_pixels, min_pixels=self.min_pixels, index=index, policy=self.image_policy
+        )
         problem = self._image_problem(loaded)
         if problem is not None:
             raise ImageLoadError(problem, index=index, source=describe_image(image))

@@ -1,0 +1,1 @@
+"""Reliability suite: bad inputs, crashes, concurrent writers (issue 10)."""
