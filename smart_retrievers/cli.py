@@ -36,15 +36,38 @@ def _read_items(path: Path) -> Iterator[dict[str, Any]]:
     """Rows of a BEIR corpus (_id/title/text) or {id, text, metadata} JSON lines."""
     from .evaluation.beir import read_jsonl
 
+    seen: dict[str, int] = {}
     try:
         for line_no, row in read_jsonl(path):
-            row_id = row.get("id", row.get("_id"))
-            text = " ".join(p for p in (row.get("title", ""), row.get("text", "")) if p).strip()
-            if row_id is None or not text:
-                raise SystemExit(f"{path}:{line_no}: each line needs an id (or _id) and a non-empty text")
-            yield {"id": str(row_id), "text": text, "metadata": row.get("metadata") or {}}
+            try:
+                item = _item(row)
+            except (TypeError, ValueError) as exc:  # a line of the wrong shape: path:line, no traceback
+                raise SystemExit(f"{path}:{line_no}: {exc}") from None
+            if item["id"] in seen:
+                raise SystemExit(f"{path}:{line_no}: duplicate id {item['id']!r} (first on line {seen[item['id']]})")
+            seen[item["id"]] = line_no
+            yield item
     except ValueError as exc:  # malformed line
         raise SystemExit(str(exc)) from None
+
+
+def _item(row: dict[str, Any]) -> dict[str, Any]:
+    """One JSONL object as ``{id, text, metadata}``; TypeError/ValueError name the field at fault."""
+    from .validation import check_metadata, check_text
+
+    row_id = row.get("id", row.get("_id"))
+    if isinstance(row_id, bool) or not isinstance(row_id, (str, int)) or row_id == "":
+        raise ValueError(f"each line needs an id (or _id) that is a non-empty string or an integer, got {row_id!r}")
+    parts = []
+    for name in ("title", "text"):
+        value = row.get(name)
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f'"{name}" must be a string, got {type(value).__name__} {value!r}')
+        parts.append(check_text(value or "", what=f'"{name}"'))
+    text = " ".join(p for p in parts if p).strip()
+    if not text:
+        raise ValueError("each line needs an id (or _id) and a non-empty text")
+    return {"id": str(row_id), "text": text, "metadata": check_metadata(row.get("metadata"))}
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -302,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, OSError) as exc:
+    except (ValueError, TypeError, OSError) as exc:  # bad input: one line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -21,6 +21,8 @@ Semantics:
   and ``"2"`` but not ``2.0``.
 * ``contains`` on a ``str`` field and ``text_match`` are case-sensitive
   substring matches; ``%``, ``_`` and ``\\`` in the value are literal.
+* Nesting of ``$and`` / ``$or`` / ``$not`` (and of ``And`` / ``Or`` / ``Not`` objects) is
+  limited to ``MAX_FILTER_DEPTH`` (64) levels; a deeper filter raises ``ValueError``.
 * Field names are literal top-level keys (``"a.b"`` is the key ``a.b``, not a
   nested path) made of ``[A-Za-z0-9_.-]``; ``id`` and ``ref_id`` always mean
   the table columns.
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +48,13 @@ _COMPARISONS = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 _GETTERS = {"int": "json_get_int", "float": "json_get_float", "str": "json_get_string", "bool": "json_get_bool"}
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _LIKE_ESCAPES = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_"})
+MAX_FILTER_DEPTH = 64
+"""Deepest nesting of logical operators ($and/$or/$not) a filter may have."""
+
+
+def _check_depth(depth: int) -> None:
+    if depth > MAX_FILTER_DEPTH:
+        raise ValueError(f"filter is nested deeper than {MAX_FILTER_DEPTH} levels of $and/$or/$not; flatten it")
 
 
 def _supported_operators() -> str:
@@ -109,29 +119,30 @@ def parse_filter(spec: Mapping[str, Any] | Filter | None) -> Filter | None:
         return spec
     if isinstance(spec, Mapping) and not spec:
         return None
-    return _parse_mapping(spec)
+    return _parse_mapping(spec, 0)
 
 
-def _parse_mapping(spec: Any) -> Filter:
+def _parse_mapping(spec: Any, depth: int) -> Filter:
+    _check_depth(depth)
     if not isinstance(spec, Mapping) or not spec:
-        raise ValueError(f"Expected a non-empty filter dict, got {spec!r}")
-    return _all([_parse_entry(key, value) for key, value in spec.items()])
+        raise ValueError(f"Expected a non-empty filter dict, got {reprlib.repr(spec)}")
+    return _all([_parse_entry(key, value, depth) for key, value in spec.items()])
 
 
 def _all(parts: list[Filter]) -> Filter:
     return parts[0] if len(parts) == 1 else And(tuple(parts))
 
 
-def _parse_entry(key: Any, value: Any) -> Filter:
+def _parse_entry(key: Any, value: Any, depth: int) -> Filter:
     if not isinstance(key, str):
         raise ValueError(f"Filter keys must be strings, got {key!r}")
     if key in ("$and", "$or"):
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{key} expects a list of filter dicts, got {value!r}")
-        children = tuple(_parse_mapping(item) for item in value)
+        children = tuple(_parse_mapping(item, depth + 1) for item in value)
         return And(children) if key == "$and" else Or(children)
     if key == "$not":
-        return Not(_parse_mapping(value))
+        return Not(_parse_mapping(value, depth + 1))
     if key.startswith("$"):
         raise ValueError(f"Unknown filter operator {key!r}; supported operators: {_supported_operators()}")
     if not isinstance(value, Mapping):
@@ -156,22 +167,23 @@ def to_sql(filter: Filter | None, field_types: FieldTypes) -> str | None:
     it raise ``ValueError``. Every value is validated and quoted, never
     concatenated raw.
     """
-    return None if filter is None else _render(filter, field_types)
+    return None if filter is None else _render(filter, field_types, 0)
 
 
-def _render(node: Filter, field_types: FieldTypes) -> str:
+def _render(node: Filter, field_types: FieldTypes, depth: int) -> str:
+    _check_depth(depth)
     if isinstance(node, Condition):
         return _render_condition(node, field_types)
     if isinstance(node, (And, Or)):
         if not node.children:
             return "TRUE" if isinstance(node, And) else "FALSE"
-        parts = [_render(child, field_types) for child in node.children]
+        parts = [_render(child, field_types, depth + 1) for child in node.children]
         joiner = " AND " if isinstance(node, And) else " OR "
         return parts[0] if len(parts) == 1 else joiner.join(f"({part})" for part in parts)
     if isinstance(node, Not):
         # COALESCE turns SQL NULL ("unknown") into "not matched", making NOT a true complement.
-        return f"NOT COALESCE(({_render(node.child, field_types)}), FALSE)"
-    raise TypeError(f"Not a filter: {node!r}")
+        return f"NOT COALESCE(({_render(node.child, field_types, depth + 1)}), FALSE)"
+    raise TypeError(f"Not a filter: {reprlib.repr(node)}")
 
 
 def _field_type(field: str, field_types: FieldTypes) -> str:

@@ -1,15 +1,18 @@
-"""SearchOptions: how a search ranks, resolved once against the index's defaults."""
+"""SearchOptions: how a search ranks, resolved once against the index's defaults; and the index's read default."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
+from datetime import timedelta
 from typing import Any, Literal
 
 SearchMode = Literal["rerank", "exhaustive", "pooled"]
 SEARCH_MODES: tuple[str, ...] = ("rerank", "exhaustive", "pooled")
 Modality = Literal["text", "image"]
 MODALITIES: tuple[str, ...] = ("text", "image")
+DEFAULT_READ_CONSISTENCY = timedelta(0)
+"""How often an open index looks for other processes' commits: on every read (free on a local table)."""
 
 
 def check_weights(lambda_pool: float, lambda_late: float) -> None:
@@ -26,6 +29,10 @@ def _check_count(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
 
 
+check_count = _check_count
+"""Raise ValueError unless ``value`` is an int >= 1 (not a bool, float or str); the message names ``name``."""
+
+
 @dataclass(frozen=True)
 class SearchOptions:
     """The settings of one search; None means "the index's default".
@@ -38,6 +45,12 @@ class SearchOptions:
         lambda_pool / lambda_late: fusion weights.
         where: metadata filter (dict or :mod:`smart_retrievers.filters` model).
         modality: only "text" or only "image" rows (None: both).
+        nprobes: ANN stage (once :meth:`SmartIndex.optimize` has built the pooled vector
+            index): IVF partitions searched per query. More is slower and closer to a flat search.
+        refine_factor: ANN stage: fetch ``refine_factor × candidates`` rows from the index
+            and re-rank them by their exact pooled cosine (0: no refinement).
+        ef: ANN stage, HNSW indices: size of the graph search's candidate list (>= the
+            number of candidates asked for).
     """
 
     k: int = 10
@@ -47,11 +60,21 @@ class SearchOptions:
     lambda_late: float | None = None
     where: Any = None
     modality: Modality | None = None
+    nprobes: int | None = None
+    refine_factor: int | None = None
+    ef: int | None = None
 
     def __post_init__(self) -> None:
         _check_count("k", self.k)
         if self.candidates is not None:
             _check_count("candidates", self.candidates)
+        for name in ("nprobes", "ef"):  # ANN knobs
+            if getattr(self, name) is not None:
+                _check_count(name, getattr(self, name))
+        if self.refine_factor is not None and (
+            isinstance(self.refine_factor, bool) or not isinstance(self.refine_factor, int) or self.refine_factor < 0
+        ):
+            raise ValueError(f"refine_factor must be an int >= 0, got {self.refine_factor!r}")
         if self.mode not in SEARCH_MODES:
             raise ValueError(f"mode must be one of {SEARCH_MODES}, got {self.mode!r}")
         if self.modality is not None and self.modality not in MODALITIES:
@@ -75,5 +98,6 @@ class SearchOptions:
             lambda_pool=self.lambda_pool if self.lambda_pool is not None else lambda_pool,
             lambda_late=self.lambda_late if self.lambda_late is not None else lambda_late,
         )
+        _check_count("candidates", out.candidates)  # the index's default too
         check_weights(out.lambda_pool, out.lambda_late)
         return out

@@ -2,7 +2,7 @@
 
 Bottom to top:
 
-* L0 ``encoding``, ``filters``, ``options``, ``codec``, ``scoring``, ``progress`` (and ``_version``): import
+* L0 ``encoding``, ``filters``, ``options``, ``codec``, ``scoring``, ``progress``, ``validation`` (and ``_version``): import
   nothing from the package (``scoring`` names ``codec`` under ``TYPE_CHECKING`` only);
 * L1 ``encoders``, ``adapter``, ``store``: ``encoders`` may use ``adapter``;
 * L2 ``evaluation``, ``training``, ``index``: ``training`` may use ``evaluation``, never the reverse;
@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "codec": 0,
     "scoring": 0,
     "progress": 0,
+    "validation": 0,
     "encoders": 1,
     "adapter": 1,
     "store": 1,

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from ..encoding import Encoding, TokenPolicy
 from ..progress import progress_on
+from ..validation import check_unicode
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 _SAMPLE_BYTES = 1 << 20
@@ -178,6 +179,8 @@ def check_texts(texts: Sequence[str]) -> list[str]:
     bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
     if bad is not None:
         raise TypeError(f"inputs must be strings; item {bad} is {type(texts[bad]).__name__}")
+    for i, text in enumerate(texts):  # a lone surrogate: a clear error, not the tokenizer's TypeError
+        check_unicode(text, f"input {i}")
     return texts
 
 
@@ -304,6 +307,8 @@ class BaseEncoder(ABC):
             **self.base_fingerprint,
             "token_dim": self.token_dim,
             "token_policy": asdict(self.token_policy),
+            # inputs are cut at max_length: one table must not mix truncation settings
+            "max_length": getattr(self, "max_length", None),
             "adapter": self.adapter.fingerprint() if self.adapter is not None else None,
             **self._fingerprint_extra(),
         }

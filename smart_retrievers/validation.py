@@ -1,0 +1,172 @@
+"""Input checks shared by the write, read and delete paths: clear errors before anything is encoded or written.
+
+Every check names the input and, where there is one, its position and id:
+
+* :func:`id_list`: ids / ref_ids given as a sequence of non-empty strings. A single string is
+  refused (it is never iterated into characters); pass ``["s1"]`` for one id.
+* :func:`aligned`: a per-item argument (metadatas, ref_ids, uris...) as a list of length ``n``.
+* :func:`check_text`: a text (or query) is a ``str`` holding valid Unicode (no lone surrogate).
+* :func:`check_metadata`: one item's metadata is a mapping of JSON values: ``None``, ``bool``,
+  ``int`` within int64, finite ``float``, ``str`` (valid Unicode), lists and dicts of these,
+  nested at most :data:`MAX_METADATA_DEPTH` levels.
+"""
+
+from __future__ import annotations
+
+import math
+import reprlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+MAX_METADATA_DEPTH = 32
+"""Deepest nesting of lists/dicts inside one metadata value (the top-level mapping is level 0)."""
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 60
+_short.maxlevel = 3
+
+
+def short_repr(value: Any) -> str:
+    """A bounded ``repr`` for error messages (safe on huge or deeply nested values)."""
+    return _short.repr(value)
+
+
+def _where(position: int | None, item_id: Any, what: str) -> str:
+    if position is None:
+        return what
+    return f"{what} {position}" + (f" (id {item_id!r})" if item_id is not None else "")
+
+
+def id_list(values: Any, name: str = "ids", *, allow_none: bool = False) -> list[Any]:
+    """``values`` as a list of non-empty id strings (``None`` entries too when ``allow_none``).
+
+    Raises:
+        TypeError: ``values`` is a single string/bytes, a mapping or not iterable, or an entry is
+            not a str (naming its position).
+        ValueError: an entry is an empty string or not valid Unicode (naming its position).
+    """
+    if isinstance(values, (str, bytes)):
+        raise TypeError(
+            f"{name} must be a sequence of ids, not a single {type(values).__name__} {short_repr(values)}; "
+            f"pass [{short_repr(values)}] for one id"
+        )
+    if isinstance(values, Mapping) or not isinstance(values, Iterable):
+        raise TypeError(f"{name} must be a sequence of ids, got {type(values).__name__}")
+    values = list(values)
+    for i, value in enumerate(values):
+        if value is None and allow_none:
+            continue
+        if not isinstance(value, str):
+            raise TypeError(f"{name}[{i}] is {type(value).__name__} {short_repr(value)}, not str")
+        if not value:
+            raise ValueError(f"{name}[{i}] is an empty string; ids must be non-empty strings")
+        check_unicode(value, f"{name}[{i}]")
+    return values
+
+
+def aligned(name: str, n: int, values: Any) -> list[Any]:
+    """A per-item argument as a list of ``n`` entries (``None``: ``n`` Nones).
+
+    Raises:
+        TypeError: a single string/bytes or a mapping where one entry per item is expected.
+        ValueError: the length is not ``n``.
+    """
+    if values is None:
+        return [None] * n
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+        raise TypeError(
+            f"{name} must be a sequence with one entry per item, not a single {type(values).__name__} "
+            f"{short_repr(values)}"
+        )
+    values = list(values)
+    if len(values) != n:
+        raise ValueError(f"got {n} items but {len(values)} {name}")
+    return values
+
+
+def check_unicode(text: str, where: str) -> None:
+    """Raise ValueError if ``text`` holds a lone surrogate (it cannot be encoded as UTF-8)."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{where} holds a lone surrogate {text[exc.start]!r} at character {exc.start}; "
+            "texts must be valid Unicode (clean it, e.g. with .encode('utf-8', 'replace').decode())"
+        ) from None
+
+
+def check_text(text: Any, position: int | None = None, item_id: Any = None, *, what: str = "text") -> str:
+    """``text`` checked to be a str of valid Unicode; errors name ``what``, its position and id."""
+    where = _where(position, item_id, what)
+    if not isinstance(text, str):
+        raise TypeError(f"{where} is {type(text).__name__}, not str")
+    check_unicode(text, where)
+    return text
+
+
+def check_metadata(metadata: Any, position: int | None = None, item_id: Any = None) -> dict[str, Any]:
+    """One item's metadata (None: ``{}``) as a dict, every value checked to be storable JSON.
+
+    Raises:
+        TypeError: not a mapping, or a value of a non-JSON type (datetime, set, bytes...).
+        ValueError: a key that is not a non-empty string, an int outside int64, a NaN or
+            infinite float, a string with a lone surrogate, or nesting deeper than
+            :data:`MAX_METADATA_DEPTH`.
+    """
+    where = _where(position, item_id, "metadata")
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise TypeError(
+            f"{where} is {type(metadata).__name__} {short_repr(metadata)}; each metadata must be a mapping (or None)"
+        )
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"{where}: metadata keys must be non-empty strings, got {short_repr(key)}")
+        check_unicode(key, f"{where} key {short_repr(key)}")
+        check_metadata_value(value, f"{where} field {key!r}")
+    return dict(metadata)
+
+
+def _child(where: str, step: str, depth: int) -> str:
+    """The path of a nested value for messages: the first levels in full, then ``[...]``."""
+    if depth < 8:
+        return where + step
+    return where if where.endswith("[...]") else where + "[...]"
+
+
+def check_metadata_value(value: Any, where: str, depth: int = 1) -> None:
+    """Raise unless ``value`` is storable JSON (see :func:`check_metadata`); ``where`` names it in errors."""
+    if value is None or isinstance(value, (bool, str)):
+        if isinstance(value, str):
+            check_unicode(value, where)
+        return
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError(f"{where}: integer {short_repr(value)} is outside int64 (filters could not compare it)")
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: {value!r} is not a finite number")
+        return
+    if isinstance(value, (list, tuple, dict)):
+        if depth > MAX_METADATA_DEPTH:
+            raise ValueError(f"{where}: metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise ValueError(f"{where}: metadata keys must be strings, got {short_repr(key)}")
+                check_unicode(key, f"{where} key {short_repr(key)}")
+                check_metadata_value(item, _child(where, f"[{short_repr(key)}]", depth), depth + 1)
+        else:
+            for i, item in enumerate(value):
+                check_metadata_value(item, _child(where, f"[{i}]", depth), depth + 1)
+        return
+    raise TypeError(
+        f"{where}: {type(value).__name__} value {short_repr(value)} is not JSON; "
+        "metadata values must be str, int, float, bool, None, or lists/dicts of these"
+    )
