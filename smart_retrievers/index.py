@@ -7,7 +7,8 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import timedelta
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -16,17 +17,43 @@ from tqdm.auto import tqdm
 from .codec import DEFAULT_COMPRESSION, TokenCodec, fit_codec
 from .encoders import default_encoder, reads_images
 from .encoders.base import load_adapter
-from .encoders.images import IMAGE_TYPES, ImageInput, image_uri
+from .encoders.images import IMAGE_TYPES, ImageInput, image_policy_of, image_uri
 from .encoding import Encoder, Encoding
-from .options import MODALITIES, SEARCH_MODES, Modality, SearchMode, SearchOptions, check_weights
+from .options import (
+    DEFAULT_READ_CONSISTENCY,
+    MODALITIES,
+    SEARCH_MODES,
+    Modality,
+    SearchMode,
+    SearchOptions,
+    check_count,
+    check_weights,
+)
 from .progress import progress_on
 from .scoring import Ranking, rank
-from .store import META_COLUMNS, Record, SmartStore, tokens_from_arrow, tokens_to_arrow, vectors_block
+from .store import (
+    ANN_INDEX_TYPES,
+    DEFAULT_ANN_INDEX,
+    DEFAULT_ANN_MIN_ROWS,
+    META_COLUMNS,
+    OptimizeReport,
+    Record,
+    SmartStore,
+    tokens_from_arrow,
+    tokens_to_arrow,
+    vectors_block,
+)
+from .validation import aligned, check_metadata, check_text, id_list
 
 logger = logging.getLogger(__name__)
 
+TokenFetch = Literal["query", "take"]
+DEFAULT_TOKEN_FETCH: TokenFetch = "query"
+"""How "rerank" gets its candidates' tokens: in the pooled search itself ("query"), or by a
+second ``take`` of the candidates' rows by row id ("take"). Measured in benchmarks/scale.py."""
+
 IMAGE_WRITE_BATCH = 128
-"""Most images encoded per LanceDB commit: image token states are large (hundreds per image)."""
+"""Most images encoded (and held in memory) at a time: image token states are large (hundreds per image)."""
 
 __all__ = [
     "MODALITIES",
@@ -66,13 +93,23 @@ class SmartIndex:
         table: table name inside the database.
         lambda_pool / lambda_late: default fusion weights.
         candidates: default number of pooled candidates re-scored in "rerank" mode.
-        write_batch_size: rows encoded and written per LanceDB commit in ``add``.
+        write_batch_size: rows encoded (and held in memory) at a time in ``add``; a call is
+            always one LanceDB commit, however many batches it takes.
         compression: how token states are stored (:mod:`smart_retrievers.codec`):
             ``"pca128-sign"`` (16 bytes per token, the default for a new table),
             another preset such as ``"pca64-sign"`` or ``"pca128-int4"``, or ``"none"``
             (float16, 2 bytes per dimension). The codec is fitted on the first write
             and stored in the table; an existing table keeps its own (None), and any
             other value must match it.
+        ann_min_rows: :meth:`optimize` builds the ANN index on the pooled vectors once the
+            table holds this many rows (None: never). Below it, the pooled search is flat
+            (exact) and fast enough.
+        ann_index_type: the LanceDB index type :meth:`optimize` builds (cosine distance);
+            one of :data:`~smart_retrievers.store.ANN_INDEX_TYPES`.
+        read_consistency_interval: how often a read looks for other processes' commits:
+            by default on every read (``timedelta(0)``), so a long-lived index sees every
+            write committed before a search; a few seconds saves a round trip per read on
+            object storage; None never looks again (README "Guarantees").
         storage_options / **connect_kwargs: passed to ``lancedb.connect``.
 
     Example:
@@ -102,10 +139,19 @@ class SmartIndex:
         candidates: int = 100,
         write_batch_size: int = 1024,
         compression: str | None = None,
+        ann_min_rows: int | None = DEFAULT_ANN_MIN_ROWS,
+        ann_index_type: str = DEFAULT_ANN_INDEX,
         storage_options: Mapping[str, str] | None = None,
+        read_consistency_interval: timedelta | None = DEFAULT_READ_CONSISTENCY,
         **connect_kwargs: Any,
     ) -> None:
         check_weights(lambda_pool, lambda_late)
+        if ann_min_rows is not None:
+            check_count("ann_min_rows", ann_min_rows)
+        if ann_index_type not in ANN_INDEX_TYPES:
+            raise ValueError(f"ann_index_type must be one of {ANN_INDEX_TYPES}, got {ann_index_type!r}")
+        check_count("candidates", candidates)
+        check_count("write_batch_size", write_batch_size)
         self.encoder = encoder or default_encoder()
         self.store = SmartStore(
             uri,
@@ -113,6 +159,7 @@ class SmartIndex:
             self.encoder.fingerprint,
             compression=compression,
             storage_options=storage_options,
+            read_consistency_interval=read_consistency_interval,
             **connect_kwargs,
         )
         self.lambda_pool = lambda_pool
@@ -120,6 +167,9 @@ class SmartIndex:
         self.candidates = candidates
         self.write_batch_size = write_batch_size
         self.last_truncated = 0
+        self.ann_min_rows = ann_min_rows
+        self.ann_index_type = ann_index_type
+        self.token_fetch: TokenFetch = DEFAULT_TOKEN_FETCH
 
     # ---- writes --------------------------------------------------------
 
@@ -130,23 +180,29 @@ class SmartIndex:
         ids: Sequence[str] | None = None,
         metadatas: Sequence[Mapping[str, Any] | None] | None = None,
         ref_ids: Sequence[str | None] | None = None,
+        upsert: bool = True,
         show_progress: bool | None = None,
     ) -> list[str]:
         """Encode and upsert texts (same id twice leaves one row). Returns the ids.
 
-        The whole call is atomic: if validation, encoding or a write fails, the table
-        is rolled back to its version before the call. ``last_truncated`` tells how
-        many inputs were cut at the encoder's max_length.
+        The whole call is one LanceDB commit: texts are encoded ``write_batch_size`` at a
+        time and streamed into a single ``add``/``merge_insert``, so if validation,
+        encoding or the write fails (or the process dies), none of the call's rows appear
+        and other writers' commits are untouched. ``upsert=False`` appends without a merge
+        (faster for bulk loads) and refuses ids the table already holds
+        (:class:`~smart_retrievers.store.DuplicateIdError`); a new or empty table is always
+        appended to. ``last_truncated`` tells how many inputs were cut at the encoder's
+        max_length.
         """
         if isinstance(texts, str):
             raise TypeError("add() takes a sequence of texts, not a single string")
         texts = list(texts)
-        ids, record = self._text_records(texts, ids, metadatas, ref_ids)
+        ids, metadatas, record = self._text_records(texts, ids, metadatas, ref_ids)
 
         def encode(start: int, stop: int) -> list[Encoding]:
             return self.encoder.encode_documents(texts[start:stop], show_progress=False)
 
-        self._write(len(texts), encode, record, show_progress)
+        self._write(len(texts), encode, record, metadatas, upsert=upsert, show_progress=show_progress)
         return ids
 
     upsert = add
@@ -159,18 +215,27 @@ class SmartIndex:
         ids: Sequence[str] | None = None,
         metadatas: Sequence[Mapping[str, Any] | None] | None = None,
         ref_ids: Sequence[str | None] | None = None,
+        upsert: bool = True,
         show_progress: bool | None = None,
     ) -> list[str]:
         """Upsert items encoded elsewhere (by this index's encoder), with their texts. Returns the ids.
 
         For encodings computed once and written to several tables (benchmarks, distributed
-        encoding): no forward pass here. The codec is fitted and applied exactly as in :meth:`add`.
+        encoding): no forward pass here. The codec is fitted and applied, and the call committed,
+        exactly as in :meth:`add`.
         """
         encodings, texts = list(encodings), list(texts)
         if len(encodings) != len(texts):
             raise ValueError(f"got {len(encodings)} encodings but {len(texts)} texts")
-        ids, record = self._text_records(texts, ids, metadatas, ref_ids)
-        self._write(len(texts), lambda start, stop: encodings[start:stop], record, show_progress)
+        ids, metadatas, record = self._text_records(texts, ids, metadatas, ref_ids)
+        self._write(
+            len(texts),
+            lambda start, stop: encodings[start:stop],
+            record,
+            metadatas,
+            upsert=upsert,
+            show_progress=show_progress,
+        )
         return ids
 
     def _text_records(
@@ -179,19 +244,17 @@ class SmartIndex:
         ids: Sequence[str] | None,
         metadatas: Sequence[Mapping[str, Any] | None] | None,
         ref_ids: Sequence[str | None] | None,
-    ) -> tuple[list[str], Callable[[int, Encoding], Record]]:
-        """Checked ids, and the function that makes item i's row from its encoding."""
+    ) -> tuple[list[str], list[Mapping[str, Any] | None], Callable[[int, Encoding], Record]]:
+        """Checked ids and metadatas, and the function that makes item i's row from its encoding."""
         ids = self._ids(len(texts), ids)
         metadatas = self._aligned("metadatas", len(texts), metadatas)
         ref_ids = self._aligned("ref_ids", len(texts), ref_ids)
-        bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
-        if bad is not None:
-            raise TypeError(f"text {bad} (id {ids[bad]!r}) is {type(texts[bad]).__name__}, not str")
+        self._check_items(texts, ids, metadatas, ref_ids)
 
         def record(i: int, enc: Encoding) -> Record:
             return Record(id=ids[i], text=texts[i], encoding=enc, ref_id=ref_ids[i], metadata=dict(metadatas[i] or {}))
 
-        return ids, record
+        return ids, metadatas, record
 
     def add_images(
         self,
@@ -202,6 +265,7 @@ class SmartIndex:
         ref_ids: Sequence[str | None] | None = None,
         texts: Sequence[str | None] | None = None,
         uris: Sequence[str | None] | None = None,
+        upsert: bool = True,
         show_progress: bool | None = None,
     ) -> list[str]:
         """Encode and upsert images with a vision encoder (rows get modality "image"). Returns the ids.
@@ -217,10 +281,11 @@ class SmartIndex:
                 absolute path, a URL or ``file://`` URI as given, a PIL image's
                 ``filename``; bytes, ``data:`` URIs and in-memory PIL images store None
                 unless given a uri here. Pixels are never stored.
+            upsert: as in :meth:`add`.
             show_progress: a progress bar (default: for more than 256 images).
 
-        Images are decoded one encoder batch at a time and written at most
-        ``IMAGE_WRITE_BATCH`` per commit, so pixels and token states of the whole call are
+        Images are decoded and encoded at most ``IMAGE_WRITE_BATCH`` at a time and streamed
+        into the call's one commit, so pixels and token states of the whole call are
         never in memory together. The call is atomic like :meth:`add`: an unreadable or
         corrupt image raises :class:`~smart_retrievers.encoders.ImageLoadError` naming its
         position and id, and the table is left as it was before the call.
@@ -234,7 +299,14 @@ class SmartIndex:
             raise TypeError(f"image {missing} is None")
         texts = self._aligned("texts", len(images), texts)
         return self.add_items(
-            texts, images, ids=ids, metadatas=metadatas, ref_ids=ref_ids, uris=uris, show_progress=show_progress
+            texts,
+            images,
+            ids=ids,
+            metadatas=metadatas,
+            ref_ids=ref_ids,
+            uris=uris,
+            upsert=upsert,
+            show_progress=show_progress,
         )
 
     def add_items(
@@ -246,9 +318,10 @@ class SmartIndex:
         metadatas: Sequence[Mapping[str, Any] | None] | None = None,
         ref_ids: Sequence[str | None] | None = None,
         uris: Sequence[str | None] | None = None,
+        upsert: bool = True,
         show_progress: bool | None = None,
     ) -> list[str]:
-        """Upsert a mix of text and image items in one atomic call. Returns the ids.
+        """Upsert a mix of text and image items in one atomic call (one commit, as :meth:`add`). Returns the ids.
 
         Item i is an image row when ``images[i]`` is given (``texts[i]``, if any, is then
         its stored caption, not encoded; ``uris[i]`` what its ``image`` column holds, as
@@ -272,8 +345,11 @@ class SmartIndex:
                 )
             if not isinstance(text, str) and (image is None or text is not None):
                 raise TypeError(f"text {i} (id {ids[i]!r}) is {type(text).__name__}, not str")
+        self._check_items(texts, ids, metadatas, ref_ids, captions=True)
         has_images = any(image is not None for image in images)
         encoder = self._image_encoder() if has_images else self.encoder
+        if has_images:  # the encoder's ImagePolicy refuses a source before anything is encoded or written
+            image_policy_of(encoder).check_all(images, ids=ids)
 
         def encode(start: int, stop: int) -> list[Encoding]:
             window = slice(start, stop)
@@ -297,7 +373,9 @@ class SmartIndex:
             )
 
         batch_size = min(self.write_batch_size, IMAGE_WRITE_BATCH) if has_images else self.write_batch_size
-        self._write(n, encode, record, show_progress, batch_size=batch_size)
+        self._write(
+            n, encode, record, metadatas, upsert=upsert, show_progress=show_progress, batch_size=batch_size
+        )
         return ids
 
     def _image_encoder(self) -> Any:
@@ -309,27 +387,38 @@ class SmartIndex:
             )
         return self.encoder
 
-    def _write(self, n: int, encode, record, show_progress: bool | None, batch_size: int | None = None) -> None:
-        """Encode and write in batches (default ``write_batch_size``) as one all-or-nothing operation."""
-        version = self.store.version
+    def _write(
+        self,
+        n: int,
+        encode: Callable[[int, int], list[Encoding]],
+        record: Callable[[int, Encoding], Record],
+        metadatas: Sequence[Mapping[str, Any] | None],
+        *,
+        upsert: bool,
+        show_progress: bool | None,
+        batch_size: int | None = None,
+    ) -> None:
+        """Encode in batches (default ``write_batch_size``) and write them all as one LanceDB commit."""
         self.last_truncated = 0
-        show = progress_on(show_progress, n)
         batch_size = batch_size or self.write_batch_size
-        try:
-            with tqdm(total=n, disable=not show, desc="Indexing", unit="item") as bar:
+
+        def batches() -> Iterator[list[Record]]:
+            with tqdm(total=n, disable=not progress_on(show_progress, n), desc="Indexing", unit="doc") as bar:
                 for start in range(0, n, batch_size):
                     stop = min(n, start + batch_size)
                     encodings = encode(start, stop)
                     self.last_truncated += sum(e.truncated for e in encodings)
-                    if self.store.needs_codec:  # the first write fits the table's codec
+                    if self.store.needs_codec:  # the first batch fits the table's codec
                         self.store.set_codec(
                             fit_codec(self.store.compression, [e.tokens for e in encodings], self.encoder)
                         )
-                    self.store.upsert([record(start + j, enc) for j, enc in enumerate(encodings)])
+                    yield [record(start + j, enc) for j, enc in enumerate(encodings)]
                     bar.update(stop - start)
+
+        try:
+            self.store.write(batches(), [m or {} for m in metadatas], upsert=upsert)
         except BaseException:
-            self.store.rollback(version)
-            if self.store.table is None:
+            if self.store.table is None:  # the codec fitted for a table that was never created
                 self.store.codec = None
             raise
         if self.last_truncated:
@@ -341,12 +430,9 @@ class SmartIndex:
     def _ids(n: int, ids: Sequence[str] | None) -> list[str]:
         if ids is None:
             return [uuid.uuid4().hex for _ in range(n)]
-        ids = list(ids)
+        ids = id_list(ids, "ids")  # a single string is refused, never split into characters
         if len(ids) != n:
             raise ValueError(f"got {n} items but {len(ids)} ids")
-        bad = next((i for i in ids if not isinstance(i, str) or not i), None)
-        if bad is not None or any(not isinstance(i, str) for i in ids):
-            raise ValueError(f"ids must be non-empty strings, got {bad!r}")
         if len(set(ids)) != len(ids):
             seen: set[str] = set()
             dup = next(i for i in ids if i in seen or seen.add(i))
@@ -355,18 +441,81 @@ class SmartIndex:
 
     @staticmethod
     def _aligned(name: str, n: int, values: Sequence[Any] | None) -> list[Any]:
-        if values is None:
-            return [None] * n
-        values = list(values)
-        if len(values) != n:
-            raise ValueError(f"got {n} items but {len(values)} {name}")
-        return values
+        return aligned(name, n, values)  # a single str or mapping is refused, never iterated
+
+    @staticmethod
+    def _check_items(
+        texts: Sequence[Any],
+        ids: Sequence[str],
+        metadatas: Sequence[Any],
+        ref_ids: Sequence[Any],
+        *,
+        captions: bool = False,
+    ) -> None:
+        """Check every item before anything is encoded or written; errors name the position and id.
+
+        Texts are str of valid Unicode (``captions``: None too, for image items), each metadata a
+        mapping (or None) of storable JSON (:func:`~smart_retrievers.validation.check_metadata`),
+        each ref_id a non-empty str or None.
+        """
+        for i, text in enumerate(texts):
+            if text is not None or not captions:
+                check_text(text, i, ids[i])
+        for i, metadata in enumerate(metadatas):
+            check_metadata(metadata, i, ids[i])
+        id_list(ref_ids, "ref_ids", allow_none=True)
 
     def delete(
         self, ids: Sequence[str] | None = None, *, ref_ids: Sequence[str] | None = None, where: Any = None
     ) -> int:
-        """Delete by ids, by source-document ids (ref_ids) and/or by filter; returns rows deleted."""
+        """Delete by ids, by source-document ids (ref_ids) and/or by filter (ANDed); returns rows deleted.
+
+        ``ids`` and ``ref_ids`` are lists (a single string is refused, not split into characters).
+        A call with no condition, ``where={}`` or a filter matching every row is refused
+        (``ValueError``): emptying the table takes an explicit :meth:`delete_all`.
+        """
         return self.store.delete(ids=ids, ref_ids=ref_ids, where=where)
+
+    def delete_all(self) -> int:
+        """Delete every row, in one commit (the table and its codec stay); returns rows deleted."""
+        return self.store.delete_all()
+
+    # ---- upkeep ----------------------------------------------------------
+
+    def optimize(
+        self,
+        *,
+        cleanup_older_than: timedelta | None = timedelta(days=7),
+        delete_unverified: bool = False,
+        rebuild_index: bool = False,
+        num_partitions: int | None = None,
+    ) -> OptimizeReport:
+        """Compact the table, drop old versions, and build or update the pooled ANN index.
+
+        Call it after bulk loads and then every so often as writes accumulate (LanceDB's rule
+        of thumb: after 100,000 changed rows or 20 write calls). It
+
+        - merges small data files (every row and value is kept);
+        - removes table versions older than ``cleanup_older_than`` (``timedelta(0)``: every
+          version but the latest, only safe when no other process reads the table; None:
+          LanceDB's default, 7 days);
+        - builds the ANN index on the pooled ``vector`` column (``ann_index_type``, cosine)
+          once the table holds ``ann_min_rows`` rows, or again with ``rebuild_index=True``
+          (retrains its partitions, e.g. after the table grew many times over);
+        - adds the rows written since the index was built to it.
+
+        Until then, rows written after the last build are still found: the search covers
+        them exhaustively and merges them with the index's hits. Returns what it did as an
+        :class:`~smart_retrievers.store.OptimizeReport`.
+        """
+        return self.store.optimize(
+            cleanup_older_than=cleanup_older_than,
+            delete_unverified=delete_unverified,
+            ann_min_rows=self.ann_min_rows,
+            index_type=self.ann_index_type,
+            num_partitions=num_partitions,
+            rebuild_index=rebuild_index,
+        )
 
     # ---- reads ---------------------------------------------------------
 
@@ -403,6 +552,7 @@ class SmartIndex:
         """
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
+        check_text(query, what="query")  # a lone surrogate: a clear error, not the tokenizer's
         opts = (options or SearchOptions()).updated(k=k, **settings)
         return self.search_encoded(self.encoder.encode_queries([query], show_progress=False)[0], options=opts)
 
@@ -427,6 +577,8 @@ class SmartIndex:
             raise TypeError(f"image must be a path, URI, bytes or PIL.Image, got {type(image).__name__}")
         if text is not None and not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
+        if text is not None:
+            check_text(text, what="text")
         opts = (options or SearchOptions()).updated(k=k, **settings)
         query = self._image_encoder().encode_inputs(texts=[text], images=[image], query=True, show_progress=False)[0]
         return self.search_encoded(query, options=opts)
@@ -446,8 +598,16 @@ class SmartIndex:
             return self._search_exhaustive(query, where_sql, opts)
         pooled_only = opts.mode == "pooled"
         n_candidates = opts.k if pooled_only else max(opts.k, opts.candidates)
-        columns = [*META_COLUMNS, "vector", *([] if pooled_only else ["tokens"])]
-        rows = self.store.search_pooled(query.pooled, n_candidates, where=where_sql, columns=columns)
+        ann = {"nprobes": opts.nprobes, "refine_factor": opts.refine_factor, "ef": opts.ef}
+        if pooled_only or self.token_fetch == "query":
+            columns = [*META_COLUMNS, "vector", *([] if pooled_only else ["tokens"])]
+            rows = self.store.search_pooled(query.pooled, n_candidates, where=where_sql, columns=columns, **ann)
+        else:  # "take": the candidates' ids first, then only their rows' tokens
+            found = self.store.search_pooled(
+                query.pooled, n_candidates, where=where_sql, columns=[*META_COLUMNS, "vector"], with_row_id=True, **ann
+            )
+            tokens = self.store.take_rows(found.column("_rowid").to_pylist(), ["tokens"])
+            rows = found.drop_columns(["_rowid"]).append_column("tokens", tokens.column("tokens"))
         if pooled_only:
             opts = opts.updated(lambda_pool=1.0, lambda_late=0.0)
         ranking = self._rank(query, rows, opts)

@@ -9,13 +9,19 @@ metadata fields and their types live in the ``metadata`` field's metadata.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import queue
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -25,8 +31,10 @@ from tqdm.auto import tqdm
 from .codec import DEFAULT_COMPRESSION, TokenCodec, parse_preset
 from .encoding import Encoding
 from .filters import parse_filter, to_sql
+from .options import DEFAULT_READ_CONSISTENCY
 from .progress import progress_on
 from .scoring import PackedTokens
+from .validation import check_metadata_value, id_list, short_repr
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +43,15 @@ CODEC_KEY = "smart_retrievers.codec"
 FIELDS_KEY = "smart_retrievers.fields"
 META_COLUMNS = ["id", "ref_id", "text", "image", "modality", "metadata"]
 FieldTypes = dict[str, str]
+T = TypeVar("T")
 
 
 class FingerprintMismatchError(ValueError):
     """The table was built by a different encoder than the one opening it."""
+
+
+class DuplicateIdError(ValueError):
+    """An append (``upsert=False``) met an id the table already holds."""
 
 
 @dataclass
@@ -54,6 +67,7 @@ class Record:
 
 
 def _json_type(value: Any) -> str:
+    check_metadata_value(value, "metadata value")  # int64 range, NaN/inf, JSON types and depth, nested too
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
@@ -83,25 +97,36 @@ def merge_field_types(known: Mapping[str, str], metadatas: Sequence[Mapping[str,
         for key, value in meta.items():
             if not isinstance(key, str) or not key:
                 raise ValueError(f"metadata keys must be non-empty strings, got {key!r}")
-            new = _json_type(value)
-            old = merged.get(key)
-            if new == "null" or old == new:
-                merged.setdefault(key, new)
-                continue
-            if old in (None, "null"):
-                merged[key] = new
-            elif {old, new} == {"int", "float"}:
-                merged[key] = "float"
-            else:
-                raise ValueError(f"metadata field {key!r} holds {old} values, got {new} value {value!r}")
+            _widen(merged, key, _json_type(value), f"value {value!r}")
     return merged
+
+
+def widen_field_types(known: Mapping[str, str], types: Mapping[str, str]) -> FieldTypes:
+    """``known`` widened to cover the field types ``types`` (same rules as :func:`merge_field_types`)."""
+    merged = dict(known)
+    for key, new in types.items():
+        _widen(merged, key, new, "values")
+    return merged
+
+
+def _widen(merged: FieldTypes, key: str, new: str, shown: str) -> None:
+    old = merged.get(key)
+    if new == "null" or old == new:
+        merged.setdefault(key, new)
+    elif old in (None, "null"):
+        merged[key] = new
+    elif {old, new} == {"int", "float"}:
+        merged[key] = "float"
+    else:
+        raise ValueError(f"metadata field {key!r} holds {old} values, got {new} {shown}")
 
 
 def describe_mismatch(stored: Mapping[str, Any], current: Mapping[str, Any]) -> str:
     diffs = [
         f"{k}: table={stored.get(k)!r} encoder={current.get(k)!r}"
         for k in sorted(set(stored) | set(current))
-        if stored.get(k) != current.get(k) and k != "model"
+        # a key the stored fingerprint lacks was not recorded by the version that wrote it (max_length...)
+        if k in stored and stored.get(k) != current.get(k) and k != "model"
     ]
     return "; ".join(diffs)
 
@@ -148,6 +173,172 @@ def tokens_from_arrow(column: pa.Array | pa.ChunkedArray) -> PackedTokens:
     return PackedTokens(values=torch.from_numpy(values.copy()), offsets=offsets - offsets[0])
 
 
+def stream_into(
+    schema: pa.Schema,
+    items: Iterator[T],
+    convert: Callable[[T], Iterable[pa.RecordBatch]],
+    commit: Callable[[pa.RecordBatchReader], Any],
+) -> None:
+    """Run ``commit`` on the record batches of ``items``, producing them here while it writes in a thread.
+
+    ``commit`` (a LanceDB ``add`` or ``merge_insert().execute``) is one transaction over the
+    whole stream. ``items`` are produced in the calling thread (where encoding happens, with
+    its progress bar and Ctrl-C) and handed through a queue of two to the writer thread,
+    which ``convert``s each to Arrow (token coding) and writes it: batch n is coded and
+    written while batch n+1 encodes, and memory stays bounded. If producing or converting
+    fails, the stream is aborted before the commit and that exception is raised; if the
+    commit fails, its exception is raised.
+    """
+    handover: queue.Queue[Any] = queue.Queue(maxsize=2)
+    done = object()
+    aborted = threading.Event()
+    failure: list[BaseException] = []
+
+    def stream() -> Iterator[pa.RecordBatch]:
+        while True:
+            try:
+                item = handover.get(timeout=0.05)
+            except queue.Empty:
+                if aborted.is_set():
+                    raise _StreamAborted("the write was aborted before its commit") from None
+                continue
+            if item is done:
+                return
+            try:
+                batches = list(convert(item))
+            except BaseException as exc:
+                failure.append(exc)  # the real error, not LanceDB's wrapper of it
+                raise
+            yield from batches
+
+    def write() -> None:
+        try:
+            commit(pa.RecordBatchReader.from_batches(schema, stream()))
+        except BaseException as exc:
+            failure.append(exc)
+
+    writer = threading.Thread(target=write, name="smart-retrievers-writer", daemon=True)
+    writer.start()
+    try:
+        for item in itertools.chain(items, [done]):
+            while writer.is_alive():
+                try:
+                    handover.put(item, timeout=0.05)
+                    break
+                except queue.Full:
+                    continue
+            if not writer.is_alive():
+                break
+    except BaseException:
+        aborted.set()
+        writer.join()
+        raise
+    writer.join()
+    if failure:
+        raise failure[0]
+
+
+class _StreamAborted(RuntimeError):
+    """Raised into LanceDB's reader so that it abandons the write."""
+
+
+def _check_local_uri(uri: str) -> None:
+    """Refuse a local ``uri`` that is (or lies under) a regular file: LanceDB needs a directory there."""
+    if "://" in uri:
+        return
+    path = Path(uri).expanduser()
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                where = "is" if candidate == path else f"lies under {str(candidate)!r}, which is"
+                raise NotADirectoryError(
+                    f"uri {uri!r} {where} a regular file; a SmartIndex/SmartStore uri is a directory "
+                    "(created if missing) or an s3:// / gs:// / az:// / db:// URI"
+                )
+            return
+
+
+# ---- the pooled ANN index (see SmartStore.optimize; defaults measured in benchmarks/scale.py) ----
+
+ANN_INDEX_TYPES: tuple[str, ...] = (
+    "IVF_FLAT",
+    "IVF_SQ",
+    "IVF_PQ",
+    "IVF_RQ",
+    "IVF_HNSW_SQ",
+    "IVF_HNSW_PQ",
+    "IVF_HNSW_FLAT",
+)
+"""LanceDB vector index types :meth:`SmartStore.optimize` can build on ``vector``."""
+DEFAULT_ANN_INDEX = "IVF_HNSW_SQ"
+"""The index type built by default."""
+DEFAULT_ANN_MIN_ROWS = 100_000
+"""Rows from which ``optimize()`` builds the ANN index by default: below it flat search is fast enough."""
+DEFAULT_NPROBES: int | None = None
+"""IVF partitions probed per query (None: LanceDB's default)."""
+DEFAULT_REFINE_FACTOR: int | None = None
+"""Index hits re-ranked by exact cosine, as a multiple of the rows asked for (None/0: no refinement)."""
+DEFAULT_EF: int | None = None
+"""HNSW search list size (None: LanceDB's default); never below the rows asked for."""
+
+_INDEX_TYPE_NAMES = {
+    "IvfFlat": "IVF_FLAT",
+    "IvfSq": "IVF_SQ",
+    "IvfPq": "IVF_PQ",
+    "IvfRq": "IVF_RQ",
+    "IvfHnswSq": "IVF_HNSW_SQ",
+    "IvfHnswPq": "IVF_HNSW_PQ",
+    "IvfHnswFlat": "IVF_HNSW_FLAT",
+}
+
+
+def _ann_config(index_type: str, num_partitions: int | None) -> Any:
+    """The LanceDB index config of ``index_type`` with cosine distance."""
+    from lancedb import index as lance_index
+
+    config_class = {
+        "IVF_FLAT": lance_index.IvfFlat,
+        "IVF_SQ": lance_index.IvfSq,
+        "IVF_PQ": lance_index.IvfPq,
+        "IVF_RQ": lance_index.IvfRq,
+        "IVF_HNSW_SQ": lance_index.IvfHnswSq,
+        "IVF_HNSW_PQ": lance_index.IvfHnswPq,
+        "IVF_HNSW_FLAT": lance_index.IvfHnswFlat,
+    }[index_type]
+    return config_class(distance_type="cosine", num_partitions=num_partitions)
+
+
+@dataclass
+class OptimizeReport:
+    """What :meth:`SmartStore.optimize` / :meth:`SmartIndex.optimize` did.
+
+    Attributes:
+        rows: rows in the table after the call.
+        fragments_before / fragments_after: LanceDB data fragments (compaction merges small ones).
+        versions_before / versions_after: table versions kept (cleanup drops those past retention).
+        index_built: True when the ANN index on ``vector`` was (re)trained by this call.
+        index_name / index_type: the vector index after the call (None: no index).
+        indexed_rows / unindexed_rows: rows the index covers / rows still searched flat.
+        index_seconds: time spent training the index (0 when not built).
+        optimize_seconds: time in LanceDB's ``optimize`` (compaction, cleanup, index update).
+        seconds: the whole call.
+    """
+
+    rows: int = 0
+    fragments_before: int = 0
+    fragments_after: int = 0
+    versions_before: int = 0
+    versions_after: int = 0
+    index_built: bool = False
+    index_name: str | None = None
+    index_type: str | None = None
+    indexed_rows: int = 0
+    unindexed_rows: int = 0
+    index_seconds: float = 0.0
+    optimize_seconds: float = 0.0
+    seconds: float = 0.0
+
+
 class SmartStore:
     """LanceDB table I/O for SMART rows.
 
@@ -160,8 +351,10 @@ class SmartStore:
             ``"none"`` stores float16 states. For an existing table None means "whatever it
             was built with", and any other value must match it.
         storage_options: passed to ``lancedb.connect`` (object-store credentials...).
-        read_consistency_interval: how often to look for other writers' commits
-            (``timedelta(0)``: on every read); None never re-checks.
+        read_consistency_interval: how often a read looks for other writers' commits.
+            The default ``timedelta(0)`` checks on every read, so every read sees every
+            commit made before it (free on a local table; on object storage it costs a
+            round trip per read, which a few seconds' interval saves). None never re-checks.
         **connect_kwargs: other ``lancedb.connect`` arguments (api_key, region...).
     """
 
@@ -173,12 +366,13 @@ class SmartStore:
         *,
         compression: str | None = None,
         storage_options: Mapping[str, str] | None = None,
-        read_consistency_interval: timedelta | None = None,
+        read_consistency_interval: timedelta | None = DEFAULT_READ_CONSISTENCY,
         **connect_kwargs: Any,
     ) -> None:
         if compression is not None and compression != "none":
             parse_preset(compression)
         self.uri = str(uri)
+        _check_local_uri(self.uri)
         self.table_name = table
         import lancedb  # on first use: a text-only import of the package stays light
 
@@ -192,18 +386,26 @@ class SmartStore:
         self._table = None
         self.codec: TokenCodec | None = None
         self.compression = compression or DEFAULT_COMPRESSION
-        if table in self.db.table_names():
-            self._table = self.db.open_table(table)
-            self._check_fingerprint()
-            raw = (self._table.schema.metadata or {}).get(CODEC_KEY.encode())
-            self.codec = TokenCodec.from_json(raw) if raw else None
-            stored = self.codec.preset if self.codec else "none"
-            if compression is not None and compression != stored:
-                raise FingerprintMismatchError(
-                    f"table {self.table_name!r} at {self.uri} stores tokens with compression {stored!r}, not {compression!r}; "
-                    f"open it without compression= (or with {stored!r}), or convert it with recompress()"
-                )
-            self.compression = stored
+        self._requested = compression
+        self._open_existing()
+
+    def _open_existing(self) -> None:
+        """Open the table if it exists (now, or since another writer created it), checking it fits."""
+        if self._table is None and self.table_name in self.db.table_names():
+            self._adopt(self.db.open_table(self.table_name))
+
+    def _adopt(self, table: Any) -> None:
+        """Use ``table`` (opened, or created first by another writer) with its own codec."""
+        self._check_fingerprint(table)
+        raw = (table.schema.metadata or {}).get(CODEC_KEY.encode())
+        codec = TokenCodec.from_json(raw) if raw else None
+        stored = codec.preset if codec else "none"
+        if self._requested is not None and self._requested != stored:
+            raise FingerprintMismatchError(
+                f"table {self.table_name!r} at {self.uri} stores tokens with compression {stored!r}, not {self._requested!r}; "
+                f"open it without compression= (or with {stored!r}), or convert it with recompress()"
+            )
+        self._table, self.codec, self.compression = table, codec, stored
 
     @property
     def needs_codec(self) -> bool:
@@ -223,7 +425,9 @@ class SmartStore:
 
     # ---- schema --------------------------------------------------------
 
-    def _schema(self) -> pa.Schema:
+    def _schema(self, field_types: FieldTypes | None = None) -> pa.Schema:
+        """The table schema; ``field_types`` (the known metadata fields) go on the ``metadata`` field."""
+        fields_meta = {FIELDS_KEY: json.dumps(field_types, sort_keys=True)} if field_types else None
         dim, token_dim = self.fingerprint["dim"], self.fingerprint.get("token_dim", self.fingerprint["dim"])
         return pa.schema(
             [
@@ -232,7 +436,7 @@ class SmartStore:
                 pa.field("text", pa.string()),
                 pa.field("image", pa.string()),
                 pa.field("modality", pa.string()),
-                pa.field("metadata", pa.json_(pa.utf8())),
+                pa.field("metadata", pa.json_(pa.utf8()), metadata=fields_meta),
                 pa.field("vector", pa.list_(pa.float32(), dim)),
                 pa.field("tokens", tokens_type(token_dim, self.codec)),
                 pa.field("n_tokens", pa.int32()),
@@ -247,8 +451,8 @@ class SmartStore:
             metadata[CODEC_KEY] = codec.to_json()
         return metadata
 
-    def _check_fingerprint(self) -> None:
-        raw = (self._table.schema.metadata or {}).get(FINGERPRINT_KEY.encode())
+    def _check_fingerprint(self, table: Any) -> None:
+        raw = (table.schema.metadata or {}).get(FINGERPRINT_KEY.encode())
         if raw is None:
             raise FingerprintMismatchError(
                 f"table {self.table_name!r} at {self.uri} was not written by smart-retrievers (no fingerprint)"
@@ -264,7 +468,7 @@ class SmartStore:
     @property
     def field_types(self) -> FieldTypes:
         """Known metadata fields and their JSON types."""
-        if self._table is None:
+        if self.table is None:
             return {}
         meta = self._table.schema.field("metadata").metadata or {}
         raw = meta.get(FIELDS_KEY.encode())
@@ -272,15 +476,15 @@ class SmartStore:
 
     @property
     def table(self):
-        """The underlying ``lancedb`` table (None before the first write)."""
+        """The underlying ``lancedb`` table (None until some writer creates it)."""
+        self._open_existing()
         return self._table
 
     # ---- writes --------------------------------------------------------
 
-    def _to_arrow(self, records: Sequence[Record]) -> pa.Table:
+    def _to_arrow(self, records: Sequence[Record], schema: pa.Schema) -> pa.Table:
         if self.needs_codec:
             raise ValueError(f"the {self.compression!r} codec must be fitted (set_codec) before the first write")
-        schema = self._schema()
         dim, token_dim = (
             schema.field("vector").type.list_size,
             self.fingerprint.get("token_dim", self.fingerprint["dim"]),
@@ -309,40 +513,97 @@ class SmartStore:
         }
         return pa.Table.from_pydict(columns, schema=schema)
 
-    def upsert(self, records: Sequence[Record]) -> None:
-        """Insert or replace rows by id, in one LanceDB commit (merge_insert)."""
-        if not records:
+    def write(
+        self,
+        batches: Iterable[Sequence[Record]],
+        metadatas: Sequence[Mapping[str, Any]],
+        *,
+        upsert: bool = True,
+    ) -> None:
+        """Write every record of ``batches`` as one LanceDB commit: all rows appear, or none.
+
+        ``batches`` is consumed lazily (it may encode as it goes); each batch is converted to
+        Arrow here while LanceDB writes the previous one in a background thread, so memory
+        stays bounded by a few batches and writing hides behind encoding. An error raised
+        by ``batches`` (or here) aborts the stream before the commit and is re-raised; nothing
+        is restored, so other writers' commits are never touched.
+
+        Args:
+            batches: lists of records; ids must be unique across the whole call.
+            metadatas: every record's metadata, known before encoding: their field types
+                are checked first, and new fields are recorded (a metadata-only commit
+                that only widens the field map) before the rows are written.
+            upsert: replace rows whose id exists (``merge_insert``). False appends and
+                refuses ids the table already holds (:class:`DuplicateIdError`), without the
+                cost of a merge; a new or empty table is always appended to.
+        """
+        self._open_existing()
+        types = merge_field_types(self.field_types, metadatas)
+        batches = iter(batches)
+        first = next(batches, None)  # may fit the codec (see SmartIndex), so before the schema
+        if first is None:
             return
-        ids = [r.id for r in records]
-        if len(set(ids)) != len(ids):
-            dup = next(i for i in ids if ids.count(i) > 1)
-            raise ValueError(f"duplicate id {dup!r} in one batch")
-        types = merge_field_types(self.field_types, [r.metadata for r in records])
-        data = self._to_arrow(records)
-        if self._table is None:
-            self._table = self.db.create_table(self.table_name, data=data, schema=data.schema)
+        if self._table is None:  # an empty table first: a concurrent creator's table is adopted, not clobbered
+            schema = self._schema(types)
+            table = self.db.create_table(self.table_name, schema=schema, exist_ok=True)
+            if table.schema.metadata == schema.metadata:
+                self._table = table
+            else:
+                self._adopt(table)
+        self._record_field_types(types)
+        append = not upsert or self._table.count_rows() == 0
+        schema = self._schema(self.field_types)
+
+        def checked() -> Iterator[Sequence[Record]]:
+            for records in itertools.chain([first], batches):
+                if not upsert:
+                    self._check_new([r.id for r in records])
+                yield records
+
+        def convert(records: Sequence[Record]) -> list[pa.RecordBatch]:
+            return self._to_arrow(records, schema).to_batches()
+
+        if append:
+            stream_into(schema, checked(), convert, self._table.add)
         else:
-            self._table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data)
-        if types != self.field_types:
-            self._table.update_field_metadata(
-                {"path": "metadata", "metadata": {FIELDS_KEY: json.dumps(types, sort_keys=True)}}
+            merge = self._table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
+            stream_into(schema, checked(), convert, merge.execute)
+
+    def upsert(self, records: Sequence[Record]) -> None:
+        """Insert or replace these rows by id, in one commit (:meth:`write` of one batch)."""
+        self.write([records], [r.metadata for r in records])
+
+    def _check_new(self, ids: Sequence[str]) -> None:
+        sql = to_sql(parse_filter({"id": {"$in": list(ids)}}), {})
+        taken = self._table.search().where(sql).select(["id"]).limit(1).to_arrow()
+        if len(taken):
+            raise DuplicateIdError(
+                f"id {taken.column('id')[0].as_py()!r} is already in table {self.table_name!r}; "
+                "add with upsert=True to replace it"
             )
+
+    def _record_field_types(self, types: FieldTypes, attempts: int = 20) -> None:
+        """Widen the stored field map to cover ``types`` (retrying over concurrent updates)."""
+        for _ in range(attempts):
+            stored = self.field_types
+            widened = widen_field_types(stored, types)
+            if widened == stored:
+                return
+            try:
+                self._table.update_field_metadata(
+                    {"path": "metadata", "metadata": {FIELDS_KEY: json.dumps(widened, sort_keys=True)}}
+                )
+                return
+            except RuntimeError as exc:  # another writer updated the map meanwhile: re-read, merge, retry
+                if "Incompatible transaction" not in str(exc):
+                    raise
+                self._table.checkout_latest()
+        raise RuntimeError(f"could not record metadata field types after {attempts} concurrent updates")
 
     @property
     def version(self) -> int | None:
         """The table's current version (None before the first write)."""
         return None if self._table is None else self._table.version
-
-    def rollback(self, version: int | None) -> None:
-        """Undo every commit after ``version`` (None: drop the table created since)."""
-        if self._table is None:
-            return
-        if version is None:
-            self.db.drop_table(self.table_name)
-            self._table = None
-        elif self._table.version != version:
-            self._table.checkout(version)
-            self._table.restore()
 
     def replace_tokens(
         self,
@@ -430,22 +691,36 @@ class SmartStore:
     def delete(
         self, *, ids: Sequence[str] | None = None, ref_ids: Sequence[str] | None = None, where: Any = None
     ) -> int:
-        """Delete rows by ids, by ref_ids and/or by a metadata filter; returns how many went."""
+        """Delete rows by ids, by ref_ids and/or by a metadata filter; returns how many went.
+
+        The conditions are ANDed. A call without any condition (or with ``where={}``, or a
+        filter that matches every row, such as ``{"$and": []}``) is refused: use
+        :meth:`delete_all` to empty the table.
+        """
         clauses = []
         if ids is not None:
-            clauses.append(to_sql(parse_filter({"id": {"$in": list(ids)}}), self.field_types))
+            clauses.append(to_sql(parse_filter({"id": {"$in": id_list(ids, "ids")}}), self.field_types))
         if ref_ids is not None:
-            clauses.append(to_sql(parse_filter({"ref_id": {"$in": list(ref_ids)}}), self.field_types))
+            clauses.append(to_sql(parse_filter({"ref_id": {"$in": id_list(ref_ids, "ref_ids")}}), self.field_types))
         if where is not None:
-            clauses.append(self.where_sql(where))
-        if not clauses:
-            raise ValueError("delete() needs ids, ref_ids or where")
-        if self._table is None:
+            sql = self.where_sql(where)
+            if sql is not None:  # {} is "no filter", not a condition
+                clauses.append(sql)
+        if all(c == "TRUE" for c in clauses):
+            raise ValueError(
+                f"delete() needs ids, ref_ids or where (a filter that selects rows; got where={short_repr(where)}); "
+                "it never deletes every row by accident: call delete_all() for that"
+            )
+        if self.table is None or "FALSE" in clauses:  # e.g. ids=[]: nothing selected, no commit
             return 0
         predicate = " AND ".join(f"({c})" for c in clauses)
-        before = self._table.count_rows()
-        self._table.delete(predicate)
-        return before - self._table.count_rows()
+        return self._table.delete(predicate).num_deleted_rows  # counted in the delete's own commit
+
+    def delete_all(self) -> int:
+        """Delete every row in one commit (the table, its schema and codec stay); returns how many went."""
+        if self.table is None:
+            return 0
+        return self._table.delete("TRUE").num_deleted_rows
 
     # ---- reads ---------------------------------------------------------
 
@@ -455,19 +730,58 @@ class SmartStore:
 
     def count(self, where: Any = None) -> int:
         """Number of rows, optionally matching a filter."""
-        if self._table is None:
+        if self.table is None:
             return 0
         return self._table.count_rows(self.where_sql(where))
 
     def get(self, ids: Sequence[str], columns: Sequence[str] = META_COLUMNS) -> pa.Table:
         """Rows for these ids (missing ids are absent), in the order given."""
-        if self._table is None or not ids:
+        ids = id_list(ids, "ids")
+        if self.table is None or not ids:
             return self._empty(columns)
         sql = to_sql(parse_filter({"id": {"$in": list(ids)}}), self.field_types)
         found = self._table.search().where(sql).select(list(columns)).limit(len(ids)).to_arrow()
         position = {row_id: i for i, row_id in enumerate(found.column("id").to_pylist())}
         order = [position[i] for i in ids if i in position]
         return found.take(pa.array(order, pa.int64()))
+
+    def pooled_query(
+        self,
+        vector: np.ndarray,
+        k: int,
+        *,
+        where: str | None = None,
+        columns: Sequence[str] = META_COLUMNS,
+        nprobes: int | None = None,
+        refine_factor: int | None = None,
+        ef: int | None = None,
+        with_row_id: bool = False,
+    ) -> Any:
+        """The LanceDB query of :meth:`search_pooled` (for ``explain_plan`` and the like).
+
+        Cosine distance on ``vector``, the filter applied before the top-k (prefilter), through
+        the table's vector index when it has one (rows written since the index was last
+        updated are searched flat and merged in), and exhaustively otherwise. ``nprobes`` /
+        ``refine_factor`` / ``ef`` tune the index search (None: :data:`DEFAULT_NPROBES`,
+        :data:`DEFAULT_REFINE_FACTOR`, :data:`DEFAULT_EF`); without an index they change nothing.
+        """
+        query = self._table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector").distance_type(
+            "cosine"
+        )
+        if where:
+            query = query.where(where, prefilter=True)
+        nprobes = DEFAULT_NPROBES if nprobes is None else nprobes
+        refine_factor = DEFAULT_REFINE_FACTOR if refine_factor is None else refine_factor
+        ef = DEFAULT_EF if ef is None else ef
+        if nprobes:
+            query = query.nprobes(nprobes)
+        if refine_factor:
+            query = query.refine_factor(refine_factor)
+        if ef:
+            query = query.ef(max(ef, k))
+        if with_row_id:
+            query = query.with_row_id(True)
+        return query.select([*columns, "_distance"]).limit(k)
 
     def search_pooled(
         self,
@@ -476,25 +790,119 @@ class SmartStore:
         *,
         where: str | None = None,
         columns: Sequence[str] = META_COLUMNS,
+        nprobes: int | None = None,
         refine_factor: int | None = None,
+        ef: int | None = None,
+        with_row_id: bool = False,
     ) -> pa.Table:
-        """Top-k rows by pooled cosine, filter applied before the search, with the asked columns."""
-        if self._table is None:
+        """Top-k rows by pooled cosine, filter applied before the search, with the asked columns.
+
+        See :meth:`pooled_query` for the ANN knobs; ``with_row_id`` adds the ``_rowid``
+        column (for :meth:`take_rows`).
+        """
+        if self.table is None:
             return self._empty(columns)
-        query = self._table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector").distance_type(
-            "cosine"
+        query = self.pooled_query(
+            vector,
+            k,
+            where=where,
+            columns=columns,
+            nprobes=nprobes,
+            refine_factor=refine_factor,
+            ef=ef,
+            with_row_id=with_row_id,
         )
-        if where:
-            query = query.where(where, prefilter=True)
-        if refine_factor:
-            query = query.refine_factor(refine_factor)
-        return query.select([*columns, "_distance"]).limit(k).to_arrow().drop_columns(["_distance"])
+        return query.to_arrow().drop_columns(["_distance"])
+
+    def take_rows(self, row_ids: Sequence[int], columns: Sequence[str]) -> pa.Table:
+        """The ``columns`` of the rows with these LanceDB ``_rowid`` values, in the order given."""
+        if self.table is None or not len(row_ids):
+            return self._empty(columns)
+        ids = [int(r) for r in row_ids]
+        found = self._table.take_row_ids(ids).with_row_id().select(list(columns)).to_arrow()
+        position = {r: i for i, r in enumerate(found.column("_rowid").to_pylist())}
+        return found.take(pa.array([position[r] for r in ids], pa.int64())).select(list(columns))
+
+    # ---- upkeep: compaction, old versions, the pooled ANN index ----------
+
+    def vector_index(self) -> Any:
+        """The LanceDB index config on ``vector`` (name, type, indexed / unindexed rows), or None."""
+        if self.table is None:
+            return None
+        return next((i for i in self._table.list_indices() if list(i.columns) == ["vector"]), None)
+
+    def optimize(
+        self,
+        *,
+        cleanup_older_than: timedelta | None = timedelta(days=7),
+        delete_unverified: bool = False,
+        ann_min_rows: int | None = None,
+        index_type: str = DEFAULT_ANN_INDEX,
+        num_partitions: int | None = None,
+        rebuild_index: bool = False,
+    ) -> OptimizeReport:
+        """Compact the table, drop old versions, and create or update the pooled ANN index.
+
+        1. If the table has no index on ``vector`` and holds at least ``ann_min_rows`` rows
+           (None: never), or ``rebuild_index`` is set, a LanceDB ``index_type`` index with
+           cosine distance is trained on every row (``num_partitions`` None: LanceDB's own
+           choice from the row count).
+        2. LanceDB's ``table.optimize``: small data files are merged (compaction; every row
+           and value is kept), versions older than ``cleanup_older_than`` are removed
+           (``timedelta(0)``: all but the latest, unsafe while other processes read older
+           versions; None: LanceDB's default of 7 days), and an existing index is brought up
+           to date: rows written since it was trained are added to it (incrementally,
+           without retraining its partitions).
+
+        Returns an :class:`OptimizeReport`.
+        """
+        if index_type not in ANN_INDEX_TYPES:
+            raise ValueError(f"index_type must be one of {ANN_INDEX_TYPES}, got {index_type!r}")
+        if ann_min_rows is not None and (
+            isinstance(ann_min_rows, bool) or not isinstance(ann_min_rows, int) or ann_min_rows < 0
+        ):
+            raise ValueError(f"ann_min_rows must be an int >= 0 or None, got {ann_min_rows!r}")
+        if cleanup_older_than is not None and cleanup_older_than < timedelta(0):
+            raise ValueError(f"cleanup_older_than must be >= 0, got {cleanup_older_than!r}")
+        start = time.perf_counter()
+        if self.table is None:
+            return OptimizeReport(rows=0, seconds=0.0)
+        stats = self._table.stats()
+        report = OptimizeReport(
+            rows=stats["num_rows"],
+            fragments_before=stats["fragment_stats"]["num_fragments"],
+            versions_before=len(self._table.list_versions()),
+        )
+        existing = self.vector_index()
+        if rebuild_index or (existing is None and ann_min_rows is not None and report.rows >= ann_min_rows):
+            index_start = time.perf_counter()
+            config = _ann_config(index_type, num_partitions)
+            self._table.create_index("vector", config=config, replace=True)
+            report.index_built = True
+            report.index_seconds = time.perf_counter() - index_start
+        compact_start = time.perf_counter()
+        with warnings.catch_warnings():  # LanceDB warns on every cleanup_older_than=0; the docstring says it
+            warnings.simplefilter("ignore", UserWarning)
+            self._table.optimize(cleanup_older_than=cleanup_older_than, delete_unverified=delete_unverified)
+        report.optimize_seconds = time.perf_counter() - compact_start
+        stats = self._table.stats()
+        report.rows = stats["num_rows"]
+        report.fragments_after = stats["fragment_stats"]["num_fragments"]
+        report.versions_after = len(self._table.list_versions())
+        index = self.vector_index()
+        if index is not None:
+            report.index_name = index.name
+            report.index_type = _INDEX_TYPE_NAMES.get(index.index_type, index.index_type)
+            report.indexed_rows = index.num_indexed_rows
+            report.unindexed_rows = index.num_unindexed_rows
+        report.seconds = time.perf_counter() - start
+        return report
 
     def scan(
         self, columns: Sequence[str], *, where: str | None = None, batch_size: int = 2048
     ) -> Iterator[pa.RecordBatch]:
         """Stream every (matching) row in record batches."""
-        if self._table is None:
+        if self.table is None:
             return
         query = self._table.search().select(list(columns)).limit(None)
         if where:

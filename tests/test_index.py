@@ -112,8 +112,8 @@ def test_failed_batch_writes_nothing(index, monkeypatch):
     monkeypatch.setattr(index.encoder, "encode_documents", flaky)
     with pytest.raises(RuntimeError, match="mid-way"):
         index.add(["new one", "new two", "new three"], ids=["n1", "n2", "n3"])
-    assert calls["n"] == 2  # the first batch had been written, then rolled back
-    assert index.count() == 5 and index.get(["n1"]) == []
+    assert calls["n"] == 2  # the first batch had been streamed, then the stream was aborted
+    assert index.count() == 5 and index.get(["n1"]) == [] and index.store.version == version  # no commit at all
     with pytest.raises(ValueError, match="metadata field 'year' holds int"):
         index.add(["bad meta"], ids=["m"], metadatas=[{"year": "twenty"}])
     assert index.count() == 5 and index.store.version >= version

@@ -432,11 +432,10 @@ def test_corrupt_image_writes_nothing(tmp_path, encoders, images, image_files):
     assert (index.count(), index.store.version) == before[:2]  # nothing was committed at all
     batch = [image_files[0], image_files[1], image_files[2], _jpeg(images[3])[:200], image_files[4]]
     with pytest.raises(ImageLoadError, match="image 3 \\(id 'x3'\\)") as info:
-        index.add_images(batch, ids=[f"x{i}" for i in range(5)])  # the first batch of 2 is already committed
+        index.add_images(batch, ids=[f"x{i}" for i in range(5)])  # the first batch of 2 was already streamed
     assert info.value.index == 3 and info.value.item_id == "x3"
-    # rolled back: LanceDB restores the old version as a new commit, so the version number
-    # moves on, but the rows are exactly those from before the call
-    assert index.count() == before[0]
+    # one call, one commit: the aborted stream committed nothing, so nothing had to be restored
+    assert (index.count(), index.store.version) == before[:2]
     assert sorted(index.store.table.to_arrow().to_pylist(), key=lambda r: r["id"]) == before[2]
 
 

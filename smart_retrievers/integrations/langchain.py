@@ -10,7 +10,10 @@ Images: a ``Document`` whose ``metadata["image_path"]`` (a local path) or
 ``metadata["image_url"]`` (a URL) is set is an image document. It is indexed through the
 index's vision encoder (:mod:`smart_retrievers.encoders`), its ``page_content`` kept as its
 caption; the retriever takes an image query through ``invoke(query, image=...)`` and the
-reranker scores image documents on their image.
+reranker scores image documents on their image. Every image location goes through the
+encoder's :class:`~smart_retrievers.encoders.ImagePolicy` (allowed roots, URLs off by
+default, size and time limits): a refused document raises ``ImageLoadError`` naming its
+position and id before anything is written.
 
 Only ``langchain_core`` is imported (``pip install "smart-retrievers[langchain]"``).
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun, Callbacks
@@ -29,7 +33,7 @@ from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel,
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ..filters import parse_filter
-from ..options import Modality, SearchMode, SearchOptions, check_weights
+from ..options import DEFAULT_READ_CONSISTENCY, Modality, SearchMode, SearchOptions, check_weights
 
 if TYPE_CHECKING:  # the index, the encoders and torch are imported when first needed
     from ..encoders import SmartEncoder
@@ -151,17 +155,17 @@ class SmartRetriever(BaseRetriever):
         encoder: SmartEncoder | None = None,
         table: str = "smart",
         compression: str | None = None,
+        read_consistency_interval: timedelta | None = DEFAULT_READ_CONSISTENCY,
         **kwargs: Any,
     ) -> SmartRetriever:
         """Index ``texts`` (upserting by ``ids``) in the LanceDB at ``uri`` and return a retriever.
 
         ``encoder`` defaults to the bundled all-MiniLM-L6-v2; ``compression`` is the token codec
-        of a new table (see :class:`~smart_retrievers.SmartIndex`); ``kwargs`` are retriever
+        of a new table and ``read_consistency_interval`` how often reads look for other
+        processes' writes (see :class:`~smart_retrievers.SmartIndex`); ``kwargs`` are retriever
         fields (``k``, ``mode``, ``filter``...), validated before anything is written.
         """
-        from ..index import SmartIndex
-
-        retriever = cls(index=SmartIndex(uri, encoder=encoder, table=table, compression=compression), **kwargs)
+        retriever = cls(index=_open_index(uri, encoder, table, compression, read_consistency_interval), **kwargs)
         retriever.index.add(texts, ids=ids, metadatas=metadatas)
         return retriever
 
@@ -174,12 +178,11 @@ class SmartRetriever(BaseRetriever):
         encoder: SmartEncoder | None = None,
         table: str = "smart",
         compression: str | None = None,
+        read_consistency_interval: timedelta | None = DEFAULT_READ_CONSISTENCY,
         **kwargs: Any,
     ) -> SmartRetriever:
         """Like :meth:`from_texts`, from ``Document`` objects (see :meth:`add_documents`)."""
-        from ..index import SmartIndex
-
-        retriever = cls(index=SmartIndex(uri, encoder=encoder, table=table, compression=compression), **kwargs)
+        retriever = cls(index=_open_index(uri, encoder, table, compression, read_consistency_interval), **kwargs)
         retriever.add_documents(documents)
         return retriever
 
@@ -206,9 +209,9 @@ class SmartRetriever(BaseRetriever):
 
     def delete(self, ids: Sequence[str]) -> int:
         """Delete documents by id; returns how many were deleted (unknown ids are ignored)."""
-        if isinstance(ids, str):
-            raise TypeError("delete() takes a sequence of ids, not a single string")
-        return self.index.delete(list(ids))
+        from ..validation import id_list  # the one id check: a single string is refused, never split
+
+        return self.index.delete(id_list(ids, "ids"))
 
     # ---- retrieval -----------------------------------------------------
 
@@ -448,3 +451,12 @@ class SmartReranker(BaseDocumentCompressor):
 
         step = RunnableLambda(rerank, afunc=arerank, name="SmartReranker")
         return RunnableParallel(documents=retriever, query=RunnablePassthrough()) | step
+
+
+def _open_index(
+    uri: str, encoder: SmartEncoder | None, table: str, compression: str | None, interval: timedelta | None
+) -> SmartIndex:
+    """The SmartIndex behind ``from_texts`` / ``from_documents``."""
+    from ..index import SmartIndex
+
+    return SmartIndex(uri, encoder=encoder, table=table, compression=compression, read_consistency_interval=interval)

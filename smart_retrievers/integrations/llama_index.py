@@ -14,7 +14,10 @@
 
 Images: ``ImageNode`` (``image_path``, ``image_url`` or base64 ``image``), ``ImageDocument``
 and any ``Document`` with an ``image_resource`` are indexed through the index's vision
-encoder (:mod:`smart_retrievers.encoders`); retrieval returns them as ``ImageNode``.
+encoder (:mod:`smart_retrievers.encoders`); retrieval returns them as ``ImageNode``. Every
+image path or URL goes through the encoder's :class:`~smart_retrievers.encoders.ImagePolicy`
+(allowed roots, URLs off by default, size and time limits): a refused node raises
+``ImageLoadError`` naming its position and id before anything is written.
 
 Only ``llama_index.core`` is imported (``pip install "smart-retrievers[llama-index]"``).
 """
@@ -853,9 +856,9 @@ class SmartVectorIndex(BaseManagedIndex):
 
     def delete_nodes(self, node_ids: list[str], delete_from_docstore: bool = False, **delete_kwargs: Any) -> None:
         """Delete nodes by id (unknown ids are ignored)."""
-        if isinstance(node_ids, str):
-            raise TypeError("delete_nodes() takes a list of node ids, not a single string")
-        self._smart_index.delete(list(node_ids))
+        from ..validation import id_list  # the one id check: a single string is refused, never split
+
+        self._smart_index.delete(id_list(node_ids, "node_ids"))
 
     def _delete_node(self, node_id: str, **delete_kwargs: Any) -> None:
         self.delete_nodes([node_id])
@@ -899,9 +902,9 @@ class SmartVectorIndex(BaseManagedIndex):
 
     def get_nodes(self, node_ids: Sequence[str]) -> list[TextNode]:
         """The stored nodes for these ids, in the given order (unknown ids are skipped)."""
-        if isinstance(node_ids, str):
-            raise TypeError("get_nodes() takes a list of node ids, not a single string")
-        return [_hit_node(hit) for hit in self._smart_index.get(list(node_ids))]
+        from ..validation import id_list  # the one id check: a single string is refused, never split
+
+        return [_hit_node(hit) for hit in self._smart_index.get(id_list(node_ids, "node_ids"))]
 
     @property
     def ref_doc_info(self) -> dict[str, RefDocInfo]:

@@ -1,0 +1,102 @@
+"""The write path: one commit per call, the append path, streaming errors and the field map."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from reliability.hash_encoder import FAIL_MARK, HashEncoder
+
+from smart_retrievers.encoding import Encoding
+from smart_retrievers.index import SmartIndex
+from smart_retrievers.store import DuplicateIdError, stream_into
+
+TEXTS = [f"document number {i}" for i in range(23)]
+
+
+@pytest.fixture
+def index(tmp_path) -> SmartIndex:
+    index = SmartIndex(str(tmp_path / "db"), encoder=HashEncoder(), write_batch_size=5)
+    index.add(TEXTS[:3], ids=["a", "b", "c"], metadatas=[{"year": 2020}] * 3)
+    return index
+
+
+def _rows(index: SmartIndex) -> list[tuple]:
+    table = index.store.table.to_arrow().select(["id", "text", "metadata"])
+    return sorted(zip(*(table.column(c).to_pylist() for c in table.column_names)))
+
+
+def test_a_multi_batch_call_is_one_commit(index, monkeypatch):
+    merges = []
+    real = index.store.table.merge_insert
+    monkeypatch.setattr(index.store.table, "merge_insert", lambda *a, **k: merges.append(a) or real(*a, **k))
+    version = index.store.version
+    index.add(TEXTS[3:], ids=[f"n{i}" for i in range(20)], metadatas=[{"year": 2021}] * 20)  # 4 batches
+    assert index.store.version == version + 1 and index.count() == 23
+    assert len(merges) == 1  # an upsert into a non-empty table: one merge_insert for the whole call
+    index.add(["a again"], ids=["a"], metadatas=[{"year": 2022}])  # an upsert replaces
+    assert index.count() == 23 and index.get(["a"])[0].text == "a again"
+
+
+def test_append_path_skips_the_merge_and_refuses_existing_ids(index, monkeypatch):
+    monkeypatch.setattr(index.store.table, "merge_insert", lambda *a, **k: pytest.fail("append must not merge"))
+    before = _rows(index)
+    with pytest.raises(DuplicateIdError, match="id 'b' is already in table"):
+        index.add(TEXTS[3:13] + ["dup"], ids=[f"n{i}" for i in range(10)] + ["b"], upsert=False)
+    assert _rows(index) == before  # the first two batches had been streamed: nothing committed
+    index.add(TEXTS[3:13], ids=[f"n{i}" for i in range(10)], upsert=False)
+    assert index.count() == 13 and index.get(["n9"])[0].text == TEXTS[12]
+
+
+def test_a_new_table_is_appended_to(tmp_path, monkeypatch):
+    import lancedb.table
+
+    monkeypatch.setattr(lancedb.table.LanceTable, "merge_insert", lambda *a, **k: pytest.fail("no merge"))
+    index = SmartIndex(str(tmp_path / "db"), encoder=HashEncoder(), write_batch_size=4)
+    assert index.add(TEXTS, ids=[str(i) for i in range(23)]) == [str(i) for i in range(23)]
+    assert index.count() == 23
+
+
+def test_failures_inside_the_stream_commit_nothing(index):
+    before, version = _rows(index), index.store.version
+    with pytest.raises(RuntimeError, match="marked text"):  # the encoder fails in the 3rd batch
+        index.add(TEXTS[3:13] + [FAIL_MARK], ids=[f"n{i}" for i in range(11)])
+    good = Encoding(pooled=np.ones(32, np.float32) / np.sqrt(32), tokens=np.ones((2, 32), np.float16))
+    bad = Encoding(pooled=good.pooled, tokens=np.ones((2, 7), np.float16))
+    with pytest.raises(ValueError, match="record 'x7': encoding shapes"):  # refused while coding, in the writer
+        index.add_encodings([good] * 7 + [bad], [f"t{i}" for i in range(8)], ids=[f"x{i}" for i in range(8)])
+    assert _rows(index) == before and index.store.version == version
+
+
+def test_new_fields_are_recorded_before_the_rows(index):
+    version = index.store.version
+    with pytest.raises(RuntimeError, match="marked text"):  # the first batch fails: no commit at all
+        index.add(["fine", FAIL_MARK], ids=["f1", "f2"], metadatas=[{"colour": "red"}, {"colour": "blue"}])
+    assert index.store.field_types == {"year": "int"} and index.store.version == version
+    with pytest.raises(RuntimeError, match="marked text"):  # the second batch fails
+        index.add(TEXTS[3:8] + [FAIL_MARK], ids=[f"f{i}" for i in range(6)], metadatas=[{"colour": "red"}] * 6)
+    # the field map was widened first (its own commit); no row came, so the filter matches nothing
+    assert index.store.field_types == {"year": "int", "colour": "str"}
+    assert index.store.version == version + 1 and index.count(where={"colour": "red"}) == 0
+    index.add(["fine"], ids=["f1"], metadatas=[{"colour": "red", "year": 2.5}])
+    assert index.store.field_types == {"year": "float", "colour": "str"}
+    assert index.count(where={"colour": "red"}) == 1 and index.count(where={"year": {"$gt": 2000}}) == 3
+
+
+def test_stream_into_hands_over_in_order_and_reports_the_producers_error():
+    import pyarrow as pa
+
+    schema = pa.schema([pa.field("x", pa.int64())])
+    seen = []
+
+    def convert(i):
+        return [pa.record_batch([pa.array([i])], schema=schema)]
+
+    stream_into(schema, iter(range(50)), convert, lambda reader: seen.extend(reader.read_all().column("x").to_pylist()))
+    assert seen == list(range(50))
+
+    def producer():
+        yield 1
+        raise KeyError("producer broke")
+
+    with pytest.raises(KeyError, match="producer broke"):
+        stream_into(schema, producer(), convert, lambda reader: reader.read_all())
