@@ -178,6 +178,8 @@ def stream_into(
     items: Iterator[T],
     convert: Callable[[T], Iterable[pa.RecordBatch]],
     commit: Callable[[pa.RecordBatchReader], Any],
+    *,
+    before_commit: Callable[[], Any] | None = None,
 ) -> None:
     """Run ``commit`` on the record batches of ``items``, producing them here while it writes in a thread.
 
@@ -187,7 +189,8 @@ def stream_into(
     which ``convert``s each to Arrow (token coding) and writes it: batch n is coded and
     written while batch n+1 encodes, and memory stays bounded. If producing or converting
     fails, the stream is aborted before the commit and that exception is raised; if the
-    commit fails, its exception is raised.
+    commit fails, its exception is raised. ``before_commit`` runs here once ``items`` is
+    exhausted, before the writer is told the stream has ended (so before the commit).
     """
     handover: queue.Queue[Any] = queue.Queue(maxsize=2)
     done = object()
@@ -221,6 +224,8 @@ def stream_into(
     writer.start()
     try:
         for item in itertools.chain(items, [done]):
+            if item is done and before_commit is not None and writer.is_alive():
+                before_commit()
             while writer.is_alive():
                 try:
                     handover.put(item, timeout=0.05)
@@ -236,6 +241,15 @@ def stream_into(
     writer.join()
     if failure:
         raise failure[0]
+
+
+def _first_repeat(ids: Sequence[str], seen: set[str]) -> str | None:
+    """Add ``ids`` to ``seen``; the first one that was already there (or repeats in ``ids``)."""
+    for i in ids:
+        if i in seen:
+            return i
+        seen.add(i)
+    return None
 
 
 class _StreamAborted(RuntimeError):
@@ -516,33 +530,37 @@ class SmartStore:
     def write(
         self,
         batches: Iterable[Sequence[Record]],
-        metadatas: Sequence[Mapping[str, Any]],
+        metadatas: Sequence[Mapping[str, Any]] | None = None,
         *,
         upsert: bool = True,
     ) -> None:
         """Write every record of ``batches`` as one LanceDB commit: all rows appear, or none.
 
-        ``batches`` is consumed lazily (it may encode as it goes); each batch is converted to
-        Arrow here while LanceDB writes the previous one in a background thread, so memory
-        stays bounded by a few batches and writing hides behind encoding. An error raised
-        by ``batches`` (or here) aborts the stream before the commit and is re-raised; nothing
-        is restored, so other writers' commits are never touched.
+        ``batches`` is consumed lazily (it may encode as it goes); each batch is coded to
+        Arrow and written by LanceDB in a background thread while the next one is produced,
+        so memory stays bounded by a few batches and writing hides behind encoding. An
+        error raised by ``batches`` (or while coding) aborts the stream before the commit and
+        is re-raised; nothing is restored, so other writers' commits are never touched.
 
         Args:
-            batches: lists of records; ids must be unique across the whole call.
-            metadatas: every record's metadata, known before encoding: their field types
-                are checked first, and new fields are recorded (a metadata-only commit
-                that only widens the field map) before the rows are written.
+            batches: lists of records; an id may appear once in the whole call.
+            metadatas: every record's metadata, when known before encoding: their field
+                types are then checked, and new fields recorded, before anything is encoded.
+                Without it (a streamed source), each batch's fields are checked as it comes
+                and new ones are recorded after the last batch, just before the commit. New
+                fields are recorded in a metadata-only commit that only widens the field
+                map, so a row's fields are always known, even after a crash.
             upsert: replace rows whose id exists (``merge_insert``). False appends and
                 refuses ids the table already holds (:class:`DuplicateIdError`), without the
                 cost of a merge; a new or empty table is always appended to.
         """
         self._open_existing()
-        types = merge_field_types(self.field_types, metadatas)
+        types = merge_field_types(self.field_types, metadatas or [])
         batches = iter(batches)
         first = next(batches, None)  # may fit the codec (see SmartIndex), so before the schema
         if first is None:
             return
+        types = merge_field_types(types, [r.metadata for r in first])
         if self._table is None:  # an empty table first: a concurrent creator's table is adopted, not clobbered
             schema = self._schema(types)
             table = self.db.create_table(self.table_name, schema=schema, exist_ok=True)
@@ -553,21 +571,31 @@ class SmartStore:
         self._record_field_types(types)
         append = not upsert or self._table.count_rows() == 0
         schema = self._schema(self.field_types)
+        seen: set[str] = set()
 
         def checked() -> Iterator[Sequence[Record]]:
+            nonlocal types
             for records in itertools.chain([first], batches):
+                ids = [r.id for r in records]
+                repeated = _first_repeat(ids, seen)
+                if repeated is not None:
+                    raise ValueError(f"duplicate id {repeated!r} in one write")
+                types = merge_field_types(types, [r.metadata for r in records])
                 if not upsert:
-                    self._check_new([r.id for r in records])
+                    self._check_new(ids)
                 yield records
 
         def convert(records: Sequence[Record]) -> list[pa.RecordBatch]:
             return self._to_arrow(records, schema).to_batches()
 
+        def before_commit() -> None:
+            self._record_field_types(types)
+
         if append:
-            stream_into(schema, checked(), convert, self._table.add)
+            stream_into(schema, checked(), convert, self._table.add, before_commit=before_commit)
         else:
             merge = self._table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
-            stream_into(schema, checked(), convert, merge.execute)
+            stream_into(schema, checked(), convert, merge.execute, before_commit=before_commit)
 
     def upsert(self, records: Sequence[Record]) -> None:
         """Insert or replace these rows by id, in one commit (:meth:`write` of one batch)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from reliability.hash_encoder import FAIL_MARK, HashEncoder
@@ -100,3 +102,23 @@ def test_stream_into_hands_over_in_order_and_reports_the_producers_error():
 
     with pytest.raises(KeyError, match="producer broke"):
         stream_into(schema, producer(), convert, lambda reader: reader.read_all())
+
+
+def test_a_streamed_write_checks_fields_per_batch_and_records_them_before_its_commit(index):
+    from smart_retrievers.store import Record
+
+    enc = HashEncoder().encode_documents(["x"])[0]
+
+    def batches(*metas):
+        for b, meta in enumerate(metas):
+            yield [Record(id=f"s{b}-{i}", text=f"s{b} {i}", encoding=enc, metadata=meta) for i in range(3)]
+
+    before, version = _rows(index), index.store.version
+    with pytest.raises(ValueError, match="metadata field 'year' holds int values, got str"):
+        index.store.write(batches({"year": 1}, {"shape": "round"}, {"year": "late"}))  # no metadatas up front
+    assert _rows(index) == before and index.store.version == version and "shape" not in index.store.field_types
+    with pytest.raises(ValueError, match="duplicate id 's0-0' in one write"):
+        index.store.write(itertools.chain(batches({}), batches({})))
+    index.store.write(batches({"year": 1}, {"shape": "round"}))
+    assert index.store.field_types == {"year": "int", "shape": "str"}
+    assert index.count(where={"shape": "round"}) == 3 and index.count() == 9
