@@ -6,8 +6,8 @@ Bottom to top:
   nothing from the package (``scoring`` names ``codec`` under ``TYPE_CHECKING`` only);
 * L1 ``encoders``, ``adapter``, ``store``: ``encoders`` may use ``adapter``;
 * L2 ``evaluation``, ``training``, ``index``: ``training`` may use ``evaluation``, never the reverse;
-* L3 ``rerank``;
-* L4 ``integrations``, ``langchain``, ``llama_index``, ``cli``, ``demo``; the package root is above all.
+* L3 ``rerank``, ``distributed``;
+* L4 ``integrations``, ``langchain``, ``llama_index``, ``lancedb``, ``cli``, ``demo``; the package root is above all.
 
 A module may import a lower layer, its own group (``encoders.text`` -> ``encoders.base``) and the same-layer
 groups listed in :data:`SAME_LAYER`. Nothing imports the package root (``from smart_retrievers import X``,
@@ -42,9 +42,11 @@ LAYERS: dict[str, int] = {
     "training": 2,
     "index": 2,
     "rerank": 3,
+    "distributed": 3,
     "integrations": 4,
     "langchain": 4,
     "llama_index": 4,
+    "lancedb": 4,
     "cli": 4,
     "demo": 4,
 }
@@ -55,6 +57,7 @@ SAME_LAYER: dict[str, set[str]] = {
     "training": {"evaluation"},
     "langchain": {"integrations"},
     "llama_index": {"integrations"},
+    "lancedb": {"integrations"},
 }
 """Group -> the other groups of its own layer it may import."""
 
