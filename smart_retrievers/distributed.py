@@ -11,8 +11,9 @@ local directory or object storage.
 Ray's own Lance sink (``Dataset.write_lance``) is not used: it would bypass the codec, the
 fingerprint and the field map, and with Ray 2.60 it fails against pylance 14
 (``write_fragments() got an unexpected keyword argument 'storage_options_provider'``).
-What stays serial is the driver's share: coding token states and writing them, which
-overlap the actors' encoding (see BENCHMARKS.md "Distributed encoding").
+The driver fits the table's codec on a sample first, so the actors also code (and pool)
+the token states, the second most expensive step; what stays serial is the driver's
+write, which overlaps the actors' work (see BENCHMARKS.md "Distributed encoding").
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from .codec import TokenCodec, fit_codec
 from .encoders import as_encoder
 from .encoding import Encoding
 from .index import SmartIndex
@@ -44,6 +46,8 @@ class EncodeBatch:
         lines: rows are ``{"text": <one JSON line>}`` (from ``ray.data.read_text``), else
             ``id``/``_id``, ``title``, ``text``, ``metadata`` columns.
         threads: torch threads in this actor (its CPU share); None leaves torch's default.
+        codec: the table's token codec (its JSON): token states are coded here, in parallel,
+            rather than on the driver (None: float16 states).
     """
 
     def __init__(
@@ -52,6 +56,7 @@ class EncodeBatch:
         encoder_options: Mapping[str, Any] | None = None,
         lines: bool = False,
         threads: int | None = None,
+        codec: str | None = None,
     ) -> None:
         if threads:  # torch would otherwise use every core of the node in every actor
             import torch
@@ -59,10 +64,15 @@ class EncodeBatch:
             torch.set_num_threads(threads)
         self.encoder = as_encoder(model, **dict(encoder_options or {}))
         self.lines = lines
+        self.codec = TokenCodec.from_json(codec) if codec else None
+
+    @staticmethod
+    def items(rows: Sequence[Mapping[str, Any]], lines: bool) -> list[dict[str, Any]]:
+        """Corpus rows as checked ``{id, text, metadata}`` items."""
+        return [corpus_item(json.loads(row["text"]) if lines else row) for row in rows]
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        rows = batch.to_pylist()
-        items = [corpus_item(json.loads(row["text"]) if self.lines else row) for row in rows]
+        items = self.items(batch.to_pylist(), self.lines)
         encodings = self.encoder.encode_documents([item["text"] for item in items], show_progress=False)
         pooled = np.stack([e.pooled for e in encodings]).astype(np.float32)
         return pa.table(
@@ -71,7 +81,7 @@ class EncodeBatch:
                 "text": [item["text"] for item in items],
                 "metadata": [json.dumps(item["metadata"]) for item in items],
                 "pooled": pa.FixedSizeListArray.from_arrays(pa.array(pooled.reshape(-1)), pooled.shape[1]),
-                "tokens": tokens_to_arrow([e.tokens for e in encodings], self.encoder.token_dim),
+                "tokens": tokens_to_arrow([e.tokens for e in encodings], self.encoder.token_dim, self.codec),
                 "truncated": [bool(e.truncated) for e in encodings],
             }
         )
@@ -161,6 +171,10 @@ def index_with_ray(
         raise ValueError(f"actors must be >= 1, got {actors!r}")
     index = SmartIndex(uri, encoder=as_encoder(model, **dict(encoder_options or {})), **index_options)
     dataset, lines = read_corpus(source)
+    if index.store.needs_codec:  # fitted here on a sample, so that the actors code in parallel
+        sample = EncodeBatch.items(dataset.take(index.write_batch_size), lines)
+        tokens = [e.tokens for e in index.encoder.encode_documents([i["text"] for i in sample], show_progress=False)]
+        index.store.set_codec(fit_codec(index.store.compression, tokens, index.encoder))
     encoded = dataset.map_batches(
         EncodeBatch,
         fn_constructor_kwargs={
@@ -168,6 +182,7 @@ def index_with_ray(
             "encoder_options": dict(encoder_options or {}),
             "lines": lines,
             "threads": max(1, int(cpus_per_actor)),
+            "codec": index.codec.to_json() if index.codec else None,
         },
         concurrency=actors,
         batch_size=batch_size,

@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+import torch
 from reliability.hash_encoder import FAIL_MARK, HashEncoder
 
 from smart_retrievers.encoding import Encoding
@@ -122,3 +123,21 @@ def test_a_streamed_write_checks_fields_per_batch_and_records_them_before_its_co
     index.store.write(batches({"year": 1}, {"shape": "round"}))
     assert index.store.field_types == {"year": "int", "shape": "str"}
     assert index.count(where={"shape": "round"}) == 3 and index.count() == 9
+
+
+def test_tokens_coded_elsewhere_are_stored_as_they_are(tmp_path):
+    from smart_retrievers.store import Record, tokens_from_arrow
+
+    texts = [f"a longer document number {i} with several words" for i in range(40)]
+    index = SmartIndex(str(tmp_path / "db"), encoder=HashEncoder(dim=32, n_tokens=12), compression="pool2-pca16-sign")
+    index.add(texts[:20], ids=[f"a{i}" for i in range(20)])  # fits the codec
+    codec, encodings = index.codec, HashEncoder(dim=32, n_tokens=12).encode_documents(texts[20:])
+    coded = [codec.encode_docs([e.tokens])[0] for e in encodings]  # as a distributed worker would
+    records = [
+        Record(id=f"b{i}", text=t, encoding=Encoding(pooled=e.pooled, tokens=c))
+        for i, (t, e, c) in enumerate(zip(texts[20:], encodings, coded))
+    ]
+    index.store.write([records])
+    stored = tokens_from_arrow(index.store.get(["b3"], columns=["id", "tokens"]).column("tokens"))
+    assert stored.values.dtype == torch.uint8 and (stored.values.numpy() == coded[3]).all()
+    assert index.search(texts[23], k=1)[0].id == "b3"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from smart_retrievers.index import SmartIndex
+from smart_retrievers.index import SmartIndex, load_metadata
 
 from .crash_writer import CALL_ROWS, SEED_ROWS, call_metadatas, call_texts, seed_texts
 from .hash_encoder import HashEncoder
@@ -59,7 +59,7 @@ def test_no_partial_call_and_no_field_drift(trials, trial):
     # the field map covers every field a row holds, with its type, whatever point the kill hit;
     # it may already know the call's fields when the rows never came (it is written first)
     types = index.store.field_types
-    held = {key for r in rows for key in json.loads(r["metadata"])}
+    held = {key for r in rows for key in load_metadata(r["metadata"])}
     assert held <= set(types) <= set(EXPECTED_TYPES)
     assert {key: types[key] for key in held} == {key: EXPECTED_TYPES[key] for key in held}
     assert index.count(where={"year": {"$gte": 2000}}) == len(rows) - SEED_ROWS
