@@ -35,6 +35,7 @@ __all__ = [
     "maxsim_flat",
     "pad_tokens",
     "rank",
+    "relevance",
     "rerank_candidates",
     "smart_scores",
 ]
@@ -415,3 +416,24 @@ def smart_scores(
     if single:
         return Scores(fused=fused[0], pooled=pooled[0], late=late[0])
     return Scores(fused=fused, pooled=pooled, late=late)
+
+
+def relevance(fused: float | ArrayLike, lambda_pool: float = 1.0, lambda_late: float = 1.0) -> float | ArrayLike:
+    """The relevance score in [0, 1] of a fused score: ``clip(fused / (λ_pool + λ_late), 0, 1)``.
+
+    The fused score ``λ_pool·cos + λ_late·late`` lies in [-(λ_pool + λ_late), λ_pool + λ_late];
+    divided by the weights' sum it is the weighted mean of the two cosines, and negative values
+    (anti-correlated) are clipped to 0. It is fixed (no per-query or per-corpus normalisation) and
+    increasing in the fused score, so it ranks as the fused score does and a threshold means the
+    same on every query. With ``lambda_late=0`` (or ``mode="pooled"``) it is the pooled cosine
+    clipped at 0, the relevance other vector stores report for normalised embeddings. Accepts a
+    float, a numpy array or a torch tensor and returns the same kind.
+    """
+    total = lambda_pool + lambda_late
+    if not total > 0:
+        raise ValueError(f"lambda_pool + lambda_late must be > 0, got {lambda_pool} + {lambda_late}")
+    if isinstance(fused, torch.Tensor):
+        return (fused.to(torch.float32) / total).clamp(0.0, 1.0)
+    if isinstance(fused, np.ndarray):
+        return np.clip(fused.astype(np.float32) / total, 0.0, 1.0)
+    return min(1.0, max(0.0, float(fused) / total))

@@ -1,0 +1,374 @@
+"""LangChain storage integration: a SMART ``VectorStore`` and ``Embeddings``, over :class:`SmartIndex`.
+
+* :class:`SmartVectorStore` is a ``VectorStore``: ``add_texts`` / ``add_documents`` upsert by
+  id, ``delete`` / ``get_by_ids``, ``similarity_search`` (SMART), ``..._with_score`` (the fused
+  score), ``..._with_relevance_scores`` ([0, 1]), ``max_marginal_relevance_search`` (pooled
+  vectors), ``similarity_search_by_vector`` (pooled only), ``from_texts`` /
+  ``from_documents``, ``as_retriever(search_type=...)`` and the async forms. It passes
+  langchain-tests' ``VectorStoreIntegrationTests``.
+* :class:`SmartEmbeddings` is an ``Embeddings`` returning the encoder's pooled vectors.
+
+The store translates; :class:`~smart_retrievers.SmartIndex` decides. Only ``langchain_core``
+is imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.vectorstores import VectorStore
+
+from ..options import SearchOptions
+from .langchain import document_image
+from .pooled import mmr_search, vector_query
+
+if TYPE_CHECKING:
+    from ..encoders import SmartEncoder
+    from ..index import Hit, SmartIndex
+
+__all__ = ["SmartEmbeddings", "SmartVectorStore"]
+
+_SEARCH_SETTINGS = ("candidates", "mode", "lambda_pool", "lambda_late", "modality", "nprobes", "refine_factor", "ef")
+"""SMART settings a search call may pass as keyword arguments (besides ``k`` and ``filter``)."""
+
+
+class SmartEmbeddings(Embeddings):
+    """LangChain ``Embeddings`` returning a SMART encoder's pooled vectors (L2-normalised).
+
+    ``embed_documents`` encodes as documents and ``embed_query`` as a query (the encoder's
+    prompts), as :class:`~smart_retrievers.SmartIndex` stores and searches them.
+
+    Args:
+        encoder: the encoder (default: the bundled all-MiniLM-L6-v2).
+    """
+
+    def __init__(self, encoder: SmartEncoder | None = None) -> None:
+        from ..encoders import default_encoder
+
+        self.encoder = encoder or default_encoder()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [enc.pooled.tolist() for enc in self.encoder.encode_documents(list(texts), show_progress=False)]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.encoder.encode_queries([text], show_progress=False)[0].pooled.tolist()
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        return await asyncio.to_thread(self.embed_documents, texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        return await asyncio.to_thread(self.embed_query, text)
+
+
+class SmartVectorStore(VectorStore):
+    """A LangChain vector store on a SMART LanceDB table.
+
+    Build it as ``SmartVectorStore(uri="./smart_db", table="smart", encoder=None)`` (any other
+    :class:`~smart_retrievers.SmartIndex` argument may follow) or ``SmartVectorStore(index=...)``.
+
+    * **Writes.** ``add_texts`` / ``add_documents`` upsert by id (``ids=``, else
+      ``Document.id``, else a new uuid) in one commit and never modify the input documents;
+      image documents (``metadata["image_path"]`` / ``["image_url"]``) are encoded from their
+      image (a vision encoder is needed). ``delete(ids)`` returns True (unknown ids are
+      ignored); ``delete()`` without ids is refused: empty the table with
+      ``store.index.delete_all()``.
+    * **Search.** ``similarity_search(query, k=4, filter=None, **settings)`` ranks by SMART;
+      ``filter`` is a Mongo-style dict (:mod:`smart_retrievers.filters`) and ``settings`` any of
+      ``mode``, ``candidates``, ``lambda_pool``, ``lambda_late``, ``modality`` (and the ANN settings). Documents come
+      back with their id and stored metadata only. ``similarity_search_with_score`` pairs each
+      with its **fused** score (in [-(λ_pool+λ_late), λ_pool+λ_late], higher is better);
+      ``similarity_search_with_relevance_scores`` with its relevance in [0, 1]
+      (:func:`~smart_retrievers.scoring.relevance`, ``clip(fused / (λ_pool + λ_late), 0, 1)``),
+      which ``as_retriever(search_type="similarity_score_threshold", search_kwargs={"score_threshold": ...})``
+      thresholds.
+    * **Pooled only.** ``similarity_search_by_vector`` ranks by the cosine of a caller's
+      vector with the stored pooled vectors: a vector carries no token states, so there is no
+      late interaction. ``max_marginal_relevance_search`` (``as_retriever(search_type="mmr")``)
+      runs MMR on the pooled vectors of the pooled top ``fetch_k``: like any single-vector store.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> store = SmartVectorStore.from_texts(
+        ...     ["Code K7 labels the red star.", "Code P2 labels the blue circle."], ids=["k7", "p2"], uri=tmp.name
+        ... )
+        >>> [doc.id for doc in store.similarity_search("which code labels the red star?", k=1)]
+        ['k7']
+        >>> tmp.cleanup()
+    """
+
+    def __init__(
+        self,
+        uri: str | None = None,
+        table: str | None = None,
+        encoder: SmartEncoder | None = None,
+        *,
+        index: SmartIndex | None = None,
+        **index_kwargs: Any,
+    ) -> None:
+        from ..index import SmartIndex
+
+        if index is not None:
+            if uri is not None or table is not None or encoder is not None or index_kwargs:
+                raise ValueError(
+                    "pass either index= (an open SmartIndex) or uri=/table=/encoder=/index options, not both"
+                )
+            if not isinstance(index, SmartIndex):
+                raise TypeError(f"index must be a SmartIndex, got {type(index).__name__}")
+        elif uri is None:
+            raise ValueError(
+                "SmartVectorStore needs uri= (a LanceDB directory or object-store URI) or index= (a SmartIndex)"
+            )
+        self.index = index or SmartIndex(str(uri), encoder=encoder, table=table or "smart", **index_kwargs)
+        self._embeddings = SmartEmbeddings(self.index.encoder)
+
+    @property
+    def embeddings(self) -> Embeddings:
+        """A :class:`SmartEmbeddings` on the store's encoder (its pooled vectors)."""
+        return self._embeddings
+
+    # ---- writes ---------------------------------------------------------------------------
+
+    def add_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: list[dict[str, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Encode and upsert texts; ``ids[i]`` None (or no ids) gets a new uuid. Returns the ids."""
+        texts = [texts] if isinstance(texts, str) else list(texts)  # a str is one text, as in LangChain's stores
+        return self._add(texts, [None] * len(texts), metadatas, ids)
+
+    def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
+        """Encode and upsert documents by ``ids=`` / ``Document.id`` (new uuids for the rest); returns the ids."""
+        documents = list(documents)
+        return self._add(
+            [doc.page_content for doc in documents],
+            [document_image(doc) for doc in documents],
+            [doc.metadata for doc in documents],
+            kwargs.get("ids") or [doc.id for doc in documents],
+        )
+
+    def _add(
+        self,
+        texts: list[str],
+        images: list[str | None],
+        metadatas: Sequence[dict[str, Any] | None] | None,
+        ids: Sequence[str | None] | None,
+    ) -> list[str]:
+        if ids is not None:
+            if isinstance(ids, str) or len(ids) != len(texts):
+                raise ValueError(f"got {len(texts)} texts but ids={ids!r}")
+            ids = [i if i is not None else uuid.uuid4().hex for i in ids]
+        if any(image is not None for image in images):
+            return self.index.add_items(texts, images, ids=ids, metadatas=metadatas)
+        return self.index.add(texts, ids=ids, metadatas=metadatas)
+
+    async def aadd_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: list[dict[str, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        return await asyncio.to_thread(self.add_texts, list(texts), metadatas, ids=ids)
+
+    async def aadd_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
+        return await asyncio.to_thread(self.add_documents, documents, **kwargs)
+
+    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
+        """Delete documents by id (unknown ids are ignored); True once done."""
+        from ..validation import id_list  # a single string is refused, never split into characters
+
+        if ids is None:
+            raise ValueError("delete() needs ids; to empty the store call store.index.delete_all()")
+        ids = id_list(ids, "ids")
+        if ids:
+            self.index.delete(ids)
+        return True
+
+    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        """The stored documents with these ids, in that order (unknown ids are skipped)."""
+        from ..validation import id_list
+
+        return [_document(hit) for hit in self.index.get(id_list(ids, "ids"))]
+
+    # ---- search ---------------------------------------------------------------------------
+
+    def _hits(self, query: str, k: int, filter: dict[str, Any] | None, kwargs: dict[str, Any]) -> list[Hit]:
+        unknown = set(kwargs) - set(_SEARCH_SETTINGS)
+        if unknown:
+            raise TypeError(f"unexpected search arguments {sorted(unknown)}; SMART takes {', '.join(_SEARCH_SETTINGS)}")
+        return self.index.search(query, options=SearchOptions(k=k, where=filter, **kwargs))
+
+    def similarity_search(
+        self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+    ) -> list[Document]:
+        """The ``k`` documents ranked best by SMART (see the class for ``filter`` and settings)."""
+        return [_document(hit) for hit in self._hits(query, k, filter, kwargs)]
+
+    def similarity_search_with_score(
+        self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """``similarity_search`` with each document's fused SMART score (higher is better)."""
+        return [(_document(hit), hit.score) for hit in self._hits(query, k, filter, kwargs)]
+
+    def _similarity_search_with_relevance_scores(
+        self, query: str, k: int = 4, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        filter = kwargs.pop("filter", None)
+        return [(_document(hit), hit.relevance) for hit in self._hits(query, k, filter, kwargs)]
+
+    async def _asimilarity_search_with_relevance_scores(
+        self, query: str, k: int = 4, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        return await asyncio.to_thread(self._similarity_search_with_relevance_scores, query, k, **kwargs)
+
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
+        """Fused score -> relevance in [0, 1], with the index's default weights."""
+        from ..scoring import relevance
+
+        lambda_pool, lambda_late = self.index.lambda_pool, self.index.lambda_late
+        return lambda score: relevance(score, lambda_pool, lambda_late)
+
+    def similarity_search_by_vector(
+        self, embedding: list[float], k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+    ) -> list[Document]:
+        """The ``k`` documents whose pooled vectors are closest (cosine) to ``embedding``: pooled only.
+
+        A vector has no token states, so there is no late interaction; ``embedding`` must come
+        from the store's encoder (:attr:`embeddings`) to mean anything.
+        """
+        return [doc for doc, _ in self.similarity_search_with_score_by_vector(embedding, k, filter, **kwargs)]
+
+    def similarity_search_with_score_by_vector(
+        self, embedding: list[float], k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """``similarity_search_by_vector`` with each document's pooled cosine."""
+        if kwargs:
+            raise TypeError(f"unexpected arguments {sorted(kwargs)} for a pooled search by vector")
+        hits = self.index.search_encoded(vector_query(self.index, embedding), k=k, mode="pooled", where=filter)
+        return [(_document(hit), hit.score) for hit in hits]
+
+    def max_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """MMR on the pooled vectors: ``k`` of the pooled top ``fetch_k``, relevant and diverse.
+
+        Relevance and redundancy are pooled cosines (no late interaction), as in any
+        single-vector store; ``lambda_mult`` 1 is plain similarity, 0 maximal diversity.
+        """
+        if kwargs:
+            raise TypeError(f"unexpected arguments {sorted(kwargs)} for an MMR search (on pooled vectors)")
+        query_encoding = self.index.encoder.encode_queries([query], show_progress=False)[0]
+        hits = mmr_search(self.index, query_encoding, k, fetch_k=fetch_k, lambda_mult=lambda_mult, where=filter)
+        return [_document(hit) for hit in hits]
+
+    def max_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """:meth:`max_marginal_relevance_search` for a caller's vector (pooled vectors only)."""
+        if kwargs:
+            raise TypeError(f"unexpected arguments {sorted(kwargs)} for an MMR search (on pooled vectors)")
+        hits = mmr_search(
+            self.index, vector_query(self.index, embedding), k, fetch_k=fetch_k, lambda_mult=lambda_mult, where=filter
+        )
+        return [_document(hit) for hit in hits]
+
+    # ---- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings | None = None,
+        metadatas: list[dict[str, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        uri: str | None = "./smart_db",
+        table: str | None = None,
+        encoder: SmartEncoder | None = None,
+        index: SmartIndex | None = None,
+        **kwargs: Any,
+    ) -> SmartVectorStore:
+        """A store at ``uri`` (or on ``index``) holding ``texts``.
+
+        ``embedding`` may be None or a :class:`SmartEmbeddings` (its encoder is used); SMART
+        encodes with its own model, so any other ``Embeddings`` is refused. ``kwargs`` are
+        :class:`~smart_retrievers.SmartIndex` arguments (``compression``, ``lambda_pool``...).
+        """
+        store = cls._open(embedding, uri, table, encoder, index, kwargs)
+        store.add_texts(texts, metadatas, ids=ids)
+        return store
+
+    @classmethod
+    def from_documents(
+        cls, documents: list[Document], embedding: Embeddings | None = None, **kwargs: Any
+    ) -> SmartVectorStore:
+        """Like :meth:`from_texts`, from documents (ids from ``ids=`` or ``Document.id``; images kept)."""
+        ids = kwargs.pop("ids", None)
+        store = cls._open(
+            embedding,
+            kwargs.pop("uri", "./smart_db"),
+            kwargs.pop("table", None),
+            kwargs.pop("encoder", None),
+            kwargs.pop("index", None),
+            kwargs,
+        )
+        store.add_documents(list(documents), **({"ids": ids} if ids is not None else {}))
+        return store
+
+    @classmethod
+    def _open(
+        cls,
+        embedding: Embeddings | None,
+        uri: str | None,
+        table: str | None,
+        encoder: SmartEncoder | None,
+        index: SmartIndex | None,
+        index_kwargs: dict[str, Any],
+    ) -> SmartVectorStore:
+        if embedding is not None:
+            if not isinstance(embedding, SmartEmbeddings):
+                raise TypeError(
+                    f"SmartVectorStore encodes with its own SMART encoder (token states too); pass embedding=None "
+                    f"or a SmartEmbeddings, not {type(embedding).__name__}"
+                )
+            if encoder is not None and encoder is not embedding.encoder:
+                raise ValueError("embedding= and encoder= name two encoders; pass one")
+            encoder = encoder or (embedding.encoder if index is None else None)
+        if index is not None:
+            return cls(index=index)
+        return cls(uri=uri, table=table, encoder=encoder, **index_kwargs)
+
+
+def _document(hit: Hit) -> Document:
+    """A stored row as a ``Document``: its id, text and stored metadata (no scores)."""
+    from ..encoders.images import location_field
+    from .langchain import IMAGE_KEYS
+
+    metadata = dict(hit.metadata)
+    if hit.modality == "image" and hit.image and not any(metadata.get(key) for key in IMAGE_KEYS):
+        key, location = location_field(hit.image)
+        metadata[key] = location
+    return Document(page_content=hit.text, metadata=metadata, id=hit.id)

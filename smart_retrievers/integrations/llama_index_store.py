@@ -1,0 +1,417 @@
+"""LlamaIndex storage integration: a SMART vector store and an embedding model, over :class:`SmartIndex`.
+
+* :class:`SmartVectorStore` is a ``BasePydanticVectorStore`` (``stores_text=True``): it plugs
+  into ``StorageContext.from_defaults(vector_store=...)``, ``VectorStoreIndex.from_vector_store``
+  and ``IngestionPipeline(vector_store=...)``. Nodes are rows of a SMART LanceDB table, in the
+  same layout as :class:`~smart_retrievers.integrations.llama_index.SmartVectorIndex` (either
+  can open the other's table). ``query`` encodes ``VectorStoreQuery.query_str`` with the
+  store's own encoder and ranks by SMART; a caller's ``query_embedding`` is never mixed in.
+* :class:`SmartEmbedding` is a ``BaseEmbedding`` returning the encoder's pooled vectors, so the
+  framework's embedding step (``Settings.embed_model``, an ingestion transformation) runs the
+  same model as the store. A :meth:`SmartVectorStore.embed_model` shares the store's encoder and
+  keeps the token states of what it embedded, so the store writes those nodes without a
+  second forward pass.
+
+The store translates; :class:`~smart_retrievers.SmartIndex` decides (encoding, storage,
+filters, ranking). Only ``llama_index.core`` is imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.schema import BaseNode, TextNode
+from llama_index.core.vector_stores.types import (
+    BasePydanticVectorStore,
+    MetadataFilters,
+    VectorStoreQuery,
+    VectorStoreQueryMode,
+    VectorStoreQueryResult,
+)
+
+from ..filters import And, Condition, Filter, Not, Or
+from .llama_index import (  # the one translation of nodes and filters, shared with SmartVectorIndex
+    _check_node,
+    _hit_node,
+    _id_filter,
+    _node_image,
+    _node_row,
+    to_smart_filter,
+)
+from .pooled import mmr_search
+
+if TYPE_CHECKING:
+    from ..encoders import SmartEncoder
+    from ..encoding import Encoding
+    from ..index import Hit, SmartIndex
+    from ..rerank import EncodingCache
+
+__all__ = ["SmartEmbedding", "SmartVectorStore"]
+
+_DOC_KEYS = {"doc_id": "ref_id", "ref_doc_id": "ref_id", "document_id": "ref_id", "node_id": "id"}
+"""Filter keys other LlamaIndex stores keep in node metadata, mapped to SMART's columns."""
+
+DEFAULT_MMR_FETCH_K = 20
+"""Pooled candidates MMR chooses from (at least 4 x similarity_top_k), unless ``mmr_prefetch_k`` is given."""
+
+
+def _columns(f: Filter) -> Filter:
+    """``f`` with the keys ``doc_id`` / ``ref_doc_id`` / ``document_id`` / ``node_id`` on the table's columns."""
+    if isinstance(f, Condition):
+        return Condition(_DOC_KEYS.get(f.field, f.field), f.op, f.value)
+    if isinstance(f, And):
+        return And(tuple(_columns(c) for c in f.children))
+    if isinstance(f, Or):
+        return Or(tuple(_columns(c) for c in f.children))
+    return Not(_columns(f.child))
+
+
+def _where(
+    filters: MetadataFilters | None, node_ids: Sequence[str] | None = None, doc_ids: Sequence[str] | None = None
+) -> Filter | None:
+    converted = to_smart_filter(filters)
+    parts = [
+        f
+        for f in (
+            None if converted is None else _columns(converted),
+            _id_filter("id", node_ids, "node_ids"),
+            _id_filter("ref_id", doc_ids, "doc_ids"),
+        )
+        if f is not None
+    ]
+    return And(tuple(parts)) if parts else None
+
+
+def _open(index: Any, uri: str | None, table: str | None, encoder: Any, index_kwargs: dict[str, Any]) -> SmartIndex:
+    from ..index import SmartIndex
+
+    if index is not None:
+        if uri is not None or table is not None or encoder is not None or index_kwargs:
+            raise ValueError("pass either index= (an open SmartIndex) or uri=/table=/encoder=/index options, not both")
+        if not isinstance(index, SmartIndex):
+            raise TypeError(f"index must be a SmartIndex, got {type(index).__name__}")
+        return index
+    if uri is None:
+        raise ValueError(
+            "SmartVectorStore needs uri= (a LanceDB directory or object-store URI) or index= (a SmartIndex)"
+        )
+    return SmartIndex(str(uri), encoder=encoder, table=table or "smart", **index_kwargs)
+
+
+# ---- embeddings ------------------------------------------------------------------------------
+
+
+class SmartEmbedding(BaseEmbedding):
+    """A LlamaIndex embedding model returning a SMART encoder's pooled vectors.
+
+    ``get_text_embedding`` encodes as a document and ``get_query_embedding`` as a query (the
+    encoder's document / query prompts), exactly as :class:`~smart_retrievers.SmartIndex`
+    stores and searches them, so ``Settings.embed_model = SmartEmbedding()`` keeps a
+    ``VectorStoreIndex`` over a :class:`SmartVectorStore` on one model. Calls go through
+    ``BaseEmbedding``'s public methods, so ``CBEventType.EMBEDDING`` events fire and
+    ``TokenCountingHandler`` counts them.
+
+    Args:
+        encoder: the encoder (default: the bundled all-MiniLM-L6-v2).
+        embed_batch_size: texts per encoder call.
+        cache: an :class:`~smart_retrievers.rerank.EncodingCache` that receives the document
+            encodings (pooled vector and token states) this model computes; a
+            :class:`SmartVectorStore` sharing it writes those texts without encoding them
+            again. :meth:`SmartVectorStore.embed_model` sets it up.
+    """
+
+    embed_batch_size: int = Field(default=32, gt=0, description="Texts per encoder call.")
+
+    _encoder: Any = PrivateAttr()
+    _cache: Any = PrivateAttr(default=None)
+
+    def __init__(
+        self,
+        encoder: SmartEncoder | None = None,
+        *,
+        embed_batch_size: int = 32,
+        cache: EncodingCache | None = None,
+        **kwargs: Any,
+    ) -> None:
+        from ..encoders import default_encoder
+
+        encoder = encoder or default_encoder()
+        super().__init__(model_name=encoder.name, embed_batch_size=embed_batch_size, **kwargs)
+        self._encoder = encoder
+        self._cache = cache
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "SmartEmbedding"
+
+    @property
+    def encoder(self) -> SmartEncoder:
+        """The encoder computing the vectors."""
+        return self._encoder
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._encoder.encode_queries([query], show_progress=False)[0].pooled.tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return await asyncio.to_thread(self._get_query_embedding, query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._get_text_embeddings([text])[0]
+
+    async def _aget_text_embedding(self, text: str) -> list[float]:
+        return await asyncio.to_thread(self._get_text_embedding, text)
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        encodings = self._encoder.encode_documents(list(texts), show_progress=False)
+        if self._cache is not None:
+            for text, enc in zip(texts, encodings):
+                self._cache.put(text, enc)
+        return [enc.pooled.tolist() for enc in encodings]
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return await asyncio.to_thread(self._get_text_embeddings, texts)
+
+
+# ---- vector store ------------------------------------------------------------------------------
+
+
+class SmartVectorStore(BasePydanticVectorStore):
+    """A LlamaIndex vector store whose nodes live in a SMART LanceDB table.
+
+    Build it as ``SmartVectorStore(uri="./smart_db", table="smart", encoder=None)`` (any other
+    :class:`~smart_retrievers.SmartIndex` argument may follow) or ``SmartVectorStore(index=...)``.
+
+    * **Writes.** ``add`` upserts nodes by node id (text and image nodes; ``ref_doc_id`` is the
+      row's ``ref_id``) and returns their ids. What rebuilds a node (relationships, metadata
+      exclusions and templates) is stored with it, so ``get_nodes`` and ``query`` return nodes
+      equal to those added: id, text, metadata, relationships. ``delete(ref_doc_id)`` removes a
+      document's nodes, ``delete_nodes(node_ids, filters)`` nodes by id and/or filter,
+      ``clear()`` every node (the table and its codec stay).
+    * **Query.** ``VectorStoreQueryMode.DEFAULT``: SMART ("rerank" mode: pooled candidates,
+      then late interaction on stored token states). ``query_str`` is encoded by the store's
+      encoder; ``query_embedding`` is ignored. ``VectorStoreQueryMode.MMR``: maximal marginal
+      relevance on the **pooled vectors only** (no late interaction), over the pooled top
+      ``mmr_prefetch_k`` (default max(20, 4 x top_k)) with ``mmr_threshold`` (the query's, or
+      ``vector_store_kwargs={"mmr_threshold": ...}`` of a retriever) as the relevance weight
+      (default 0.5). Any other mode (``HYBRID``, ``SPARSE``, ``TEXT_SEARCH``...) raises
+      ``ValueError``. ``similarities`` are relevance scores in [0, 1]
+      (:func:`~smart_retrievers.scoring.relevance` of the fused score), so
+      ``SimilarityPostprocessor(similarity_cutoff=...)`` thresholds them; the raw fused,
+      pooled and late scores are what :class:`~smart_retrievers.llama_index.SmartRetriever`
+      returns.
+    * **Filters.** ``MetadataFilters`` translate as in
+      :func:`~smart_retrievers.integrations.llama_index.to_smart_filter`; the keys ``doc_id``,
+      ``ref_doc_id`` and ``document_id`` mean the node's source document and ``node_id`` the
+      node id. ``VectorStoreQuery.doc_ids`` / ``node_ids`` restrict too.
+    * **Embeddings.** ``is_embedding_query`` is False: a ``VectorStoreIndex`` retriever does
+      not embed the query for this store. ``VectorStoreIndex`` and ``IngestionPipeline`` do
+      embed nodes before ``add``: give them :meth:`embed_model` (or any
+      :class:`SmartEmbedding`) so that step runs the same model, and, with :meth:`embed_model`,
+      is not repeated by the store.
+
+    Example:
+        >>> import tempfile
+        >>> from llama_index.core import Document, StorageContext, VectorStoreIndex
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> store = SmartVectorStore(uri=tmp.name)
+        >>> index = VectorStoreIndex.from_documents(
+        ...     [Document(id_="k7", text="Code K7 labels the red star."), Document(id_="p2", text="Code P2 labels the blue circle.")],
+        ...     storage_context=StorageContext.from_defaults(vector_store=store),
+        ...     embed_model=store.embed_model(),
+        ... )
+        >>> [n.node.ref_doc_id for n in index.as_retriever(similarity_top_k=1).retrieve("which code labels the red star?")]
+        ['k7']
+        >>> tmp.cleanup()
+    """
+
+    stores_text: bool = True
+    is_embedding_query: bool = False
+    flat_metadata: bool = False
+
+    _index: Any = PrivateAttr()
+    _cache: Any = PrivateAttr()
+
+    def __init__(
+        self,
+        uri: str | None = None,
+        table: str | None = None,
+        encoder: SmartEncoder | None = None,
+        *,
+        index: SmartIndex | None = None,
+        cache_size: int = 4096,
+        **index_kwargs: Any,
+    ) -> None:
+        from ..rerank import EncodingCache
+
+        super().__init__()
+        self._index = _open(index, uri, table, encoder, index_kwargs)
+        self._cache = EncodingCache(cache_size)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "SmartVectorStore"
+
+    @property
+    def client(self) -> SmartIndex:
+        """The underlying :class:`~smart_retrievers.SmartIndex`."""
+        return self._index
+
+    @property
+    def smart_index(self) -> SmartIndex:
+        """The underlying :class:`~smart_retrievers.SmartIndex`."""
+        return self._index
+
+    def embed_model(self, embed_batch_size: int = 32) -> SmartEmbedding:
+        """A :class:`SmartEmbedding` on this store's encoder whose node encodings the store reuses in ``add``.
+
+        The embeddings are the stored pooled vectors; the token states computed with them are
+        kept (up to ``cache_size`` texts, least recently used dropped) and written by ``add``
+        when a node's content and embedding match, so ingestion runs one forward pass per node.
+        """
+        return SmartEmbedding(self._index.encoder, embed_batch_size=embed_batch_size, cache=self._cache)
+
+    # ---- writes -----------------------------------------------------------------------------
+
+    def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
+        """Upsert nodes by node id (one LanceDB commit); returns their ids."""
+        if isinstance(nodes, BaseNode):
+            raise TypeError("expected a sequence of nodes, not a single node")
+        checked = [_check_node(node) for node in nodes]
+        if not checked:
+            return []
+        rows = [_node_row(node, None) for node in checked]
+        texts = [text for text, _ in rows]
+        ids = [node.node_id for node in checked]
+        metadatas = [metadata for _, metadata in rows]
+        ref_ids = [node.ref_doc_id for node in checked]
+        images = [_node_image(node) for node in checked]
+        if any(image is not None for image in images):
+            return self._index.add_items(texts, images, ids=ids, metadatas=metadatas, ref_ids=ref_ids)
+        encodings = self._encodings(checked, texts)
+        return self._index.add_encodings(encodings, texts, ids=ids, metadatas=metadatas, ref_ids=ref_ids)
+
+    def _encodings(self, nodes: list[TextNode], texts: list[str]) -> list[Encoding]:
+        """Each node's encoding: the one its :meth:`embed_model` computed, else encoded now."""
+        found: dict[int, Encoding] = {}
+        for i, (node, text) in enumerate(zip(nodes, texts)):
+            cached = self._cache.get(text)
+            if (
+                cached is not None
+                and node.embedding is not None
+                and np.allclose(cached.pooled, node.embedding, atol=1e-6)
+            ):
+                found[i] = cached
+        missing = [i for i in range(len(texts)) if i not in found]
+        if missing:
+            fresh = self._index.encoder.encode_documents([texts[i] for i in missing], show_progress=False)
+            found.update(zip(missing, fresh))
+        return [found[i] for i in range(len(texts))]
+
+    def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        """Delete every node of the source document ``ref_doc_id``."""
+        if not isinstance(ref_doc_id, str):
+            raise TypeError(f"ref_doc_id must be a str, got {type(ref_doc_id).__name__}")
+        self._index.delete(ref_ids=[ref_doc_id])
+
+    def delete_nodes(
+        self,
+        node_ids: list[str] | None = None,
+        filters: MetadataFilters | None = None,
+        **delete_kwargs: Any,
+    ) -> None:
+        """Delete the nodes with these ids and/or matching ``filters`` (both: AND); unknown ids are ignored."""
+        if node_ids is None and filters is None:
+            raise ValueError("delete_nodes() needs node_ids or filters; clear() deletes every node")
+        if node_ids is not None:
+            from ..validation import id_list
+
+            node_ids = id_list(node_ids, "node_ids")
+            if not node_ids:
+                return
+        where = _where(filters)
+        self._index.delete(node_ids, where=where)
+
+    def clear(self) -> None:
+        """Delete every node (the table and its codec stay)."""
+        self._index.delete_all()
+
+    async def async_add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
+        return await asyncio.to_thread(self.add, nodes)
+
+    async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        await asyncio.to_thread(self.delete, ref_doc_id)
+
+    async def adelete_nodes(
+        self,
+        node_ids: list[str] | None = None,
+        filters: MetadataFilters | None = None,
+        **delete_kwargs: Any,
+    ) -> None:
+        await asyncio.to_thread(self.delete_nodes, node_ids, filters)
+
+    async def aclear(self) -> None:
+        await asyncio.to_thread(self.clear)
+
+    # ---- reads ------------------------------------------------------------------------------
+
+    def get_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None) -> list[BaseNode]:
+        """The stored nodes with these ids (in that order; unknown ids skipped) and/or matching ``filters``."""
+        if node_ids is not None:
+            from ..validation import id_list
+
+            hits = self._index.get(id_list(node_ids, "node_ids"))
+            where = _where(filters)
+            if where is not None:
+                keep = {hit.id for hit in self._index.rows(And((where, Condition("id", "in", [h.id for h in hits]))))}
+                hits = [hit for hit in hits if hit.id in keep]
+        else:
+            hits = list(self._index.rows(_where(filters)))
+        return [_hit_node(hit) for hit in hits]
+
+    async def aget_nodes(
+        self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
+    ) -> list[BaseNode]:
+        return await asyncio.to_thread(self.get_nodes, node_ids, filters)
+
+    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        """SMART (``DEFAULT``) or pooled MMR (``MMR``) search for ``query.query_str``; see the class."""
+        mode = VectorStoreQueryMode(query.mode)
+        if mode not in (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR):
+            raise ValueError(
+                f"SmartVectorStore supports VectorStoreQueryMode.DEFAULT (SMART) and MMR (on pooled vectors), "
+                f"not {mode.name}"
+            )
+        text = query.query_str
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(
+                "SmartVectorStore needs VectorStoreQuery.query_str: SMART encodes the query text with the "
+                "store's encoder (a query_embedding alone carries no token states)"
+            )
+        k = query.similarity_top_k
+        where = _where(query.filters, query.node_ids, query.doc_ids)
+        encoded = self._index.encoder.encode_queries([text], show_progress=False)[0]
+        if mode == VectorStoreQueryMode.MMR:
+            fetch_k = kwargs.get("mmr_prefetch_k") or max(DEFAULT_MMR_FETCH_K, 4 * k)
+            # as LlamaIndex's simple store: VectorIndexRetriever passes it in vector_store_kwargs
+            threshold = query.mmr_threshold if query.mmr_threshold is not None else kwargs.get("mmr_threshold")
+            lambda_mult = 0.5 if threshold is None else threshold
+            hits = mmr_search(self._index, encoded, k, fetch_k=fetch_k, lambda_mult=lambda_mult, where=where)
+        else:
+            hits = self._index.search_encoded(encoded, k=k, where=where)
+        return _result(hits)
+
+    async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        return await asyncio.to_thread(self.query, query, **kwargs)
+
+
+def _result(hits: list[Hit]) -> VectorStoreQueryResult:
+    return VectorStoreQueryResult(
+        nodes=[_hit_node(hit) for hit in hits],
+        similarities=[hit.relevance for hit in hits],
+        ids=[hit.id for hit in hits],
+    )

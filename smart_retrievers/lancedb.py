@@ -1,0 +1,5 @@
+"""LanceDB integration: SMART as the rerank step of your own LanceDB queries; see :mod:`smart_retrievers.integrations.lancedb_rerank`."""
+
+from .integrations.lancedb_rerank import SmartLanceReranker
+
+__all__ = ["SmartLanceReranker"]
