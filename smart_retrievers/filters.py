@@ -25,7 +25,26 @@ Semantics:
   limited to ``MAX_FILTER_DEPTH`` (64) levels; a deeper filter raises ``ValueError``.
 * Field names are literal top-level keys (``"a.b"`` is the key ``a.b``, not a
   nested path) made of ``[A-Za-z0-9_.-]``; ``id`` and ``ref_id`` always mean
-  the table columns.
+  the table columns. ``doc_id``, ``ref_doc_id`` and ``document_id`` (LlamaIndex's
+  names) mean ``ref_id``, and ``node_id`` means ``id``, unless the table has a
+  metadata field of that name.
+* A field that no row holds (never written, or only ``null`` so far, on an empty
+  table too) is missing on every row, so the rules above apply: ``eq``, ``gt``...,
+  ``in``, ``contains``, ``like`` and ``exists`` match no row, ``ne`` and ``nin``
+  every row. This is what Chroma and LanceDB give for an unknown key: no match,
+  not an error. The key ``_llama_index`` is internal (LlamaIndex node data) and
+  cannot be filtered on.
+* ``exists``: ``True`` matches rows where the field is set to a non-null value,
+  ``False`` rows where it is missing or ``null``.
+* ``like`` / ``ilike``: a SQL ``LIKE`` pattern (``%`` any run of characters, ``_``
+  one character, ``\\`` escapes them), case-sensitive / case-insensitive, on a
+  ``str`` field. ``text_match_insensitive`` is a case-insensitive substring match
+  (LlamaIndex's ``TEXT_MATCH_INSENSITIVE``).
+* Values are never coerced between types: comparing a ``str`` value with a
+  numeric field (or the reverse) raises ``ValueError`` naming the field and both
+  types. ``date`` / ``datetime`` values are compared as their ISO 8601 strings,
+  which is how metadata stores them (so ``datetime`` values compare in time order
+  only when they share a format and time zone).
 """
 
 from __future__ import annotations
@@ -35,13 +54,34 @@ import re
 import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 FieldTypes = Mapping[str, str]
 
-OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains", "text_match", "is_empty")
+OPERATORS = (
+    "eq",
+    "ne",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "in",
+    "nin",
+    "contains",
+    "text_match",
+    "text_match_insensitive",
+    "like",
+    "ilike",
+    "is_empty",
+    "exists",
+)
 LOGICAL_OPERATORS = ("$and", "$or", "$not")
 COLUMNS = ("id", "ref_id")
+FIELD_ALIASES = {"doc_id": "ref_id", "ref_doc_id": "ref_id", "document_id": "ref_id", "node_id": "id"}
+"""LlamaIndex names of the ``ref_id`` / ``id`` columns, used when the table has no metadata field of that name."""
+RESERVED_FIELDS = frozenset({"_llama_index"})
+"""Internal metadata keys (LlamaIndex node data): never a user field, never filtered on."""
 
 _FIELD_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 _COMPARISONS = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
@@ -186,37 +226,77 @@ def _render(node: Filter, field_types: FieldTypes, depth: int) -> str:
     raise TypeError(f"Not a filter: {reprlib.repr(node)}")
 
 
-def _field_type(field: str, field_types: FieldTypes) -> str:
-    if field in COLUMNS:
+def _field_type(field: str, field_types: FieldTypes) -> str | None:
+    """The field's type (``"str"`` for the id columns and their aliases); None: no row holds it."""
+    if field in RESERVED_FIELDS:
+        raise ValueError(f"{field!r} is an internal metadata key (LlamaIndex node data), not a filterable field")
+    if field in COLUMNS or (field in FIELD_ALIASES and field not in field_types):
         return "str"
-    if field not in field_types:
-        known = ", ".join([*COLUMNS, *sorted(field_types)])
-        raise ValueError(f"Unknown filter field {field!r}; known fields: {known}")
-    kind = field_types[field]
+    kind = field_types.get(field)
+    if kind in (None, "null"):  # never written, or only null so far: missing on every row
+        return None
     if kind not in (*_GETTERS, "list"):
         raise ValueError(f"Unsupported type {kind!r} for filter field {field!r}")
     return kind
 
 
+_STRING_OPS = ("contains", "text_match", "text_match_insensitive", "like", "ilike")
+_MATCH_MISSING = {"ne": True, "nin": True}
+"""Operators a missing field matches (is_empty / exists depend on their value)."""
+
+
+def _check_value(cond: Condition) -> None:
+    """Type checks that need no field type (so they apply to unknown fields too)."""
+    op, value = cond.op, cond.value
+    if op in ("is_empty", "exists") and not isinstance(value, (bool, type(None))):
+        raise ValueError(f"${op} expects True or False for field {cond.field!r}, got {value!r}")
+    if op in ("like", "ilike", "text_match", "text_match_insensitive") and not isinstance(value, str):
+        raise ValueError(f"${op} expects a string for field {cond.field!r}, got {value!r}")
+    if op in ("in", "nin"):
+        _values(cond)
+
+
+def _render_missing(cond: Condition) -> str:
+    """``cond`` on a field that no row holds (see the module notes)."""
+    if cond.op == "is_empty":
+        return "FALSE" if cond.value is False else "TRUE"
+    if cond.op == "exists":
+        return "TRUE" if cond.value is False else "FALSE"
+    return "TRUE" if _MATCH_MISSING.get(cond.op) else "FALSE"
+
+
+def _column(field: str) -> str:
+    return FIELD_ALIASES.get(field, field)
+
+
 def _render_condition(cond: Condition, field_types: FieldTypes) -> str:
     kind = _field_type(cond.field, field_types)
-    if cond.op == "is_empty" and not isinstance(cond.value, (bool, type(None))):
-        raise ValueError(f"$is_empty expects True or False for field {cond.field!r}, got {cond.value!r}")
+    _check_value(cond)
+    if kind is None:
+        return _render_missing(cond)
     if kind == "list":
         return _render_list(cond)
-    expr = cond.field if cond.field in COLUMNS else f"{_GETTERS[kind]}(metadata, {_quote(cond.field)})"
+    is_column = cond.field in COLUMNS or (cond.field in FIELD_ALIASES and cond.field not in field_types)
+    expr = _column(cond.field) if is_column else f"{_GETTERS[kind]}(metadata, {_quote(cond.field)})"
     op, value = cond.op, cond.value
     if op == "is_empty":
         empty = value is not False
         if kind == "str":
             return f"COALESCE({expr}, '') {'=' if empty else '<>'} ''"
         return f"{expr} IS {'' if empty else 'NOT '}NULL"
-    if op in ("contains", "text_match"):
+    if op == "exists":
+        return f"{expr} IS {'NOT ' if value is not False else ''}NULL"
+    if op in _STRING_OPS:
         if kind != "str":
-            raise ValueError(f"${op} needs a str or list field; {cond.field!r} is {kind!r}")
+            raise ValueError(f"${op} needs a str or list field; {cond.field!r} holds {kind} values")
         if not isinstance(value, str):
             raise ValueError(f"${op} expects a string for field {cond.field!r}, got {value!r}")
-        return f"{expr} LIKE {_quote('%' + value.translate(_LIKE_ESCAPES) + '%')} ESCAPE '\\'"
+        if op in ("like", "ilike"):
+            return f"{expr} {op.upper()} {_quote(value)} ESCAPE '\\'"
+        pattern = _quote("%" + value.translate(_LIKE_ESCAPES) + "%")
+        if op == "text_match_insensitive":
+            return f"lower({expr}) LIKE lower({pattern}) ESCAPE '\\'"
+        return f"{expr} LIKE {pattern} ESCAPE '\\'"
     if kind == "bool" and op in ("gt", "gte", "lt", "lte"):
         raise ValueError(f"${op} is not supported on bool field {cond.field!r}")
     if op in _COMPARISONS:
@@ -234,6 +314,8 @@ def _render_list(cond: Condition) -> str:
     op = cond.op
     if op == "is_empty":
         return f"COALESCE(json_array_length(metadata, {path}), 0) {'<>' if cond.value is False else '='} 0"
+    if op == "exists":
+        return f"json_array_length(metadata, {path}) IS {'NOT ' if cond.value is not False else ''}NULL"
     if op in ("eq", "contains", "ne"):
         member = f"json_array_contains(metadata, {path}, {_literal(cond.value, 'list', cond.field)})"
         return f"NOT {member}" if op == "ne" else member
@@ -258,6 +340,8 @@ def _quote(text: str) -> str:
 
 def _literal(value: Any, kind: str, field: str) -> str:
     """Validate ``value`` against the field type ``kind`` and render it as SQL."""
+    if isinstance(value, (date, datetime)):  # stored as ISO 8601 strings (smart_retrievers.validation)
+        value = value.isoformat()
     if kind == "bool" and isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if kind in ("str", "list") and isinstance(value, str):
@@ -268,4 +352,8 @@ def _literal(value: Any, kind: str, field: str) -> str:
         if isinstance(value, float) and math.isfinite(value):
             return repr(float(value))
         raise ValueError(f"Filter value {value!r} for field {field!r} is out of range or not finite")
-    raise ValueError(f"Filter value {value!r} does not fit the type {kind!r} of field {field!r}")
+    raise ValueError(
+        f"Filter value {reprlib.repr(value)} ({type(value).__name__}) does not fit the type {kind!r} of field "
+        f"{field!r}: the field holds {kind} values and filters do not convert between types; "
+        f"pass a{'n' if kind[0] in 'aeiou' else ''} {kind} value"
+    )

@@ -8,7 +8,9 @@ Every check names the input and, where there is one, its position and id:
 * :func:`check_text`: a text (or query) is a ``str`` holding valid Unicode (no lone surrogate).
 * :func:`check_metadata`: one item's metadata is a mapping of JSON values: ``None``, ``bool``,
   ``int`` within int64, finite ``float``, ``str`` (valid Unicode), lists and dicts of these,
-  nested at most :data:`MAX_METADATA_DEPTH` levels.
+  nested at most :data:`MAX_METADATA_DEPTH` levels. ``date`` / ``datetime`` values (LangChain
+  loaders produce them) are accepted and stored as ISO 8601 strings (:func:`json_default`), so
+  they come back as strings and filter as strings.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import math
 import reprlib
 from collections.abc import Iterable, Mapping
+from datetime import date, datetime
 from typing import Any
 
 MAX_METADATA_DEPTH = 32
@@ -112,7 +115,7 @@ def check_metadata(metadata: Any, position: int | None = None, item_id: Any = No
     """One item's metadata (None: ``{}``) as a dict, every value checked to be storable JSON.
 
     Raises:
-        TypeError: not a mapping, or a value of a non-JSON type (datetime, set, bytes...).
+        TypeError: not a mapping, or a value of a non-JSON type (set, bytes, a custom object...).
         ValueError: a key that is not a non-empty string, an int outside int64, a NaN or
             infinite float, a string with a lone surrogate, or nesting deeper than
             :data:`MAX_METADATA_DEPTH`.
@@ -139,8 +142,17 @@ def _child(where: str, step: str, depth: int) -> str:
     return where if where.endswith("[...]") else where + "[...]"
 
 
+def json_default(value: Any) -> str:
+    """``json.dumps(default=...)`` for metadata: ``date`` / ``datetime`` as ISO 8601 strings."""
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} value {short_repr(value)} is not JSON")
+
+
 def check_metadata_value(value: Any, where: str, depth: int = 1) -> None:
     """Raise unless ``value`` is storable JSON (see :func:`check_metadata`); ``where`` names it in errors."""
+    if isinstance(value, (date, datetime)):  # stored as its ISO 8601 string (json_default)
+        return
     if value is None or isinstance(value, (bool, str)):
         if isinstance(value, str):
             check_unicode(value, where)
@@ -168,5 +180,27 @@ def check_metadata_value(value: Any, where: str, depth: int = 1) -> None:
         return
     raise TypeError(
         f"{where}: {type(value).__name__} value {short_repr(value)} is not JSON; "
-        "metadata values must be str, int, float, bool, None, or lists/dicts of these"
+        "metadata values must be str, int, float, bool, None, date/datetime (stored as ISO strings), "
+        "or lists/dicts of these"
     )
+
+
+def corpus_item(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One corpus row (a BEIR ``_id``/``title``/``text`` object, or ``id``/``text``/``metadata``)
+    as ``{id, text, metadata}``; TypeError/ValueError name the field at fault.
+
+    The text is ``"{title} {text}"`` (BEIR's convention); an integer id becomes a string.
+    """
+    row_id = row.get("id", row.get("_id"))
+    if isinstance(row_id, bool) or not isinstance(row_id, (str, int)) or row_id == "":
+        raise ValueError(f"each line needs an id (or _id) that is a non-empty string or an integer, got {row_id!r}")
+    parts = []
+    for name in ("title", "text"):
+        value = row.get(name)
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f'"{name}" must be a string, got {type(value).__name__} {value!r}')
+        parts.append(check_text(value or "", what=f'"{name}"'))
+    text = " ".join(p for p in parts if p).strip()
+    if not text:
+        raise ValueError("each line needs an id (or _id) and a non-empty text")
+    return {"id": str(row_id), "text": text, "metadata": check_metadata(row.get("metadata"))}

@@ -136,7 +136,11 @@ def test_reexport_and_framework_composition(
 def test_core_never_imports_llama_index() -> None:
     pattern = re.compile(r"^\s*(from|import)\s+llama_index", re.M)
     package = ROOT / "smart_retrievers"
-    allowed = {package / "llama_index.py", package / "integrations" / "llama_index.py"}
+    allowed = {
+        package / "llama_index.py",
+        package / "integrations" / "llama_index.py",
+        package / "integrations" / "llama_index_store.py",
+    }
     offenders = [p.name for p in package.rglob("*.py") if p not in allowed and pattern.search(p.read_text())]
     assert offenders == []
 
@@ -285,18 +289,16 @@ def test_nested_filters_and_id_constraints(filter_index: SmartVectorIndex) -> No
 
 
 def test_unsupported_and_bad_filters_raise(filter_index: SmartVectorIndex) -> None:
-    with pytest.raises(ValueError, match="TEXT_MATCH_INSENSITIVE"):
-        SmartRetriever(
-            filter_index, filters=MetadataFilters(filters=[_f("author", "ANN", FilterOperator.TEXT_MATCH_INSENSITIVE)])
-        )
     with pytest.raises(ValueError, match="ALL expects a list"):
         to_smart_filter(MetadataFilters(filters=[_f("tags", "x", FilterOperator.ALL)]))
     with pytest.raises(TypeError, match="MetadataFilters"):
         SmartRetriever(filter_index, filters={"year": 2020})
-    with pytest.raises(ValueError, match="Unknown filter field 'colour'"):
+    assert (  # a field no row holds: no match, not an error (README "Filters")
         SmartRetriever(
             filter_index, filters=MetadataFilters(filters=[_f("colour", "red", FilterOperator.EQ)])
         ).retrieve("x")
+        == []
+    )
     with pytest.raises(ValueError, match="does not fit"):
         SmartRetriever(filter_index, filters=MetadataFilters(filters=[_f("year", "2020", FilterOperator.EQ)])).retrieve(
             "x"

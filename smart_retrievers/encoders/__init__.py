@@ -78,6 +78,33 @@ def load_encoder(model_name_or_path: str | Path, *, local_files_only: bool | Non
     return _import(ENCODERS.get(model_type, TEXT_ENCODER))(path, local_files_only=local_files_only, **kwargs)
 
 
+BUNDLED_MODEL_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+"""Names that mean the bundled all-MiniLM-L6-v2 (loaded offline) wherever an encoder is named by a string."""
+
+
+def as_encoder(encoder: Any = None, **kwargs: Any) -> Any:
+    """An encoder from what a user passes as ``encoder=`` / ``model=``.
+
+    None: the bundled all-MiniLM-L6-v2; a string or path: :func:`load_encoder` (a hub id or a
+    local directory, text or vision; :data:`BUNDLED_MODEL_NAMES` give the bundled model, offline);
+    anything else is returned as it is (an encoder object). ``kwargs`` (``device``,
+    ``batch_size``...) apply only when a model is loaded here.
+
+    Raises:
+        OSError: the model cannot be loaded (not a local directory, and not on the hub or
+            in its cache: offline, download it first or pass a local directory).
+    """
+    if encoder is None:
+        return default_encoder(**kwargs)
+    if isinstance(encoder, (str, Path)):
+        if str(encoder) in BUNDLED_MODEL_NAMES and not Path(encoder).is_dir():
+            return default_encoder(**kwargs)
+        return load_encoder(encoder, **kwargs)
+    if kwargs:
+        raise ValueError(f"{', '.join(sorted(kwargs))} apply only to a model loaded by name, not to an encoder object")
+    return encoder
+
+
 def default_encoder(**kwargs: Any) -> Any:
     """The bundled all-MiniLM-L6-v2 :class:`SmartEncoder` (see :meth:`SmartEncoder.default`)."""
     return _import(TEXT_ENCODER).default(**kwargs)
@@ -108,6 +135,7 @@ __all__ = [
     "ENCODERS",
     "IMAGE_TYPES",
     "POOLING_MODES",
+    "BUNDLED_MODEL_NAMES",
     "TEXT_ENCODER",
     "BaseEncoder",
     "ClipEncoder",
@@ -117,6 +145,7 @@ __all__ = [
     "QwenVLEncoder",
     "SmartEncoder",
     "VisionEncoder",
+    "as_encoder",
     "default_encoder",
     "fingerprint_weights",
     "image_cache_key",

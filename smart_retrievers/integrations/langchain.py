@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun, Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.retrievers import BaseRetriever, LangSmithRetrieverParams
-from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnableParallel, RunnablePassthrough
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ..filters import parse_filter
@@ -46,17 +47,57 @@ _SCORE_KEYS = ("smart_score", "pooled_score", "late_score")
 IMAGE_KEYS = ("image_path", "image_url")
 """Metadata keys that make a ``Document`` an image document (the first one set wins)."""
 _RELEVANCE_KEYS = ("relevance_score", "pooled_score", "late_score")
+NODE_KEY = "_llama_index"
+"""LlamaIndex's internal node data in a shared table (see ``smart_retrievers.llama_index``): never shown here."""
+QUERY_KEYS = ("text", "query", "image")
+"""Keys of a dict query (``invoke({"text": ..., "image": ...})``): ``text`` (or ``query``) and ``image``."""
 
 
 # Field validators: pydantic turns their ValueError into a ValidationError.
 
 
 def _smart_index(value: Any) -> SmartIndex:
+    """A SmartIndex, or the one behind a LlamaIndex ``SmartVectorIndex`` (both frameworks share a table)."""
     from ..index import SmartIndex
 
+    inner = getattr(value, "smart_index", None)  # a SmartVectorIndex, without importing llama_index here
+    if not isinstance(value, SmartIndex) and isinstance(inner, SmartIndex):
+        return inner
     if not isinstance(value, SmartIndex):
-        raise ValueError(f"index must be a SmartIndex, got {type(value).__name__}")  # noqa: TRY004 (pydantic wraps ValueError only)
+        raise ValueError(  # noqa: TRY004 (pydantic wraps ValueError only)
+            f"index must be a SmartIndex, got {type(value).__name__} (a LlamaIndex SmartVectorIndex works too)"
+        )
     return value
+
+
+def _check_documents(documents: Sequence[Any]) -> list[Document]:
+    """LangChain Documents; a LlamaIndex one is named as such, with the conversion."""
+    if isinstance(documents, Document):
+        raise TypeError("expected a sequence of documents, not a single Document")
+    documents = list(documents)
+    for i, doc in enumerate(documents):
+        if not isinstance(doc, Document):
+            kind = f"{type(doc).__module__}.{type(doc).__name__}"
+            hint = (
+                " (a LlamaIndex object: convert it with doc.to_langchain_format(), "
+                "or index it with smart_retrievers.llama_index.SmartVectorIndex)"
+                if kind.startswith("llama_index")
+                else ""
+            )
+            raise TypeError(f"documents[{i}] is a {kind}, not a langchain_core Document{hint}")
+    return documents
+
+
+def _warn_reserved(documents: Sequence[Document], keys: Sequence[str], what: str) -> None:
+    """Warn (naming them) that metadata keys a result sets would replace the user's own."""
+    clash = sorted({key for doc in documents for key in keys if key in doc.metadata})
+    if clash:
+        warnings.warn(
+            f"metadata key(s) {clash} are set by {what} on the documents it returns, replacing the values "
+            "stored under those names; rename them to keep both",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _encoder(value: Any) -> Any:
@@ -86,8 +127,14 @@ class SmartRetriever(BaseRetriever):
     ``modality="image"`` (or ``"text"``) returns only image (or text) documents. Image
     documents come back with ``metadata["image_path"]`` or ``metadata["image_url"]``.
 
+    A dict input ``{"text": ..., "image": ...}`` (``"query"`` for ``"text"``) is a query too,
+    so an image query can flow through a chain: ``retriever.invoke({"image": "query.jpg"})``,
+    or ``{"text": "a dog", "image": ...}`` for one interleaved query.
+
     Args:
-        index: the :class:`~smart_retrievers.SmartIndex` to search.
+        index: the :class:`~smart_retrievers.SmartIndex` to search (or a LlamaIndex
+            ``SmartVectorIndex``: both frameworks share one table; rows LlamaIndex wrote come back
+            with their node id as ``Document.id`` and without LlamaIndex's internal node data).
         k: number of documents returned.
         candidates: pooled candidates re-scored in ``"rerank"`` mode (None: the index's default).
         mode: ``"rerank"`` (pooled candidates, then exact SMART), ``"exhaustive"`` (exact SMART
@@ -152,7 +199,7 @@ class SmartRetriever(BaseRetriever):
         ids: Sequence[str] | None = None,
         *,
         uri: str = "./smart_db",
-        encoder: SmartEncoder | None = None,
+        encoder: SmartEncoder | str | None = None,
         table: str = "smart",
         compression: str | None = None,
         read_consistency_interval: timedelta | None = DEFAULT_READ_CONSISTENCY,
@@ -160,7 +207,7 @@ class SmartRetriever(BaseRetriever):
     ) -> SmartRetriever:
         """Index ``texts`` (upserting by ``ids``) in the LanceDB at ``uri`` and return a retriever.
 
-        ``encoder`` defaults to the bundled all-MiniLM-L6-v2; ``compression`` is the token codec
+        ``encoder`` defaults to the bundled all-MiniLM-L6-v2 (a hub id or local directory is loaded); ``compression`` is the token codec
         of a new table and ``read_consistency_interval`` how often reads look for other
         processes' writes (see :class:`~smart_retrievers.SmartIndex`); ``kwargs`` are retriever
         fields (``k``, ``mode``, ``filter``...), validated before anything is written.
@@ -175,13 +222,14 @@ class SmartRetriever(BaseRetriever):
         documents: Sequence[Document],
         *,
         uri: str = "./smart_db",
-        encoder: SmartEncoder | None = None,
+        encoder: SmartEncoder | str | None = None,
         table: str = "smart",
         compression: str | None = None,
         read_consistency_interval: timedelta | None = DEFAULT_READ_CONSISTENCY,
         **kwargs: Any,
     ) -> SmartRetriever:
         """Like :meth:`from_texts`, from ``Document`` objects (see :meth:`add_documents`)."""
+        documents = _check_documents(documents)  # before a model is loaded or a table opened
         retriever = cls(index=_open_index(uri, encoder, table, compression, read_consistency_interval), **kwargs)
         retriever.add_documents(documents)
         return retriever
@@ -196,15 +244,22 @@ class SmartRetriever(BaseRetriever):
         Image documents (``metadata["image_path"]`` or ``metadata["image_url"]``) are
         encoded from their image, their ``page_content`` stored as caption; all documents
         are written in one atomic call. The input documents are not modified.
+
+        Each row's ``ref_id`` is its own id (a Document is its own source), so LlamaIndex reading
+        the same table sees it as ``ref_doc_id``. Metadata keys that results set
+        (``smart_score``, ``pooled_score``, ``late_score``) give a ``UserWarning``: results
+        would replace them.
         """
-        documents = list(documents)
+        documents = _check_documents(documents)
         if ids is None:
             ids = [doc.id or uuid.uuid4().hex for doc in documents]
+        _warn_reserved(documents, _SCORE_KEYS, "SmartRetriever")
         return self.index.add_items(
             [doc.page_content for doc in documents],
             [document_image(doc) for doc in documents],
             ids=ids,
             metadatas=[doc.metadata for doc in documents],
+            ref_ids=None if isinstance(ids, str) else list(ids),
         )
 
     def delete(self, ids: Sequence[str]) -> int:
@@ -214,6 +269,19 @@ class SmartRetriever(BaseRetriever):
         return self.index.delete(id_list(ids, "ids"))
 
     # ---- retrieval -----------------------------------------------------
+
+    def invoke(
+        self, input: str | Mapping[str, Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> list[Document]:
+        """Retrieve for a query string, or a dict ``{"text": ..., "image": ...}`` (see the class notes)."""
+        text, kwargs = _query_input(input, kwargs)
+        return super().invoke(text, config, **kwargs)
+
+    async def ainvoke(
+        self, input: str | Mapping[str, Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> list[Document]:
+        text, kwargs = _query_input(input, kwargs)
+        return await super().ainvoke(text, config, **kwargs)
 
     def _options(self, **overrides: Any) -> SearchOptions:
         """This retriever's settings (None: the index's default), with the non-None ``overrides`` applied."""
@@ -295,11 +363,34 @@ class SmartRetriever(BaseRetriever):
         return params
 
 
+def _query_input(input: Any, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The query text and keyword arguments of an ``invoke`` input: a str, or a dict with text / image."""
+    if not isinstance(input, Mapping):
+        return input, kwargs
+    unknown = sorted(set(input) - set(QUERY_KEYS))
+    if unknown:
+        raise ValueError(f"a dict query takes the keys {list(QUERY_KEYS)}; got unknown key(s) {unknown}")
+    if "text" in input and "query" in input:
+        raise ValueError('a dict query takes "text" or "query", not both')
+    text = input.get("text", input.get("query")) or ""
+    if not isinstance(text, str):
+        raise TypeError(f'the query "text" must be a str, got {type(text).__name__}')
+    image = input.get("image")
+    if image is not None:
+        if kwargs.get("image") is not None:
+            raise ValueError("the image is given twice: in the dict query and as image=")
+        kwargs = {**kwargs, "image": image}
+    elif not text:
+        raise ValueError('a dict query needs "text" (or "query") or "image"')
+    return text, kwargs
+
+
 def _document(hit: Hit) -> Document:
     from ..encoders.images import location_field
 
     scores = dict(zip(_SCORE_KEYS, (hit.score, hit.pooled_score, hit.late_score)))
-    metadata = {**hit.metadata, **scores}
+    metadata = {key: value for key, value in hit.metadata.items() if key != NODE_KEY}  # written by LlamaIndex
+    metadata.update(scores)
     if hit.modality == "image" and hit.image and not any(metadata.get(key) for key in IMAGE_KEYS):
         # an image row written without LangChain: say where its image is
         key, location = location_field(hit.image)
@@ -335,8 +426,16 @@ class SmartReranker(BaseDocumentCompressor):
     The fields are fixed after construction (the model is frozen): build a new reranker to
     change them.
 
+    Each call is a run of its own, named ``SmartReranker`` (``on_chain_start`` / ``on_chain_end``
+    in ``astream_events``, a child run in LangSmith), also inside ``ContextualCompressionRetriever``.
+
     Args:
         top_n: how many documents to return (None: all of them).
+        model: the model to load and score with, as other rerankers take it: a hub id or a
+            local directory (text or vision, through :func:`~smart_retrievers.encoders.load_encoder`);
+            ``"all-MiniLM-L6-v2"`` is the bundled model. Default: the index's encoder, else the
+            bundled model.
+        device: the device of the model loaded here (``model=`` or the bundled one).
         lambda_pool / lambda_late: fusion weights.
         batch_size: encoder batch size for documents not stored or cached.
         cache_size: how many encoded documents the LRU cache keeps.
@@ -361,6 +460,8 @@ class SmartReranker(BaseDocumentCompressor):
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)
 
     top_n: int | None = Field(default=3, ge=1)
+    model: str | None = None
+    device: str | None = None
     lambda_pool: float = 1.0
     lambda_late: float = 1.0
     batch_size: int | None = Field(default=None, ge=1)
@@ -383,6 +484,12 @@ class SmartReranker(BaseDocumentCompressor):
     @model_validator(mode="after")
     def _check(self) -> SmartReranker:
         check_weights(self.lambda_pool, self.lambda_late)
+        if self.model is not None and self.encoder is not None:
+            raise ValueError("pass model= (a model to load) or encoder= (an encoder object), not both")
+        if self.device is not None and (self.encoder is not None or self.index is not None):
+            raise ValueError("device= applies only to a model loaded by the reranker (model=, or no index=/encoder=)")
+        if self.model is not None and self.index is not None:
+            raise ValueError("pass model= or index= (the reranker then uses the index's encoder), not both")
         if (
             self.index is not None
             and self.encoder is not None
@@ -394,10 +501,14 @@ class SmartReranker(BaseDocumentCompressor):
         return self
 
     def model_post_init(self, context: Any, /) -> None:
+        from ..encoders import as_encoder
         from ..rerank import SmartScorer
 
+        encoder = self.encoder
+        if encoder is None and self.index is None and (self.model is not None or self.device is not None):
+            encoder = as_encoder(self.model, **({} if self.device is None else {"device": self.device}))
         self._scorer = SmartScorer(
-            self.encoder,
+            encoder,
             index=self.index,
             lambda_pool=self.lambda_pool,
             lambda_late=self.lambda_late,
@@ -413,13 +524,33 @@ class SmartReranker(BaseDocumentCompressor):
     ) -> list[Document]:
         """Re-score ``documents`` for ``query``; returns scored copies, best first, cut to ``top_n``.
 
-        ``callbacks`` is accepted for the LangChain interface; no run is traced by the reranker itself.
+        The call is traced as a run named ``SmartReranker`` under ``callbacks`` (the caller's run).
         """
+        step = RunnableLambda(_rerank_step(self), name="SmartReranker")
+        return step.invoke({"documents": documents, "query": query}, config={"callbacks": callbacks})
+
+    async def acompress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+    ) -> list[Document]:
+        """:meth:`compress_documents` off the event loop (encoding blocks), traced the same way."""
+        sync = _rerank_step(self)
+
+        async def arerank(inputs: dict[str, Any]) -> list[Document]:
+            return await asyncio.to_thread(sync, inputs)
+
+        step = RunnableLambda(sync, afunc=arerank, name="SmartReranker")
+        return await step.ainvoke({"documents": documents, "query": query}, config={"callbacks": callbacks})
+
+    def _rerank(self, documents: Sequence[Document], query: str) -> list[Document]:
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
         documents = list(documents)
         if not documents:
             return []
+        _warn_reserved(documents, ("relevance_score",), "SmartReranker")
         images = [document_image(doc) for doc in documents]
         # SmartScorer reuses the index's stored states only where id, text and image location all match
         ranked = self._scorer.score(
@@ -443,14 +574,22 @@ class SmartReranker(BaseDocumentCompressor):
         ``reranker.wrap(vectorstore.as_retriever(search_kwargs={"k": 20})) | format_docs``.
         """
 
-        def rerank(inputs: dict[str, Any]) -> list[Document]:
-            return self.compress_documents(inputs["documents"], inputs["query"])
+        rerank = _rerank_step(self)
 
         async def arerank(inputs: dict[str, Any]) -> list[Document]:
-            return list(await self.acompress_documents(inputs["documents"], inputs["query"]))
+            return await asyncio.to_thread(rerank, inputs)
 
         step = RunnableLambda(rerank, afunc=arerank, name="SmartReranker")
         return RunnableParallel(documents=retriever, query=RunnablePassthrough()) | step
+
+
+def _rerank_step(reranker: SmartReranker) -> Any:
+    """The function of the ``SmartReranker`` run: ``{"documents", "query"}`` -> reranked documents."""
+
+    def rerank(inputs: dict[str, Any]) -> list[Document]:
+        return reranker._rerank(inputs["documents"], inputs["query"])
+
+    return rerank
 
 
 def _open_index(

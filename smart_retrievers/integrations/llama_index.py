@@ -26,9 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import difflib
 import inspect
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import llama_index.core.instrumentation as instrument
@@ -38,8 +43,10 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
 from llama_index.core.constants import DEFAULT_SIMILARITY_TOP_K
 from llama_index.core.data_structs.data_structs import IndexDict
+from llama_index.core.data_structs.registry import INDEX_STRUCT_TYPE_TO_INDEX_STRUCT_CLASS
 from llama_index.core.indices.managed.base import BaseManagedIndex
 from llama_index.core.indices.query.schema import QueryType
+from llama_index.core.indices.registry import INDEX_STRUCT_TYPE_TO_INDEX_CLASS
 from llama_index.core.ingestion import run_transformations
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
@@ -58,6 +65,7 @@ from llama_index.core.schema import (
     TransformComponent,
 )
 from llama_index.core.storage.docstore.types import BaseDocumentStore, RefDocInfo
+from llama_index.core.storage.storage_context import StorageContext
 from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 
 from ..filters import And, Condition, Filter, Not, Or
@@ -102,6 +110,7 @@ _OPERATORS = {
     FilterOperator.ANY: "in",
     FilterOperator.CONTAINS: "contains",
     FilterOperator.TEXT_MATCH: "text_match",
+    FilterOperator.TEXT_MATCH_INSENSITIVE: "text_match_insensitive",
     FilterOperator.IS_EMPTY: "is_empty",
 }
 _SUPPORTED = ", ".join(op.name for op in [*_OPERATORS, FilterOperator.ALL])
@@ -113,17 +122,18 @@ _SUPPORTED = ", ".join(op.name for op in [*_OPERATORS, FilterOperator.ALL])
 def to_smart_filter(filters: MetadataFilters | None) -> Filter | None:
     """Translate LlamaIndex ``MetadataFilters`` into the :mod:`smart_retrievers.filters` model.
 
-    ``EQ NE GT GTE LT LTE IN NIN CONTAINS TEXT_MATCH IS_EMPTY`` map to the operators of the
-    same name; ``ANY`` is ``IN`` (on a list field: "has any of these") and ``ALL`` is an AND
+    ``EQ NE GT GTE LT LTE IN NIN CONTAINS TEXT_MATCH TEXT_MATCH_INSENSITIVE IS_EMPTY`` map to
+    the operators of the same name; ``ANY`` is ``IN`` (on a list field: "has any of these") and ``ALL`` is an AND
     of ``EQ`` (on a list field: "has all of these"). Conditions ``AND``/``OR`` combine the
     filters, ``NOT`` matches rows matching none of them (as LlamaIndex's simple vector
     store does); ``MetadataFilters`` nest. An empty ``MetadataFilters`` matches every row.
-    Missing fields follow :mod:`smart_retrievers.filters` (only ``NE``/``NIN`` match them).
-    The keys ``id`` and ``ref_id`` are the node id and its source document id.
+    Missing fields follow :mod:`smart_retrievers.filters` (only ``NE``/``NIN`` match them;
+    a key no row holds matches nothing, as in LlamaIndex's LanceDB and Chroma stores).
+    The keys ``id`` and ``ref_id`` are the node id and its source document id;
+    ``doc_id`` and ``ref_doc_id`` are ``ref_id`` too (unless a metadata field has that name).
 
     Raises:
-        ValueError: for an operator LanceDB cannot express here (``TEXT_MATCH_INSENSITIVE``)
-            or a malformed value.
+        ValueError: for an operator LanceDB cannot express here or a malformed value.
         TypeError: if ``filters`` is not a ``MetadataFilters``.
     """
     if filters is None:
@@ -191,7 +201,21 @@ class SmartNodeWithScore(NodeWithScore):
         return "SmartNodeWithScore"
 
 
+def _foreign(obj: Any) -> str:
+    """A hint for an object of another framework (LangChain's ``Document``), else ""."""
+    module = type(obj).__module__ or ""
+    if module.startswith("langchain"):
+        return (
+            f" ({module}.{type(obj).__name__} is a LangChain object; LlamaIndex's SmartVectorIndex takes "
+            "llama_index.core Documents/nodes: convert with llama_index.core.Document.from_langchain_format(doc), "
+            "or use smart_retrievers.langchain.SmartRetriever)"
+        )
+    return ""
+
+
 def _check_node(node: BaseNode) -> TextNode:
+    if not isinstance(node, BaseNode):
+        raise TypeError(f"expected llama_index nodes, got {type(node).__name__}{_foreign(node)}")
     if not isinstance(node, TextNode) or isinstance(node, IndexNode):
         raise TypeError(
             f"SmartVectorIndex stores text and image nodes only; node {node.node_id!r} is a {type(node).__name__}"
@@ -224,10 +248,14 @@ def _hit_node(hit: Hit) -> TextNode:
     comes back without its image.
     """
     metadata = dict(hit.metadata)
-    fields = dict((metadata.pop(NODE_KEY, None) or {}).get("node", {}))
+    info = metadata.pop(NODE_KEY, None)
+    fields = dict((info or {}).get("node", {}))
     text = fields.pop("text", hit.text)
-    if "relationships" not in fields and hit.ref_id:
-        fields["relationships"] = {NodeRelationship.SOURCE: RelatedNodeInfo(node_id=hit.ref_id)}
+    # a row written without LlamaIndex (LangChain, SmartIndex.add): its source document is its ref_id, else the
+    # row itself (a LangChain Document is its own source), so ref_doc_id is never None for it
+    source = hit.ref_id if info is not None else (hit.ref_id or hit.id)
+    if "relationships" not in fields and source:
+        fields["relationships"] = {NodeRelationship.SOURCE: RelatedNodeInfo(node_id=source)}
     if hit.modality != "image":
         return TextNode(id_=hit.id, text=text, metadata=metadata, **fields)
     from ..encoders.images import location_field
@@ -415,6 +443,8 @@ class SmartRetriever(MultiModalRetriever):
         self._image_similarity_top_k = (
             None if image_similarity_top_k is None else _top_k("image_similarity_top_k", image_similarity_top_k)
         )
+        if callback_manager is None and isinstance(index, SmartVectorIndex):
+            callback_manager = index._callback_manager  # its handlers (TokenCountingHandler...) see the queries too
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
     @property
@@ -428,7 +458,7 @@ class SmartRetriever(MultiModalRetriever):
 
     def _search(self, query_bundle: QueryBundle, k: int, modality: Modality | None = None) -> list[NodeWithScore]:
         options = self._index.resolve(self._options, k=k, modality=modality)
-        hits = self._index.search_encoded(_encode_query_bundle(self._index.encoder, query_bundle), options=options)
+        hits = self._index.search_encoded(self._encode(query_bundle), options=options)
         has_late = options.mode != "pooled" and options.lambda_late != 0
         return [
             SmartNodeWithScore(
@@ -439,6 +469,16 @@ class SmartRetriever(MultiModalRetriever):
             )
             for hit in hits
         ]
+
+    def _encode(self, query_bundle: QueryBundle) -> Encoding:
+        """The query's encoding, inside a ``CBEventType.EMBEDDING`` event (as a VectorStoreIndex query embeds)."""
+        with self.callback_manager.event(
+            CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: {"model_name": _model_id(self._index.encoder)}}
+        ) as event:
+            query = _encode_query_bundle(self._index.encoder, query_bundle)
+            chunks = [t for t in query_bundle.embedding_strs if t] if isinstance(query_bundle, QueryBundle) else []
+            event.on_end(payload={EventPayload.CHUNKS: chunks, EventPayload.EMBEDDINGS: [query.pooled.tolist()]})
+        return query
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return self._search(query_bundle, self._similarity_top_k)
@@ -512,6 +552,17 @@ def _bundle(str_or_query_bundle: QueryType, *, image: bool = False) -> QueryBund
     )
 
 
+def _model_id(encoder: Any) -> str:
+    """What loads ``encoder`` again through :func:`~smart_retrievers.encoders.as_encoder`: the bundled
+    model's name, else the hub id / directory it was loaded from (else its name)."""
+    from ..encoders import BUNDLED_MODEL_NAMES
+
+    name = getattr(encoder, "name", None)
+    if name in BUNDLED_MODEL_NAMES:
+        return name
+    return str(getattr(encoder, "model_name_or_path", None) or name or type(encoder).__name__)
+
+
 # ---- reranker ------------------------------------------------------------------------
 
 
@@ -529,9 +580,15 @@ class SmartRerank(BaseNodePostprocessor):
 
     Args:
         top_n: how many nodes to return (None: all of them, re-ordered).
+        model: the model to load and score with, as ``ColbertRerank(model=...)`` takes it: a
+            hub id or a local directory (text or vision, through
+            :func:`~smart_retrievers.encoders.load_encoder`); ``"all-MiniLM-L6-v2"`` is the
+            bundled model. Default: the index's encoder, else the bundled model. After
+            construction ``model`` holds the loadable id of the encoder in use, so
+            ``SmartRerank.from_dict(rerank.to_dict())`` rebuilds the same reranker (without ``index``).
         index: an optional :class:`SmartVectorIndex` or :class:`~smart_retrievers.SmartIndex`
             whose stored token states are reused.
-        encoder: the encoder (default: the index's, else the bundled all-MiniLM-L6-v2).
+        encoder: an encoder object (default: the index's, else ``model``'s).
         lambda_pool / lambda_late: fusion weights.
         keep_retrieval_score: put each node's previous score in ``metadata["retrieval_score"]``
             of the returned copy.
@@ -572,8 +629,9 @@ class SmartRerank(BaseNodePostprocessor):
         self,
         top_n: int | None = 3,
         *,
+        model: str | None = None,
         index: SmartIndex | SmartVectorIndex | None = None,
-        encoder: SmartEncoder | None = None,
+        encoder: SmartEncoder | str | None = None,
         lambda_pool: float = 1.0,
         lambda_late: float = 1.0,
         keep_retrieval_score: bool = False,
@@ -592,11 +650,29 @@ class SmartRerank(BaseNodePostprocessor):
             cache_size=cache_size,
             callback_manager=callback_manager or CallbackManager(),
         )
-        from ..encoders import SmartEncoder
+        from ..encoders import as_encoder
         from ..rerank import SmartScorer
 
         check_weights(lambda_pool, lambda_late)
         smart_index = None if index is None else _smart_index(index)
+        if model == "":  # to_dict() of a reranker that never loaded a model
+            model = None
+        if model is not None and not isinstance(model, (str, Path)):
+            raise TypeError(
+                f"model must be a hub id or a model directory (str), got {type(model).__name__}; pass encoder objects as encoder="
+            )
+        if model is not None and encoder is not None:
+            raise ValueError("pass model= (a model to load) or encoder= (an encoder object), not both")
+        if model is not None and smart_index is not None and _model_id(smart_index.encoder) != str(model):
+            raise ValueError(
+                f"model={model!r} differs from the index's encoder {_model_id(smart_index.encoder)!r}; its stored token "
+                "states would not match (leave model unset to use the index's)"
+            )
+        if model is not None and smart_index is None:
+            encoder = str(model)
+        if isinstance(encoder, (str, Path)):  # a hub id or directory, loaded here (on device=)
+            encoder = as_encoder(encoder, **({} if device is None else {"device": device}))
+            device = None
         if smart_index is not None and encoder is not None and encoder.fingerprint != smart_index.encoder.fingerprint:
             raise ValueError(
                 "encoder differs from the index's encoder; its stored token states would not match (leave encoder unset)"
@@ -606,7 +682,7 @@ class SmartRerank(BaseNodePostprocessor):
                 "device= applies only when SmartRerank loads its own encoder (no index= or encoder= given)"
             )
         if encoder is None and smart_index is None:
-            encoder = SmartEncoder.default(device=device)
+            encoder = as_encoder(None, **({} if device is None else {"device": device}))
         # with an index and no encoder, the scorer follows the index's current encoder
         self._scorer = SmartScorer(
             encoder,
@@ -616,7 +692,7 @@ class SmartRerank(BaseNodePostprocessor):
             batch_size=batch_size,
             cache_size=cache_size,
         )
-        self.model, self.device = self._scorer.encoder.name, str(self._scorer.encoder.device)
+        self.model, self.device = _model_id(self._scorer.encoder), str(self._scorer.encoder.device)
 
     @classmethod
     def class_name(cls) -> str:
@@ -668,6 +744,120 @@ class SmartRerank(BaseNodePostprocessor):
 
 # ---- index ---------------------------------------------------------------------------
 
+SMART_STRUCT_TYPE = "smart_lancedb"
+"""The index struct type under which ``storage_context.persist`` saves a :class:`SmartVectorIndex`."""
+
+
+@dataclass
+class SmartIndexStruct(IndexDict):
+    """What ``index.storage_context.persist(persist_dir=...)`` saves for a :class:`SmartVectorIndex`: a
+    pointer to its LanceDB table (the nodes stay in the table), so that
+    ``load_index_from_storage(StorageContext.from_defaults(persist_dir=...))`` opens it again.
+
+    ``encoder`` is the hub id or directory of the encoder (see :func:`_model_id`); an encoder that
+    cannot be loaded by name (a custom object) is saved as None with ``custom_encoder`` set, and
+    loading then needs ``encoder=``. Credentials (``storage_options``, ``api_key``) are never saved:
+    pass them to ``load_index_from_storage(..., storage_options=...)``.
+    """
+
+    uri: str | None = None
+    table: str = "smart"
+    encoder: str | None = None
+    custom_encoder: str | None = None
+    options: dict[str, Any] = dataclass_field(default_factory=dict)
+
+    @classmethod
+    def get_type(cls) -> str:  # type: ignore[override]
+        return SMART_STRUCT_TYPE
+
+
+INDEX_STRUCT_TYPE_TO_INDEX_STRUCT_CLASS[SMART_STRUCT_TYPE] = SmartIndexStruct  # type: ignore[index]
+
+
+def _pointer(smart: SmartIndex, struct: SmartIndexStruct | None) -> SmartIndexStruct:
+    """``struct`` (a new one if None) pointing at ``smart``'s table."""
+    struct = struct or SmartIndexStruct()
+    uri = smart.store.uri
+    if "://" not in uri:  # a local path: absolute, so loading works from another directory
+        uri = str(Path(uri).resolve())
+    loadable = hasattr(smart.encoder, "model_name_or_path")
+    struct.uri, struct.table = uri, smart.store.table_name
+    struct.encoder = _model_id(smart.encoder) if loadable else None
+    struct.custom_encoder = None if loadable else type(smart.encoder).__name__
+    struct.options = {
+        "lambda_pool": smart.lambda_pool,
+        "lambda_late": smart.lambda_late,
+        "candidates": smart.candidates,
+    }
+    return struct
+
+
+def _embed_model_encoder(embed_model: Any) -> Any:
+    """The SMART encoder behind ``embed_model=``: a ``SmartEmbedding``'s; any other embed model is refused."""
+    try:
+        from .llama_index_store import SmartEmbedding  # type: ignore[attr-defined]
+    except ImportError:
+        SmartEmbedding = None  # noqa: N806
+    if SmartEmbedding is not None and isinstance(embed_model, SmartEmbedding):
+        for name in ("encoder", "_encoder"):
+            encoder = getattr(embed_model, name, None)
+            if encoder is not None and hasattr(encoder, "encode_documents"):
+                return encoder
+    named = getattr(embed_model, "model_name", None)
+    hint = f", e.g. encoder={named!r}" if isinstance(named, str) and named not in ("", "unknown") else ""
+    raise TypeError(
+        f"SmartVectorIndex cannot use embed_model={type(embed_model).__name__}: SMART scores with the token states "
+        "(per-token hidden states) of the same forward pass that gives the pooled vector, and an embedding "
+        "model's API returns only the pooled vector. Pass the model itself as encoder= (a hub id, a local directory or an "
+        f"encoder object){hint}; the index loads it and keeps both"
+        + (" (or pass a SmartEmbedding)" if SmartEmbedding is not None else "")
+    )
+
+
+def _check_documents(documents: list[Any]) -> None:
+    bad = next((d for d in documents if not isinstance(d, Document)), None)
+    if bad is not None:
+        raise TypeError(
+            f"expected llama_index Document objects, got {type(bad).__module__}.{type(bad).__name__}{_foreign(bad)}"
+        )
+
+
+def _check_index_kwargs(kwargs: Mapping[str, Any]) -> None:
+    """Unknown keyword arguments, refused by name (LanceDB's own error would print their whole repr)."""
+    import lancedb
+
+    from ..index import SmartIndex
+
+    known = set()
+    for function in (SmartIndex.__init__, lancedb.connect):
+        known |= {
+            name
+            for name, param in inspect.signature(function).parameters.items()
+            if param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL)
+        }
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise TypeError(
+            f"SmartVectorIndex got unexpected keyword argument(s) {unknown}; it takes uri=, index=, encoder=, table=, "
+            "transformations=, storage_context=, embed_model= (a SmartEmbedding) and SmartIndex's options"
+        )
+
+
+def _check_storage_context(storage_context: StorageContext | None) -> None:
+    """A storage context holding another vector store would be silently unused: refuse it, briefly."""
+    if storage_context is None:
+        return
+    if not isinstance(storage_context, StorageContext):
+        raise TypeError(f"storage_context must be a llama_index StorageContext, got {type(storage_context).__name__}")
+    stores = {name: type(store).__name__ for name, store in storage_context.vector_stores.items()}
+    foreign = {name: kind for name, kind in stores.items() if kind != "SimpleVectorStore"}
+    if foreign:
+        raise ValueError(
+            f"SmartVectorIndex keeps its nodes in its own LanceDB table (uri=, table=), so the storage_context's "
+            f"vector store ({', '.join(sorted(set(foreign.values())))}) would never be used; pass uri= instead "
+            "(a storage_context without a vector store is fine: persist() saves a pointer to the table)"
+        )
+
 
 class SmartVectorIndex(BaseManagedIndex):
     """A LlamaIndex index whose nodes live in a SMART LanceDB table.
@@ -694,11 +884,20 @@ class SmartVectorIndex(BaseManagedIndex):
         uri: the LanceDB database (a directory, ``s3://``... or ``db://``); or
         index: an open :class:`~smart_retrievers.SmartIndex` (then leave ``uri``,
             ``encoder``, ``table`` and ``index_kwargs`` unset).
-        encoder: the encoder (default: the bundled all-MiniLM-L6-v2).
+        encoder: the encoder: an encoder object, or a hub id / local model directory to load
+            (default: the bundled all-MiniLM-L6-v2).
         table: the table name (default ``"smart"``).
         transformations: node parsing for ``insert``/``from_documents`` (default:
             ``Settings.transformations``, a ``SentenceSplitter``).
-        callback_manager / show_progress: as for any LlamaIndex index.
+        callback_manager / show_progress: as for any LlamaIndex index. Writes and queries emit
+            ``CBEventType.EMBEDDING`` events (``TokenCountingHandler`` counts them).
+        storage_context: a ``StorageContext`` without a vector store of its own; its index
+            store records this index. ``index.storage_context.persist(persist_dir=d)`` saves a
+            pointer to the table (:class:`SmartIndexStruct`: uri, table, encoder), and
+            ``load_index_from_storage(StorageContext.from_defaults(persist_dir=d))`` opens this
+            index again (pass ``encoder=`` there for an encoder not loadable by name, and
+            credentials such as ``storage_options=``). The nodes themselves stay in the table.
+        index_struct: set by ``load_index_from_storage`` (a :class:`SmartIndexStruct`).
         **index_kwargs: other :class:`~smart_retrievers.SmartIndex` arguments
             (``lambda_pool``, ``lambda_late``, ``candidates``, ``storage_options``...).
 
@@ -730,10 +929,33 @@ class SmartVectorIndex(BaseManagedIndex):
         transformations: list[TransformComponent] | None = None,
         callback_manager: CallbackManager | None = None,
         show_progress: bool = False,
+        storage_context: StorageContext | None = None,
+        index_struct: IndexDict | None = None,
         **index_kwargs: Any,
     ) -> None:
         from ..index import SmartIndex
 
+        _check_storage_context(storage_context)
+        if "embed_model" in index_kwargs:
+            embed_encoder = _embed_model_encoder(index_kwargs.pop("embed_model"))
+            if encoder is not None and encoder is not embed_encoder:
+                raise ValueError("pass encoder= or embed_model= (a SmartEmbedding), not both")
+            encoder = embed_encoder
+        if index_struct is not None:  # load_index_from_storage: reopen the table the struct points at
+            if not isinstance(index_struct, SmartIndexStruct) or not index_struct.uri:
+                raise ValueError(
+                    f"this persisted index ({type(index_struct).__name__}) holds no pointer to a SMART table; "
+                    "open it with SmartVectorIndex(uri=..., table=...) instead"
+                )
+            if index is None and uri is None:
+                if encoder is None and index_struct.custom_encoder:
+                    raise ValueError(
+                        f"this index was persisted with a custom encoder ({index_struct.custom_encoder}) that cannot be "
+                        "loaded by name; pass it: load_index_from_storage(storage_context, encoder=...)"
+                    )
+                uri, table = index_struct.uri, table or index_struct.table
+                encoder = encoder if encoder is not None else index_struct.encoder
+                index_kwargs = {**index_struct.options, **index_kwargs}
         if index is not None:
             if uri is not None or encoder is not None or table is not None or index_kwargs:
                 raise ValueError(
@@ -745,9 +967,12 @@ class SmartVectorIndex(BaseManagedIndex):
             raise ValueError(
                 "SmartVectorIndex needs uri= (a LanceDB directory or object-store URI) or index= (an open SmartIndex)"
             )
+        _check_index_kwargs(index_kwargs)
         self._smart_index = index or SmartIndex(str(uri), encoder=encoder, table=table or "smart", **index_kwargs)
+        struct = index_struct if isinstance(index_struct, SmartIndexStruct) else None
         super().__init__(
-            index_struct=IndexDict(),
+            index_struct=_pointer(self._smart_index, struct),
+            storage_context=storage_context,
             callback_manager=callback_manager,
             transformations=transformations,
             show_progress=show_progress,
@@ -765,18 +990,27 @@ class SmartVectorIndex(BaseManagedIndex):
         transformations: list[TransformComponent] | None = None,
         show_progress: bool = False,
         callback_manager: CallbackManager | None = None,
+        storage_context: StorageContext | None = None,
         **kwargs: Any,
     ) -> SmartVectorIndex:
         """Parse ``documents`` with ``transformations`` (default: a ``SentenceSplitter``) and index the nodes.
 
         ``kwargs`` are the other constructor arguments (``encoder``, ``table``, ``lambda_pool``...).
+        ``embed_model=`` takes a ``SmartEmbedding`` (its encoder is used); any other embedding
+        model is refused with the reason: SMART needs the token states that only its own
+        forward pass gives. ``storage_context`` is as in the constructor.
         """
+        if isinstance(documents, Document):
+            raise TypeError("expected a sequence of documents, not a single document")
+        documents = list(documents)
+        _check_documents(documents)  # before a model is loaded or a table opened
         smart = cls(
             uri=uri,
             index=index,
             transformations=transformations,
             show_progress=show_progress,
             callback_manager=callback_manager,
+            storage_context=storage_context,
             **kwargs,
         )
         with smart._callback_manager.as_trace("index_construction"):
@@ -804,23 +1038,29 @@ class SmartVectorIndex(BaseManagedIndex):
         if not checked:
             return []
         rows = [_node_row(node, doc_hashes.get(node.ref_doc_id or "")) for node in checked]
-        return self._smart_index.add_items(
-            [text for text, _ in rows],
-            [_node_image(node) for node in checked],
-            ids=[node.node_id for node in checked],
-            metadatas=[metadata for _, metadata in rows],
-            ref_ids=[node.ref_doc_id for node in checked],
-            show_progress=self._show_progress,
-        )
+        texts = [text for text, _ in rows]
+        # one EMBEDDING event per write, as VectorStoreIndex emits (TokenCountingHandler counts its chunks)
+        serialized = {"model_name": _model_id(self._smart_index.encoder)}
+        with self._callback_manager.event(
+            CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: serialized}
+        ) as event:
+            ids = self._smart_index.add_items(
+                texts,
+                [_node_image(node) for node in checked],
+                ids=[node.node_id for node in checked],
+                metadatas=[metadata for _, metadata in rows],
+                ref_ids=[node.ref_doc_id for node in checked],
+                show_progress=self._show_progress,
+            )
+            event.on_end(payload={EventPayload.CHUNKS: texts})
+        return ids
 
     def _upsert_documents(self, documents: Sequence[Document]) -> None:
         """Index documents, replacing the nodes of any that were indexed before."""
         if isinstance(documents, Document):
             raise TypeError("expected a sequence of documents, not a single document")
         documents = list(documents)
-        bad = next((d for d in documents if not isinstance(d, Document)), None)
-        if bad is not None:
-            raise TypeError(f"expected Document objects, got {type(bad).__name__}")
+        _check_documents(documents)
         if not documents:
             return
         documents = list(
@@ -922,12 +1162,83 @@ class SmartVectorIndex(BaseManagedIndex):
     def as_retriever(self, **kwargs: Any) -> SmartRetriever:
         """A :class:`SmartRetriever` over this index.
 
-        Keyword arguments that :class:`SmartRetriever` takes are passed on; others are
-        ignored, like ``VectorStoreIndex.as_retriever`` does, because ``as_query_engine`` and
-        ``as_chat_engine`` pass one set of keyword arguments to the retriever and the engine.
+        Keyword arguments that :class:`SmartRetriever` takes are passed on. ``as_query_engine``
+        and ``as_chat_engine`` pass one set of keyword arguments to the retriever and the
+        engine, so the engines' arguments are left to them. Nothing else is dropped silently:
+        ``vector_store_query_mode`` other than ``"default"`` (``"mmr"``, ``"hybrid"``...) and the
+        hybrid-search arguments (``alpha``, ``sparse_top_k``, ``hybrid_top_k``,
+        ``vector_store_kwargs``) raise ``ValueError``, a misspelt retriever argument
+        (``similarity_topk``) raises ``TypeError`` naming the right one, and any other unknown
+        argument gives a ``UserWarning`` naming it.
         """
+        _check_retriever_kwargs(kwargs)
         kwargs.setdefault("callback_manager", self._callback_manager)
         return SmartRetriever(self, **{k: v for k, v in kwargs.items() if k in _RETRIEVER_ARGS})
 
 
+INDEX_STRUCT_TYPE_TO_INDEX_CLASS[SMART_STRUCT_TYPE] = SmartVectorIndex  # type: ignore[index]  # load_index_from_storage
+
 _RETRIEVER_ARGS = frozenset(inspect.signature(SmartRetriever.__init__).parameters) - {"self", "index"}
+_HYBRID_ARGS = {
+    "alpha": "alpha weights dense against sparse scores in hybrid search",
+    "sparse_top_k": "sparse_top_k is the sparse half of hybrid search",
+    "hybrid_top_k": "hybrid_top_k is the size of a hybrid search's fused list",
+    "vector_store_kwargs": "vector_store_kwargs go to a vector store's query",
+}
+
+
+def _engine_args() -> frozenset[str]:
+    """Arguments that as_query_engine / as_chat_engine pass on to the engines (not to the retriever)."""
+    from llama_index.core import get_response_synthesizer
+    from llama_index.core.chat_engine import (
+        CondensePlusContextChatEngine,
+        CondenseQuestionChatEngine,
+        ContextChatEngine,
+        SimpleChatEngine,
+    )
+    from llama_index.core.query_engine import RetrieverQueryEngine
+
+    functions = [
+        RetrieverQueryEngine.from_args,
+        get_response_synthesizer,
+        CondensePlusContextChatEngine.from_defaults,
+        CondenseQuestionChatEngine.from_defaults,
+        ContextChatEngine.from_defaults,
+        SimpleChatEngine.from_defaults,
+    ]
+    names = {"chat_mode", "llm", "query_engine", "streaming", "use_async", "verbose"}
+    for function in functions:
+        names |= set(inspect.signature(function).parameters)
+    return frozenset(names - {"self", "cls", "kwargs", "retriever"})
+
+
+def _check_retriever_kwargs(kwargs: Mapping[str, Any]) -> None:
+    """Refuse or warn about as_retriever() arguments that SmartRetriever would otherwise drop silently."""
+    mode = kwargs.get("vector_store_query_mode")
+    if mode is not None and str(getattr(mode, "value", mode)) != "default":
+        raise ValueError(
+            f"vector_store_query_mode={str(getattr(mode, 'value', mode))!r} is not supported by SmartRetriever: it "
+            "always ranks by SMART (pooled candidates, then late interaction; see mode=). For hybrid search fuse "
+            "it with a BM25 retriever through QueryFusionRetriever; MMR is not implemented"
+        )
+    for name, what in _HYBRID_ARGS.items():
+        if name in kwargs:
+            raise ValueError(
+                f"{name}= is not supported by SmartRetriever: {what}, which SMART does not do. SMART's own weights "
+                "are lambda_pool / lambda_late; for hybrid search use QueryFusionRetriever"
+            )
+    engine = None
+    for name in kwargs:
+        if name in _RETRIEVER_ARGS or name == "vector_store_query_mode":
+            continue
+        engine = engine if engine is not None else _engine_args()
+        if name in engine:
+            continue
+        close = difflib.get_close_matches(name, sorted(_RETRIEVER_ARGS), n=1, cutoff=0.8)
+        if close:
+            raise TypeError(f"as_retriever() got an unexpected keyword argument {name!r}; did you mean {close[0]!r}?")
+        warnings.warn(
+            f"as_retriever(): {name!r} is not an argument of SmartRetriever or of the LlamaIndex engines; it is ignored",
+            UserWarning,
+            stacklevel=3,
+        )

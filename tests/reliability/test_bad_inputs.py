@@ -128,8 +128,9 @@ CASES: list[Any] = [
     ("add-meta-list-not-mapping", lambda c: c.index.add(["x"], ids=["n1"], metadatas=[["ab", "cd"]]), TypeError, "metadata 0 (id 'n1') is list"),
     ("add-meta-str-not-mapping", lambda c: c.index.add(["x"], ids=["n1"], metadatas=["year=2020"]), TypeError, "each metadata must be a mapping"),
     ("add-metadatas-one-dict", lambda c: c.index.add(["x"], ids=["n1"], metadatas={"year": 2020}), TypeError, "metadatas must be a sequence with one entry per item"),
-    ("add-meta-datetime", lambda c: c.index.add(["x"], ids=["n1"], metadatas=[{"when": WHEN}]), TypeError, "field 'when': datetime value"),
-    ("add-meta-datetime-nested", lambda c: c.index.add(["x"], ids=["n1"], metadatas=[{"extra": {"when": [WHEN]}}]), TypeError, "field 'extra'['when'][0]: datetime value"),
+    # date / datetime are accepted (stored as ISO strings: test_datetime_metadata_is_stored_as_iso_strings); time is not
+    ("add-meta-time", lambda c: c.index.add(["x"], ids=["n1"], metadatas=[{"when": WHEN.time()}]), TypeError, "field 'when': time value"),
+    ("add-meta-time-nested", lambda c: c.index.add(["x"], ids=["n1"], metadatas=[{"extra": {"when": [WHEN.time()]}}]), TypeError, "field 'extra'['when'][0]: time value"),
     ("add-meta-set", lambda c: c.index.add(["x"], ids=["n1"], metadatas=[{"tags": {"astro"}}]), TypeError, "field 'tags': set value"),
     ("add-meta-bytes", lambda c: c.index.add(["x"], ids=["n1"], metadatas=[{"blob": b"\x00"}]), TypeError, "field 'blob': bytes value"),
     ("add-meta-deep-100000", lambda c: c.index.add(["x"], ids=["n1"], metadatas=[{"extra": _deep_dict(100_000)}]), ValueError, f"nested deeper than {MAX_METADATA_DEPTH} levels"),
@@ -181,8 +182,11 @@ CASES: list[Any] = [
     ("filter-not-objects-2000-deep", lambda c: c.index.search("red star", where=_not_objects(2000)), ValueError, f"nested deeper than {MAX_FILTER_DEPTH} levels"),
     ("filter-int-over-int64", lambda c: c.index.search("red star", where={"year": 2**70}), ValueError, "out of range"),
     ("filter-nan-value", lambda c: c.index.search("red star", where={"score": {"$gt": NAN}}), ValueError, "not finite"),
-    ("filter-unknown-field", lambda c: c.index.search("red star", where={"colour": "red"}), ValueError, "Unknown filter field 'colour'"),
-    ("filter-unknown-operator", lambda c: c.index.search("red star", where={"year": {"$like": 1}}), ValueError, "Unknown filter operator '$like'"),
+    # an unknown field matches no row (README "Filters"), it is not an error; a str against an int field is
+    ("filter-str-vs-int-field", lambda c: c.index.search("red star", where={"year": "2021"}), ValueError, "Filter value '2021' (str) does not fit the type 'int' of field 'year'"),
+    ("filter-unknown-operator", lambda c: c.index.search("red star", where={"year": {"$regex": 1}}), ValueError, "Unknown filter operator '$regex'"),
+    ("filter-like-not-str", lambda c: c.index.search("red star", where={"author": {"$like": 1}}), ValueError, "$like expects a string for field 'author'"),
+    ("filter-internal-key", lambda c: c.index.search("red star", where={"_llama_index": "x"}), ValueError, "'_llama_index' is an internal metadata key"),
     ("filter-in-not-list", lambda c: c.index.search("red star", where={"year": {"$in": 2020}}), ValueError, "$in expects a list"),
     # ---- get / delete (items 6, 7) -------------------------------------------------------
     ("get-one-string", lambda c: c.index.get("s1"), TypeError, "ids must be a sequence of ids, not a single str 's1'"),
@@ -234,6 +238,23 @@ def test_bad_input_is_refused_and_changes_nothing(ctx, call: Case, error: type[B
     assert fragment in str(caught.value), f"{fragment!r} not in {str(caught.value)!r}"
     assert snapshot(ctx.index) == before
     assert snapshot(SmartIndex(ctx.uri, encoder=ctx.index.encoder))[:3] == before[:3]  # as another handle sees it
+
+
+def test_datetime_metadata_is_stored_as_iso_strings(tmp_path, encoder):
+    """LangChain loaders give date / datetime metadata: stored as ISO 8601 strings, filterable with either form."""
+    index = SmartIndex(str(tmp_path / "db"), encoder=encoder, compression="none")
+    index.add(
+        ["one", "two"],
+        ids=["a", "b"],
+        metadatas=[{"when": WHEN, "day": WHEN.date(), "log": [WHEN]}, {"when": WHEN.replace(year=2020)}],
+    )
+    assert index.get(["a"])[0].metadata == {
+        "when": "2024-01-02T03:04:05",
+        "day": "2024-01-02",
+        "log": ["2024-01-02T03:04:05"],
+    }
+    assert index.count({"when": {"$gte": datetime.datetime(2023, 1, 1)}}) == 1
+    assert index.count({"day": datetime.date(2024, 1, 2)}) == index.count({"day": "2024-01-02"}) == 1
 
 
 def test_delete_all_is_explicit_and_one_commit(tmp_path, encoder):
