@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .codec import DEFAULT_COMPRESSION
+from .validation import corpus_item
 
 DEFAULT_DB = "./smart_db"
 _TRAIN_OPTIONS = ("dim", "epochs", "lr", "tau", "batch_size", "hard_negatives", "val_split", "loss", "seed")
@@ -22,14 +23,20 @@ def _encoder(args: argparse.Namespace, batch_size: int | None = None):
     ``batch_size`` (default ``--batch-size``) inputs per forward pass."""
     from .encoders import default_encoder, load_encoder
 
+    kwargs = _encoder_options(args, batch_size)
+    if args.model:
+        return load_encoder(args.model, **kwargs)
+    return default_encoder(**kwargs)
+
+
+def _encoder_options(args: argparse.Namespace, batch_size: int | None = None) -> dict[str, Any]:
+    """The encoder keyword arguments the options ask for (batch size, adapter, max length)."""
     kwargs: dict[str, Any] = {"batch_size": batch_size or args.batch_size}
     if getattr(args, "adapter", None):
         kwargs["adapter"] = args.adapter
     if getattr(args, "max_length", None):
         kwargs["max_length"] = args.max_length
-    if args.model:
-        return load_encoder(args.model, **kwargs)
-    return default_encoder(**kwargs)
+    return kwargs
 
 
 def _read_items(path: Path) -> Iterator[dict[str, Any]]:
@@ -40,7 +47,7 @@ def _read_items(path: Path) -> Iterator[dict[str, Any]]:
     try:
         for line_no, row in read_jsonl(path):
             try:
-                item = _item(row)
+                item = corpus_item(row)
             except (TypeError, ValueError) as exc:  # a line of the wrong shape: path:line, no traceback
                 raise SystemExit(f"{path}:{line_no}: {exc}") from None
             if item["id"] in seen:
@@ -51,28 +58,11 @@ def _read_items(path: Path) -> Iterator[dict[str, Any]]:
         raise SystemExit(str(exc)) from None
 
 
-def _item(row: dict[str, Any]) -> dict[str, Any]:
-    """One JSONL object as ``{id, text, metadata}``; TypeError/ValueError name the field at fault."""
-    from .validation import check_metadata, check_text
-
-    row_id = row.get("id", row.get("_id"))
-    if isinstance(row_id, bool) or not isinstance(row_id, (str, int)) or row_id == "":
-        raise ValueError(f"each line needs an id (or _id) that is a non-empty string or an integer, got {row_id!r}")
-    parts = []
-    for name in ("title", "text"):
-        value = row.get(name)
-        if value is not None and not isinstance(value, str):
-            raise TypeError(f'"{name}" must be a string, got {type(value).__name__} {value!r}')
-        parts.append(check_text(value or "", what=f'"{name}"'))
-    text = " ".join(p for p in parts if p).strip()
-    if not text:
-        raise ValueError("each line needs an id (or _id) and a non-empty text")
-    return {"id": str(row_id), "text": text, "metadata": check_metadata(row.get("metadata"))}
-
-
 def cmd_index(args: argparse.Namespace) -> int:
     from .index import SmartIndex
 
+    if args.ray:
+        return _index_with_ray(args)
     items = list(_read_items(Path(args.path)))
     index = SmartIndex(args.db, encoder=_encoder(args), table=args.table, compression=args.compression)
     start = time.perf_counter()
@@ -89,13 +79,69 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_db(db: str) -> None:
+    """Stop unless a local ``--db`` directory exists (opening LanceDB there would create it)."""
+    if "://" not in db and not Path(db).is_dir():
+        raise SystemExit(f"no index at {db}: the directory does not exist (build one with `smart-retrievers index`)")
+
+
+def _where(raw: str | None) -> Any:
+    """``--where`` as a parsed filter; a bad one raises ValueError naming ``--where``."""
+    from .filters import parse_filter
+
+    if not raw:
+        return None
+    try:
+        return parse_filter(json.loads(raw))
+    except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
+        raise ValueError(f"--where {raw!r} is not a valid filter: {exc}") from None
+
+
+def _stored_table(args: argparse.Namespace) -> Any:
+    """The LanceDB table at ``--db`` / ``--table``, opened without loading a model (never created)."""
+    import lancedb
+
+    _check_db(args.db)
+    db = lancedb.connect(args.db)
+    names = list(db.table_names())
+    if args.table not in names:
+        raise SystemExit(f"no table {args.table!r} at {args.db} (tables there: {', '.join(names) or 'none'})")
+    return db.open_table(args.table)
+
+
+def _index_with_ray(args: argparse.Namespace) -> int:
+    """``index --ray``: encode on Ray Data actors, write one commit (smart_retrievers.distributed)."""
+    try:
+        from .distributed import index_with_ray
+    except ImportError as exc:
+        raise SystemExit(f"--ray needs Ray Data: pip install 'smart-retrievers[ray]' ({exc})") from None
+    start = time.perf_counter()
+    index = index_with_ray(
+        args.path,
+        args.db,
+        model=args.model,
+        encoder_options=_encoder_options(args),
+        actors=args.actors,
+        table=args.table,
+        compression=args.compression,
+    )
+    took = time.perf_counter() - start
+    print(f"indexed with {args.actors} Ray actor(s) into {args.db} (table {args.table!r}) in {took:.1f}s; {index.count()} rows now")
+    return 0
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from .index import SmartIndex
 
+    where = _where(args.where)  # before a model is loaded
+    _check_db(args.db)
     index = SmartIndex(args.db, encoder=_encoder(args), table=args.table)
     if index.count() == 0:
         raise SystemExit(f"no rows in table {args.table!r} at {args.db}; run `smart-retrievers index` first")
-    where = json.loads(args.where) if args.where else None
+    try:
+        index.store.where_sql(where)  # field types are known now: a value of the wrong type is a --where error
+    except ValueError as exc:
+        raise ValueError(f"--where {args.where!r}: {exc}") from None
     hits = index.search(args.query, k=args.k, where=where, mode=args.mode, candidates=args.candidates)
     if args.json:
         print(json.dumps([h.__dict__ for h in hits], indent=2))
@@ -105,6 +151,63 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(
             f"{rank:>2}. {hit.score:.4f} (pooled {hit.pooled_score:.4f}, late {hit.late_score:.4f})  [{hit.id}] {snippet}"
         )
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from ._version import __version__
+    from .codec import TokenCodec
+    from .store import CODEC_KEY, FIELDS_KEY, FINGERPRINT_KEY
+
+    table = _stored_table(args)
+    meta = table.schema.metadata or {}
+    fingerprint = json.loads(meta.get(FINGERPRINT_KEY.encode(), b"null"))
+    raw_codec = meta.get(CODEC_KEY.encode())
+    fields = json.loads((table.schema.field("metadata").metadata or {}).get(FIELDS_KEY.encode(), b"{}"))
+    folder = Path(args.db) / f"{args.table}.lance"
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else None
+    info = {
+        "db": args.db,
+        "table": args.table,
+        "rows": table.count_rows(),
+        "table_version": table.version,
+        "storage_bytes": size,
+        "dim": (fingerprint or {}).get("dim"),
+        "token_dim": (fingerprint or {}).get("token_dim", (fingerprint or {}).get("dim")),
+        "compression": TokenCodec.from_json(raw_codec).describe() if raw_codec else "none",
+        "metadata_fields": {k: v for k, v in fields.items() if not k.startswith("_llama_index")},
+        "encoder": fingerprint,
+        "smart_retrievers_version": __version__,
+    }
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    for key, value in info.items():
+        shown = f"{value / 1e6:.2f} MB ({value} bytes)" if key == "storage_bytes" and value is not None else value
+        print(f"{key + ':':<26}{shown}")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from .store import FINGERPRINT_KEY, SmartStore
+
+    where = _where(args.where)
+    if args.all and (args.ids or args.ref_ids or where is not None):
+        raise ValueError("--all deletes every row; it takes no --ids, --ref-ids or --where")
+    if not (args.all or args.ids or args.ref_ids or where is not None):
+        raise ValueError("delete needs --ids, --ref-ids or --where (or --all to delete every row)")
+    table = _stored_table(args)
+    fingerprint = json.loads((table.schema.metadata or {})[FINGERPRINT_KEY.encode()])
+    store = SmartStore(args.db, args.table, fingerprint)  # the table's own fingerprint: no model is loaded
+    if args.all:
+        deleted = store.delete_all()
+    else:
+        try:
+            store.where_sql(where)
+        except ValueError as exc:
+            raise ValueError(f"--where {args.where!r}: {exc}") from None
+        deleted = store.delete(ids=args.ids, ref_ids=args.ref_ids, where=where)
+    print(f"deleted {deleted} rows from table {args.table!r} at {args.db}; {store.count()} rows left")
     return 0
 
 
@@ -122,6 +225,40 @@ def cmd_compact(args: argparse.Namespace) -> int:
     print(
         f"compressed {rows} rows of table {args.table!r} at {args.db} to {codec['preset']!r} "
         f"({codec['bytes_per_token']} bytes per stored token) in {time.perf_counter() - start:.1f}s"
+    )
+    return 0
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from .index import SmartIndex
+
+    if not Path(args.db).exists():
+        raise SystemExit(f"no index at {args.db}")
+    index = SmartIndex(
+        args.db,
+        encoder=_encoder(args),
+        table=args.table,
+        ann_min_rows=args.ann_min_rows,
+        ann_index_type=args.index_type,
+    )
+    if index.count() == 0:
+        raise SystemExit(f"no rows in table {args.table!r} at {args.db}")
+    report = index.optimize(
+        cleanup_older_than=timedelta(days=args.cleanup_older_than),
+        rebuild_index=args.rebuild_index,
+        num_partitions=args.num_partitions,
+    )
+    if report.index_type is None:
+        ann = f"no ANN index (fewer than {args.ann_min_rows} rows: flat search)"
+    else:
+        how = f"built in {report.index_seconds:.1f}s" if report.index_built else "updated"
+        ann = f"ANN index {report.index_type} {how}: {report.indexed_rows} rows indexed, {report.unindexed_rows} not"
+    print(
+        f"optimized table {args.table!r} at {args.db}: {report.rows} rows, "
+        f"fragments {report.fragments_before} -> {report.fragments_after}, "
+        f"versions {report.versions_before} -> {report.versions_after}; {ann}; {report.seconds:.1f}s"
     )
     return 0
 
@@ -212,6 +349,58 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+_HELP = {
+    "db": "LanceDB directory (or s3://, gs://, az://, db:// URI) holding the index",
+    "table": "table name inside the database",
+    "batch_size": "inputs per forward pass when encoding",
+    "adapter": "a trained SMART adapter directory (default: none)",
+    "k": "number of hits",
+    "mode": "rerank: pooled candidates then SMART; exhaustive: SMART over every row; pooled: single-vector only",
+    "candidates": "pooled candidates re-scored by SMART",
+    "json": "output as JSON",
+    "split": "qrels split to evaluate on",
+    "lambda_pool": "weight of the pooled cosine",
+    "lambda_late": "weight of the late-interaction score",
+    "epochs": "training epochs",
+    "lr": "learning rate",
+    "seed": "random seed",
+    "path": "JSONL file: a BEIR corpus or {id, text, metadata} lines",
+    "query": "the query text",
+    "beir_dir": "BEIR-layout dataset directory (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)",
+    "index_type": "LanceDB ANN index type on the pooled vectors (cosine)",
+}
+"""Help for the options defined without one (by ``dest``); :func:`_document` fills them in."""
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default (unless the help already states it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            not action.option_strings
+            or action.required
+            or action.default is argparse.SUPPRESS
+            or "default" in text.lower()
+        ):
+            return text
+        if isinstance(action, argparse._StoreTrueAction):
+            return f"{text} (default: off)"
+        shown = "none" if action.default is None else "%(default)s"
+        return f"{text} (default: {shown})"
+
+
+def _document(parser: argparse.ArgumentParser) -> None:
+    """Fill in :data:`_HELP` and the help formatter on ``parser`` and its subcommands."""
+    parser.formatter_class = _HelpFormatter
+    for action in parser._actions:
+        if action.help is None and action.dest in _HELP:
+            action.help = _HELP[action.dest]
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _document(sub)
+
+
 def _model_options(parser: argparse.ArgumentParser) -> None:
     """The encoder options every subcommand takes (see :func:`_encoder`)."""
     parser.add_argument("--model", help="model directory or hub id (default: bundled all-MiniLM-L6-v2)")
@@ -225,9 +414,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ._version import __version__
+
     parser = argparse.ArgumentParser(
         prog="smart-retrievers", description="SMART late-interaction retrieval on single-vector embedders."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("index", help="index a JSONL file (BEIR corpus or {id, text, metadata} lines)")
@@ -238,6 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--compression",
         help=f"token codec of a new table ('none': float16; default: {DEFAULT_COMPRESSION}); an existing table keeps its own",
     )
+    p.add_argument("--ray", action="store_true", help="encode on Ray Data actors (extra [ray]); one commit")
+    p.add_argument("--actors", type=int, default=1, help="Ray encoder actors with --ray (default: 1)")
     _common(p)
     p.set_defaults(func=cmd_index)
 
@@ -248,10 +442,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5)
     p.add_argument("--mode", choices=("rerank", "exhaustive", "pooled"), default="rerank")
     p.add_argument("--candidates", type=int, default=100)
-    p.add_argument("--where", help='metadata filter as JSON, e.g. \'{"year": {"$gte": 2020}}\'')
+    p.add_argument("--where", help='metadata filter as JSON, e.g. \'{"year": {"$gte": 2020}}\' (default: no filter)')
     p.add_argument("--json", action="store_true", help="print hits as JSON")
     _common(p)
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("info", help="what an index holds: rows, encoder fingerprint, dims, codec, size on disk")
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--table", default="smart")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("delete", help="delete rows by id, source-document id or metadata filter (no model is loaded)")
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--table", default="smart")
+    p.add_argument("--ids", nargs="+", metavar="ID", help="row ids to delete (default: none)")
+    p.add_argument(
+        "--ref-ids", nargs="+", metavar="REF_ID", help="delete every row of these source documents (default: none)"
+    )
+    p.add_argument(
+        "--where", help="delete the rows matching this metadata filter (JSON, as search --where; default: none)"
+    )
+    p.add_argument("--all", action="store_true", help="delete every row (the table and its codec stay)")
+    p.set_defaults(func=cmd_delete)
 
     p = sub.add_parser("compact", help="rewrite a float16 table's token states into a codec, without re-encoding")
     p.add_argument("--db", default=DEFAULT_DB)
@@ -259,6 +472,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compression", default=DEFAULT_COMPRESSION, help=f"codec preset (default: {DEFAULT_COMPRESSION})")
     _common(p)
     p.set_defaults(func=cmd_compact)
+
+    from .store import ANN_INDEX_TYPES, DEFAULT_ANN_INDEX, DEFAULT_ANN_MIN_ROWS
+
+    p = sub.add_parser(
+        "optimize", help="compact the table, drop old versions, build or update the pooled ANN index"
+    )
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--table", default="smart")
+    p.add_argument(
+        "--ann-min-rows",
+        type=int,
+        default=DEFAULT_ANN_MIN_ROWS,
+        help=f"build the ANN index from this many rows (default: {DEFAULT_ANN_MIN_ROWS})",
+    )
+    p.add_argument("--index-type", choices=ANN_INDEX_TYPES, default=DEFAULT_ANN_INDEX)
+    p.add_argument("--num-partitions", type=int, help="IVF partitions (default: LanceDB's choice from the row count)")
+    p.add_argument(
+        "--cleanup-older-than",
+        type=float,
+        default=7.0,
+        metavar="DAYS",
+        help="remove table versions older than this many days (0: all but the latest; default 7)",
+    )
+    p.add_argument("--rebuild-index", action="store_true", help="retrain the ANN index even if one exists")
+    _common(p)
+    p.set_defaults(func=cmd_optimize)
 
     p = sub.add_parser(
         "eval", help="single-vector vs SMART on a BEIR-layout dataset (corpus rows may carry an `image`)"
@@ -317,6 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--json", help="also write the training summary to this JSON file")
     p.set_defaults(func=cmd_train)
+    _document(parser)
     return parser
 
 

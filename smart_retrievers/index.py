@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -15,7 +16,7 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from .codec import DEFAULT_COMPRESSION, TokenCodec, fit_codec
-from .encoders import default_encoder, reads_images
+from .encoders import as_encoder, reads_images
 from .encoders.base import load_adapter
 from .encoders.images import IMAGE_TYPES, ImageInput, image_policy_of, image_uri
 from .encoding import Encoder, Encoding
@@ -30,7 +31,7 @@ from .options import (
     check_weights,
 )
 from .progress import progress_on
-from .scoring import Ranking, rank
+from .scoring import Ranking, rank, relevance
 from .store import (
     ANN_INDEX_TYPES,
     DEFAULT_ANN_INDEX,
@@ -39,6 +40,7 @@ from .store import (
     OptimizeReport,
     Record,
     SmartStore,
+    restore_key_order,
     tokens_from_arrow,
     tokens_to_arrow,
     vectors_block,
@@ -69,7 +71,12 @@ __all__ = [
 
 @dataclass
 class Hit:
-    """One search result. ``score`` is the fused SMART score used for ranking."""
+    """One search result. ``score`` is the fused SMART score used for ranking.
+
+    ``relevance`` is the fused score mapped into [0, 1] by :func:`~smart_retrievers.scoring.relevance`
+    (``clip(score / (lambda_pool + lambda_late), 0, 1)`` with the search's weights): what score
+    thresholds and framework relevance functions use. 0 for rows read without a search.
+    """
 
     id: str
     text: str
@@ -80,6 +87,7 @@ class Hit:
     ref_id: str | None = None
     image: str | None = None
     modality: str = "text"
+    relevance: float = 0.0
 
 
 class SmartIndex:
@@ -89,7 +97,8 @@ class SmartIndex:
         uri: where the LanceDB database lives: a local directory (embedded, the
             default), ``s3://``/``gs://``/``az://`` object storage, or ``db://`` LanceDB Cloud.
         encoder: a :class:`SmartEncoder` (or vision encoder); the bundled
-            all-MiniLM-L6-v2 when None.
+            all-MiniLM-L6-v2 when None; a hub id or local model directory (str or path) is
+            loaded through :func:`~smart_retrievers.encoders.load_encoder` (text or vision).
         table: table name inside the database.
         lambda_pool / lambda_late: default fusion weights.
         candidates: default number of pooled candidates re-scored in "rerank" mode.
@@ -131,7 +140,7 @@ class SmartIndex:
     def __init__(
         self,
         uri: str = "./smart_db",
-        encoder: Encoder | None = None,
+        encoder: Encoder | str | Path | None = None,
         table: str = "smart",
         *,
         lambda_pool: float = 1.0,
@@ -152,7 +161,7 @@ class SmartIndex:
             raise ValueError(f"ann_index_type must be one of {ANN_INDEX_TYPES}, got {ann_index_type!r}")
         check_count("candidates", candidates)
         check_count("write_batch_size", write_batch_size)
-        self.encoder = encoder or default_encoder()
+        self.encoder = as_encoder(encoder)  # None: the bundled model; a str/path: load_encoder (hub id or directory)
         self.store = SmartStore(
             uri,
             table,
@@ -399,32 +408,66 @@ class SmartIndex:
         batch_size: int | None = None,
     ) -> None:
         """Encode in batches (default ``write_batch_size``) and write them all as one LanceDB commit."""
-        self.last_truncated = 0
         batch_size = batch_size or self.write_batch_size
 
         def batches() -> Iterator[list[Record]]:
-            with tqdm(total=n, disable=not progress_on(show_progress, n), desc="Indexing", unit="doc") as bar:
-                for start in range(0, n, batch_size):
-                    stop = min(n, start + batch_size)
-                    encodings = encode(start, stop)
-                    self.last_truncated += sum(e.truncated for e in encodings)
+            for start in range(0, n, batch_size):
+                stop = min(n, start + batch_size)
+                yield [record(start + j, enc) for j, enc in enumerate(encode(start, stop))]
+
+        self.add_records(
+            batches(), upsert=upsert, total=n, show_progress=show_progress, metadatas=[m or {} for m in metadatas]
+        )
+
+    def add_records(
+        self,
+        batches: Iterable[Sequence[Record]],
+        *,
+        upsert: bool = True,
+        total: int | None = None,
+        show_progress: bool | None = None,
+        metadatas: Sequence[Mapping[str, Any]] | None = None,
+    ) -> int:
+        """Write rows encoded elsewhere (e.g. by distributed workers), streamed, as one LanceDB commit.
+
+        ``batches`` yields lists of :class:`~smart_retrievers.store.Record` whose encodings
+        come from this index's encoder (same fingerprint). The first batch fits the table's
+        codec if it has none yet; every batch is then coded and written as in :meth:`add`
+        (one commit, all rows or none; ``upsert=False`` appends). ``total`` sizes the progress
+        bar; ``metadatas``, when known up front, lets field types be checked before the
+        first batch. Returns the number of rows written.
+        """
+        self.last_truncated = 0
+        written = 0
+
+        def fitted() -> Iterator[Sequence[Record]]:
+            nonlocal written
+            show = progress_on(show_progress, total or 0)
+            with tqdm(total=total, disable=not show, desc="Indexing", unit="doc") as bar:
+                for records in batches:
+                    encodings = [r.encoding for r in records]
                     if self.store.needs_codec:  # the first batch fits the table's codec
-                        self.store.set_codec(
-                            fit_codec(self.store.compression, [e.tokens for e in encodings], self.encoder)
-                        )
-                    yield [record(start + j, enc) for j, enc in enumerate(encodings)]
-                    bar.update(stop - start)
+                        tokens = [e.tokens for e in encodings]
+                        self.store.set_codec(fit_codec(self.store.compression, tokens, self.encoder))
+                    self.last_truncated += sum(e.truncated for e in encodings)
+                    yield records
+                    written += len(records)
+                    bar.update(len(records))
 
         try:
-            self.store.write(batches(), [m or {} for m in metadatas], upsert=upsert)
+            self.store.write(fitted(), metadatas, upsert=upsert)
         except BaseException:
             if self.store.table is None:  # the codec fitted for a table that was never created
                 self.store.codec = None
             raise
         if self.last_truncated:
             logger.warning(
-                "%d of %d inputs were truncated at max_length=%d", self.last_truncated, n, self.encoder.max_length
+                "%d of %d inputs were truncated at max_length=%d",
+                self.last_truncated,
+                written,
+                self.encoder.max_length,
             )
+        return written
 
     @staticmethod
     def _ids(n: int, ids: Sequence[str] | None) -> list[str]:
@@ -598,7 +641,7 @@ class SmartIndex:
             return self._search_exhaustive(query, where_sql, opts)
         pooled_only = opts.mode == "pooled"
         n_candidates = opts.k if pooled_only else max(opts.k, opts.candidates)
-        ann = {"nprobes": opts.nprobes, "refine_factor": opts.refine_factor, "ef": opts.ef}
+        ann = {"nprobes": opts.nprobes, "refine_factor": opts.refine_factor, "ef": opts.ef, "flat": opts.flat}
         if pooled_only or self.token_fetch == "query":
             columns = [*META_COLUMNS, "vector", *([] if pooled_only else ["tokens"])]
             rows = self.store.search_pooled(query.pooled, n_candidates, where=where_sql, columns=columns, **ann)
@@ -612,7 +655,11 @@ class SmartIndex:
             opts = opts.updated(lambda_pool=1.0, lambda_late=0.0)
         ranking = self._rank(query, rows, opts)
         meta = rows.select(META_COLUMNS).to_pylist()
-        return [self._hit(meta[i], ranking.fused[i], ranking.pooled[i], ranking.late[i]) for i in ranking.order]
+        weights = (opts.lambda_pool, opts.lambda_late)
+        return [
+            self._hit(meta[i], ranking.fused[i], ranking.pooled[i], ranking.late[i], weights=weights)
+            for i in ranking.order
+        ]
 
     def resolve(self, options: SearchOptions | None = None, **settings: Any) -> SearchOptions:
         """``options`` with ``settings`` applied and every default taken from this index."""
@@ -646,10 +693,17 @@ class SmartIndex:
             )
             best = sorted(best, key=lambda b: (-b[0], b[1]))[: opts.k]
             seen += len(batch)
-        return [self._hit(m, f, p, late) for f, _, m, p, late in best]
+        return [self._hit(m, f, p, late, weights=(opts.lambda_pool, opts.lambda_late)) for f, _, m, p, late in best]
 
     @staticmethod
-    def _hit(row: Mapping[str, Any], fused: Any = 0.0, pooled: Any = 0.0, late: Any = 0.0) -> Hit:
+    def _hit(
+        row: Mapping[str, Any],
+        fused: Any = 0.0,
+        pooled: Any = 0.0,
+        late: Any = 0.0,
+        *,
+        weights: tuple[float, float] | None = None,
+    ) -> Hit:
         return Hit(
             id=row["id"],
             text=row["text"],
@@ -660,6 +714,7 @@ class SmartIndex:
             ref_id=row.get("ref_id"),
             image=row.get("image"),
             modality=row.get("modality") or "text",
+            relevance=0.0 if weights is None else relevance(float(fused), *weights),
         )
 
     def __len__(self) -> int:
@@ -829,9 +884,9 @@ class SmartIndex:
 
 
 def load_metadata(raw: Any) -> dict[str, Any]:
-    """A stored ``metadata`` value (JSON text, bytes, a mapping or None) as a dict."""
+    """A stored ``metadata`` value (JSON text, bytes, a mapping or None) as a dict, in the key order it was written in."""
     if raw is None:
         return {}
     if isinstance(raw, (bytes, str)):
-        return json.loads(raw)
-    return dict(raw)
+        return restore_key_order(json.loads(raw))
+    return restore_key_order(dict(raw))

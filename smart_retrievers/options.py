@@ -46,11 +46,14 @@ class SearchOptions:
         where: metadata filter (dict or :mod:`smart_retrievers.filters` model).
         modality: only "text" or only "image" rows (None: both).
         nprobes: ANN stage (once :meth:`SmartIndex.optimize` has built the pooled vector
-            index): IVF partitions searched per query. More is slower and closer to a flat search.
+            index): IVF partitions searched per query, at least (more when a filter leaves
+            fewer than the rows asked for in them). More is slower and closer to a flat search.
         refine_factor: ANN stage: fetch ``refine_factor × candidates`` rows from the index
             and re-rank them by their exact pooled cosine (0: no refinement).
         ef: ANN stage, HNSW indices: size of the graph search's candidate list (>= the
             number of candidates asked for).
+        flat: search the pooled vectors exhaustively even where an ANN index exists
+            (exact candidates, slower on large tables).
     """
 
     k: int = 10
@@ -63,6 +66,7 @@ class SearchOptions:
     nprobes: int | None = None
     refine_factor: int | None = None
     ef: int | None = None
+    flat: bool = False
 
     def __post_init__(self) -> None:
         _check_count("k", self.k)
@@ -75,6 +79,8 @@ class SearchOptions:
             isinstance(self.refine_factor, bool) or not isinstance(self.refine_factor, int) or self.refine_factor < 0
         ):
             raise ValueError(f"refine_factor must be an int >= 0, got {self.refine_factor!r}")
+        if not isinstance(self.flat, bool):
+            raise ValueError(f"flat must be a bool, got {self.flat!r}")
         if self.mode not in SEARCH_MODES:
             raise ValueError(f"mode must be one of {SEARCH_MODES}, got {self.mode!r}")
         if self.modality is not None and self.modality not in MODALITIES:
