@@ -100,7 +100,8 @@ class SmartIndex:
             all-MiniLM-L6-v2 when None; a hub id or local model directory (str or path) is
             loaded through :func:`~smart_retrievers.encoders.load_encoder` (text or vision).
         table: table name inside the database.
-        lambda_pool / lambda_late: default fusion weights.
+        lambda_pool / lambda_late: default fusion weights; None takes the weights saved in the
+            table by :meth:`calibrate` (``save=True``), else 1.
         candidates: default number of pooled candidates re-scored in "rerank" mode.
         write_batch_size: rows encoded (and held in memory) at a time in ``add``; a call is
             always one LanceDB commit, however many batches it takes.
@@ -143,8 +144,8 @@ class SmartIndex:
         encoder: Encoder | str | Path | None = None,
         table: str = "smart",
         *,
-        lambda_pool: float = 1.0,
-        lambda_late: float = 1.0,
+        lambda_pool: float | None = None,
+        lambda_late: float | None = None,
         candidates: int = 100,
         write_batch_size: int = 1024,
         compression: str | None = None,
@@ -154,7 +155,8 @@ class SmartIndex:
         read_consistency_interval: timedelta | None = DEFAULT_READ_CONSISTENCY,
         **connect_kwargs: Any,
     ) -> None:
-        check_weights(lambda_pool, lambda_late)
+        if lambda_pool is not None or lambda_late is not None:  # a bad weight fails before the model loads
+            check_weights(1.0 if lambda_pool is None else lambda_pool, 1.0 if lambda_late is None else lambda_late)
         if ann_min_rows is not None:
             check_count("ann_min_rows", ann_min_rows)
         if ann_index_type not in ANN_INDEX_TYPES:
@@ -171,8 +173,10 @@ class SmartIndex:
             read_consistency_interval=read_consistency_interval,
             **connect_kwargs,
         )
-        self.lambda_pool = lambda_pool
-        self.lambda_late = lambda_late
+        saved = self.store.fusion_weights or (1.0, 1.0)  # saved by calibrate(save=True), else 1/1
+        self.lambda_pool = saved[0] if lambda_pool is None else lambda_pool
+        self.lambda_late = saved[1] if lambda_late is None else lambda_late
+        check_weights(self.lambda_pool, self.lambda_late)
         self.candidates = candidates
         self.write_batch_size = write_batch_size
         self.last_truncated = 0
@@ -723,6 +727,119 @@ class SmartIndex:
     def __repr__(self) -> str:
         return f"SmartIndex(uri={self.store.uri!r}, table={self.store.table_name!r}, rows={self.count()}, encoder={self.encoder!r})"
 
+    def explain(
+        self, query: str, doc_id_or_hit: str | Hit, *, lambda_pool: float | None = None, lambda_late: float | None = None
+    ) -> Any:
+        """Why a stored text row matched ``query``: an :class:`~smart_retrievers.explain.Evidence`.
+
+        ``doc_id_or_hit`` is a row id or a :class:`Hit` (its text is used). The row's text is
+        re-encoded for exact per-token evidence (stored token states may be pooled or coded by
+        the codec); each query token gets its best document token with the character span in
+        the stored text, its cosine and its share of the late score (see
+        :mod:`smart_retrievers.explain`). Weights default to the index's.
+        """
+        from .explain import explain_text
+
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a str, got {type(query).__name__}")
+        check_text(query, what="query")
+        if isinstance(doc_id_or_hit, Hit):
+            hit = doc_id_or_hit
+        else:
+            found = self.get([doc_id_or_hit])
+            if not found:
+                raise KeyError(f"no row with id {doc_id_or_hit!r} in table {self.store.table_name!r}")
+            hit = found[0]
+        if hit.modality != "text" or hit.image is not None:
+            raise NotImplementedError(f"row {hit.id!r} is an image: match evidence covers text rows only")
+        return explain_text(
+            self.encoder,
+            query,
+            hit.text,
+            doc_id=hit.id,
+            lambda_pool=self.lambda_pool if lambda_pool is None else lambda_pool,
+            lambda_late=self.lambda_late if lambda_late is None else lambda_late,
+        )
+
+    def calibrate(
+        self,
+        queries: Mapping[str, str],
+        qrels: Mapping[str, Mapping[str, int]],
+        *,
+        grid: Sequence[Sequence[float]] | None = None,
+        folds: int = 5,
+        candidates: int | None = None,
+        min_gain: float = 0.0,
+        seed: int = 0,
+        where: Any = None,
+        save: bool = False,
+        show_progress: bool | None = None,
+    ) -> Any:
+        """Choose ``lambda_pool`` / ``lambda_late`` for this table by cross-validated nDCG@10 on judged queries.
+
+        Each query is searched once in "rerank" mode (its pooled top-``candidates`` with their
+        pooled and late scores); every setting of ``grid`` (default
+        :data:`~smart_retrievers.evaluation.calibrate.DEFAULT_GRID`: pooled only, late only and
+        ratios between) then re-fuses those scores. See
+        :func:`~smart_retrievers.evaluation.calibrate.calibrate_scores` for the folds and the rule
+        that keeps the default 1/1 unless calibrating wins under cross-validation.
+
+        Args:
+            queries: query id -> text (ids not in ``qrels`` are ignored).
+            qrels: query id -> {doc id (the index's row id): relevance}.
+            grid / folds / min_gain / seed: as in :func:`calibrate_scores`.
+            candidates: pooled candidates per query (default: the index's ``candidates``).
+            where: a metadata filter applied to every query's search.
+            save: store the chosen weights in the table (schema metadata); this index and any
+                index opened on the table later without explicit weights then default to them.
+
+        Returns:
+            a :class:`~smart_retrievers.evaluation.calibrate.Calibration` (``.table()`` prints the report).
+        """
+        from .evaluation.calibrate import DEFAULT_GRID, CandidateScores, calibrate_scores
+
+        missing = [qid for qid in qrels if qid not in queries]
+        if missing:
+            raise ValueError(f"{len(missing)} judged query id(s) have no text in queries, e.g. {missing[:3]}")
+        qids = list(qrels)
+        for qid in qids:
+            check_text(queries[qid], what=f"query {qid!r}")
+        n_candidates = self.candidates if candidates is None else candidates
+        check_count("candidates", n_candidates)
+        encoded = self.encoder.encode_queries([queries[q] for q in qids], show_progress=show_progress)
+        scores = {}
+        for qid, query in tqdm(
+            list(zip(qids, encoded)), desc="Scoring candidates", disable=not progress_on(show_progress, len(qids))
+        ):
+            hits = self.search_encoded(
+                query, k=n_candidates, mode="rerank", candidates=n_candidates, lambda_pool=1.0, lambda_late=1.0, where=where
+            )
+            scores[qid] = CandidateScores(
+                doc_ids=[h.id for h in hits],
+                pooled=np.array([h.pooled_score for h in hits]),
+                late=np.array([h.late_score for h in hits]),
+            )
+        result = calibrate_scores(
+            scores,
+            qrels,
+            grid=DEFAULT_GRID if grid is None else grid,
+            folds=folds,
+            min_gain=min_gain,
+            seed=seed,
+            candidates=n_candidates,
+        )
+        if save:
+            self.store.set_fusion_weights(
+                result.lambda_pool,
+                result.lambda_late,
+                cv_ndcg_at_10=result.cv_selected,
+                default_cv_ndcg_at_10=result.cv_ndcg[result.default],
+                folds=folds,
+                n_queries=result.n_queries,
+            )
+            self.lambda_pool, self.lambda_late = result.chosen
+        return result
+
     def reindex_tokens(
         self, adapter_or_encoder: Any, *, batch_size: int = 1024, show_progress: bool | None = None
     ) -> int:
@@ -890,3 +1007,27 @@ def load_metadata(raw: Any) -> dict[str, Any]:
     if isinstance(raw, (bytes, str)):
         return restore_key_order(json.loads(raw))
     return restore_key_order(dict(raw))
+
+
+def open_index(
+    index: SmartIndex | None,
+    uri: str | None,
+    *,
+    table: str | None = None,
+    encoder: Any = None,
+    owner: str = "this class",
+    **index_kwargs: Any,
+) -> SmartIndex:
+    """``index`` when one is given (then nothing else may be), else a :class:`SmartIndex` opened at ``uri``.
+
+    The one rule of every integration class built "on an open index, or on a uri": errors name ``owner``.
+    """
+    if index is not None:
+        if uri is not None or table is not None or encoder is not None or index_kwargs:
+            raise ValueError("pass either index= (an open SmartIndex) or uri=/table=/encoder=/index options, not both")
+        if not isinstance(index, SmartIndex):
+            raise TypeError(f"index must be a SmartIndex, got {type(index).__name__}")
+        return index
+    if uri is None:
+        raise ValueError(f"{owner} needs uri= (a LanceDB directory or object-store URI) or index= (an open SmartIndex)")
+    return SmartIndex(str(uri), encoder=encoder, table=table or "smart", **index_kwargs)

@@ -111,20 +111,9 @@ class SmartVectorStore(VectorStore):
         index: SmartIndex | None = None,
         **index_kwargs: Any,
     ) -> None:
-        from ..index import SmartIndex
+        from ..index import open_index
 
-        if index is not None:
-            if uri is not None or table is not None or encoder is not None or index_kwargs:
-                raise ValueError(
-                    "pass either index= (an open SmartIndex) or uri=/table=/encoder=/index options, not both"
-                )
-            if not isinstance(index, SmartIndex):
-                raise TypeError(f"index must be a SmartIndex, got {type(index).__name__}")
-        elif uri is None:
-            raise ValueError(
-                "SmartVectorStore needs uri= (a LanceDB directory or object-store URI) or index= (a SmartIndex)"
-            )
-        self.index = index or SmartIndex(str(uri), encoder=encoder, table=table or "smart", **index_kwargs)
+        self.index = open_index(index, uri, table=table, encoder=encoder, owner="SmartVectorStore", **index_kwargs)
         self._embeddings = SmartEmbeddings(self.index.encoder)
 
     @property

@@ -933,7 +933,7 @@ class SmartVectorIndex(BaseManagedIndex):
         index_struct: IndexDict | None = None,
         **index_kwargs: Any,
     ) -> None:
-        from ..index import SmartIndex
+        from ..index import open_index
 
         _check_storage_context(storage_context)
         if "embed_model" in index_kwargs:
@@ -956,19 +956,10 @@ class SmartVectorIndex(BaseManagedIndex):
                 uri, table = index_struct.uri, table or index_struct.table
                 encoder = encoder if encoder is not None else index_struct.encoder
                 index_kwargs = {**index_struct.options, **index_kwargs}
-        if index is not None:
-            if uri is not None or encoder is not None or table is not None or index_kwargs:
-                raise ValueError(
-                    "pass either index= (an open SmartIndex) or uri=/encoder=/table=/index options, not both"
-                )
-            if not isinstance(index, SmartIndex):
-                raise TypeError(f"index must be a SmartIndex, got {type(index).__name__}")
-        elif uri is None:
-            raise ValueError(
-                "SmartVectorIndex needs uri= (a LanceDB directory or object-store URI) or index= (an open SmartIndex)"
-            )
         _check_index_kwargs(index_kwargs)
-        self._smart_index = index or SmartIndex(str(uri), encoder=encoder, table=table or "smart", **index_kwargs)
+        self._smart_index = open_index(
+            index, uri, table=table, encoder=encoder, owner="SmartVectorIndex", **index_kwargs
+        )
         struct = index_struct if isinstance(index_struct, SmartIndexStruct) else None
         super().__init__(
             index_struct=_pointer(self._smart_index, struct),

@@ -87,22 +87,6 @@ def _where(
     return And(tuple(parts)) if parts else None
 
 
-def _open(index: Any, uri: str | None, table: str | None, encoder: Any, index_kwargs: dict[str, Any]) -> SmartIndex:
-    from ..index import SmartIndex
-
-    if index is not None:
-        if uri is not None or table is not None or encoder is not None or index_kwargs:
-            raise ValueError("pass either index= (an open SmartIndex) or uri=/table=/encoder=/index options, not both")
-        if not isinstance(index, SmartIndex):
-            raise TypeError(f"index must be a SmartIndex, got {type(index).__name__}")
-        return index
-    if uri is None:
-        raise ValueError(
-            "SmartVectorStore needs uri= (a LanceDB directory or object-store URI) or index= (a SmartIndex)"
-        )
-    return SmartIndex(str(uri), encoder=encoder, table=table or "smart", **index_kwargs)
-
-
 # ---- embeddings ------------------------------------------------------------------------------
 
 
@@ -249,7 +233,9 @@ class SmartVectorStore(BasePydanticVectorStore):
         from ..rerank import EncodingCache
 
         super().__init__()
-        self._index = _open(index, uri, table, encoder, index_kwargs)
+        from ..index import open_index
+
+        self._index = open_index(index, uri, table=table, encoder=encoder, owner="SmartVectorStore", **index_kwargs)
         self._cache = EncodingCache(cache_size)
 
     @classmethod
