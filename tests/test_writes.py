@@ -50,6 +50,15 @@ def test_append_path_skips_the_merge_and_refuses_existing_ids(index, monkeypatch
     assert index.count() == 13 and index.get(["n9"])[0].text == TEXTS[12]
 
 
+def test_a_failed_append_commits_nothing(index):
+    before, version = _rows(index), index.store.version
+    with pytest.raises(RuntimeError, match="marked text"):  # the 3rd batch of an append fails
+        index.add(TEXTS[3:13] + [FAIL_MARK], ids=[f"n{i}" for i in range(11)], upsert=False)
+    assert _rows(index) == before and index.store.version == version
+    index.add(TEXTS[3:13], ids=[f"n{i}" for i in range(10)], upsert=False)  # the retry appends each row once
+    assert index.count() == 13
+
+
 def test_a_new_table_is_appended_to(tmp_path, monkeypatch):
     import lancedb.table
 
