@@ -143,14 +143,20 @@ def cmd_search(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ValueError(f"--where {args.where!r}: {exc}") from None
     hits = index.search(args.query, k=args.k, where=where, mode=args.mode, candidates=args.candidates)
+    explain = getattr(args, "explain", False)
     if args.json:
-        print(json.dumps([h.__dict__ for h in hits], indent=2))
+        rows = [
+            {**h.__dict__, **({"evidence": index.explain(args.query, h).to_dict()} if explain else {})} for h in hits
+        ]
+        print(json.dumps(rows, indent=2))
         return 0
     for rank, hit in enumerate(hits, 1):
         snippet = hit.text if len(hit.text) <= 100 else hit.text[:97] + "..."
         print(
             f"{rank:>2}. {hit.score:.4f} (pooled {hit.pooled_score:.4f}, late {hit.late_score:.4f})  [{hit.id}] {snippet}"
         )
+        if explain:
+            print("    " + index.explain(args.query, hit).render().replace("\n", "\n    "))
     return 0
 
 
@@ -266,6 +272,13 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import compare, encode_corpus, load_beir
 
+    if getattr(args, "plot", None):  # before anything is encoded
+        from .evaluation.plots import require_matplotlib
+
+        try:
+            require_matplotlib()
+        except ImportError as exc:
+            raise SystemExit(str(exc)) from None
     dataset = load_beir(args.beir_dir, split=args.split)
     encoder = _encoder(args)
     query_ids = list(dataset.queries)
@@ -307,6 +320,59 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "timings": timings,
         }
         Path(args.json).write_text(json.dumps(payload, indent=2))
+        print(f"wrote {args.json}")
+    if getattr(args, "plot", None):
+        from .evaluation.plots import plot_comparison
+
+        plot_comparison(result, dataset.qrels, args.plot, title=f"{dataset.name} ({args.split}), {encoder.name}")
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _grid(raw: Sequence[str] | None) -> list[tuple[float, float]] | None:
+    """``--grid 1/0 1/1 0/1`` as (lambda_pool, lambda_late) pairs; a bad entry is a ValueError naming it."""
+    if not raw:
+        return None
+    out = []
+    for entry in raw:
+        try:
+            pool, late = (float(x) for x in entry.split("/"))
+        except ValueError:
+            raise ValueError(f"--grid entry {entry!r} is not POOL/LATE, e.g. 1/2") from None
+        out.append((pool, late))
+    return out
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .evaluation import load_beir
+    from .index import SmartIndex
+
+    grid = _grid(args.grid)  # before a model is loaded
+    _check_db(args.db)
+    dataset = load_beir(args.beir_dir, split=args.split)
+    index = SmartIndex(args.db, encoder=_encoder(args), table=args.table)
+    if index.count() == 0:
+        raise SystemExit(f"no rows in table {args.table!r} at {args.db}; index {args.beir_dir}/corpus.jsonl first")
+    start = time.perf_counter()
+    result = index.calibrate(
+        dataset.queries,
+        dataset.qrels,
+        grid=grid,
+        folds=args.folds,
+        candidates=args.candidates,
+        min_gain=args.min_gain,
+        seed=args.seed,
+        save=args.save,
+        show_progress=True,
+    )
+    took = time.perf_counter() - start
+    print(f"{dataset.name} ({args.split}): {result.n_queries} judged queries, index {args.db} ({index.count()} rows)")
+    print(result.table())
+    print(f"took {took:.1f}s")
+    if args.save:
+        print(f"saved lambda_pool={result.lambda_pool:g}, lambda_late={result.lambda_late:g} in table {args.table!r}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"dataset": dataset.name, "split": args.split, **result.to_dict()}, indent=2))
         print(f"wrote {args.json}")
     return 0
 
@@ -444,6 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--candidates", type=int, default=100)
     p.add_argument("--where", help='metadata filter as JSON, e.g. \'{"year": {"$gte": 2020}}\' (default: no filter)')
     p.add_argument("--json", action="store_true", help="print hits as JSON")
+    p.add_argument(
+        "--explain", action="store_true", help="show each hit's match evidence (query token -> document span)"
+    )
     _common(p)
     p.set_defaults(func=cmd_search)
 
@@ -513,8 +582,37 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"token codec preset, scored as an index with it would ('none': float16; default: {DEFAULT_COMPRESSION})",
     )
     p.add_argument("--json", help="write results to this JSON file")
+    p.add_argument(
+        "--plot", metavar="OUT.png", help="draw nDCG@10, per-query gain and recall@k to a PNG (extra [plot])"
+    )
     _common(p)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "calibrate",
+        help="choose lambda_pool/lambda_late for an index by k-fold cross-validated nDCG@10 on judged queries",
+        description="Grid-search the fusion weights (pooled only, late only and ratios between) on a BEIR-layout "
+        "split's queries and qrels against an index holding its corpus (row ids = corpus ids), with k-fold "
+        "cross-validation; keeps 1/1 unless calibrating wins under cross-validation.",
+    )
+    p.add_argument("beir_dir", help="BEIR dataset directory (queries.jsonl, qrels/SPLIT.tsv; corpus.jsonl for the ids)")
+    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--table", default="smart")
+    p.add_argument("--split", default="test")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--candidates", type=int, default=100, help="pooled candidates re-scored per query")
+    p.add_argument(
+        "--grid",
+        nargs="+",
+        metavar="POOL/LATE",
+        help="settings to try, e.g. 1/0 1/1 1/2 0/1 (default: 1/0 1/0.25 1/0.5 1/1 1/2 1/4 0/1)",
+    )
+    p.add_argument("--min-gain", type=float, default=0.0, help="CV nDCG@10 gain over 1/1 needed to move off 1/1")
+    p.add_argument("--seed", type=int, default=0, help="fold shuffle seed")
+    p.add_argument("--save", action="store_true", help="store the chosen weights in the table (searches default to them)")
+    p.add_argument("--json", help="write the calibration report to this JSON file")
+    _common(p)
+    p.set_defaults(func=cmd_calibrate)
 
     from .training import TrainConfig, default_cache_dir
 

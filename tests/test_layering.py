@@ -5,7 +5,8 @@ Bottom to top:
 * L0 ``encoding``, ``filters``, ``options``, ``codec``, ``scoring``, ``progress``, ``validation`` (and ``_version``): import
   nothing from the package (``scoring`` names ``codec`` under ``TYPE_CHECKING`` only);
 * L1 ``encoders``, ``adapter``, ``store``: ``encoders`` may use ``adapter``;
-* L2 ``evaluation``, ``training``, ``index``: ``training`` may use ``evaluation``, never the reverse;
+* L2 ``evaluation``, ``training``, ``explain``, ``index``: ``training`` may use ``evaluation``, ``index`` may use
+  ``evaluation`` and ``explain``, never the reverse;
 * L3 ``rerank``, ``distributed``;
 * L4 ``integrations``, ``langchain``, ``llama_index``, ``lancedb``, ``cli``, ``demo``; the package root is above all.
 
@@ -41,6 +42,7 @@ LAYERS: dict[str, int] = {
     "evaluation": 2,
     "training": 2,
     "index": 2,
+    "explain": 2,
     "rerank": 3,
     "distributed": 3,
     "integrations": 4,
@@ -55,6 +57,7 @@ LAYERS: dict[str, int] = {
 SAME_LAYER: dict[str, set[str]] = {
     "encoders": {"adapter"},
     "training": {"evaluation"},
+    "index": {"evaluation", "explain"},  # SmartIndex.calibrate / .explain delegate there; neither imports index
     "langchain": {"integrations"},
     "llama_index": {"integrations"},
     "lancedb": {"integrations"},

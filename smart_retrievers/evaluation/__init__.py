@@ -3,6 +3,8 @@
 * :mod:`.beir`: :func:`load_beir` / :class:`BeirDataset` and :func:`encode_corpus`;
 * :mod:`.metrics`: :func:`ndcg_at_k`, :func:`recall_at_k`, :func:`mrr_at_k`, :func:`evaluate_ranking`;
 * :mod:`.compare`: :func:`compare` (what ``smart-retrievers eval`` reports) and :class:`Comparison`.
+* :mod:`.calibrate`: cross-validated λ calibration on scored candidates (``SmartIndex.calibrate``);
+* :mod:`.plots`: ``eval --plot`` (matplotlib, extra ``[plot]``; imported only when used).
 """
 
 from .beir import BeirDataset, encode_corpus, load_beir

@@ -42,6 +42,8 @@ class Comparison:
     compression: str = "none"
     bytes_per_token: int = 0
     stored_tokens: int = 0
+    rankings: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    """Method -> query id -> ranked doc ids (cut at ``depth``): what per-query plots need."""
 
     def table(self) -> str:
         """A plain-text table with the absolute and relative gain over ``single``."""
@@ -137,12 +139,10 @@ def compare(
     rankings["smart-exhaustive"] = top
     timings["smart_exhaustive_s"] = time.perf_counter() - start
 
-    results = {
-        method: evaluate_ranking(
-            {qid: [doc_ids[i] for i in rows] for qid, rows in zip(query_ids, rankings[method])}, qrels
-        )
-        for method in METHODS
+    ranked_ids = {
+        method: {qid: [doc_ids[i] for i in rows] for qid, rows in zip(query_ids, rankings[method])} for method in METHODS
     }
+    results = {method: evaluate_ranking(ranked_ids[method], qrels) for method in METHODS}
     coverage = {}
     for depth_k in sorted({candidates, *COVERAGE_DEPTHS}):
         pools = torch.topk(pooled, min(depth_k, len(doc_ids)), dim=1).indices.tolist()
@@ -154,4 +154,5 @@ def compare(
         compression=compression,
         bytes_per_token=codec.bytes_per_token if codec is not None else 2 * d_tokens.values.shape[1],
         stored_tokens=len(d_tokens.values),
+        rankings=ranked_ids,
     )

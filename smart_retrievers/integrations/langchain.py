@@ -44,6 +44,8 @@ if TYPE_CHECKING:  # the index, the encoders and torch are imported when first n
 __all__ = ["IMAGE_KEYS", "SmartReranker", "SmartRetriever", "document_image"]
 
 _SCORE_KEYS = ("smart_score", "pooled_score", "late_score")
+EVIDENCE_SPANS = 5
+"""Matched spans kept in ``metadata["smart_evidence"]`` with ``evidence=True``."""
 IMAGE_KEYS = ("image_path", "image_url")
 """Metadata keys that make a ``Document`` an image document (the first one set wins)."""
 _RELEVANCE_KEYS = ("relevance_score", "pooled_score", "late_score")
@@ -145,6 +147,10 @@ class SmartRetriever(BaseRetriever):
             are those of :mod:`smart_retrievers.filters` (``$eq $ne $gt $gte $lt $lte $in $nin
             $contains $text_match $is_empty`` and ``$and $or $not``).
         modality: ``"text"`` or ``"image"`` to return only that kind of document (None: both).
+        evidence: add ``metadata["smart_evidence"]`` to text documents: the top matched spans of
+            :meth:`SmartIndex.explain <smart_retrievers.index.SmartIndex.explain>` (``text``, ``start``,
+            ``end``, ``share``, ``similarity``, ``query_tokens``), JSON-serialisable. Each hit's text is
+            re-encoded (one extra forward pass per document); off by default.
 
     Example:
         >>> import tempfile
@@ -172,6 +178,8 @@ class SmartRetriever(BaseRetriever):
     lambda_late: float | None = None
     filter: dict[str, Any] | None = None
     modality: Modality | None = None
+    evidence: bool = False
+    """Put each text document's top matched spans in ``metadata["smart_evidence"]`` (re-encodes each hit)."""
 
     @field_validator("filter")
     @classmethod
@@ -301,7 +309,12 @@ class SmartRetriever(BaseRetriever):
             hits = self.index.search_image(image, text=query or None, options=options)
         else:
             hits = self.index.search(query, options=options)
-        return [_document(hit) for hit in hits]
+        docs = [_document(hit) for hit in hits]
+        if self.evidence and image is None:  # off: no cost at all
+            for doc, hit in zip(docs, hits):
+                if hit.modality == "text" and hit.image is None:
+                    doc.metadata["smart_evidence"] = self.index.explain(query, hit).top_spans(EVIDENCE_SPANS)
+        return docs
 
     def _get_relevant_documents(
         self,
