@@ -126,7 +126,9 @@ def _index_with_ray(args: argparse.Namespace) -> int:
         compression=args.compression,
     )
     took = time.perf_counter() - start
-    print(f"indexed with {args.actors} Ray actor(s) into {args.db} (table {args.table!r}) in {took:.1f}s; {index.count()} rows now")
+    print(
+        f"indexed with {args.actors} Ray actor(s) into {args.db} (table {args.table!r}) in {took:.1f}s; {index.count()} rows now"
+    )
     return 0
 
 
@@ -372,7 +374,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.save:
         print(f"saved lambda_pool={result.lambda_pool:g}, lambda_late={result.lambda_late:g} in table {args.table!r}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"dataset": dataset.name, "split": args.split, **result.to_dict()}, indent=2))
+        Path(args.json).write_text(
+            json.dumps({"dataset": dataset.name, "split": args.split, **result.to_dict()}, indent=2)
+        )
         print(f"wrote {args.json}")
     return 0
 
@@ -544,9 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .store import ANN_INDEX_TYPES, DEFAULT_ANN_INDEX, DEFAULT_ANN_MIN_ROWS
 
-    p = sub.add_parser(
-        "optimize", help="compact the table, drop old versions, build or update the pooled ANN index"
-    )
+    p = sub.add_parser("optimize", help="compact the table, drop old versions, build or update the pooled ANN index")
     p.add_argument("--db", default=DEFAULT_DB)
     p.add_argument("--table", default="smart")
     p.add_argument(
@@ -609,7 +611,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--min-gain", type=float, default=0.0, help="CV nDCG@10 gain over 1/1 needed to move off 1/1")
     p.add_argument("--seed", type=int, default=0, help="fold shuffle seed")
-    p.add_argument("--save", action="store_true", help="store the chosen weights in the table (searches default to them)")
+    p.add_argument(
+        "--save", action="store_true", help="store the chosen weights in the table (searches default to them)"
+    )
     p.add_argument("--json", help="write the calibration report to this JSON file")
     _common(p)
     p.set_defaults(func=cmd_calibrate)

@@ -386,9 +386,7 @@ class SmartIndex:
             )
 
         batch_size = min(self.write_batch_size, IMAGE_WRITE_BATCH) if has_images else self.write_batch_size
-        self._write(
-            n, encode, record, metadatas, upsert=upsert, show_progress=show_progress, batch_size=batch_size
-        )
+        self._write(n, encode, record, metadatas, upsert=upsert, show_progress=show_progress, batch_size=batch_size)
         return ids
 
     def _image_encoder(self) -> Any:
@@ -728,7 +726,12 @@ class SmartIndex:
         return f"SmartIndex(uri={self.store.uri!r}, table={self.store.table_name!r}, rows={self.count()}, encoder={self.encoder!r})"
 
     def explain(
-        self, query: str, doc_id_or_hit: str | Hit, *, lambda_pool: float | None = None, lambda_late: float | None = None
+        self,
+        query: str,
+        doc_id_or_hit: str | Hit,
+        *,
+        lambda_pool: float | None = None,
+        lambda_late: float | None = None,
     ) -> Any:
         """Why a stored text row matched ``query``: an :class:`~smart_retrievers.explain.Evidence`.
 
@@ -812,7 +815,13 @@ class SmartIndex:
             list(zip(qids, encoded)), desc="Scoring candidates", disable=not progress_on(show_progress, len(qids))
         ):
             hits = self.search_encoded(
-                query, k=n_candidates, mode="rerank", candidates=n_candidates, lambda_pool=1.0, lambda_late=1.0, where=where
+                query,
+                k=n_candidates,
+                mode="rerank",
+                candidates=n_candidates,
+                lambda_pool=1.0,
+                lambda_late=1.0,
+                where=where,
             )
             scores[qid] = CandidateScores(
                 doc_ids=[h.id for h in hits],

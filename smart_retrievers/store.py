@@ -221,7 +221,9 @@ def tokens_to_arrow(tokens: Sequence[np.ndarray], token_dim: int, codec: TokenCo
 
 def is_coded(tokens: np.ndarray, codec: TokenCodec) -> bool:
     """Whether ``tokens`` are ``codec``'s packed codes (uint8, ``bytes_per_token`` wide) rather than states."""
-    return tokens.dtype == np.uint8 and tokens.ndim == 2 and tokens.shape[1] == codec.bytes_per_token and len(tokens) > 0
+    return (
+        tokens.dtype == np.uint8 and tokens.ndim == 2 and tokens.shape[1] == codec.bytes_per_token and len(tokens) > 0
+    )
 
 
 def tokens_from_arrow(column: pa.Array | pa.ChunkedArray) -> PackedTokens:
@@ -590,7 +592,9 @@ class SmartStore:
         )
         for r in records:
             states = r.encoding.tokens.ndim == 2 and r.encoding.tokens.shape[1] == token_dim
-            if r.encoding.pooled.shape != (dim,) or not (states or (self.codec and is_coded(r.encoding.tokens, self.codec))):
+            if r.encoding.pooled.shape != (dim,) or not (
+                states or (self.codec and is_coded(r.encoding.tokens, self.codec))
+            ):
                 raise ValueError(
                     f"record {r.id!r}: encoding shapes {r.encoding.pooled.shape}/{r.encoding.tokens.shape} do not fit dim {dim}/{token_dim}"
                 )

@@ -140,7 +140,8 @@ def compare(
     timings["smart_exhaustive_s"] = time.perf_counter() - start
 
     ranked_ids = {
-        method: {qid: [doc_ids[i] for i in rows] for qid, rows in zip(query_ids, rankings[method])} for method in METHODS
+        method: {qid: [doc_ids[i] for i in rows] for qid, rows in zip(query_ids, rankings[method])}
+        for method in METHODS
     }
     results = {method: evaluate_ranking(ranked_ids[method], qrels) for method in METHODS}
     coverage = {}
