@@ -438,6 +438,7 @@ _HELP = {
     "query": "the query text",
     "beir_dir": "BEIR-layout dataset directory (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)",
     "index_type": "LanceDB ANN index type on the pooled vectors (cosine)",
+    "folds": "cross-validation folds (queries split at random by --seed)",
 }
 """Help for the options defined without one (by ``dest``); :func:`_document` fills them in."""
 
