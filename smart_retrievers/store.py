@@ -649,7 +649,9 @@ class SmartStore:
         first = next(batches, None)  # may fit the codec (see SmartIndex), so before the schema
         if first is None:
             return
-        types = merge_field_types(types, [r.metadata for r in first])
+        streamed = metadatas is None  # field types known only batch by batch
+        if streamed:
+            types = merge_field_types(types, [r.metadata for r in first])
         if self._table is None:  # an empty table first: a concurrent creator's table is adopted, not clobbered
             schema = self._schema(types)
             table = self.db.create_table(self.table_name, schema=schema, exist_ok=True)
@@ -664,12 +666,13 @@ class SmartStore:
 
         def checked() -> Iterator[Sequence[Record]]:
             nonlocal types
-            for records in itertools.chain([first], batches):
+            for n, records in enumerate(itertools.chain([first], batches)):
                 ids = [r.id for r in records]
                 repeated = _first_repeat(ids, seen)
                 if repeated is not None:
                     raise ValueError(f"duplicate id {repeated!r} in one write")
-                types = merge_field_types(types, [r.metadata for r in records])
+                if streamed and n:  # the first batch's fields are merged above
+                    types = merge_field_types(types, [r.metadata for r in records])
                 if not upsert:
                     self._check_new(ids)
                 yield records
@@ -680,11 +683,12 @@ class SmartStore:
         def before_commit() -> None:
             self._record_field_types(types)
 
-        if append:
-            stream_into(schema, checked(), convert, self._table.add, before_commit=before_commit)
-        else:
-            merge = self._table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
-            stream_into(schema, checked(), convert, merge.execute, before_commit=before_commit)
+        commit = (
+            self._table.add
+            if append
+            else self._table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute
+        )
+        stream_into(schema, checked(), convert, commit, before_commit=before_commit if streamed else None)
 
     def upsert(self, records: Sequence[Record]) -> None:
         """Insert or replace these rows by id, in one commit (:meth:`write` of one batch)."""
@@ -905,37 +909,16 @@ class SmartStore:
         return query.select([*columns, "_distance"]).limit(k)
 
     def search_pooled(
-        self,
-        vector: np.ndarray,
-        k: int,
-        *,
-        where: str | None = None,
-        columns: Sequence[str] = META_COLUMNS,
-        nprobes: int | None = None,
-        refine_factor: int | None = None,
-        ef: int | None = None,
-        with_row_id: bool = False,
-        flat: bool = False,
+        self, vector: np.ndarray, k: int, *, columns: Sequence[str] = META_COLUMNS, **query_options: Any
     ) -> pa.Table:
         """Top-k rows by pooled cosine, filter applied before the search, with the asked columns.
 
-        See :meth:`pooled_query` for the ANN knobs; ``with_row_id`` adds the ``_rowid``
-        column (for :meth:`take_rows`).
+        ``query_options`` are :meth:`pooled_query`'s (``where``, the ANN knobs, ``flat``);
+        ``with_row_id=True`` adds the ``_rowid`` column (for :meth:`take_rows`).
         """
         if self.table is None:
             return self._empty(columns)
-        query = self.pooled_query(
-            vector,
-            k,
-            where=where,
-            columns=columns,
-            nprobes=nprobes,
-            refine_factor=refine_factor,
-            ef=ef,
-            with_row_id=with_row_id,
-            flat=flat,
-        )
-        return query.to_arrow().drop_columns(["_distance"])
+        return self.pooled_query(vector, k, columns=columns, **query_options).to_arrow().drop_columns(["_distance"])
 
     def take_rows(self, row_ids: Sequence[int], columns: Sequence[str]) -> pa.Table:
         """The ``columns`` of the rows with these LanceDB ``_rowid`` values, in the order given."""

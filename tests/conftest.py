@@ -1,7 +1,8 @@
-"""Shared fixtures: one real bundled encoder per test session, one torch thread."""
+"""Shared fixtures: one real bundled encoder per test session, one torch thread, a small BEIR folder."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,3 +27,21 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def binding_beir_dir(tmp_path: Path) -> Path:
+    """The demo's binding corpus written as a BEIR folder ``bind/`` (corpus, queries, qrels/test.tsv)."""
+    from smart_retrievers.demo import binding_corpus
+
+    texts, _, cases = binding_corpus()
+    root = tmp_path / "bind"
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in texts.items()))
+    (root / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": f"q{n}", "text": c.query}) + "\n" for n, c in enumerate(cases))
+    )
+    (root / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{n}\t{c.answer_id}\t1\n" for n, c in enumerate(cases))
+    )
+    return root

@@ -174,17 +174,8 @@ def search_ids(index: SmartIndex) -> list[str]:
     return [h.id for h in index.search("red star", k=3)]
 
 
-def test_cli_calibrate_saves(tmp_path, capsys):
-    texts, _, cases = binding_corpus()
-    root = tmp_path / "bind"
-    (root / "qrels").mkdir(parents=True)
-    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in texts.items()))
-    (root / "queries.jsonl").write_text(
-        "".join(json.dumps({"_id": f"q{n}", "text": c.query}) + "\n" for n, c in enumerate(cases))
-    )
-    (root / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join(f"q{n}\t{c.answer_id}\t1\n" for n, c in enumerate(cases))
-    )
+def test_cli_calibrate_saves(binding_beir_dir, tmp_path, capsys):
+    root = binding_beir_dir
     db = str(tmp_path / "db")
     with pytest.raises(SystemExit, match="no index at"):
         main(["calibrate", str(root), "--db", db])

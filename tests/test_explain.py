@@ -158,7 +158,6 @@ def test_cli_search_explain(index, capsys):
 
 
 def test_langchain_retriever_evidence(index):
-    pytest.importorskip("langchain_core")
     from smart_retrievers.langchain import SmartRetriever
 
     plain = SmartRetriever(index=index, k=2).invoke("where did the zebra run?")

@@ -119,12 +119,11 @@ def test_from_documents_refuses_a_foreign_embed_model_and_says_why(tmp_path, enc
     assert not (tmp_path / "db").exists()  # refused before a table is opened
 
 
-def test_from_documents_takes_a_smart_embedding_when_it_exists(tmp_path, encoder):
-    store = pytest.importorskip("smart_retrievers.integrations.llama_index_store")
-    if not hasattr(store, "SmartEmbedding"):
-        pytest.skip("SmartEmbedding is not there (issue 11)")
+def test_from_documents_takes_a_smart_embedding(tmp_path, encoder):
+    from smart_retrievers.llama_index import SmartEmbedding
+
     index = SmartVectorIndex.from_documents(
-        _documents(), uri=str(tmp_path / "db"), embed_model=store.SmartEmbedding(encoder=encoder)
+        _documents(), uri=str(tmp_path / "db"), embed_model=SmartEmbedding(encoder=encoder)
     )
     assert index.smart_index.encoder is encoder
 

@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
+from PIL import Image
 
 from smart_retrievers.cli import main
-from smart_retrievers.demo import binding_corpus
 from smart_retrievers.evaluation.plots import DPI, FIGSIZE, per_query_ndcg, recall_curve
 
-pytest.importorskip("matplotlib")
-Image = pytest.importorskip("PIL.Image")
 
-
-@pytest.fixture
-def beir_dir(tmp_path):
-    texts, _, cases = binding_corpus()
-    root = tmp_path / "bind"
-    (root / "qrels").mkdir(parents=True)
-    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in texts.items()))
-    (root / "queries.jsonl").write_text(
-        "".join(json.dumps({"_id": f"q{n}", "text": c.query}) + "\n" for n, c in enumerate(cases))
-    )
-    (root / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join(f"q{n}\t{c.answer_id}\t1\n" for n, c in enumerate(cases))
-    )
-    return root
-
-
-def test_eval_plot_writes_a_png(beir_dir, tmp_path, capsys):
+def test_eval_plot_writes_a_png(binding_beir_dir, tmp_path, capsys):
     out = tmp_path / "eval.png"
-    assert main(["eval", str(beir_dir), "--compression", "none", "--plot", str(out)]) == 0
+    assert main(["eval", str(binding_beir_dir), "--compression", "none", "--plot", str(out)]) == 0
     assert f"wrote {out}" in capsys.readouterr().out
     with Image.open(out) as image:
         image.load()  # decodes
