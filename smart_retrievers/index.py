@@ -732,16 +732,21 @@ class SmartIndex:
         *,
         lambda_pool: float | None = None,
         lambda_late: float | None = None,
+        image: ImageInput | None = None,
     ) -> Any:
-        """Why a stored text row matched ``query``: an :class:`~smart_retrievers.explain.Evidence`.
+        """Why a stored row matched ``query``: an :class:`~smart_retrievers.explain.Evidence`.
 
         ``doc_id_or_hit`` is a row id or a :class:`Hit` (its text is used). The row's text is
         re-encoded for exact per-token evidence (stored token states may be pooled or coded by
         the codec); each query token gets its best document token with the character span in
         the stored text, its cosine and its share of the late score (see
         :mod:`smart_retrievers.explain`). Weights default to the index's.
+
+        An image row (vision encoder) is re-encoded from its stored ``image`` location, or from
+        ``image`` when given (rows added from bytes or in-memory images store none); each match
+        names a patch, and ``Evidence.heatmap_png()`` draws them over the image.
         """
-        from .explain import explain_text
+        from .explain import explain_image, explain_text
 
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
@@ -753,16 +758,18 @@ class SmartIndex:
             if not found:
                 raise KeyError(f"no row with id {doc_id_or_hit!r} in table {self.store.table_name!r}")
             hit = found[0]
+        weights = {
+            "lambda_pool": self.lambda_pool if lambda_pool is None else lambda_pool,
+            "lambda_late": self.lambda_late if lambda_late is None else lambda_late,
+        }
         if hit.modality != "text" or hit.image is not None:
-            raise NotImplementedError(f"row {hit.id!r} is an image: match evidence covers text rows only")
-        return explain_text(
-            self.encoder,
-            query,
-            hit.text,
-            doc_id=hit.id,
-            lambda_pool=self.lambda_pool if lambda_pool is None else lambda_pool,
-            lambda_late=self.lambda_late if lambda_late is None else lambda_late,
-        )
+            source = image if image is not None else hit.image
+            if source is None:
+                raise ValueError(f"row {hit.id!r} is an image stored without a location: pass image= to explain it")
+            return explain_image(self._image_encoder(), query, source, doc_id=hit.id, text=hit.text, **weights)
+        if image is not None:
+            raise ValueError(f"row {hit.id!r} is a text row: image= is for image rows")
+        return explain_text(self.encoder, query, hit.text, doc_id=hit.id, **weights)
 
     def calibrate(
         self,

@@ -610,3 +610,63 @@ def test_example_runs_and_another_process_sees_its_nodes(encoder: SmartEncoder, 
     top = SmartRetriever(reopened, similarity_top_k=1).retrieve("P2 blue circle")[0]
     assert top.node.ref_doc_id == "report-1" and top.node.metadata == {"quarter": 2, "swapped": False}
     assert f"score={top.score:.4f}" in smart.splitlines()[1]
+
+
+# ---- match evidence --------------------------------------------------------------------
+
+
+def test_retriever_evidence_on_nodes_kept_out_of_prompts(filter_index: SmartVectorIndex) -> None:
+    """evidence=True: each node carries its top matched spans, JSON-serialisable, under metadata["smart_evidence"],
+    and neither the embed nor the LLM content shows them (nor the node's other metadata rules change)."""
+    import json
+
+    from llama_index.core.schema import MetadataMode
+
+    query = "which reefs host fish species?"
+    plain = SmartRetriever(filter_index, similarity_top_k=2).retrieve(query)
+    assert all("smart_evidence" not in n.node.metadata for n in plain)  # off by default
+    nodes = filter_index.as_retriever(similarity_top_k=2, evidence=True).retrieve(query)
+    assert [n.node.node_id for n in nodes] == [n.node.node_id for n in plain]  # same ranking, same scores
+    assert [n.score for n in nodes] == pytest.approx([n.score for n in plain])
+    top = nodes[0].node
+    assert top.ref_doc_id == "d3"
+    spans = top.metadata["smart_evidence"]
+    assert json.loads(json.dumps(spans)) == spans and 1 <= len(spans) <= 5
+    # the row holds the node's embed content (metadata first): spans are moved into node.text
+    assert top.text == FILTER_DOCS["d3"][0] != filter_index.smart_index.get([top.node_id])[0].text
+    assert all(top.text[s["start"] : s["end"]] == s["text"] for s in spans if s["start"] is not None)
+    assert {"reefs", "fish", "species"} <= {s["text"] for s in spans if s["start"] is not None}
+    assert spans[0]["share"] >= spans[-1]["share"]
+    for node in (n.node for n in nodes):
+        assert "smart_evidence" in node.excluded_embed_metadata_keys
+        assert "smart_evidence" in node.excluded_llm_metadata_keys
+        for mode in (MetadataMode.LLM, MetadataMode.EMBED):
+            content = node.get_content(metadata_mode=mode)
+            assert "smart_evidence" not in content and "query_tokens" not in content
+            assert "author" in content  # the node's own metadata still shows
+        assert "smart_evidence" in node.get_content(metadata_mode=MetadataMode.ALL)
+    # a query word that matched a metadata value ("author: ann lee") has no span in node.text
+    (node,) = SmartRetriever(filter_index, similarity_top_k=1, evidence=True).retrieve("coral written by ann lee")
+    spans = {s["text"]: s for s in node.node.metadata["smart_evidence"]}
+    assert spans["ann"]["start"] is None and spans["lee"]["end"] is None
+    assert spans["Coral"]["start"] == 0 and spans["Coral"]["end"] == 5
+
+
+def test_retriever_evidence_costs_nothing_when_off(filter_index: SmartVectorIndex, monkeypatch) -> None:
+    import smart_retrievers.explain as explain
+
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        raise AssertionError("evidence computed while off")
+
+    monkeypatch.setattr(explain, "compact_evidence", counted)
+    monkeypatch.setattr(explain, "explain_texts", counted)
+    SmartRetriever(filter_index, similarity_top_k=3).retrieve("glaciers carve valleys")
+    filter_index.as_retriever(similarity_top_k=3).retrieve("glaciers carve valleys")
+    assert calls == []
+    with pytest.raises(AssertionError, match="while off"):  # the same calls, on, do go through it
+        SmartRetriever(filter_index, similarity_top_k=3, evidence=True).retrieve("glaciers carve valleys")
+    with pytest.raises(TypeError, match="evidence must be a bool"):
+        SmartRetriever(filter_index, evidence="yes")

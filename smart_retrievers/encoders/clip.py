@@ -36,7 +36,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenize
 from ..encoding import Encoding
 from . import model_types_of
 from .base import states_to_encodings, tokenizer_limit
-from .vision import VisionEncoder
+from .vision import ImageGrid, VisionEncoder
 
 SUPPORTED_MODEL_TYPES = model_types_of("clip:ClipEncoder")
 
@@ -164,6 +164,35 @@ class ClipEncoder(VisionEncoder):
             if "pixel_attention_mask" in inputs:  # SigLIP 2: padded patches
                 keep &= inputs["pixel_attention_mask"].bool()
         return out.pooler_output, states, keep
+
+    def image_token_grid(self, image: Image.Image) -> ImageGrid:
+        """The patch grid of ``image``'s token states: ``image_size / patch_size`` square, row-major
+        (CLIP's CLS position is not a token state). It covers what the image processor keeps:
+        all of the image when it resizes to a fixed height and width (SigLIP), the center crop
+        after a shortest-edge resize (CLIP), to within a pixel of the processed image."""
+        if self.architecture == "siglip2":
+            raise NotImplementedError("image evidence for SigLIP 2 (variable patch grids) is not implemented")
+        vision = self.model.config.vision_config
+        side = int(vision.image_size) // int(vision.patch_size)
+        processor = self.image_processor
+        size = dict(processor.size) if getattr(processor, "do_resize", True) else {}
+        width, height = image.size
+        if size.get("height") and size.get("width"):
+            new_w, new_h = float(size["width"]), float(size["height"])
+        elif size.get("shortest_edge") and not size.get("longest_edge"):
+            scale = size["shortest_edge"] / min(width, height)
+            new_w, new_h = width * scale, height * scale
+        elif not size:
+            new_w, new_h = float(width), float(height)
+        else:
+            raise NotImplementedError(f"image evidence: unsupported image processor size {size}")
+        box = (0.0, 0.0, 1.0, 1.0)
+        crop = dict(getattr(processor, "crop_size", None) or {})
+        if getattr(processor, "do_center_crop", False) and crop:
+            crop_w, crop_h = crop["width"], crop["height"]
+            left, top = (new_w - crop_w) / 2, (new_h - crop_h) / 2
+            box = (left / new_w, top / new_h, (left + crop_w) / new_w, (top + crop_h) / new_h)
+        return ImageGrid(rows=side, cols=side, box=box, cells=tuple(range(side * side)))
 
     def _text_batch(self, texts: list[str]) -> list[Encoding]:
         pooled, states, keep, truncated = self.text_states(texts)

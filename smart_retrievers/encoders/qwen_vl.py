@@ -35,7 +35,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenize
 from ..encoding import Encoding
 from . import model_types_of
 from .base import resolve_file, states_to_encodings
-from .vision import VisionEncoder
+from .vision import ImageGrid, VisionEncoder
 
 DEFAULT_INSTRUCTION = "Represent the user's input."
 SUPPORTED_MODEL_TYPES = model_types_of("qwen_vl:QwenVLEncoder")
@@ -71,12 +71,14 @@ class PreparedInput:
         keep: per position, whether its final state becomes a token state (image tokens
             and the user's text tokens; not template, instruction or special tokens).
         truncated: whether the user's text was cut to fit ``max_length``.
+        text_span: the character span of the user's text (as kept) in ``prompt``.
     """
 
     prompt: str
     input_ids: list[int]
     keep: list[bool]
     truncated: bool
+    text_span: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -314,7 +316,28 @@ class QwenVLEncoder(VisionEncoder):
             keep.append(
                 token_id == self.image_token_id or ((inside or in_instruction) and token_id not in self._special_ids)
             )
-        return PreparedInput(prompt=string, input_ids=ids, keep=keep, truncated=truncated)
+        return PreparedInput(
+            prompt=string, input_ids=ids, keep=keep, truncated=truncated, text_span=spans.get("text", (0, 0))
+        )
+
+    def image_token_grid(self, image: Image.Image) -> ImageGrid:
+        """The merged-patch grid of ``image``'s token states: the image processor's
+        ``image_grid_thw`` (h, w) divided by ``merge_size``, row-major over the whole (resized)
+        image. Instruction tokens that the token policy keeps map to no cell."""
+        grid = self.image_processor(images=[image], return_tensors="pt")["image_grid_thw"][0].tolist()
+        t, h, w = (int(x) for x in grid)
+        merge = int(self.image_processor.merge_size)
+        if t != 1:
+            raise ValueError(f"an image gave {t} temporal patches; image evidence expects 1")
+        rows, cols = h // merge, w // merge
+        prepared = self.prepare_input(None, rows * cols)
+        punct = set(self._drop_punctuation(torch.tensor(prepared.input_ids)).nonzero().flatten().tolist())
+        cells, n = [], 0
+        for j, (token_id, keep) in enumerate(zip(prepared.input_ids, prepared.keep)):
+            if keep and j not in punct:
+                cells.append(n if token_id == self.image_token_id else None)
+            n += token_id == self.image_token_id
+        return ImageGrid(rows=rows, cols=cols, box=(0.0, 0.0, 1.0, 1.0), cells=tuple(cells))
 
     # ---- encoding ------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,33 @@ from .images import (
     describe_image,
     load_image,
 )
+
+
+@dataclass(frozen=True)
+class ImageGrid:
+    """Where the token states of an image's document encoding lie on the image (match evidence).
+
+    Attributes:
+        rows / cols: the grid of image tokens (CLIP/SigLIP: patches; Qwen-VL: merged patches),
+            numbered row-major: cell ``r * cols + c``.
+        box: ``(x0, y0, x1, y1)``, the part of the image (as the encoder loaded it) that the grid
+            covers, as fractions of its width and height: CLIP's center crop covers less than
+            the whole image, Qwen-VL and SigLIP cover all of it.
+        cells: per token state of the encoding, in order, its cell, or None for a state that is
+            not an image token (an instruction token the token policy keeps).
+    """
+
+    rows: int
+    cols: int
+    box: tuple[float, float, float, float]
+    cells: tuple[int | None, ...]
+
+    def cell_box(self, cell: int) -> tuple[float, float, float, float]:
+        """``(x0, y0, x1, y1)`` of one cell, as fractions of the image's width and height."""
+        x0, y0, x1, y1 = self.box
+        r, c = divmod(cell, self.cols)
+        w, h = (x1 - x0) / self.cols, (y1 - y0) / self.rows
+        return (x0 + c * w, y0 + r * h, x0 + (c + 1) * w, y0 + (r + 1) * h)
 
 
 class VisionEncoder(BaseEncoder):
@@ -79,6 +107,11 @@ class VisionEncoder(BaseEncoder):
     def _image_problem(self, image: Image.Image) -> str | None:
         """Why the model cannot take this loaded image, if it cannot (None: it can)."""
         return None
+
+    def image_token_grid(self, image: Image.Image) -> ImageGrid:
+        """Where each token state of ``image``'s document encoding lies on it (``image`` as
+        :meth:`_load_image` returns it): see :class:`ImageGrid`."""
+        raise NotImplementedError(f"{type(self).__name__} does not map its image tokens to patches")
 
     @property
     def _state_dim(self) -> int:

@@ -44,8 +44,6 @@ if TYPE_CHECKING:  # the index, the encoders and torch are imported when first n
 __all__ = ["IMAGE_KEYS", "SmartReranker", "SmartRetriever", "document_image"]
 
 _SCORE_KEYS = ("smart_score", "pooled_score", "late_score")
-EVIDENCE_SPANS = 5
-"""Matched spans kept in ``metadata["smart_evidence"]`` with ``evidence=True``."""
 IMAGE_KEYS = ("image_path", "image_url")
 """Metadata keys that make a ``Document`` an image document (the first one set wins)."""
 _RELEVANCE_KEYS = ("relevance_score", "pooled_score", "late_score")
@@ -149,8 +147,10 @@ class SmartRetriever(BaseRetriever):
         modality: ``"text"`` or ``"image"`` to return only that kind of document (None: both).
         evidence: add ``metadata["smart_evidence"]`` to text documents: the top matched spans of
             :meth:`SmartIndex.explain <smart_retrievers.index.SmartIndex.explain>` (``text``, ``start``,
-            ``end``, ``share``, ``similarity``, ``query_tokens``), JSON-serialisable. Each hit's text is
-            re-encoded (one extra forward pass per document); off by default.
+            ``end``, ``share``, ``similarity``, ``query_tokens``; at most
+            :data:`~smart_retrievers.explain.EVIDENCE_SPANS`), JSON-serialisable, from
+            :func:`~smart_retrievers.explain.compact_evidence`. The hits' texts are re-encoded (one
+            batched forward pass per search, plus the query); off by default, and free when off.
 
     Example:
         >>> import tempfile
@@ -311,9 +311,11 @@ class SmartRetriever(BaseRetriever):
             hits = self.index.search(query, options=options)
         docs = [_document(hit) for hit in hits]
         if self.evidence and image is None:  # off: no cost at all
-            for doc, hit in zip(docs, hits):
-                if hit.modality == "text" and hit.image is None:
-                    doc.metadata["smart_evidence"] = self.index.explain(query, hit).top_spans(EVIDENCE_SPANS)
+            from ..explain import compact_evidence
+
+            for doc, spans in zip(docs, compact_evidence(self.index, query, hits)):
+                if spans is not None:  # text rows only
+                    doc.metadata["smart_evidence"] = spans
         return docs
 
     def _get_relevant_documents(

@@ -379,6 +379,14 @@ class SmartRetriever(MultiModalRetriever):
         lambda_pool / lambda_late: fusion weights (None: the index's).
         image_similarity_top_k: number of image nodes returned by ``text_to_image_retrieve``
             and ``image_to_image_retrieve`` (None: ``similarity_top_k``).
+        evidence: for a text query, put each text node's top matched spans in
+            ``node.metadata["smart_evidence"]`` (``text``, ``start`` / ``end`` in ``node.text``, or
+            None for a matched metadata value, ``share``, ``similarity``, ``query_tokens``;
+            JSON-serialisable, from :func:`~smart_retrievers.explain.compact_evidence`, against
+            ``query_str``), and list the
+            key in the node's ``excluded_embed_metadata_keys`` and ``excluded_llm_metadata_keys`` so
+            it never reaches a prompt. The hits' texts are re-encoded (one batched forward pass
+            per search, plus the query); off by default, and free when off.
         callback_manager / verbose: as for any ``BaseRetriever``.
 
     Example:
@@ -417,10 +425,14 @@ class SmartRetriever(MultiModalRetriever):
         lambda_pool: float | None = None,
         lambda_late: float | None = None,
         image_similarity_top_k: int | None = None,
+        evidence: bool = False,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
     ) -> None:
         self._index = _smart_index(index)
+        if not isinstance(evidence, bool):
+            raise TypeError(f"evidence must be a bool, got {type(evidence).__name__}")
+        self._evidence = evidence
         parts = [
             f
             for f in (
@@ -460,14 +472,22 @@ class SmartRetriever(MultiModalRetriever):
         options = self._index.resolve(self._options, k=k, modality=modality)
         hits = self._index.search_encoded(self._encode(query_bundle), options=options)
         has_late = options.mode != "pooled" and options.lambda_late != 0
+        nodes = [_hit_node(hit) for hit in hits]
+        if self._evidence and not query_bundle.image_path:  # off: no cost at all
+            from ..explain import compact_evidence
+
+            query = query_bundle.query_str if query_bundle.query_str.strip() else "\n".join(query_bundle.embedding_strs)
+            for node, hit, spans in zip(nodes, hits, compact_evidence(self._index, query, hits)):
+                if spans is not None:  # text rows only
+                    _add_evidence(node, spans, hit.text)
         return [
             SmartNodeWithScore(
-                node=_hit_node(hit),
+                node=node,
                 score=hit.score,
                 pooled_score=hit.pooled_score,
                 late_score=hit.late_score if has_late else None,
             )
-            for hit in hits
+            for node, hit in zip(nodes, hits)
         ]
 
     def _encode(self, query_bundle: QueryBundle) -> Encoding:
@@ -529,6 +549,30 @@ class SmartRetriever(MultiModalRetriever):
 
     async def _aimage_to_image_retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return await asyncio.to_thread(self._image_to_image_retrieve, query_bundle)
+
+
+EVIDENCE_KEY = "smart_evidence"
+"""Node metadata key of ``SmartRetriever(evidence=True)``'s match evidence (kept out of embed and LLM content)."""
+
+
+def _add_evidence(node: TextNode, spans: list[dict[str, Any]], encoded: str) -> None:
+    """Put the evidence on the node, excluded from what LlamaIndex embeds and sends to the LLM.
+
+    Spans come in the row's text (``encoded``: a SmartVectorIndex row holds the node's embed
+    content, its metadata around its text); they are moved to ``node.text``. A span outside it
+    (a metadata value that matched) keeps its ``text`` with ``start`` / ``end`` None.
+    """
+    offset = encoded.find(node.text)
+    for span in spans:
+        if span["start"] is None:
+            continue
+        start, end = span["start"] - offset, span["end"] - offset
+        inside = offset >= 0 and 0 <= start and end <= len(node.text)
+        span["start"], span["end"] = (start, end) if inside else (None, None)
+    node.metadata[EVIDENCE_KEY] = spans
+    for keys in (node.excluded_embed_metadata_keys, node.excluded_llm_metadata_keys):
+        if EVIDENCE_KEY not in keys:
+            keys.append(EVIDENCE_KEY)
 
 
 def _top_k(name: str, value: Any) -> int:
