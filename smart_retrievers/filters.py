@@ -53,7 +53,7 @@ import math
 import re
 import reprlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -82,6 +82,25 @@ FIELD_ALIASES = {"doc_id": "ref_id", "ref_doc_id": "ref_id", "document_id": "ref
 """LlamaIndex names of the ``ref_id`` / ``id`` columns, used when the table has no metadata field of that name."""
 RESERVED_FIELDS = frozenset({"_llama_index"})
 """Internal metadata keys (LlamaIndex node data): never a user field, never filtered on."""
+
+
+@dataclass(frozen=True)
+class SqlTarget:
+    """Where a table keeps what filters read.
+
+    ``metadata``: the metadata column; ``struct`` False means LanceDB JSON (a SMART table),
+    True an Arrow struct with one child per field (the layout of LanceDB's LlamaIndex and
+    LangChain stores). ``columns``: the physical column of ``id`` and ``ref_id`` (None: the
+    table has none, so every row misses it).
+    """
+
+    metadata: str = "metadata"
+    struct: bool = False
+    columns: Mapping[str, str | None] = field(default_factory=lambda: {c: c for c in COLUMNS})
+
+
+DEFAULT_TARGET = SqlTarget()
+"""A SMART table: JSON ``metadata``, ``id`` and ``ref_id`` columns."""
 
 _FIELD_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 _COMPARISONS = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
@@ -198,31 +217,31 @@ def _parse_condition(field: str, op: Any, value: Any) -> Condition:
     return Condition(field, op[1:], value)
 
 
-def to_sql(filter: Filter | None, field_types: FieldTypes) -> str | None:
+def to_sql(filter: Filter | None, field_types: FieldTypes, target: SqlTarget = DEFAULT_TARGET) -> str | None:
     """Render ``filter`` as a LanceDB SQL predicate (``None`` for no filter).
 
     ``field_types`` maps each known metadata field to ``"int"``, ``"float"``,
     ``"str"``, ``"bool"`` or ``"list"``; it picks the JSON accessor. Unknown
     fields, operators not valid for a field's type and values that do not fit
     it raise ``ValueError``. Every value is validated and quoted, never
-    concatenated raw.
+    concatenated raw. ``target`` says how the table stores metadata and ids.
     """
-    return None if filter is None else _render(filter, field_types, 0)
+    return None if filter is None else _render(filter, field_types, target, 0)
 
 
-def _render(node: Filter, field_types: FieldTypes, depth: int) -> str:
+def _render(node: Filter, field_types: FieldTypes, target: SqlTarget, depth: int) -> str:
     _check_depth(depth)
     if isinstance(node, Condition):
-        return _render_condition(node, field_types)
+        return _render_condition(node, field_types, target)
     if isinstance(node, (And, Or)):
         if not node.children:
             return "TRUE" if isinstance(node, And) else "FALSE"
-        parts = [_render(child, field_types, depth + 1) for child in node.children]
+        parts = [_render(child, field_types, target, depth + 1) for child in node.children]
         joiner = " AND " if isinstance(node, And) else " OR "
         return parts[0] if len(parts) == 1 else joiner.join(f"({part})" for part in parts)
     if isinstance(node, Not):
         # COALESCE turns SQL NULL ("unknown") into "not matched", making NOT a true complement.
-        return f"NOT COALESCE(({_render(node.child, field_types, depth + 1)}), FALSE)"
+        return f"NOT COALESCE(({_render(node.child, field_types, target, depth + 1)}), FALSE)"
     raise TypeError(f"Not a filter: {reprlib.repr(node)}")
 
 
@@ -265,19 +284,21 @@ def _render_missing(cond: Condition) -> str:
     return "TRUE" if _MATCH_MISSING.get(cond.op) else "FALSE"
 
 
-def _column(field: str) -> str:
-    return FIELD_ALIASES.get(field, field)
-
-
-def _render_condition(cond: Condition, field_types: FieldTypes) -> str:
+def _render_condition(cond: Condition, field_types: FieldTypes, target: SqlTarget) -> str:
     kind = _field_type(cond.field, field_types)
     _check_value(cond)
-    if kind is None:
+    is_column = cond.field in COLUMNS or (cond.field in FIELD_ALIASES and cond.field not in field_types)
+    column = target.columns.get(FIELD_ALIASES.get(cond.field, cond.field)) if is_column else None
+    if kind is None or (is_column and column is None):
         return _render_missing(cond)
     if kind == "list":
-        return _render_list(cond)
-    is_column = cond.field in COLUMNS or (cond.field in FIELD_ALIASES and cond.field not in field_types)
-    expr = _column(cond.field) if is_column else f"{_GETTERS[kind]}(metadata, {_quote(cond.field)})"
+        return _render_list(cond, target)
+    if is_column:
+        expr = column
+    elif target.struct:
+        expr = f"{target.metadata}[{_quote(cond.field)}]"
+    else:
+        expr = f"{_GETTERS[kind]}({target.metadata}, {_quote(cond.field)})"
     op, value = cond.op, cond.value
     if op == "is_empty":
         empty = value is not False
@@ -309,23 +330,35 @@ def _render_condition(cond: Condition, field_types: FieldTypes) -> str:
     return f"({expr} IS NULL OR {expr} NOT IN ({items}))" if items else "TRUE"
 
 
-def _render_list(cond: Condition) -> str:
-    path = _quote(f'$["{cond.field}"]')
+def _render_list(cond: Condition, target: SqlTarget) -> str:
+    if target.struct:  # a typed Arrow list: compared by value
+        column = f"{target.metadata}[{_quote(cond.field)}]"
+        length = f"array_length({column})"
+
+        def member_of(value: Any) -> str:
+            return f"array_has({column}, {_literal(value, 'list', cond.field)})"
+    else:  # JSON: compared by JSON text
+        path = _quote(f'$["{cond.field}"]')
+        length = f"json_array_length({target.metadata}, {path})"
+
+        def member_of(value: Any) -> str:
+            return f"json_array_contains({target.metadata}, {path}, {_literal(value, 'list', cond.field)})"
+
     op = cond.op
     if op == "is_empty":
-        return f"COALESCE(json_array_length(metadata, {path}), 0) {'<>' if cond.value is False else '='} 0"
+        return f"COALESCE({length}, 0) {'<>' if cond.value is False else '='} 0"
     if op == "exists":
-        return f"json_array_length(metadata, {path}) IS {'NOT ' if cond.value is not False else ''}NULL"
+        return f"{length} IS {'NOT ' if cond.value is not False else ''}NULL"
     if op in ("eq", "contains", "ne"):
-        member = f"json_array_contains(metadata, {path}, {_literal(cond.value, 'list', cond.field)})"
-        return f"NOT {member}" if op == "ne" else member
+        member = member_of(cond.value)
+        return f"NOT COALESCE({member}, FALSE)" if op == "ne" else member
     if op not in ("in", "nin"):
         raise ValueError(f"${op} is not supported on list field {cond.field!r}")
-    members = [f"json_array_contains(metadata, {path}, {_literal(v, 'list', cond.field)})" for v in _values(cond)]
+    members = [member_of(v) for v in _values(cond)]
     if not members:
         return "FALSE" if op == "in" else "TRUE"
     any_member = members[0] if len(members) == 1 else "(" + " OR ".join(members) + ")"
-    return any_member if op == "in" else f"NOT {any_member}"
+    return any_member if op == "in" else f"NOT COALESCE({any_member}, FALSE)"
 
 
 def _values(cond: Condition) -> list[Any]:

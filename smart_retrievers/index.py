@@ -45,6 +45,7 @@ from .store import (
     tokens_to_arrow,
     vectors_block,
 )
+from .upgrade import upgrade_table
 from .validation import aligned, check_metadata, check_text, id_list
 
 logger = logging.getLogger(__name__)
@@ -183,6 +184,43 @@ class SmartIndex:
         self.ann_min_rows = ann_min_rows
         self.ann_index_type = ann_index_type
         self.token_fetch: TokenFetch = DEFAULT_TOKEN_FETCH
+
+    @classmethod
+    def upgrade(
+        cls,
+        uri: str,
+        table: str,
+        *,
+        encoder: Encoder | str | Path | None = None,
+        text_column: str = "text",
+        vector_column: str = "vector",
+        id_column: str = "id",
+        storage_options: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> SmartIndex:
+        """Upgrade an existing single-vector LanceDB table to SMART in place, and open it.
+
+        The table (written by LanceDB's LlamaIndex or LangChain store, or plain LanceDB
+        code) gains ``tokens`` / ``n_tokens`` columns; its rows stay, and its own store keeps
+        reading and writing it. Rows that store writes later are searched with their pooled
+        vector as their one token until ``upgrade`` runs again. ``options`` are
+        :func:`smart_retrievers.upgrade.upgrade_table`'s (``metadata_column``,
+        ``reencode_vectors``, ``compression``, ``batch_size``...), which also returns a report
+        of what was done. The returned index searches the table; writes go through the
+        user's store (``add`` raises :class:`~smart_retrievers.store.UpgradedTableError`).
+        """
+        encoder = as_encoder(encoder)
+        upgrade_table(
+            uri,
+            table,
+            encoder,
+            text_column=text_column,
+            vector_column=vector_column,
+            id_column=id_column,
+            storage_options=storage_options,
+            **options,
+        )
+        return cls(uri, encoder=encoder, table=table, storage_options=storage_options)
 
     # ---- writes --------------------------------------------------------
 
@@ -636,8 +674,8 @@ class SmartIndex:
         if self.store.table is None:  # nothing written yet: no fields to filter on, no hits
             return []
         where_sql = self.store.where_sql(opts.where)
-        if opts.modality is not None:  # a validated literal, safe to render
-            modality_sql = f"modality = '{opts.modality}'"
+        modality_sql = None if opts.modality is None else self.store.modality_sql(opts.modality)
+        if modality_sql is not None:
             where_sql = f"({where_sql}) AND {modality_sql}" if where_sql else modality_sql
         if opts.mode == "exhaustive":
             return self._search_exhaustive(query, where_sql, opts)

@@ -30,7 +30,8 @@ from tqdm.auto import tqdm
 
 from .codec import DEFAULT_COMPRESSION, TokenCodec, parse_preset
 from .encoding import Encoding
-from .filters import parse_filter, to_sql
+from .filters import SqlTarget, parse_filter, to_sql
+from .layout import LAYOUT_KEY, NATIVE, TableLayout, physical_columns, struct_field_types, to_logical
 from .options import DEFAULT_READ_CONSISTENCY
 from .progress import progress_on
 from .scoring import PackedTokens
@@ -54,6 +55,10 @@ class FingerprintMismatchError(ValueError):
 
 class DuplicateIdError(ValueError):
     """An append (``upsert=False``) met an id the table already holds."""
+
+
+class UpgradedTableError(ValueError):
+    """A write that only a table written by smart-retrievers takes, asked of a table upgraded in place."""
 
 
 @dataclass
@@ -464,6 +469,7 @@ class SmartStore:
             **connect_kwargs,
         )
         self._table = None
+        self.layout: TableLayout = NATIVE
         self.codec: TokenCodec | None = None
         self.compression = compression or DEFAULT_COMPRESSION
         self._requested = compression
@@ -477,7 +483,15 @@ class SmartStore:
     def _adopt(self, table: Any) -> None:
         """Use ``table`` (opened, or created first by another writer) with its own codec."""
         self._check_fingerprint(table)
-        raw = (table.schema.metadata or {}).get(CODEC_KEY.encode())
+        schema_metadata = table.schema.metadata or {}
+        raw_layout = schema_metadata.get(LAYOUT_KEY.encode())
+        layout = TableLayout.from_json(raw_layout) if raw_layout else NATIVE
+        if not layout.native and "tokens" not in table.schema.names:
+            raise ValueError(
+                f"table {self.table_name!r} at {self.uri} is being upgraded to SMART and has no token states yet; "
+                "run upgrade() (smart-retrievers upgrade) again to finish it"
+            )
+        raw = schema_metadata.get(CODEC_KEY.encode())
         codec = TokenCodec.from_json(raw) if raw else None
         stored = codec.preset if codec else "none"
         if self._requested is not None and self._requested != stored:
@@ -485,7 +499,7 @@ class SmartStore:
                 f"table {self.table_name!r} at {self.uri} stores tokens with compression {stored!r}, not {self._requested!r}; "
                 f"open it without compression= (or with {stored!r}), or convert it with recompress()"
             )
-        self._table, self.codec, self.compression = table, codec, stored
+        self._table, self.codec, self.compression, self.layout = table, codec, stored, layout
 
     @property
     def needs_codec(self) -> bool:
@@ -550,6 +564,11 @@ class SmartStore:
         """Known metadata fields and their JSON types."""
         if self.table is None:
             return {}
+        if not self.layout.native:
+            if self.layout.metadata is None:
+                return {}
+            kind = self._table.schema.field(self.layout.metadata).type
+            return struct_field_types(kind, self.layout.hidden_keys)
         meta = self._table.schema.field("metadata").metadata or {}
         raw = meta.get(FIELDS_KEY.encode())
         return json.loads(raw) if raw else {}
@@ -559,7 +578,7 @@ class SmartStore:
         """The ``(lambda_pool, lambda_late)`` saved with the table (:meth:`set_fusion_weights`), or None."""
         if self.table is None:
             return None
-        raw = (self._table.schema.field("vector").metadata or {}).get(WEIGHTS_KEY.encode())
+        raw = (self._table.schema.field(self.layout.vector).metadata or {}).get(WEIGHTS_KEY.encode())
         if not raw:
             return None
         saved = json.loads(raw)
@@ -573,7 +592,7 @@ class SmartStore:
         if self.table is None:
             raise ValueError(f"table {self.table_name!r} does not exist yet: write rows before saving weights")
         value = {"lambda_pool": float(lambda_pool), "lambda_late": float(lambda_late), **info}
-        self._table.update_field_metadata({"path": "vector", "metadata": {WEIGHTS_KEY: json.dumps(value)}})
+        self._table.update_field_metadata({"path": self.layout.vector, "metadata": {WEIGHTS_KEY: json.dumps(value)}})
 
     @property
     def table(self):
@@ -644,6 +663,7 @@ class SmartStore:
                 cost of a merge; a new or empty table is always appended to.
         """
         self._open_existing()
+        self._require_native("add rows to")
         types = merge_field_types(self.field_types, metadatas or [])
         batches = iter(batches)
         first = next(batches, None)  # may fit the codec (see SmartIndex), so before the schema
@@ -693,6 +713,14 @@ class SmartStore:
     def upsert(self, records: Sequence[Record]) -> None:
         """Insert or replace these rows by id, in one commit (:meth:`write` of one batch)."""
         self.write([records], [r.metadata for r in records])
+
+    def _require_native(self, action: str) -> None:
+        if not self.layout.native:
+            raise UpgradedTableError(
+                f"cannot {action} table {self.table_name!r}: it was upgraded in place from a {self.layout.owner} "
+                "single-vector table, whose rows its own store writes. Write through that store, then run "
+                "upgrade() (smart-retrievers upgrade) again: it gives the new rows their token states"
+            )
 
     def _check_new(self, ids: Sequence[str]) -> None:
         sql = to_sql(parse_filter({"id": {"$in": list(ids)}}), {})
@@ -749,6 +777,7 @@ class SmartStore:
         if self._table is None:  # nothing stored: the next first write fits the codec of the same preset
             self.fingerprint, self.codec = dict(fingerprint), codec
             return 0
+        self._require_native("rewrite the token states of")
         snapshot = self.db.open_table(self.table_name)
         snapshot.checkout(self._table.version)  # the version we start from, whatever commits meanwhile
         n_rows = snapshot.count_rows()
@@ -820,9 +849,15 @@ class SmartStore:
         """
         clauses = []
         if ids is not None:
-            clauses.append(to_sql(parse_filter({"id": {"$in": id_list(ids, "ids")}}), self.field_types))
+            clauses.append(
+                to_sql(parse_filter({"id": {"$in": id_list(ids, "ids")}}), self.field_types, self.sql_target)
+            )
         if ref_ids is not None:
-            clauses.append(to_sql(parse_filter({"ref_id": {"$in": id_list(ref_ids, "ref_ids")}}), self.field_types))
+            clauses.append(
+                to_sql(
+                    parse_filter({"ref_id": {"$in": id_list(ref_ids, "ref_ids")}}), self.field_types, self.sql_target
+                )
+            )
         if where is not None:
             sql = self.where_sql(where)
             if sql is not None:  # {} is "no filter", not a condition
@@ -845,9 +880,25 @@ class SmartStore:
 
     # ---- reads ---------------------------------------------------------
 
+    @property
+    def sql_target(self) -> SqlTarget:
+        """How filters reach this table's metadata and id columns."""
+        layout = self.layout
+        return SqlTarget(
+            metadata=layout.metadata or "metadata",
+            struct=layout.metadata_struct,
+            columns={"id": layout.id, "ref_id": layout.ref_id},
+        )
+
     def where_sql(self, where: Any) -> str | None:
         """Render a filter dict / Filter to SQL against this table's metadata fields."""
-        return to_sql(parse_filter(where), self.field_types)
+        return to_sql(parse_filter(where), self.field_types, self.sql_target)
+
+    def modality_sql(self, modality: str) -> str | None:
+        """The condition selecting rows of ``modality`` ("text" / "image"; None: every row is of it)."""
+        if self.layout.modality is None:  # an upgraded table: text rows only
+            return None if modality == "text" else "FALSE"
+        return f"{self.layout.modality} = '{'image' if modality == 'image' else 'text'}'"
 
     def count(self, where: Any = None) -> int:
         """Number of rows, optionally matching a filter."""
@@ -860,8 +911,9 @@ class SmartStore:
         ids = id_list(ids, "ids")
         if self.table is None or not ids:
             return self._empty(columns)
-        sql = to_sql(parse_filter({"id": {"$in": list(ids)}}), self.field_types)
-        found = self._table.search().where(sql).select(list(columns)).limit(len(ids)).to_arrow()
+        sql = to_sql(parse_filter({"id": {"$in": list(ids)}}), self.field_types, self.sql_target)
+        query = self._table.search().where(sql).select(self._physical(columns)).limit(len(ids))
+        found = self._logical(query.to_arrow(), columns)
         position = {row_id: i for i, row_id in enumerate(found.column("id").to_pylist())}
         order = [position[i] for i in ids if i in position]
         return found.take(pa.array(order, pa.int64()))
@@ -888,9 +940,9 @@ class SmartStore:
         :data:`DEFAULT_REFINE_FACTOR`, :data:`DEFAULT_EF`); without an index they change nothing.
         ``flat`` bypasses the index: an exact search over every (matching) row.
         """
-        query = self._table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector").distance_type(
-            "cosine"
-        )
+        query = self._table.search(
+            np.asarray(vector, dtype=np.float32), vector_column_name=self.layout.vector
+        ).distance_type("cosine")
         if where:
             query = query.where(where, prefilter=True)
         nprobes = DEFAULT_NPROBES if nprobes is None else nprobes
@@ -906,7 +958,7 @@ class SmartStore:
             query = query.with_row_id(True)
         if flat:
             query = query.bypass_vector_index()
-        return query.select([*columns, "_distance"]).limit(k)
+        return query.select([*self._physical(columns), "_distance"]).limit(k)
 
     def search_pooled(
         self, vector: np.ndarray, k: int, *, columns: Sequence[str] = META_COLUMNS, **query_options: Any
@@ -918,16 +970,17 @@ class SmartStore:
         """
         if self.table is None:
             return self._empty(columns)
-        return self.pooled_query(vector, k, columns=columns, **query_options).to_arrow().drop_columns(["_distance"])
+        found = self.pooled_query(vector, k, columns=columns, **query_options).to_arrow()
+        return self._logical(found, columns, extra=["_rowid"] if "_rowid" in found.column_names else [])
 
     def take_rows(self, row_ids: Sequence[int], columns: Sequence[str]) -> pa.Table:
         """The ``columns`` of the rows with these LanceDB ``_rowid`` values, in the order given."""
         if self.table is None or not len(row_ids):
             return self._empty(columns)
         ids = [int(r) for r in row_ids]
-        found = self._table.take_row_ids(ids).with_row_id().select(list(columns)).to_arrow()
+        found = self._table.take_row_ids(ids).with_row_id().select(self._physical(columns)).to_arrow()
         position = {r: i for i, r in enumerate(found.column("_rowid").to_pylist())}
-        return found.take(pa.array([position[r] for r in ids], pa.int64())).select(list(columns))
+        return self._logical(found.take(pa.array([position[r] for r in ids], pa.int64())), columns)
 
     # ---- upkeep: compaction, old versions, the pooled ANN index ----------
 
@@ -935,7 +988,7 @@ class SmartStore:
         """The LanceDB index config on ``vector`` (name, type, indexed / unindexed rows), or None."""
         if self.table is None:
             return None
-        return next((i for i in self._table.list_indices() if list(i.columns) == ["vector"]), None)
+        return next((i for i in self._table.list_indices() if list(i.columns) == [self.layout.vector]), None)
 
     def optimize(
         self,
@@ -991,7 +1044,7 @@ class SmartStore:
             # trained after compaction, so that no compaction has to remap (and copy) it right away
             index_start = time.perf_counter()
             config = _ann_config(index_type, num_partitions)
-            self._table.create_index("vector", config=config, replace=True)
+            self._table.create_index(self.layout.vector, config=config, replace=True)
             report.index_built = True
             report.index_seconds = time.perf_counter() - index_start
         if cleanup_older_than is not None and (existing is not None or report.index_built):
@@ -1020,10 +1073,48 @@ class SmartStore:
         """Stream every (matching) row in record batches."""
         if self.table is None:
             return
-        query = self._table.search().select(list(columns)).limit(None)
+        query = self._table.search().select(self._physical(columns)).limit(None)
         if where:
             query = query.where(where)
-        yield from query.to_batches(batch_size)
+        for batch in query.to_batches(batch_size):
+            if self.layout.native and "tokens" not in columns:
+                yield batch
+            else:
+                yield from self._logical(pa.Table.from_batches([batch]), columns).to_batches()
+
+    def _physical(self, columns: Sequence[str]) -> list[str]:
+        """The table columns that hold the logical ``columns`` (and ``vector`` for rows without tokens)."""
+        wanted = [*columns, self.layout.vector] if "tokens" in columns else list(columns)
+        return physical_columns(self.layout, wanted)
+
+    def _logical(self, found: pa.Table, columns: Sequence[str], *, extra: Sequence[str] = ()) -> pa.Table:
+        """Rows read with :meth:`_physical` columns as the logical ``columns`` (then ``extra``)."""
+        if "tokens" in columns and found.column("tokens").null_count:
+            found = found.set_column(found.schema.get_field_index("tokens"), "tokens", self._pooled_as_tokens(found))
+        if self.layout.native:
+            return found.select([*columns, *extra])
+        return to_logical(found, self.layout, columns, extra=extra)
+
+    def _pooled_as_tokens(self, found: pa.Table) -> pa.Array:
+        """``tokens`` where each row without token states (written since an upgrade) has its pooled vector.
+
+        The method's rule for an input with no token: its pooled vector is its one token.
+        Run the upgrade again to give such rows their real token states.
+        """
+        tokens = found.column("tokens").combine_chunks()
+        missing = np.flatnonzero(tokens.is_null().to_numpy(zero_copy_only=False))
+        vectors = vectors_block(found.column(self.layout.vector)).numpy()[missing]
+        token_dim = self.fingerprint.get("token_dim", self.fingerprint["dim"])
+        if token_dim != vectors.shape[1]:
+            raise ValueError(
+                f"{len(missing)} rows have no token states and their pooled vectors ({vectors.shape[1]}-d) "
+                f"cannot stand in for {token_dim}-d tokens; run upgrade() again to give them token states"
+            )
+        norms = np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        filled = tokens_to_arrow([v[None, :] for v in vectors / norms], token_dim, self.codec).cast(tokens.type)
+        index = np.arange(len(tokens))
+        index[missing] = len(tokens) + np.arange(len(missing))
+        return pa.concat_arrays([tokens, filled]).take(pa.array(index))
 
     def _empty(self, columns: Sequence[str]) -> pa.Table:
         schema = self._schema()

@@ -2,11 +2,12 @@
 
 Bottom to top:
 
-* L0 ``encoding``, ``filters``, ``options``, ``codec``, ``scoring``, ``progress``, ``validation`` (and ``_version``): import
+* L0 ``encoding``, ``filters``, ``options``, ``codec``, ``scoring``, ``progress``, ``validation``, ``cache``
+  (and ``_version``): import
   nothing from the package (``scoring`` names ``codec`` under ``TYPE_CHECKING`` only);
-* L1 ``encoders``, ``adapter``, ``store``: ``encoders`` may use ``adapter``;
-* L2 ``evaluation``, ``training``, ``explain``, ``index``: ``training`` may use ``evaluation``, ``index`` may use
-  ``evaluation`` and ``explain``, never the reverse;
+* L1 ``encoders``, ``adapter``, ``layout``, ``store``: ``encoders`` may use ``adapter``, ``store`` may use ``layout``;
+* L2 ``evaluation``, ``training``, ``explain``, ``upgrade``, ``index``: ``training`` may use ``evaluation``, ``index``
+  may use ``evaluation``, ``explain`` and ``upgrade``, never the reverse;
 * L3 ``rerank``, ``distributed``;
 * L4 ``integrations``, ``langchain``, ``llama_index``, ``lancedb``, ``cli``, ``demo``; the package root is above all.
 
@@ -36,6 +37,8 @@ LAYERS: dict[str, int] = {
     "scoring": 0,
     "progress": 0,
     "validation": 0,
+    "cache": 0,
+    "layout": 1,
     "encoders": 1,
     "adapter": 1,
     "store": 1,
@@ -43,6 +46,7 @@ LAYERS: dict[str, int] = {
     "training": 2,
     "index": 2,
     "explain": 2,
+    "upgrade": 2,
     "rerank": 3,
     "distributed": 3,
     "integrations": 4,
@@ -56,8 +60,9 @@ LAYERS: dict[str, int] = {
 
 SAME_LAYER: dict[str, set[str]] = {
     "encoders": {"adapter"},
+    "store": {"layout"},
     "training": {"evaluation"},
-    "index": {"evaluation", "explain"},  # SmartIndex.calibrate / .explain delegate there; neither imports index
+    "index": {"evaluation", "explain", "upgrade"},  # SmartIndex.calibrate / .explain / .upgrade delegate there
     "langchain": {"integrations"},
     "llama_index": {"integrations"},
     "lancedb": {"integrations"},

@@ -95,3 +95,28 @@ def test_optimize_and_a_second_handle_on_s3(s3):
     assert report.index_built and report.indexed_rows == 300
     assert reader.count() == 300  # opened before the table existed, sees it now
     assert reader.search("text 123", k=1, mode="pooled")[0].id == "123"
+
+
+def test_upgrades_a_single_vector_table_on_s3_in_place(s3, tmp_path):
+    import lancedb
+    import numpy as np
+    import pyarrow as pa
+
+    from smart_retrievers.upgrade import upgrade_table
+
+    uri, encoder = f"s3://{BUCKET}/upgrade", HashEncoder()
+    pooled = np.stack([e.pooled for e in encoder.encode_documents(TEXTS)]).astype(np.float32)
+    data = pa.table(
+        {
+            "id": list("abcde"),
+            "text": TEXTS,
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(pooled.reshape(-1)), pooled.shape[1]),
+        }
+    )
+    lancedb.connect(uri, storage_options=s3).create_table("plain", data)
+    report = upgrade_table(uri, "plain", encoder, storage_options=s3, checkpoint_dir=tmp_path, batch_size=2)
+    assert (report.rows, report.backfilled) == (5, 5)
+    index = SmartIndex(uri, encoder=encoder, table="plain", storage_options=s3)
+    assert index.search(TEXTS[3], k=1)[0].id == "d"
+    user = lancedb.connect(uri, storage_options=s3).open_table("plain").to_arrow().select(["id", "text", "vector"])
+    assert user.equals(data)

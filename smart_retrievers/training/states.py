@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..cache import default_cache_dir
 from ..scoring import PackedTokens
 
 __all__ = ["TokenStates", "default_cache_dir", "encode_states"]
@@ -90,13 +91,6 @@ class TokenStates:
                 values=np.load(folder / "tokens.npy", mmap_mode="r"), offsets=np.load(folder / "offsets.npy")
             ),
         )
-
-
-def default_cache_dir() -> Path:
-    """``$SMART_RETRIEVERS_CACHE``, else ``$XDG_CACHE_HOME/smart-retrievers``, else ``~/.cache/smart-retrievers``."""
-    if os.environ.get("SMART_RETRIEVERS_CACHE"):
-        return Path(os.environ["SMART_RETRIEVERS_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "smart-retrievers"
 
 
 def encode_states(
