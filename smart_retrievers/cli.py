@@ -271,6 +271,34 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    from .upgrade import upgrade_table
+
+    if "://" not in args.db and not Path(args.db).exists():
+        raise SystemExit(f"no LanceDB database at {args.db}")
+    report = upgrade_table(
+        args.db,
+        args.table,
+        _encoder(args),
+        text_column=args.text_column,
+        vector_column=args.vector_column,
+        id_column=args.id_column,
+        metadata_column=None if args.no_metadata else args.metadata_column,
+        ref_id_column=args.ref_id_column,
+        compression=args.compression,
+        reencode_vectors=args.reencode_vectors,
+        batch_size=args.batch_size,
+        show_progress=True,
+    )
+    checked = "" if report.min_cosine is None else f"; vectors checked (lowest cosine {report.min_cosine:.4f})"
+    print(
+        f"upgraded table {args.table!r} at {args.db}: {report.rows} rows, {report.backfilled} backfilled, "
+        f"{report.caught_up} caught up, pooled vectors from {report.vector_column!r}{checked}; "
+        f"{report.bytes_per_row:,.0f} bytes added per row; {report.seconds:.1f}s"
+    )
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import compare, encode_corpus, load_beir
 
@@ -570,6 +598,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild-index", action="store_true", help="retrain the ANN index even if one exists")
     _common(p)
     p.set_defaults(func=cmd_optimize)
+
+    p = sub.add_parser(
+        "upgrade",
+        help="give an existing single-vector LanceDB table (LlamaIndex / LangChain / plain) SMART token states, in place",
+    )
+    p.add_argument("--db", required=True, help="the LanceDB database (a directory, or s3:// ...)")
+    p.add_argument("--table", required=True)
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--vector-column", default="vector")
+    p.add_argument("--id-column", default="id")
+    p.add_argument("--metadata-column", default="metadata", help="a struct column of filterable metadata")
+    p.add_argument("--no-metadata", action="store_true", help="upgrade without filterable metadata")
+    p.add_argument("--ref-id-column", help="the source-document id column (default: LlamaIndex's doc_id if set)")
+    p.add_argument(
+        "--compression", help=f"token codec ('none': float16; default: {DEFAULT_COMPRESSION}); a resumed upgrade keeps its own"
+    )
+    p.add_argument(
+        "--reencode-vectors",
+        action="store_true",
+        help="if the table's vectors are another model's, add this model's own smart_vector column instead of refusing",
+    )
+    _common(p)
+    p.set_defaults(func=cmd_upgrade)
 
     p = sub.add_parser(
         "eval", help="single-vector vs SMART on a BEIR-layout dataset (corpus rows may carry an `image`)"
