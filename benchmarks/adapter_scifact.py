@@ -34,7 +34,7 @@ import torch
 
 from smart_retrievers import SmartEncoder, __version__
 from smart_retrievers.adapter import SmartAdapter
-from smart_retrievers.evaluation import evaluate_ranking, load_beir
+from smart_retrievers.evaluation import BeirDataset, evaluate_ranking, load_beir
 from smart_retrievers.training import (
     TokenStates,
     TrainConfig,
@@ -53,6 +53,22 @@ def _evaluate(
     """(single-vector metrics, SMART metrics) on the test queries."""
     single, smart = smart_rankings(queries, docs, adapter, candidates=candidates)
     return evaluate_ranking(single, qrels), evaluate_ranking(smart, qrels)
+
+
+def load_states(
+    encoder: SmartEncoder, data: str | Path, cache_dir: str | None = None
+) -> tuple[BeirDataset, BeirDataset, TokenStates, TokenStates, TokenStates]:
+    """(train split, test split, doc states, train query states, test query states), encoded once and cached."""
+    train = load_training_data(data, "train")
+    test = load_beir(data, "test")
+
+    def states(ids: list[str], texts: list[str], kind: str) -> TokenStates:
+        return encode_states(encoder, ids, texts, kind=kind, cache_dir=cache_dir)
+
+    docs = states(list(train.corpus), [train.doc_text(d) for d in train.corpus], "document")
+    train_q = states(list(train.queries), list(train.queries.values()), "query")
+    test_q = states(list(test.queries), list(test.queries.values()), "query")
+    return train, test, docs, train_q, test_q
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,19 +94,8 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     encoder = SmartEncoder.default()
-    train = load_training_data(args.data, "train")
-    test = load_beir(args.data, "test")
-    doc_ids = list(train.corpus)
     t0 = time.perf_counter()
-    docs = encode_states(
-        encoder, doc_ids, [train.doc_text(d) for d in doc_ids], kind="document", cache_dir=args.cache_dir
-    )
-    train_q = encode_states(
-        encoder, list(train.queries), list(train.queries.values()), kind="query", cache_dir=args.cache_dir
-    )
-    test_q = encode_states(
-        encoder, list(test.queries), list(test.queries.values()), kind="query", cache_dir=args.cache_dir
-    )
+    train, test, docs, train_q, test_q = load_states(encoder, args.data, args.cache_dir)
     encode_s = time.perf_counter() - t0
     tokens_per_doc = float(docs.offsets[-1]) / len(docs)
     print(

@@ -14,7 +14,21 @@ from .codec import DEFAULT_COMPRESSION
 from .validation import corpus_item
 
 DEFAULT_DB = "./smart_db"
-_TRAIN_OPTIONS = ("dim", "epochs", "lr", "tau", "batch_size", "hard_negatives", "val_split", "loss", "seed")
+_TRAIN_OPTIONS = (
+    "dim",
+    "epochs",
+    "lr",
+    "tau",
+    "batch_size",
+    "hard_negatives",
+    "negative_pool",
+    "remine",
+    "val_split",
+    "loss",
+    "schedule",
+    "max_minutes",
+    "seed",
+)
 """The ``train`` options that are :class:`~smart_retrievers.training.TrainConfig` fields."""
 
 
@@ -430,8 +444,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     best = result.history[result.best_epoch]
     val = f", val nDCG@10 {best['val_ndcg@10']:.4f}" if "val_ndcg@10" in best else ""
+    limit = f" (stopped at the {args.max_minutes}-minute limit)" if result.stopped_early else ""
     print(
-        f"saved adapter (r={result.adapter.out_dim}, epoch {result.best_epoch}{val}) to {args.out}; trained in {result.seconds:.1f}s"
+        f"saved adapter (r={result.adapter.out_dim}, epoch {result.best_epoch}{val}) to {args.out}; trained in {result.seconds:.1f}s{limit}"
     )
     if args.json:
         summary = {
@@ -440,6 +455,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             "best_epoch": result.best_epoch,
             "best_val_ndcg@10": best.get("val_ndcg@10"),
             "train_seconds": result.seconds,
+            "train_cpu_seconds": result.cpu_seconds,
+            "stopped_early": result.stopped_early,
             "history": result.history,
             "data": result.data,
         }
@@ -693,12 +710,34 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=defaults.hard_negatives,
         metavar="K",
-        help="mined negatives per query (0: in-batch only)",
+        help="mined negatives per query in each batch (0: in-batch only)",
+    )
+    p.add_argument(
+        "--negative-pool",
+        type=int,
+        default=defaults.negative_pool,
+        metavar="N",
+        help="mined non-positives kept per query; each epoch draws K of them",
+    )
+    p.add_argument(
+        "--remine",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.remine,
+        help="re-mine the negatives after each epoch from the adapter's own SMART ranking",
     )
     p.add_argument(
         "--val-split", type=float, default=defaults.val_split, help="fraction of queries held out for per-epoch nDCG@10"
     )
     p.add_argument("--loss", choices=("late", "fused"), default=defaults.loss, help="score the InfoNCE loss is on")
+    p.add_argument(
+        "--schedule", choices=("constant", "cosine"), default=defaults.schedule, help="learning rate after warmup"
+    )
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=defaults.max_minutes,
+        help="stop training after this many minutes, keeping the best epoch so far (default: no limit)",
+    )
     p.add_argument("--seed", type=int, default=defaults.seed)
     _model_options(p)
     p.add_argument("--encode-batch-size", type=int, default=32, help="inputs per forward pass when encoding")

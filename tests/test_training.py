@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,8 @@ from smart_retrievers.training import (
     smart_rankings,
     training_loss,
 )
+from smart_retrievers.training import fit as fit_module
+from smart_retrievers.training.fit import _draw_negatives, _lr_lambda, _mine_negatives
 from smart_retrievers.training.loss import Batch, batch_logits, make_batches
 
 # ---- synthetic states with learnable structure ------------------------------------
@@ -162,6 +165,78 @@ def test_training_with_validation_keeps_the_best_epoch():
     scores = [h["val_ndcg@10"] for h in result.history]
     assert result.best_epoch == int(np.argmax(scores)) and result.data["val_queries"] == 10
     assert result.adapter.out_dim == 8 and result.adapter.info["best_epoch"] == result.best_epoch
+
+
+def test_learning_rate_schedules():
+    warm_cosine, constant = _lr_lambda(10, 0.2, "cosine"), _lr_lambda(10, 0.0, "constant")
+    assert [warm_cosine(s) for s in (0, 1, 2)] == [0.5, 1.0, 1.0]
+    assert warm_cosine(6) == pytest.approx(0.5) and warm_cosine(10) == pytest.approx(0.0)
+    assert [constant(s) for s in range(10)] == [1.0] * 10
+    assert _lr_lambda(10, 0.2, "constant")(0) == 0.5
+
+
+def test_negatives_are_drawn_from_the_mined_pool():
+    queries, docs, qrels = synthetic_states(n_queries=12)
+    positives = {queries.row[q]: {docs.row[d] for d in judged} for q, judged in qrels.items()}
+    pools = _mine_negatives(queries, docs, positives, 6)
+    pooled = docs.pooled @ queries.pooled.T
+    for q, pool in pools.items():
+        assert len(pool) == 6 and not set(pool) & positives[q]
+        ranked = [d for d in np.argsort(-pooled[:, q], kind="stable") if d not in positives[q]]
+        assert pool == ranked[:6]  # the top pooled-score non-positives, best first
+    rng = np.random.default_rng(0)
+    draws = [_draw_negatives(pools, 2, rng) for _ in range(5)]
+    assert all(len(d[q]) == 2 and set(d[q]) <= set(pools[q]) for d in draws for q in pools)
+    assert len({tuple(d[q]) for d in draws for q in [0]}) > 1  # a fresh draw each time
+    assert _draw_negatives(pools, 6, rng) == pools  # a pool no larger than k is taken whole
+    with pytest.raises(ValueError, match="negative_pool >= hard_negatives"):
+        TrainConfig(hard_negatives=4, negative_pool=3)
+
+
+def test_remining_uses_the_adapters_smart_ranking():
+    queries, docs, qrels = synthetic_states(n_queries=12)
+    positives = {queries.row[q]: {docs.row[d] for d in judged} for q, judged in qrels.items()}
+    adapter = _random_adapter(16, 8)
+    mined = _mine_negatives(queries, docs, positives, 4, adapter, candidates=20)
+    _, smart = smart_rankings(queries, docs, adapter, candidates=20)
+    for q, pool in mined.items():
+        assert pool == [docs.row[d] for d in smart[queries.ids[q]] if docs.row[d] not in positives[q]][:4]
+    assert mined != _mine_negatives(queries, docs, positives, 4)  # not the pooled-score pool
+
+    # in training: re-mining changes nothing in epoch 1 and changes what epoch 2 trains on
+    config = TrainConfig(epochs=1, lr=1e-2, tau=0.05, batch_size=8, hard_negatives=2, negative_pool=4, val_split=0)
+    one = [fit_adapter(queries, docs, qrels, replace(config, remine=r), show_progress=False) for r in (False, True)]
+    assert one[0].adapter.fingerprint() == one[1].adapter.fingerprint()
+    config = replace(config, epochs=2)
+    two = [fit_adapter(queries, docs, qrels, replace(config, remine=r), show_progress=False) for r in (False, True)]
+    assert two[0].adapter.fingerprint() != two[1].adapter.fingerprint()
+
+
+def test_max_minutes_stops_cleanly_and_keeps_the_best_epoch(monkeypatch):
+    queries, docs, qrels = synthetic_states(n_queries=40)
+    config = TrainConfig(dim=8, epochs=4, lr=1e-2, tau=0.05, batch_size=8, hard_negatives=1, val_split=0.25)
+    full = fit_adapter(queries, docs, qrels, config, show_progress=False)
+    assert not full.stopped_early and [h.get("steps") for h in full.history] == [None, 4, 4, 4, 4]
+
+    clock = iter(range(0, 10_000, 7))  # every perf_counter() call moves 7 s on
+    monkeypatch.setattr(fit_module.time, "perf_counter", lambda: float(next(clock)))
+    epochs = []
+    stopped = fit_adapter(
+        queries,
+        docs,
+        qrels,
+        replace(config, max_minutes=1.0),
+        show_progress=False,
+        on_epoch=lambda epoch, adapter: epochs.append(epoch),
+    )
+    assert stopped.stopped_early and stopped.adapter.info["stopped_early"]
+    steps = [h["steps"] for h in stopped.history[1:]]
+    assert 1 <= len(steps) < 4 and sum(steps) < 16 and epochs == [h["epoch"] for h in stopped.history[1:]]
+    assert all("val_ndcg@10" in h for h in stopped.history)  # the cut epoch is validated too
+    scores = [h["val_ndcg@10"] for h in stopped.history]
+    assert stopped.best_epoch == int(np.argmax(scores))
+    with pytest.raises(ValueError, match="max_minutes"):
+        TrainConfig(max_minutes=0)
 
 
 def test_fit_rejects_unusable_qrels():
@@ -313,6 +388,11 @@ def test_cli_trains_and_evaluates_end_to_end(tmp_path, capsys):
         "8",
         "--hard-negatives",
         "2",
+        "--negative-pool",
+        "4",
+        "--remine",
+        "--max-minutes",
+        "5",
         "--val-split",
         "0.2",
         "--cache-dir",
@@ -327,6 +407,9 @@ def test_cli_trains_and_evaluates_end_to_end(tmp_path, capsys):
 
     adapter = SmartAdapter.load(out)
     assert adapter.out_dim == 32 and adapter.info["data"]["split"] == "train"
+    options = adapter.info["hyperparameters"]
+    assert (options["negative_pool"], options["remine"], options["max_minutes"]) == (4, True, 5.0)
+    assert not trained["stopped_early"] and trained["train_cpu_seconds"] > 0
     assert cli.main(["eval", str(beir), "--adapter", str(out), "--json", str(tmp_path / "eval.json")]) == 0
     evaluated = json.loads((tmp_path / "eval.json").read_text())
     assert evaluated["fingerprint"]["adapter"] == adapter.fingerprint() and evaluated["fingerprint"]["token_dim"] == 32

@@ -3,9 +3,12 @@
 * loss: InfoNCE (temperature ``tau``, default 0.03) on the SMART late score
   ``mean_q max_d cos`` (or on the fused score ``cos(pooled) + late``) of each query
   against every document in the batch (:mod:`.loss`): its positive, the other queries'
-  positives and ``hard_negatives`` mined per query (the top pooled-score non-positives
-  of the corpus). Other positives of the same query are masked out.
-* AdamW, linear warmup then cosine decay, gradient clipping, a fixed seed.
+  positives and ``hard_negatives`` per query, drawn afresh each epoch from the query's
+  ``negative_pool`` mined non-positives (the top pooled-score ones; with ``remine``,
+  re-mined after each epoch from the current adapter's SMART ranking, ANCE-style).
+  Other positives of the same query are masked out.
+* AdamW, a constant rate (or cosine decay) after an optional linear warmup, gradient
+  clipping, a fixed seed; ``max_minutes`` stops early, keeping the best epoch so far.
 * after each epoch, nDCG@10 of held-out training queries (SMART over their pooled top
   candidates, :func:`smart_rankings`); the best epoch is kept, and epoch 0 (the
   initialisation, which reproduces inference-only SMART) competes too.
@@ -19,7 +22,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -53,15 +56,24 @@ class TrainConfig:
         tau: InfoNCE temperature.
         batch_size: (query, positive) pairs per step; every document of the batch is a
             candidate for every query.
-        hard_negatives: mined negatives per query (0: in-batch negatives only).
+        hard_negatives: mined negatives per query in each batch (0: in-batch negatives only).
+        negative_pool: mined non-positives kept per query (>= hard_negatives); each epoch
+            draws ``hard_negatives`` of them at random (equal: always the same ones).
+        remine: after each epoch, re-mine every query's pool from the SMART ranking of
+            the adapter being trained (ANCE-style) instead of keeping the pooled-score one.
         val_split: fraction of training queries held out for per-epoch nDCG@10
             (0: no validation, the last epoch is kept).
         loss: "late" (InfoNCE on the late score) or "fused" (on pooled cos + late).
+        schedule: "constant" learning rate after the warmup, or "cosine" decay to 0.
         warmup: fraction of steps with linear learning-rate warmup.
         weight_decay: AdamW weight decay.
         max_grad_norm: gradient-norm clipping.
-        seed: seeds the validation split, the shuffling and torch.
-        val_candidates: pooled candidates re-scored per validation query.
+        max_minutes: wall-clock limit of the training loop (None: none); when reached,
+            the current epoch stops after its step, is validated, and the best epoch so
+            far is kept.
+        seed: seeds the validation split, the shuffling, the negative draws and torch.
+        val_candidates: pooled candidates re-scored by SMART per query, for validation
+            and re-mining.
         pca_tokens: token states sampled for the PCA initialisation (r < H).
     """
 
@@ -71,11 +83,15 @@ class TrainConfig:
     tau: float = 0.03
     batch_size: int = 64
     hard_negatives: int = 3
+    negative_pool: int = 3
+    remine: bool = False
     val_split: float = 0.05
     loss: Literal["late", "fused"] = "late"
+    schedule: Literal["constant", "cosine"] = "cosine"
     warmup: float = 0.1
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
+    max_minutes: float | None = None
     seed: int = 0
     val_candidates: int = 50
     pca_tokens: int = 200_000
@@ -87,10 +103,13 @@ class TrainConfig:
             "tau > 0": self.tau > 0,
             "batch_size >= 2": self.batch_size >= 2,
             "hard_negatives >= 0": self.hard_negatives >= 0,
+            "negative_pool >= hard_negatives": self.negative_pool >= self.hard_negatives,
             "0 <= val_split < 1": 0 <= self.val_split < 1,
             "loss in ('late', 'fused')": self.loss in ("late", "fused"),
+            "schedule in ('constant', 'cosine')": self.schedule in ("constant", "cosine"),
             "0 <= warmup < 1": 0 <= self.warmup < 1,
             "max_grad_norm > 0": self.max_grad_norm > 0,
+            "max_minutes is None or max_minutes > 0": self.max_minutes is None or self.max_minutes > 0,
             "val_candidates >= 10": self.val_candidates >= 10,
             "dim is None or dim >= 1": self.dim is None or self.dim >= 1,
         }
@@ -106,12 +125,15 @@ class TrainResult:
     Attributes:
         adapter: the adapter of the best epoch (in eval mode).
         history: one dict per epoch; epoch 0 is the initialisation. Keys: ``epoch``,
-            ``train_loss`` and ``train_accuracy`` (running means over the epoch's steps),
-            ``val_ndcg@10`` (when validating) and ``seconds``.
+            ``steps`` (optimizer steps of the epoch), ``train_loss`` and ``train_accuracy``
+            (running means over the epoch's steps), ``val_ndcg@10`` (when validating),
+            ``seconds`` and ``cpu_seconds`` (wall and process CPU time since the start).
         best_epoch: the epoch kept (by validation nDCG@10, else the last).
         seconds: training wall time (states already encoded).
         initial: the adapter before training (identity, or PCA for r < H), to compare with.
         data: sizes of what was trained on.
+        stopped_early: ``max_minutes`` ended training before the last epoch's last step.
+        cpu_seconds: training CPU time of this process (all threads).
     """
 
     adapter: SmartAdapter
@@ -120,6 +142,8 @@ class TrainResult:
     seconds: float
     initial: SmartAdapter
     data: dict[str, Any] = field(default_factory=dict)
+    stopped_early: bool = False
+    cpu_seconds: float = 0.0
 
 
 # ---- queries, positives and mined negatives, as state rows ----------------------
@@ -133,7 +157,7 @@ class _Task:
     docs: TokenStates
     positives: dict[int, set[int]]  # query row -> positive doc rows
     pairs: list[tuple[int, int]]
-    negatives: dict[int, list[int]]
+    negatives: dict[int, list[int]]  # training query row -> its pool of mined negatives, best first
 
 
 def _positive_rows(
@@ -167,15 +191,31 @@ def _top_pooled(queries: TokenStates, docs: TokenStates, query_rows: Sequence[in
 
 
 def _mine_negatives(
-    queries: TokenStates, docs: TokenStates, positives: Mapping[int, set[int]], k: int
+    queries: TokenStates,
+    docs: TokenStates,
+    positives: Mapping[int, set[int]],
+    k: int,
+    adapter: SmartAdapter | None = None,
+    candidates: int = 50,
 ) -> dict[int, list[int]]:
-    """The top-k pooled-score non-positive docs of each query."""
+    """The top-k non-positive docs of each query: by pooled score, or (``adapter`` given)
+    by the SMART ranking through ``adapter`` of the pooled top-``candidates``."""
     if k == 0:
         return {q: [] for q in positives}
     rows = sorted(positives)
-    most_positives = max(len(p) for p in positives.values())
-    top = _top_pooled(queries, docs, rows, k + most_positives).tolist()
+    if adapter is None:
+        most_positives = max(len(p) for p in positives.values())
+        top = _top_pooled(queries, docs, rows, k + most_positives).tolist()
+    else:
+        query_ids = [queries.ids[q] for q in rows]
+        _, ranking = smart_rankings(queries, docs, adapter, query_ids=query_ids, candidates=candidates)
+        top = [[docs.row[d] for d in ranking[qid]] for qid in query_ids]
     return {q: [d for d in ranked if d not in positives[q]][:k] for q, ranked in zip(rows, top)}
+
+
+def _draw_negatives(pools: Mapping[int, list[int]], k: int, rng: np.random.Generator) -> dict[int, list[int]]:
+    """``k`` negatives of each query's pool, drawn without replacement (the whole pool when it has <= k)."""
+    return {q: [pool[i] for i in np.sort(rng.permutation(len(pool))[:k])] for q, pool in pools.items()}
 
 
 def _task(
@@ -190,7 +230,7 @@ def _task(
     positives = _positive_rows(queries, docs, qrels)
     train_pos = {q: positives[q] for q in train_rows}
     pairs = [(q, d) for q in sorted(train_pos) for d in sorted(train_pos[q])]
-    return _Task(queries, docs, positives, pairs, _mine_negatives(queries, docs, train_pos, config.hard_negatives))
+    return _Task(queries, docs, positives, pairs, _mine_negatives(queries, docs, train_pos, config.negative_pool))
 
 
 def _split_queries(
@@ -207,8 +247,8 @@ def _split_queries(
     return sorted(rows[n_val:]), sorted(rows[:n_val])
 
 
-def _batches(task: _Task, order: Sequence[int], batch_size: int) -> list[Batch]:
-    return make_batches(task.pairs, task.positives, task.negatives, order, batch_size)
+def _batches(task: _Task, negatives: Mapping[int, Sequence[int]], order: Sequence[int], batch_size: int) -> list[Batch]:
+    return make_batches(task.pairs, task.positives, negatives, order, batch_size)
 
 
 def _logits(adapter: SmartAdapter, task: _Task, batch: Batch, config: TrainConfig) -> torch.Tensor:
@@ -290,13 +330,15 @@ def training_loss(
 ) -> tuple[float, float]:
     """Mean InfoNCE loss and top-1 accuracy of ``adapter`` over every (query, positive) pair.
 
-    Batches are formed exactly as in training (in pair order, same negatives), so the
-    numbers before and after :func:`fit_adapter` are comparable.
+    Batches are formed as in training, but in pair order and with each query's top
+    ``hard_negatives`` pooled-score negatives (no random draw), so the numbers before and
+    after :func:`fit_adapter` are comparable.
     """
     config = config or TrainConfig()
     task = _task(queries, docs, qrels, config, sorted(_positive_rows(queries, docs, qrels)))
+    negatives = {q: pool[: config.hard_negatives] for q, pool in task.negatives.items()}
     total_loss = correct = 0.0
-    for batch in _batches(task, range(len(task.pairs)), config.batch_size):
+    for batch in _batches(task, negatives, range(len(task.pairs)), config.batch_size):
         logits = _logits(adapter, task, batch, config)
         total_loss += float(F.cross_entropy(logits, batch.target, reduction="sum"))
         correct += float((logits.argmax(dim=1) == batch.target).sum())
@@ -319,12 +361,14 @@ def _new_adapter(
     return adapter
 
 
-def _lr_lambda(total: int, warmup: float):
+def _lr_lambda(total: int, warmup: float, schedule: str):
     warm = max(1, round(warmup * total)) if warmup > 0 else 0
 
     def factor(step: int) -> float:
         if step < warm:
             return (step + 1) / warm
+        if schedule == "constant":
+            return 1.0
         progress = (step - warm) / max(1, total - warm)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
@@ -339,6 +383,7 @@ def fit_adapter(
     *,
     base: Mapping[str, Any] | None = None,
     show_progress: bool = True,
+    on_epoch: Callable[[int, SmartAdapter], Any] | None = None,
 ) -> TrainResult:
     """Train a :class:`SmartAdapter` on cached frozen states.
 
@@ -349,6 +394,9 @@ def fit_adapter(
         config: hyper-parameters (:class:`TrainConfig`).
         base: the encoder's ``base_fingerprint``, recorded in the adapter.
         show_progress: a tqdm bar with the running loss, and one line per epoch.
+        on_epoch: called after each epoch with its number and the adapter as trained so
+            far (e.g. to log a metric; it must not change the adapter). Its time is not
+            counted as training time.
 
     Raises:
         TrainingDataError: no positives, ids without states, too few queries.
@@ -364,22 +412,28 @@ def fit_adapter(
     adapter.train()
     optimizer = torch.optim.AdamW(adapter.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(task.pairs) / config.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(steps_per_epoch * config.epochs, config.warmup))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _lr_lambda(steps_per_epoch * config.epochs, config.warmup, config.schedule)
+    )
+    train_positives = {q: task.positives[q] for q in task.negatives}
 
-    start = time.perf_counter()
-    history: list[dict[str, float]] = [{"epoch": 0, "seconds": 0.0}]
+    start, cpu_start, hook_seconds, hook_cpu = time.perf_counter(), time.process_time(), 0.0, 0.0
+    deadline = None if config.max_minutes is None else start + 60 * config.max_minutes
+    history: list[dict[str, float]] = [{"epoch": 0, "seconds": 0.0, "cpu_seconds": 0.0}]
     if val_rows:
         history[0]["val_ndcg@10"] = _validate(adapter, task, val_rows, qrels, config)
     best_epoch, best_state = 0, {k: v.clone() for k, v in adapter.state_dict().items()}
     log = tqdm.write if show_progress else (lambda _msg: None)
     if val_rows:
         log(f"epoch 0 (init): val nDCG@10 {history[0]['val_ndcg@10']:.4f} on {len(val_rows)} held-out queries")
+    stopped_early = False
     with tqdm(
         total=steps_per_epoch * config.epochs, desc="Training adapter", unit="step", disable=not show_progress
     ) as bar:
         for epoch in range(1, config.epochs + 1):
-            total_loss, seen, correct = 0.0, 0, 0
-            for batch in _batches(task, rng.permutation(len(task.pairs)).tolist(), config.batch_size):
+            total_loss, seen, correct, steps = 0.0, 0, 0, 0
+            negatives = _draw_negatives(task.negatives, config.hard_negatives, rng)
+            for batch in _batches(task, negatives, rng.permutation(len(task.pairs)).tolist(), config.batch_size):
                 logits = _logits(adapter, task, batch, config)
                 loss = F.cross_entropy(logits, batch.target)
                 optimizer.zero_grad(set_to_none=True)
@@ -389,18 +443,19 @@ def fit_adapter(
                 scheduler.step()
                 total_loss += loss.item() * len(batch.target)
                 seen += len(batch.target)
+                steps += 1
                 correct += int((logits.detach().argmax(dim=1) == batch.target).sum())
                 bar.set_postfix(epoch=epoch, loss=f"{total_loss / seen:.4f}")
                 bar.update()
-            record = {
-                "epoch": epoch,
-                "train_loss": total_loss / seen,
-                "train_accuracy": correct / len(task.pairs),
-                "seconds": time.perf_counter() - start,
-            }
+                if deadline is not None and time.perf_counter() - hook_seconds > deadline:
+                    stopped_early = epoch < config.epochs or steps < steps_per_epoch
+                    break
+            record = {"epoch": epoch, "steps": steps, "train_loss": total_loss / seen, "train_accuracy": correct / seen}
             message = (
                 f"epoch {epoch}: train loss {record['train_loss']:.4f}, train accuracy {record['train_accuracy']:.3f}"
             )
+            if stopped_early:
+                message += f" ({steps} of {steps_per_epoch} steps: stopped at the {config.max_minutes} minute limit)"
             if val_rows:
                 record["val_ndcg@10"] = _validate(adapter, task, val_rows, qrels, config)
                 message += f", val nDCG@10 {record['val_ndcg@10']:.4f}"
@@ -408,10 +463,24 @@ def fit_adapter(
                     best_epoch, best_state = epoch, {k: v.clone() for k, v in adapter.state_dict().items()}
             else:
                 best_epoch, best_state = epoch, {k: v.clone() for k, v in adapter.state_dict().items()}
+            if config.remine and epoch < config.epochs and not stopped_early:
+                task.negatives = _mine_negatives(
+                    queries, docs, train_positives, config.negative_pool, adapter, config.val_candidates
+                )
+            record["seconds"] = time.perf_counter() - start - hook_seconds
+            record["cpu_seconds"] = time.process_time() - cpu_start - hook_cpu
             history.append(record)
             log(message)
+            if on_epoch is not None:
+                hook_start, hook_cpu_start = time.perf_counter(), time.process_time()
+                on_epoch(epoch, adapter)
+                hook_seconds += time.perf_counter() - hook_start
+                hook_cpu += time.process_time() - hook_cpu_start
+            if stopped_early:
+                break
     adapter.load_state_dict(best_state)
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start - hook_seconds
+    cpu_seconds = time.process_time() - cpu_start - hook_cpu
     data = {
         "train_queries": len(train_rows),
         "val_queries": len(val_rows),
@@ -424,9 +493,17 @@ def fit_adapter(
         "history": history,
         "best_epoch": best_epoch,
         "train_seconds": seconds,
+        "stopped_early": stopped_early,
     }
     return TrainResult(
-        adapter=adapter.eval(), history=history, best_epoch=best_epoch, seconds=seconds, initial=initial, data=data
+        adapter=adapter.eval(),
+        history=history,
+        best_epoch=best_epoch,
+        seconds=seconds,
+        initial=initial,
+        data=data,
+        stopped_early=stopped_early,
+        cpu_seconds=cpu_seconds,
     )
 
 
