@@ -14,7 +14,12 @@ then for each preset:
 generic sample only). ``--vision`` runs flickr8k-1k images through a tiny random CLIP
 (code path and codec round trip only; random weights say nothing about quality).
 
-    python benchmarks/compression.py --json /tmp/compression.json
+``--plot PNG`` draws the size-vs-nDCG curve of the rows (nDCG@10 against KB per document on
+disk, one panel per set; needs matplotlib); ``--from-json`` re-draws it from a saved ``--json``
+without running anything.
+
+    python benchmarks/compression.py --json /tmp/compression.json --plot docs/bench_compression.png
+    python benchmarks/compression.py --from-json /tmp/compression.json --plot docs/bench_compression.png
 """
 
 from __future__ import annotations
@@ -146,7 +151,14 @@ def main() -> None:
     parser.add_argument("--vision", type=int, default=64, help="flickr8k-1k images through a tiny CLIP (0: skip)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="write every row to this JSON file")
+    parser.add_argument("--plot", help="write the size-vs-nDCG curve to this PNG (needs matplotlib)")
+    parser.add_argument("--from-json", help="plot the rows of a saved --json file instead of running")
     args = parser.parse_args()
+    if args.from_json:
+        if not args.plot:
+            parser.error("--from-json needs --plot")
+        plot(json.loads(Path(args.from_json).read_text())["rows"], args.plot)
+        return
     torch.set_num_threads(args.threads)
     encoder = default_encoder(device="cpu")
     rows = []
@@ -157,6 +169,15 @@ def main() -> None:
         print(json.dumps({"vision": vision}), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "vision": vision}, indent=2))
+    if args.plot:
+        plot(rows, args.plot)
+
+
+def plot(rows: list[dict], path: str) -> None:
+    from smart_retrievers.evaluation.plots import plot_size_quality
+
+    title = "Token storage vs quality: exhaustive SMART nDCG@10, all-MiniLM-L6-v2"
+    print(f"wrote {plot_size_quality(rows, path, default=DEFAULT_COMPRESSION, title=title)}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,12 @@ new ids (``SmartIndex.add_encodings``: the codec is fitted on the first write, a
 At each size it times alternating pooled-only and SMART-rerank searches (k=10, 100 candidates)
 over the SciFact test queries and reports p50/p95, the p50 ratio, and bytes on disk per doc/token.
 
+``--plot PNG`` draws the latency-vs-rows curve of the entries (p50/p95 of both searches and
+their ratio against table rows; needs matplotlib); ``--json`` saves the entries and
+``--from-json`` re-draws the curve from them without running anything.
+
     python benchmarks/query_latency.py [--sizes 5183 20000] [--queries 100] [--compression none pool2-pca256-sign]
+    python benchmarks/query_latency.py --sizes 1000 5183 20000 --json /tmp/latency.json --plot docs/bench_latency.png
 """
 
 from __future__ import annotations
@@ -47,7 +52,15 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--compression", nargs="+", default=["none", DEFAULT_COMPRESSION])
     parser.add_argument("--db", default="/tmp/smart_bench")
+    parser.add_argument("--json", help="write the entries to this JSON file")
+    parser.add_argument("--plot", help="write the latency-vs-rows curve to this PNG (needs matplotlib)")
+    parser.add_argument("--from-json", help="plot the entries of a saved --json file instead of running")
     args = parser.parse_args()
+    if args.from_json:
+        if not args.plot:
+            parser.error("--from-json needs --plot")
+        plot(json.loads(Path(args.from_json).read_text()), args.plot)
+        return
 
     data = load_beir(require("scifact"))
     encoder = SmartEncoder.default(device="cpu")
@@ -95,6 +108,17 @@ def main() -> None:
             print(json.dumps(entry), flush=True)
     shutil.rmtree(args.db, ignore_errors=True)
     print(json.dumps(results, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    if args.plot:
+        plot(results, args.plot)
+
+
+def plot(entries: list[dict], path: str) -> None:
+    from smart_retrievers.evaluation.plots import plot_latency_rows
+
+    title = "Warm SmartIndex.search on SciFact copies: SMART rerank@100 vs pooled only (flat, no ANN index)"
+    print(f"wrote {plot_latency_rows(entries, path, title=title)}")
 
 
 if __name__ == "__main__":
