@@ -3,7 +3,8 @@
 LlamaIndex ``MetadataFilters`` and LangChain filter dicts are translated into
 the small model below (``Condition``, ``And``, ``Or``, ``Not``); ``to_sql``
 renders it as a predicate over the JSON ``metadata`` column (plus the real
-``id`` / ``ref_id`` columns) for ``table.search().where(...)``.
+``id`` / ``ref_id`` columns) for ``table.search().where(...)``, or, for a table upgraded
+in place (:class:`SqlTarget`), over its struct metadata column and its own id columns.
 
 Semantics:
 
@@ -18,7 +19,8 @@ Semantics:
 * ``list`` fields: ``eq``/``contains`` mean "the list has this element",
   ``ne`` "does not have it", ``in`` "has any of these", ``nin`` "has none of
   these". Elements are compared by their JSON text, so ``2`` matches ``2``
-  and ``"2"`` but not ``2.0``.
+  and ``"2"`` but not ``2.0`` (in an upgraded table's struct metadata, lists are
+  typed and compared by value).
 * ``contains`` on a ``str`` field and ``text_match`` are case-sensitive
   substring matches; ``%``, ``_`` and ``\\`` in the value are literal.
 * Nesting of ``$and`` / ``$or`` / ``$not`` (and of ``And`` / ``Or`` / ``Not`` objects) is

@@ -110,6 +110,19 @@ def test_llama_index_table_serves_smart_search_and_its_own_store(tmp_path, encod
         index.search("x", where={"_llama_index": 1})
     assert index.count({"topic": "animals"}) == 2
 
+    from llama_index.core.vector_stores import MetadataFilter, MetadataFilters
+
+    from smart_retrievers.llama_index import SmartRetriever
+
+    retriever = SmartRetriever(
+        index, similarity_top_k=2, filters=MetadataFilters(filters=[MetadataFilter(key="topic", value="science")])
+    )
+    nodes = retriever.retrieve("how do plants make energy from light?")
+    assert [n.node.node_id for n in nodes] == ["n5", "n2"] and nodes[0].node.metadata == {
+        "topic": "science",
+        "year": 2005,
+    }
+
 
 def test_rows_the_store_writes_later_are_found_then_caught_up(tmp_path, encoder):
     uri = str(tmp_path / "li")
@@ -172,6 +185,13 @@ def test_langchain_table_with_list_metadata(tmp_path, encoder):
     assert {h.text for h in index.search("x", k=6, where={"tags": {"$ne": "science"}})} == {
         TEXTS[i] for i in (0, 1, 3, 4)
     }
+    assert index.count({"tags": {"$exists": True}}) == 6 and index.count({"tags": {"$is_empty": True}}) == 0
+    assert index.count({"year": 2001}) == 0 and index.count({"year": {"$ne": 2001}}) == 6  # a field no row has
+
+    from smart_retrievers.langchain import SmartRetriever
+
+    docs = SmartRetriever(index=index, k=1, filter={"topic": "food"}).invoke("what can I bake?")
+    assert [d.page_content for d in docs] == [TEXTS[3]] and docs[0].id == ids_by_text[TEXTS[3]]
 
 
 # ---- plain LanceDB tables -------------------------------------------------------------
