@@ -347,3 +347,79 @@ def test_cli_upgrade(tmp_path, encoder, capsys):
     assert '"id": "n3"' in capsys.readouterr().out
     assert main(["upgrade", "--db", uri, "--table", "nope"]) == 2
     assert "no table 'nope'" in capsys.readouterr().err
+
+
+def test_rows_added_later_to_a_coded_table_are_scored_through_the_codec(tmp_path):
+    encoder = HashEncoder()
+    uri = str(tmp_path / "plain")
+    table = _plain_table(uri, encoder)
+    index = SmartIndex.upgrade(uri, "plain", encoder=encoder)  # the default codec
+    assert index.codec is not None
+    text = "A late row about lighthouses."
+    pooled = encoder.encode_documents([text])[0].pooled.astype(np.float32)
+    table.add(pa.table({"id": ["late"], "text": [text], "vector": [pooled.tolist()], "source": ["s9"]}))
+    hit = index.search(text, k=1)[0]
+    assert hit.id == "late"  # no token states yet: its pooled vector, coded, is its one token
+    query = encoder.encode_queries([text])[0]
+    assert hit.pooled_score == pytest.approx(float(query.pooled @ pooled), abs=1e-5)
+    assert upgrade_table(uri, "plain", encoder).caught_up == 1
+    assert index.search(text, k=1)[0].id == "late"
+    row = lancedb.connect(uri).open_table("plain").search().where("id = 'late'").select(["n_tokens"]).to_list()
+    assert row[0]["n_tokens"] > 1  # real states now (the codec pools pairs of tokens)
+
+
+KILL_SCRIPT = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from reliability.hash_encoder import HashEncoder
+from smart_retrievers.upgrade import upgrade_table
+
+class Slow(HashEncoder):
+    def encode_documents(self, texts, **kwargs):
+        time.sleep(0.3)
+        out = super().encode_documents(texts, **kwargs)
+        with open({progress!r}, "a") as f:
+            f.write("x")
+        return out
+
+upgrade_table({uri!r}, "plain", Slow(), batch_size=2, checkpoint_dir={checkpoints!r})
+"""
+
+
+def test_a_killed_upgrade_leaves_the_users_table_and_a_rerun_finishes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    uri, progress, checkpoints = str(tmp_path / "plain"), tmp_path / "progress", tmp_path / "checkpoints"
+    texts = [f"row {i} of a corpus about topic {i % 3}" for i in range(16)]
+    pooled = np.stack([e.pooled for e in HashEncoder().encode_documents(texts)]).astype(np.float32)
+    data = pa.table(
+        {
+            "id": [str(i) for i in range(16)],
+            "text": texts,
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(pooled.reshape(-1)), pooled.shape[1]),
+        }
+    )
+    lancedb.connect(uri).create_table("plain", data)
+    script = KILL_SCRIPT.format(
+        tests=str(Path(__file__).parent), progress=str(progress), uri=uri, checkpoints=str(checkpoints)
+    )
+    child = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 120
+    while (not progress.exists() or len(progress.read_text()) < 5) and time.monotonic() < deadline:
+        assert child.poll() is None, "the upgrade ended before it could be killed"
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)  # mid-backfill: the sample check, the codec fit and 3 batches are done
+    child.wait()
+
+    table = lancedb.connect(uri).open_table("plain")
+    assert "tokens" not in table.schema.names
+    assert table.to_arrow().select(["id", "text", "vector"]).equals(data)  # the user's table, as it was
+    report = upgrade_table(uri, "plain", HashEncoder(), batch_size=2, checkpoint_dir=checkpoints)
+    assert report.rows == 16 and report.backfilled == 16
+    index = SmartIndex(uri, encoder=HashEncoder(), table="plain")
+    assert index.search(texts[11], k=1)[0].id == "11"
+    assert table.to_arrow().select(["id", "text", "vector"]).equals(data)
