@@ -115,9 +115,11 @@ def _stored_table(args: argparse.Namespace) -> Any:
     """The LanceDB table at ``--db`` / ``--table``, opened without loading a model (never created)."""
     import lancedb
 
+    from .store import CODEC_TABLE_SUFFIX
+
     _check_db(args.db)
     db = lancedb.connect(args.db)
-    names = list(db.table_names())
+    names = [n for n in db.table_names() if not n.endswith(CODEC_TABLE_SUFFIX)]
     if args.table not in names:
         raise SystemExit(f"no table {args.table!r} at {args.db} (tables there: {', '.join(names) or 'none'})")
     return db.open_table(args.table)
@@ -177,15 +179,23 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    import lancedb
+
     from ._version import __version__
-    from .codec import TokenCodec
-    from .store import CODEC_KEY, FIELDS_KEY, FINGERPRINT_KEY
+    from .layout import LAYOUT_KEY, TableLayout, struct_field_types
+    from .store import CODEC_KEY, FIELDS_KEY, FINGERPRINT_KEY, load_codec
 
     table = _stored_table(args)
     meta = table.schema.metadata or {}
     fingerprint = json.loads(meta.get(FINGERPRINT_KEY.encode(), b"null"))
-    raw_codec = meta.get(CODEC_KEY.encode())
-    fields = json.loads((table.schema.field("metadata").metadata or {}).get(FIELDS_KEY.encode(), b"{}"))
+    codec = load_codec(lancedb.connect(args.db), meta.get(CODEC_KEY.encode()))
+    layout = TableLayout.from_json(meta[LAYOUT_KEY.encode()]) if LAYOUT_KEY.encode() in meta else None
+    if layout is None:
+        fields = json.loads((table.schema.field("metadata").metadata or {}).get(FIELDS_KEY.encode(), b"{}"))
+    elif layout.metadata is None:
+        fields = {}
+    else:
+        fields = struct_field_types(table.schema.field(layout.metadata).type, layout.hidden_keys)
     folder = Path(args.db) / f"{args.table}.lance"
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else None
     info = {
@@ -196,7 +206,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "storage_bytes": size,
         "dim": (fingerprint or {}).get("dim"),
         "token_dim": (fingerprint or {}).get("token_dim", (fingerprint or {}).get("dim")),
-        "compression": TokenCodec.from_json(raw_codec).describe() if raw_codec else "none",
+        "compression": codec.describe() if codec else "none",
         "metadata_fields": {k: v for k, v in fields.items() if not k.startswith("_llama_index")},
         "encoder": fingerprint,
         "smart_retrievers_version": __version__,

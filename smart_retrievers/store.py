@@ -9,6 +9,7 @@ metadata fields and their types live in the ``metadata`` field's metadata.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -41,6 +42,9 @@ logger = logging.getLogger(__name__)
 
 FINGERPRINT_KEY = "smart_retrievers.fingerprint"
 CODEC_KEY = "smart_retrievers.codec"
+"""Schema metadata key of a coded table's codec reference (:func:`save_codec`; older tables: the codec inline)."""
+CODEC_TABLE_SUFFIX = "__smart_codecs"
+"""The codecs of table ``T`` live in table ``T__smart_codecs`` beside it, one row per codec, keyed by hash."""
 FIELDS_KEY = "smart_retrievers.fields"
 WEIGHTS_KEY = "smart_retrievers.weights"
 """Field metadata of ``vector``: the default fusion weights saved by ``SmartIndex.calibrate(save=True)``."""
@@ -340,6 +344,49 @@ def _check_local_uri(uri: str) -> None:
             return
 
 
+# ---- codecs: stored once, beside the table -------------------------------------------
+
+_CODEC_SCHEMA = pa.schema([pa.field("sha256", pa.string(), nullable=False), pa.field("codec", pa.binary())])
+_LOADED_CODECS: dict[str, TokenCodec] = {}
+
+
+def save_codec(db: Any, table: str, codec: TokenCodec) -> str:
+    """Store ``codec`` in ``table``'s codec table (once per content) and return its reference.
+
+    A codec is a few MB of matrices. In the schema metadata it would be copied into the
+    manifest of every commit (2 MB per ``add``, kept until old versions are cleaned up), so the
+    schema holds only this small reference (hash, preset) and the codec itself is one row of
+    ``{table}__smart_codecs``, written once (looked up by hash first).
+    """
+    raw = codec.to_json().encode()
+    digest = hashlib.sha256(raw).hexdigest()
+    side = db.create_table(table + CODEC_TABLE_SUFFIX, schema=_CODEC_SCHEMA, exist_ok=True)
+    if side.count_rows(f"sha256 = '{digest}'") == 0:
+        row = pa.table({"sha256": [digest], "codec": [raw]}, schema=_CODEC_SCHEMA)
+        side.add(row)  # a concurrent writer of the same codec may add the same row: identical, harmless
+    _LOADED_CODECS[digest] = codec
+    return json.dumps({"sha256": digest, "preset": codec.preset, "table": table + CODEC_TABLE_SUFFIX})
+
+
+def load_codec(db: Any, raw: str | bytes | None) -> TokenCodec | None:
+    """The codec a table's :data:`CODEC_KEY` value names (None: float16 states); older tables hold it inline."""
+    if not raw:
+        return None
+    data = json.loads(raw)
+    if "sha256" not in data:
+        return TokenCodec.from_json(raw)
+    digest = data["sha256"]
+    if digest not in _LOADED_CODECS:
+        if data["table"] not in db.table_names():
+            raise FileNotFoundError(f"the codec table {data['table']!r} the table's token codes need is missing")
+        found = db.open_table(data["table"]).search().where(f"sha256 = '{digest}'").select(["codec"]).to_arrow()
+        blob = found.column("codec")[0].as_py() if len(found) else None
+        if blob is None or hashlib.sha256(blob).hexdigest() != digest:
+            raise FileNotFoundError(f"codec {digest[:12]} is missing or damaged in table {data['table']!r}")
+        _LOADED_CODECS[digest] = TokenCodec.from_json(blob)
+    return _LOADED_CODECS[digest]
+
+
 # ---- the pooled ANN index (see SmartStore.optimize; defaults measured in benchmarks/scale.py) ----
 
 ANN_INDEX_TYPES: tuple[str, ...] = (
@@ -471,6 +518,7 @@ class SmartStore:
         self._table = None
         self.layout: TableLayout = NATIVE
         self.codec: TokenCodec | None = None
+        self._codec_ref: str | None = None  # the schema's CODEC_KEY value for self.codec
         self.compression = compression or DEFAULT_COMPRESSION
         self._requested = compression
         self._open_existing()
@@ -491,8 +539,7 @@ class SmartStore:
                 f"table {self.table_name!r} at {self.uri} is being upgraded to SMART and has no token states yet; "
                 "run upgrade() (smart-retrievers upgrade) again to finish it"
             )
-        raw = schema_metadata.get(CODEC_KEY.encode())
-        codec = TokenCodec.from_json(raw) if raw else None
+        codec = load_codec(self.db, schema_metadata.get(CODEC_KEY.encode()))
         stored = codec.preset if codec else "none"
         if self._requested is not None and self._requested != stored:
             raise FingerprintMismatchError(
@@ -500,6 +547,7 @@ class SmartStore:
                 f"open it without compression= (or with {stored!r}), or convert it with recompress()"
             )
         self._table, self.codec, self.compression, self.layout = table, codec, stored, layout
+        self._codec_ref = schema_metadata.get(CODEC_KEY.encode(), b"").decode() or None
 
     @property
     def needs_codec(self) -> bool:
@@ -515,7 +563,7 @@ class SmartStore:
             raise ValueError(
                 f"codec {codec.preset!r} for dim {codec.dim} does not fit this table ({self.compression!r}, dim {token_dim})"
             )
-        self.codec = codec
+        self.codec, self._codec_ref = codec, None  # saved beside the table by the first write
 
     # ---- schema --------------------------------------------------------
 
@@ -535,14 +583,14 @@ class SmartStore:
                 pa.field("tokens", tokens_type(token_dim, self.codec)),
                 pa.field("n_tokens", pa.int32()),
             ],
-            metadata=self._schema_metadata(self.fingerprint, self.codec),
+            metadata=self._schema_metadata(self.fingerprint, self._codec_ref if self.codec is not None else None),
         )
 
     @staticmethod
-    def _schema_metadata(fingerprint: Mapping[str, Any], codec: TokenCodec | None) -> dict[str, str]:
+    def _schema_metadata(fingerprint: Mapping[str, Any], codec_ref: str | None) -> dict[str, str]:
         metadata = {FINGERPRINT_KEY: json.dumps(dict(fingerprint), sort_keys=True)}
-        if codec is not None:
-            metadata[CODEC_KEY] = codec.to_json()
+        if codec_ref is not None:
+            metadata[CODEC_KEY] = codec_ref
         return metadata
 
     def _check_fingerprint(self, table: Any) -> None:
@@ -673,6 +721,8 @@ class SmartStore:
         if streamed:
             types = merge_field_types(types, [r.metadata for r in first])
         if self._table is None:  # an empty table first: a concurrent creator's table is adopted, not clobbered
+            if self.codec is not None and self._codec_ref is None:
+                self._codec_ref = save_codec(self.db, self.table_name, self.codec)
             schema = self._schema(types)
             table = self.db.create_table(self.table_name, schema=schema, exist_ok=True)
             if table.schema.metadata == schema.metadata:
@@ -775,7 +825,7 @@ class SmartStore:
         overwrite; they are logged and must be rebuilt. Returns the number of rows.
         """
         if self._table is None:  # nothing stored: the next first write fits the codec of the same preset
-            self.fingerprint, self.codec = dict(fingerprint), codec
+            self.fingerprint, self.codec, self._codec_ref = dict(fingerprint), codec, None
             return 0
         self._require_native("rewrite the token states of")
         snapshot = self.db.open_table(self.table_name)
@@ -801,7 +851,8 @@ class SmartStore:
             for k, v in (stored_schema.metadata or {}).items()
             if k not in (FINGERPRINT_KEY.encode(), CODEC_KEY.encode())
         }
-        metadata.update({k.encode(): v.encode() for k, v in self._schema_metadata(fingerprint, codec).items()})
+        codec_ref = save_codec(self.db, self.table_name, codec) if codec is not None else None
+        metadata.update({k.encode(): v.encode() for k, v in self._schema_metadata(fingerprint, codec_ref).items()})
         schema = pa.schema(fields, metadata=metadata)
         failure: list[BaseException] = []
 
@@ -832,7 +883,7 @@ class SmartStore:
                 raise failure[0] from exc
             raise
         self._table = self.db.open_table(self.table_name)
-        self.fingerprint, self.codec = dict(fingerprint), codec
+        self.fingerprint, self.codec, self._codec_ref = dict(fingerprint), codec, codec_ref
         self.compression = codec.preset if codec else "none"
         if lost_indices:
             logger.warning("replace_tokens: the overwrite dropped indices %s; rebuild them", lost_indices)

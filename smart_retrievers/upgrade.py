@@ -44,6 +44,8 @@ from .store import (
     FINGERPRINT_KEY,
     FingerprintMismatchError,
     describe_mismatch,
+    load_codec,
+    save_codec,
     stream_into,
     tokens_to_arrow,
     tokens_type,
@@ -169,8 +171,7 @@ def upgrade_table(
                 f"table {table!r} at {uri} was upgraded with encoder {recorded}, not {fingerprint} "
                 f"({describe_mismatch(recorded, fingerprint)}); upgrade it with the same model"
             )
-        raw_codec = stored.get(CODEC_KEY.encode())
-        codec = TokenCodec.from_json(raw_codec) if raw_codec else None
+        codec = load_codec(db, stored.get(CODEC_KEY.encode()))
         recorded_preset = codec.preset if codec else "none"
         if compression is not None and compression != recorded_preset:
             raise ValueError(
@@ -199,7 +200,7 @@ def upgrade_table(
             codec = fit_codec(preset, states, encoder)
         metadata = {FINGERPRINT_KEY: json.dumps(fingerprint, sort_keys=True), LAYOUT_KEY: layout.to_json()}
         if codec is not None:
-            metadata[CODEC_KEY] = codec.to_json()
+            metadata[CODEC_KEY] = save_codec(db, table, codec)
         lance_table.to_lance().update_schema_metadata(metadata)  # one metadata-only commit
         lance_table.checkout_latest()
 

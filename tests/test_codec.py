@@ -151,6 +151,36 @@ def test_new_index_is_compressed_by_default_and_stores_its_codec(tmp_path, encod
     assert "7" in [h.id for h in top]
 
 
+def test_the_codec_is_stored_once_beside_the_table_not_in_every_manifest(tmp_path):
+    import lancedb
+    from reliability.hash_encoder import HashEncoder
+
+    from smart_retrievers.store import CODEC_TABLE_SUFFIX, load_codec
+
+    uri = str(tmp_path / "db")
+    index = SmartIndex(uri, encoder=HashEncoder(dim=384), compression="pca256-sign")
+    for i in range(5):  # five small commits
+        index.add([f"note {i} about topic {i % 3}"], ids=[f"n{i}"])
+    reference = json.loads(index.store.table.schema.metadata[CODEC_KEY.encode()])
+    assert reference["table"] == "smart" + CODEC_TABLE_SUFFIX and reference["preset"] == "pca256-sign"
+    assert len(index.codec.to_json()) > 1_000_000  # the codec itself: MBs of matrices, stored once
+    manifests = sorted((tmp_path / "db" / "smart.lance" / "_versions").glob("*.manifest"))
+    assert len(manifests) >= 5 and max(m.stat().st_size for m in manifests) < 50_000
+    db = lancedb.connect(uri)
+    assert db.open_table("smart" + CODEC_TABLE_SUFFIX).count_rows() == 1
+    reopened = SmartIndex(uri, encoder=HashEncoder(dim=384))
+    assert reopened.codec.fingerprint() == index.codec.fingerprint()
+    ranking = [(h.id, h.score) for h in reopened.search("note 3 about topic 0", k=5)]
+    # a table of an older version holds its codec inline in the schema: it still opens
+    legacy = index.store.table.to_lance()
+    legacy.update_schema_metadata({CODEC_KEY: index.codec.to_json()})
+    assert load_codec(db, legacy.schema.metadata[CODEC_KEY.encode()]).fingerprint() == index.codec.fingerprint()
+    db.drop_table("smart" + CODEC_TABLE_SUFFIX)
+    assert [
+        (h.id, h.score) for h in SmartIndex(uri, encoder=HashEncoder(dim=384)).search("note 3 about topic 0", k=5)
+    ] == ranking
+
+
 def test_tiny_first_write_gets_a_sound_codec(tmp_path, encoder):
     tiny = SmartIndex(str(tmp_path / "db"), encoder=encoder, table="tiny")
     tiny.add(["A dog runs in the snow."], ids=["dog"])  # one document, a handful of tokens
