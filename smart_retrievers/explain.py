@@ -172,7 +172,7 @@ class Evidence:
 
     def heatmap_image(self, *, overlay: bool = True, alpha: float = 0.6) -> Any:
         """The heat map as an RGB PIL image the size of the image as encoded: each patch coloured
-        by its share (dark red to yellow; no colour where nothing matched), over the image
+        by its share (red to pale yellow; no colour where nothing matched), over the image
         (darkened) when ``overlay``, else over black."""
         from PIL import Image
 
@@ -182,10 +182,10 @@ class Evidence:
         width, height = self.image.size
         top = heat.max() or 1.0
         level = heat / top
-        # "hot" colour ramp: black -> red -> yellow -> white, one colour per cell
+        # "hot" colour ramp from red (the smallest share) through orange to pale yellow (the largest)
+        ramp = np.where(heat > 0, 1 / 3 + 2 / 3 * level, 0.0)
         colours = np.stack(
-            [np.clip(3 * level, 0, 1), np.clip(3 * level - 1, 0, 1), np.clip(3 * level - 2, 0, 1) * 0.6],
-            axis=-1,
+            [np.clip(3 * ramp, 0, 1), np.clip(3 * ramp - 1, 0, 1), np.clip(3 * ramp - 2, 0, 1) * 0.6], axis=-1
         )
         opacity = np.where(heat > 0, alpha * (0.35 + 0.65 * level), 0.0)
         x0, y0, x1, y1 = self.grid_box or (0.0, 0.0, 1.0, 1.0)

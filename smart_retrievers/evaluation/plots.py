@@ -293,7 +293,7 @@ def plot_latency_rows(entries: list[Mapping[str, Any]], path: str | Path, *, tit
     lat.set_ylabel("ms per query (warm, query encoding included)")
     lat.set_ylim(bottom=0)
     lat.set_title("search latency, k=10")
-    lat.legend(fontsize=8, loc="upper left")
+    lat.legend(fontsize=8, loc="best", framealpha=0.85)
     ratio.axhline(1.0, color="#7f7f7f", linewidth=0.8)
     ratio.set_ylabel("SMART p50 / pooled-only p50")
     ratio.set_ylim(bottom=0)
