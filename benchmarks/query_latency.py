@@ -1,10 +1,11 @@
 """Warm query latency of SmartIndex.search (query encoding included), SMART rerank vs pooled-only.
 
-Encodes SciFact once (cached with the training state cache), then for each ``--compression``
-preset builds a LanceDB table and grows it to each size by re-inserting the same encodings under
-new ids (``SmartIndex.add_encodings``: the codec is fitted on the first write, as for ``add``).
-At each size it times alternating pooled-only and SMART-rerank searches (k=10, 100 candidates)
-over the SciFact test queries and reports p50/p95, the p50 ratio, and bytes on disk per doc/token.
+Encodes SciFact once (cached with the training state cache), then builds one LanceDB table per
+``--compression`` preset and grows them together to each size by re-inserting the same encodings
+under new ids (``SmartIndex.add_encodings``: the codec is fitted on the first write, as for ``add``).
+At each size it times pooled-only and SMART-rerank searches (k=10, 100 candidates) of every preset,
+alternated query by query (so load on a shared machine hits every arm alike), over the SciFact test
+queries and reports p50/p95, the p50 ratio, and bytes on disk per doc/token.
 
 ``--plot PNG`` draws the latency-vs-rows curve of the entries (p50/p95 of both searches and
 their ratio against table rows; needs matplotlib); ``--json`` saves the entries and
@@ -73,24 +74,31 @@ def main() -> None:
     queries = list(data.queries.values())[: args.queries]
     n_tokens = sum(len(e.tokens) for e in encodings)
     results = []
-    for compression in args.compression:
-        shutil.rmtree(args.db, ignore_errors=True)
-        index = SmartIndex(args.db, encoder=encoder, compression=compression, write_batch_size=2048)
-        for size in sorted(args.sizes):
+    shutil.rmtree(args.db, ignore_errors=True)
+    indexes = {  # one table per preset, grown together: every size times all arms side by side
+        c: SmartIndex(str(Path(args.db) / c), encoder=encoder, compression=c, write_batch_size=2048)
+        for c in args.compression
+    }
+    for size in sorted(args.sizes):
+        for index in indexes.values():
             while index.count() < size:
                 offset = index.count()
                 take = min(len(encodings), size - offset)
                 index.add_encodings(encodings[:take], texts[:take], ids=[f"{doc_ids[i]}#{offset}" for i in range(take)])
             index.store.table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
             time_searches(index, queries[:5]), time_searches(index, queries[:5], mode="pooled")  # warm-up
-            pooled, smart = [], []
-            for q in queries:  # alternate so both see the same machine state
-                pooled += time_searches(index, [q], mode="pooled")
-                smart += time_searches(index, [q], mode="rerank", candidates=100)
+        arms = [(c, mode) for c in indexes for mode in ("pooled", "rerank")]
+        took: dict[tuple[str, str], list[float]] = {arm: [] for arm in arms}
+        for i, q in enumerate(queries):  # alternate every arm, rotated, so all see the same machine state
+            for c, mode in arms[i % len(arms) :] + arms[: i % len(arms)]:
+                extra = {"candidates": 100} if mode == "rerank" else {}
+                took[c, mode] += time_searches(indexes[c], [q], mode=mode, **extra)
+        for c, index in indexes.items():
+            pooled, smart = took[c, "pooled"], took[c, "rerank"]
             rows = index.count()
-            on_disk = disk_bytes(Path(args.db))
+            on_disk = disk_bytes(Path(args.db) / c)
             entry = {
-                "compression": compression,
+                "compression": c,
                 "rows": rows,
                 "pooled_ms": {
                     "p50": round(float(np.percentile(pooled, 50)), 1),

@@ -169,3 +169,33 @@ def test_langchain_retriever_evidence(index):
     assert spans[0]["share"] >= spans[-1]["share"]
     assert all(ZEBRA[s["start"] : s["end"]] == s["text"] for s in spans)
     assert "zebra" in {s["text"] for s in spans}
+
+
+def test_langchain_evidence_off_calls_nothing(index, monkeypatch):
+    import smart_retrievers.explain as explain
+    from smart_retrievers.langchain import SmartRetriever
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("evidence computed while off")
+
+    monkeypatch.setattr(explain, "compact_evidence", refuse)
+    monkeypatch.setattr(explain, "explain_texts", refuse)
+    assert len(SmartRetriever(index=index, k=2).invoke("where did the zebra run?")) == 2
+    with pytest.raises(AssertionError, match="while off"):  # on, the same call goes through it
+        SmartRetriever(index=index, k=2, evidence=True).invoke("where did the zebra run?")
+
+
+def test_compact_evidence_batches_and_skips_image_rows(index, encoder):
+    from smart_retrievers.explain import EVIDENCE_SPANS, compact_evidence
+    from smart_retrievers.index import Hit
+
+    hits = index.search("where did the zebra run?", k=2)
+    image = Hit(id="img", text="", image="/nowhere.png", modality="image")
+    out = compact_evidence(index, "where did the zebra run?", [hits[0], image, hits[1]])
+    assert out[1] is None and len(out) == 3
+    for hit, spans in zip((hits[0], hits[1]), (out[0], out[2])):  # batched (padded) = one by one, to float noise
+        alone = index.explain("where did the zebra run?", hit).top_spans(EVIDENCE_SPANS)
+        assert [(s["start"], s["end"], s["query_tokens"]) for s in spans] == [
+            (s["start"], s["end"], s["query_tokens"]) for s in alone
+        ]
+        assert [s["share"] for s in spans] == pytest.approx([s["share"] for s in alone], abs=1e-4)
