@@ -26,29 +26,10 @@ from dataclasses import fields
 from pathlib import Path
 
 import torch
-from adapter_scifact import DEFAULT_DATA, _evaluate, load_states
+from adapter_scifact import DEFAULT_DATA, _evaluate, load_states, parse_run
 
 from smart_retrievers import SmartEncoder
 from smart_retrievers.training import TrainConfig, fit_adapter
-
-
-def parse_run(spec: str) -> tuple[str, dict]:
-    """``name[:key=value,...]`` → (name, TrainConfig overrides), values typed like the field defaults."""
-    name, _, settings = spec.partition(":")
-    types = {f.name: type(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)}
-    overrides: dict = {}
-    for item in filter(None, settings.split(",")):
-        key, _, value = item.partition("=")
-        if key not in types:
-            raise SystemExit(f"unknown TrainConfig field {key!r} in {spec!r}")
-        kind = types[key]
-        if kind is bool:
-            overrides[key] = value.lower() in ("1", "true", "yes")
-        elif value == "None":
-            overrides[key] = None
-        else:
-            overrides[key] = (float if kind is type(None) else kind)(value)
-    return name, overrides
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,9 @@ import json
 import platform
 import sys
 import time
+import typing
 from pathlib import Path
+from typing import Any, Literal
 
 import torch
 
@@ -55,6 +57,33 @@ def _evaluate(
     return evaluate_ranking(single, qrels), evaluate_ranking(smart, qrels)
 
 
+def _value_type(hint: Any) -> type:
+    """The type a TrainConfig field's value is parsed as: ``int | None`` → int, a Literal → str."""
+    if typing.get_origin(hint) is Literal:
+        return str
+    options = [a for a in typing.get_args(hint) if a is not type(None)]
+    return _value_type(options[0]) if options else hint
+
+
+def parse_run(spec: str) -> tuple[str, dict]:
+    """``name[:key=value,...]`` → (name, TrainConfig overrides), each value parsed as its field's type."""
+    name, _, settings = spec.partition(":")
+    hints = typing.get_type_hints(TrainConfig)
+    overrides: dict = {}
+    for item in filter(None, settings.split(",")):
+        key, _, value = item.partition("=")
+        if key not in hints:
+            raise SystemExit(f"unknown TrainConfig field {key!r} in {spec!r}")
+        kind = _value_type(hints[key])
+        if value == "None":
+            overrides[key] = None
+        elif kind is bool:
+            overrides[key] = value.lower() in ("1", "true", "yes")
+        else:
+            overrides[key] = kind(value)
+    return name, overrides
+
+
 def load_states(
     encoder: SmartEncoder, data: str | Path, cache_dir: str | None = None
 ) -> tuple[BeirDataset, BeirDataset, TokenStates, TokenStates, TokenStates]:
@@ -75,13 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="SciFact BEIR directory")
     parser.add_argument("--dims", type=int, nargs="+", default=[384, 128], help="adapter dimensions r to train")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--tau", type=float, default=0.03)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--hard-negatives", type=int, default=3)
-    parser.add_argument("--val-split", type=float, default=0.05)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--set",
+        default="",
+        metavar="KEY=VALUE,...",
+        help="TrainConfig overrides (default: the package defaults), e.g. epochs=3,val_split=0",
+    )
     parser.add_argument("--candidates", type=int, default=100, help="pooled candidates re-scored by SMART at test time")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument(
@@ -114,16 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"single {single['ndcg@10']:.4f}  smart {smart['ndcg@10']:.4f}", file=sys.stderr)
 
     for dim in args.dims:
-        config = TrainConfig(
-            dim=dim,
-            epochs=args.epochs,
-            lr=args.lr,
-            tau=args.tau,
-            batch_size=args.batch_size,
-            hard_negatives=args.hard_negatives,
-            val_split=args.val_split,
-            seed=args.seed,
-        )
+        config = TrainConfig(**{"dim": dim, **parse_run(f"run:{args.set}")[1]})
         trained = fit_adapter(train_q, docs, train.qrels, config, base=encoder.base_fingerprint)
         _, metrics = _evaluate(test_q, docs, test.qrels, trained.adapter, args.candidates)
         results[f"smart + adapter r={dim}"] = {
@@ -131,11 +150,12 @@ def main(argv: list[str] | None = None) -> int:
             "token_dim": dim,
             "token_bytes_per_doc": tokens_per_doc * dim * 2,
             "train_seconds": trained.seconds,
+            "train_cpu_seconds": trained.cpu_seconds,
             "best_epoch": trained.best_epoch,
             "history": trained.history,
         }
         print(
-            f"adapter r={dim} {metrics['ndcg@10']:.4f} (epoch {trained.best_epoch}, {trained.seconds:.0f}s)",
+            f"adapter r={dim} {metrics['ndcg@10']:.4f} (epoch {trained.best_epoch}, {trained.seconds:.0f}s wall, {trained.cpu_seconds:.0f}s CPU)",
             file=sys.stderr,
         )
         # the starting point alone (identity for r=H; for r<H the PCA projection: compression without training)

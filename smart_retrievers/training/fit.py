@@ -78,17 +78,17 @@ class TrainConfig:
     """
 
     dim: int | None = None
-    epochs: int = 3
+    epochs: int = 10
     lr: float = 1e-3
     tau: float = 0.03
-    batch_size: int = 64
+    batch_size: int = 32
     hard_negatives: int = 3
-    negative_pool: int = 3
+    negative_pool: int = 10
     remine: bool = False
-    val_split: float = 0.05
+    val_split: float = 0.2
     loss: Literal["late", "fused"] = "late"
-    schedule: Literal["constant", "cosine"] = "cosine"
-    warmup: float = 0.1
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup: float = 0.0
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     max_minutes: float | None = None
