@@ -639,7 +639,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-metadata", action="store_true", help="upgrade without filterable metadata")
     p.add_argument("--ref-id-column", help="the source-document id column (default: LlamaIndex's doc_id if set)")
     p.add_argument(
-        "--compression", help=f"token codec ('none': float16; default: {DEFAULT_COMPRESSION}); a resumed upgrade keeps its own"
+        "--compression",
+        help=f"token codec ('none': float16; default: {DEFAULT_COMPRESSION}); a resumed upgrade keeps its own",
     )
     p.add_argument(
         "--reencode-vectors",
