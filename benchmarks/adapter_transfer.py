@@ -51,13 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapters", nargs="*", default=[], help="adapter directories to evaluate")
     parser.add_argument("--sets", nargs="+", default=["scifact", "flickr8k-captions"], help="sets under ../shared/data")
     parser.add_argument("--compression", nargs="+", default=["none", DEFAULT_COMPRESSION], help="codec presets")
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip inference-only SMART (already measured, e.g. in BENCHMARKS.md)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     encoder = SmartEncoder.default()
-    adapters = {"inference-only": None} | {Path(a).name: SmartAdapter.load(a) for a in args.adapters}
+    adapters = {} if args.no_baseline else {"inference-only": None}
+    adapters |= {Path(a).name: SmartAdapter.load(a) for a in args.adapters}
     rows = []
     for name in args.sets:
         data = load_beir(require(name))
