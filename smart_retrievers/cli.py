@@ -182,20 +182,14 @@ def cmd_info(args: argparse.Namespace) -> int:
     import lancedb
 
     from ._version import __version__
-    from .layout import LAYOUT_KEY, TableLayout, struct_field_types
-    from .store import CODEC_KEY, FIELDS_KEY, FINGERPRINT_KEY, load_codec
+    from .layout import TableLayout
+    from .store import CODEC_KEY, FINGERPRINT_KEY, load_codec, schema_field_types
 
     table = _stored_table(args)
     meta = table.schema.metadata or {}
     fingerprint = json.loads(meta.get(FINGERPRINT_KEY.encode(), b"null"))
     codec = load_codec(lancedb.connect(args.db), meta.get(CODEC_KEY.encode()))
-    layout = TableLayout.from_json(meta[LAYOUT_KEY.encode()]) if LAYOUT_KEY.encode() in meta else None
-    if layout is None:
-        fields = json.loads((table.schema.field("metadata").metadata or {}).get(FIELDS_KEY.encode(), b"{}"))
-    elif layout.metadata is None:
-        fields = {}
-    else:
-        fields = struct_field_types(table.schema.field(layout.metadata).type, layout.hidden_keys)
+    fields = schema_field_types(table.schema, TableLayout.from_schema(table.schema))
     folder = Path(args.db) / f"{args.table}.lance"
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else None
     info = {

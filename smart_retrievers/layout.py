@@ -71,6 +71,12 @@ class TableLayout:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
+    def from_schema(cls, schema: pa.Schema) -> TableLayout:
+        """The layout a table's schema metadata records (:data:`NATIVE` when it records none)."""
+        raw = (schema.metadata or {}).get(LAYOUT_KEY.encode())
+        return cls.from_json(raw) if raw else NATIVE
+
+    @classmethod
     def from_json(cls, raw: str | bytes) -> TableLayout:
         data = json.loads(raw)
         data["hidden_keys"] = tuple(data.get("hidden_keys", ()))

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from .codec import DEFAULT_COMPRESSION, TokenCodec, parse_preset
 from .encoding import Encoding
 from .filters import SqlTarget, parse_filter, to_sql
-from .layout import LAYOUT_KEY, NATIVE, TableLayout, physical_columns, struct_field_types, to_logical
+from .layout import NATIVE, TableLayout, physical_columns, struct_field_types, to_logical
 from .options import DEFAULT_READ_CONSISTENCY
 from .progress import progress_on
 from .scoring import PackedTokens
@@ -344,6 +344,17 @@ def _check_local_uri(uri: str) -> None:
             return
 
 
+def schema_field_types(schema: pa.Schema, layout: TableLayout) -> FieldTypes:
+    """A table's filterable metadata fields and their types: the field map a native table records, or an
+    upgraded table's struct children."""
+    if not layout.native:
+        if layout.metadata is None:
+            return {}
+        return struct_field_types(schema.field(layout.metadata).type, layout.hidden_keys)
+    raw = (schema.field("metadata").metadata or {}).get(FIELDS_KEY.encode())
+    return json.loads(raw) if raw else {}
+
+
 # ---- codecs: stored once, beside the table -------------------------------------------
 
 _CODEC_SCHEMA = pa.schema([pa.field("sha256", pa.string(), nullable=False), pa.field("codec", pa.binary())])
@@ -532,8 +543,7 @@ class SmartStore:
         """Use ``table`` (opened, or created first by another writer) with its own codec."""
         self._check_fingerprint(table)
         schema_metadata = table.schema.metadata or {}
-        raw_layout = schema_metadata.get(LAYOUT_KEY.encode())
-        layout = TableLayout.from_json(raw_layout) if raw_layout else NATIVE
+        layout = TableLayout.from_schema(table.schema)
         if not layout.native and "tokens" not in table.schema.names:
             raise ValueError(
                 f"table {self.table_name!r} at {self.uri} is being upgraded to SMART and has no token states yet; "
@@ -610,16 +620,7 @@ class SmartStore:
     @property
     def field_types(self) -> FieldTypes:
         """Known metadata fields and their JSON types."""
-        if self.table is None:
-            return {}
-        if not self.layout.native:
-            if self.layout.metadata is None:
-                return {}
-            kind = self._table.schema.field(self.layout.metadata).type
-            return struct_field_types(kind, self.layout.hidden_keys)
-        meta = self._table.schema.field("metadata").metadata or {}
-        raw = meta.get(FIELDS_KEY.encode())
-        return json.loads(raw) if raw else {}
+        return {} if self.table is None else schema_field_types(self._table.schema, self.layout)
 
     @property
     def fusion_weights(self) -> tuple[float, float] | None:
@@ -1128,22 +1129,28 @@ class SmartStore:
         if where:
             query = query.where(where)
         for batch in query.to_batches(batch_size):
-            if self.layout.native and "tokens" not in columns:
+            if self.layout.native:
                 yield batch
             else:
                 yield from self._logical(pa.Table.from_batches([batch]), columns).to_batches()
 
     def _physical(self, columns: Sequence[str]) -> list[str]:
-        """The table columns that hold the logical ``columns`` (and ``vector`` for rows without tokens)."""
+        """The table columns that hold the logical ``columns``.
+
+        An upgraded table's rows may lack token states (written by the owner's store since),
+        so ``vector`` comes with ``tokens`` there; a native table's rows always have them.
+        """
+        if self.layout.native:
+            return list(columns)
         wanted = [*columns, self.layout.vector] if "tokens" in columns else list(columns)
         return physical_columns(self.layout, wanted)
 
     def _logical(self, found: pa.Table, columns: Sequence[str], *, extra: Sequence[str] = ()) -> pa.Table:
         """Rows read with :meth:`_physical` columns as the logical ``columns`` (then ``extra``)."""
-        if "tokens" in columns and found.column("tokens").null_count:
-            found = found.set_column(found.schema.get_field_index("tokens"), "tokens", self._pooled_as_tokens(found))
         if self.layout.native:
             return found.select([*columns, *extra])
+        if "tokens" in columns and found.column("tokens").null_count:
+            found = found.set_column(found.schema.get_field_index("tokens"), "tokens", self._pooled_as_tokens(found))
         return to_logical(found, self.layout, columns, extra=extra)
 
     def _pooled_as_tokens(self, found: pa.Table) -> pa.Array:
