@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from .store import (
     stream_into,
     tokens_to_arrow,
     tokens_type,
+    vectors_block,
 )
 
 DEFAULT_MIN_COSINE = 0.99
@@ -189,15 +190,15 @@ def upgrade_table(
             metadata_column=metadata_column,
             ref_id_column=ref_id_column,
         )
-        texts = _sample_texts(lance_table, layout, max(sample, 64))
+        rows = _sample_rows(lance_table, layout, max(sample, 64))  # the vector check's rows, then the codec's
+        if not reencode_vectors:
+            _check_dimension(rows.column(layout.vector), layout, encoder.fingerprint["dim"])
+        encodings = encoder.encode_documents(rows.column(layout.text).to_pylist(), show_progress=False)
         if reencode_vectors:
             layout = replace(layout, vector=SMART_VECTOR)
         else:
-            report.min_cosine = _check_vectors(lance_table, layout, encoder, sample, min_cosine)
-        codec = None
-        if preset != "none":
-            states = [e.tokens for e in encoder.encode_documents(texts, show_progress=False)]
-            codec = fit_codec(preset, states, encoder)
+            report.min_cosine = _check_vectors(rows.slice(0, sample), encodings[:sample], layout, min_cosine)
+        codec = fit_codec(preset, [e.tokens for e in encodings], encoder) if preset != "none" else None
         metadata = {FINGERPRINT_KEY: json.dumps(fingerprint, sort_keys=True), LAYOUT_KEY: layout.to_json()}
         if codec is not None:
             metadata[CODEC_KEY] = save_codec(db, table, codec)
@@ -237,16 +238,8 @@ class _Encode:
         return columns
 
 
-def _sample_texts(lance_table: Any, layout: TableLayout, n: int) -> list[str]:
-    rows = lance_table.search().where(f"{layout.text} IS NOT NULL").select([layout.text]).limit(n).to_arrow()
-    texts = [t for t in rows.column(layout.text).to_pylist() if t]
-    if not texts:
-        raise ValueError("the table has no row with a text to encode")
-    return texts
-
-
-def _check_vectors(lance_table: Any, layout: TableLayout, encoder: Any, n: int, min_cosine: float) -> float:
-    """The lowest cosine between sampled stored vectors and the encoder's; raises when below ``min_cosine``."""
+def _sample_rows(lance_table: Any, layout: TableLayout, n: int) -> pa.Table:
+    """Up to ``n`` rows with a text: their text and stored vector."""
     rows = (
         lance_table.search()
         .where(f"{layout.text} IS NOT NULL AND {layout.text} <> ''")
@@ -254,27 +247,39 @@ def _check_vectors(lance_table: Any, layout: TableLayout, encoder: Any, n: int, 
         .limit(n)
         .to_arrow()
     )
-    stored = np.asarray(rows.column(layout.vector).to_pylist(), dtype=np.float32)
-    dim = encoder.fingerprint["dim"]
-    hint = (
+    if not len(rows):
+        raise ValueError("the table has no row with a text to encode")
+    return rows
+
+
+def _mismatch_hint(layout: TableLayout) -> str:
+    return (
         "pass reencode_vectors=True (smart-retrievers upgrade --reencode-vectors) to add this encoder's own "
         f"{SMART_VECTOR!r} column (your store keeps {layout.vector!r}), or upgrade with the model that wrote them"
     )
-    if stored.shape[1] != dim:
+
+
+def _check_dimension(vectors: pa.ChunkedArray, layout: TableLayout, dim: int) -> None:
+    if vectors.type.list_size != dim:
         raise VectorMismatchError(
-            f"column {layout.vector!r} holds {stored.shape[1]}-d vectors; this encoder's are {dim}-d: {hint}"
+            f"column {layout.vector!r} holds {vectors.type.list_size}-d vectors; this encoder's are {dim}-d: "
+            + _mismatch_hint(layout)
         )
-    texts = rows.column(layout.text).to_pylist()
-    encoded = np.stack([e.pooled for e in encoder.encode_documents(texts, show_progress=False)]).astype(np.float32)
+
+
+def _check_vectors(rows: pa.Table, encodings: Sequence[Any], layout: TableLayout, min_cosine: float) -> float:
+    """The lowest cosine between the rows' stored vectors and the encoder's; raises when below ``min_cosine``."""
+    stored = vectors_block(rows.column(layout.vector)).numpy()
+    encoded = np.stack([e.pooled for e in encodings]).astype(np.float32)
     cosine = np.sum(stored * encoded, axis=1) / np.maximum(
         np.linalg.norm(stored, axis=1) * np.linalg.norm(encoded, axis=1), 1e-12
     )
     lowest = float(cosine.min())
     if lowest < min_cosine:
         raise VectorMismatchError(
-            f"column {layout.vector!r} does not hold this encoder's pooled vectors: over {len(texts)} sampled rows "
+            f"column {layout.vector!r} does not hold this encoder's pooled vectors: over {len(rows)} sampled rows "
             f"the cosine with the re-encoded text is as low as {lowest:.3f} (median {float(np.median(cosine)):.3f}, "
-            f"needed {min_cosine}). {hint}"
+            f"needed {min_cosine}). {_mismatch_hint(layout)}"
         )
     return lowest
 

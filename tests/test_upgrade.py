@@ -297,7 +297,9 @@ def test_an_interrupted_upgrade_leaves_the_table_readable_and_a_rerun_finishes(t
     before = _user_rows(uri, "plain", ["id", "text", "vector"])
     checkpoints = tmp_path / "checkpoints"
 
-    first = _Flaky(fail_on=6)  # calls 1-2 check vectors and fit the codec; 3-5 backfill three batches; 6 fails
+    first = _Flaky(
+        fail_on=5
+    )  # call 1 encodes the sample (vector check, codec fit); 2-4 backfill three batches; 5 fails
     with pytest.raises(_Interrupted):
         upgrade_table(uri, "plain", first, batch_size=2, checkpoint_dir=checkpoints)
     table = lancedb.connect(uri).open_table("plain")
@@ -412,7 +414,7 @@ def test_a_killed_upgrade_leaves_the_users_table_and_a_rerun_finishes(tmp_path):
     while (not progress.exists() or len(progress.read_text()) < 5) and time.monotonic() < deadline:
         assert child.poll() is None, "the upgrade ended before it could be killed"
         time.sleep(0.05)
-    os.kill(child.pid, signal.SIGKILL)  # mid-backfill: the sample check, the codec fit and 3 batches are done
+    os.kill(child.pid, signal.SIGKILL)  # mid-backfill: the sample and 4 of 8 batches are encoded
     child.wait()
 
     table = lancedb.connect(uri).open_table("plain")
