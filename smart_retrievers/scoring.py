@@ -7,9 +7,10 @@ For a query ``q`` and a document ``d``::
 
 Token states and pooled vectors are expected to be L2-normalised already, so
 every cosine is a plain dot product. The late term is a *mean* over query
-tokens (not a sum) and there is no temperature. An input with zero tokens uses
-its pooled vector as its single token. All arithmetic is done in float32;
-numpy (float16/float32) arrays and torch tensors are accepted.
+tokens (not a sum) and there is no temperature; every item has at least one
+token. All arithmetic is done in float32; numpy (float16/float32) arrays and
+torch tensors are accepted. (The tests check :func:`maxsim_flat` against a
+padded MaxSim written for clarity: ``tests/oracles.py``.)
 """
 
 from __future__ import annotations
@@ -29,25 +30,12 @@ ArrayLike = np.ndarray | torch.Tensor
 __all__ = [
     "PackedTokens",
     "Ranking",
-    "Scores",
     "fuse",
-    "maxsim",
     "maxsim_flat",
-    "pad_tokens",
     "rank",
     "relevance",
     "rerank_candidates",
-    "smart_scores",
 ]
-
-
-@dataclass(frozen=True)
-class Scores:
-    """Fused, pooled and late scores, each (N,) for one query or (Q, N) for many."""
-
-    fused: torch.Tensor
-    pooled: torch.Tensor
-    late: torch.Tensor
 
 
 def _as_float32(x: ArrayLike) -> torch.Tensor:
@@ -56,96 +44,6 @@ def _as_float32(x: ArrayLike) -> torch.Tensor:
         return x.to(torch.float32)
     arr = np.ascontiguousarray(x, dtype=np.float32)
     return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
-
-
-def _as_bool(x: ArrayLike) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.to(torch.bool)
-    return torch.from_numpy(np.array(x, dtype=bool))
-
-
-def pad_tokens(tokens: Sequence[ArrayLike], pooled: ArrayLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack ragged (n_i, d) token arrays into a zero-padded float32 block (N, L, d) and a bool mask (N, L).
-
-    An empty entry (n_i == 0) takes ``pooled[i]`` as its single token (ValueError if
-    ``pooled`` is None then). L >= 1.
-    """
-    n = len(tokens)
-    shapes = [tuple(t.shape) for t in tokens]
-    for i, shape in enumerate(shapes):
-        if len(shape) != 2:
-            raise ValueError(f"token entry {i} must be 2-D (n_tokens, dim), got shape {shape}")
-    if pooled is not None:
-        pooled_shape = tuple(pooled.shape)
-        if len(pooled_shape) != 2 or pooled_shape[0] != n:
-            raise ValueError(f"pooled must have shape ({n}, dim) to match the tokens, got {pooled_shape}")
-        dim = pooled_shape[1]
-    elif shapes:
-        dim = shapes[0][1]
-    else:
-        raise ValueError("cannot infer the dimension of an empty token list without pooled vectors")
-    for i, shape in enumerate(shapes):
-        if shape[1] != dim:
-            raise ValueError(f"token entry {i} has dim {shape[1]}, expected {dim}")
-
-    length = max([1, *(shape[0] for shape in shapes)])
-    block = torch.zeros(n, length, dim, dtype=torch.float32)
-    mask = torch.zeros(n, length, dtype=torch.bool)
-    for i, (t, shape) in enumerate(zip(tokens, shapes)):
-        if shape[0] == 0:
-            if pooled is None:
-                raise ValueError(f"token entry {i} is empty and no pooled vector was given to stand in for it")
-            block[i, 0] = _as_float32(pooled[i])
-            mask[i, 0] = True
-        else:
-            block[i, : shape[0]] = _as_float32(t)
-            mask[i, : shape[0]] = True
-    return block, mask
-
-
-def maxsim(
-    query_tokens: ArrayLike,
-    query_mask: ArrayLike,
-    doc_tokens: ArrayLike,
-    doc_mask: ArrayLike,
-    *,
-    chunk_size: int = 1024,
-) -> torch.Tensor:
-    """Late scores (Q, N): mean over unmasked query tokens of the max over unmasked doc tokens of the dot.
-
-    ``query_tokens`` (Q, Lq, d), ``query_mask`` (Q, Lq) bool, ``doc_tokens`` (N, Ld, d),
-    ``doc_mask`` (N, Ld) bool. Docs are scored ``chunk_size`` at a time, so peak extra
-    memory is about Q * chunk_size * Lq * Ld floats.
-    """
-    q = _as_float32(query_tokens)
-    d = _as_float32(doc_tokens)
-    q_mask = _as_bool(query_mask)
-    d_mask = _as_bool(doc_mask)
-    if q.ndim != 3 or d.ndim != 3:
-        raise ValueError(f"token blocks must be 3-D, got query {tuple(q.shape)} and doc {tuple(d.shape)}")
-    if q.shape[2] != d.shape[2]:
-        raise ValueError(f"query dim {q.shape[2]} does not match doc dim {d.shape[2]}")
-    if q_mask.shape != q.shape[:2] or d_mask.shape != d.shape[:2]:
-        raise ValueError(
-            f"masks must match the token blocks' first two dims: query mask {tuple(q_mask.shape)} vs "
-            f"{tuple(q.shape[:2])}, doc mask {tuple(d_mask.shape)} vs {tuple(d.shape[:2])}"
-        )
-    if not (q_mask.any(dim=1).all() and d_mask.any(dim=1).all()):
-        raise ValueError("every query and every doc needs at least one unmasked token")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-
-    n_docs = d.shape[0]
-    q_count = q_mask.sum(dim=1, keepdim=True).to(torch.float32)  # (Q, 1)
-    q_pad = ~q_mask[:, None, :]  # (Q, 1, Lq)
-    out = torch.empty(q.shape[0], n_docs, dtype=torch.float32)
-    for start in range(0, n_docs, chunk_size):
-        stop = min(start + chunk_size, n_docs)
-        sims = torch.einsum("qid,njd->qnij", q, d[start:stop])  # (Q, c, Lq, Ld)
-        sims.masked_fill_(~d_mask[None, start:stop, None, :], float("-inf"))
-        best = sims.amax(dim=3).masked_fill_(q_pad, 0.0)  # (Q, c, Lq)
-        out[:, start:stop] = best.sum(dim=2) / q_count
-    return out
 
 
 def maxsim_flat(
@@ -163,7 +61,7 @@ def maxsim_flat(
     one query's (Lq, d) states, or with ``query_lengths`` (Q,) several queries' states
     concatenated the same way. One (T, Lq) matmul and a segment max per chunk of about
     ``chunk_tokens`` doc tokens: no padded (N, Ld, d) block is built. Returns (N,) for one
-    query, (Q, N) with ``query_lengths``. Equals :func:`maxsim`.
+    query, (Q, N) with ``query_lengths``.
 
     With a ``codec``, ``doc_tokens`` are its packed codes (T, bytes) and the float query
     tokens are scored against them asymmetrically: projected once, codes decoded one chunk
@@ -353,69 +251,6 @@ def fuse(pooled: torch.Tensor, late: torch.Tensor, lambda_pool: float = 1.0, lam
     if lambda_pool == 0:
         return lambda_late * late
     return lambda_pool * pooled + lambda_late * late
-
-
-def _is_padded(doc_tokens: object) -> bool:
-    """True for a ``(block, mask)`` pair as returned by :func:`pad_tokens`."""
-    if not (isinstance(doc_tokens, tuple) and len(doc_tokens) == 2 and doc_tokens[0].ndim == 3):
-        return False
-    mask = doc_tokens[1]
-    if isinstance(mask, torch.Tensor):
-        return mask.dtype == torch.bool
-    return np.asarray(mask).dtype == np.bool_
-
-
-def smart_scores(
-    query_pooled: ArrayLike,
-    query_tokens: ArrayLike | Sequence[ArrayLike],
-    doc_pooled: ArrayLike,
-    doc_tokens: Sequence[ArrayLike] | tuple[torch.Tensor, torch.Tensor],
-    *,
-    lambda_pool: float = 1.0,
-    lambda_late: float = 1.0,
-    chunk_size: int = 1024,
-) -> Scores:
-    """SMART scores of one query (``query_pooled`` (d,), ``query_tokens`` (n, d)) or many
-    (``query_pooled`` (Q, d), ``query_tokens`` a list of Q (n_i, d) arrays) against N docs.
-
-    ``doc_pooled`` is (N, d); ``doc_tokens`` is a list of N ragged (n_i, d) arrays or a
-    ``(block, mask)`` pair from :func:`pad_tokens`. Empty token arrays fall back to the
-    matching pooled vector. Returns :class:`Scores` of shape (N,) or (Q, N).
-    """
-    q_pooled = _as_float32(query_pooled)
-    d_pooled = _as_float32(doc_pooled)
-    single = q_pooled.ndim == 1
-    if single:
-        q_pooled = q_pooled[None]
-    if q_pooled.ndim != 2 or d_pooled.ndim != 2:
-        raise ValueError(
-            f"query_pooled must be (d,) or (Q, d) and doc_pooled (N, d), got "
-            f"{tuple(query_pooled.shape)} and {tuple(doc_pooled.shape)}"
-        )
-    if q_pooled.shape[1] != d_pooled.shape[1]:
-        raise ValueError(f"query dim {q_pooled.shape[1]} does not match doc dim {d_pooled.shape[1]}")
-
-    if isinstance(query_tokens, (np.ndarray, torch.Tensor)):
-        query_tokens = [query_tokens]
-    q_block, q_mask = pad_tokens(query_tokens, q_pooled)
-
-    if _is_padded(doc_tokens):
-        d_block, d_mask = doc_tokens
-        if d_block.shape[0] != d_pooled.shape[0] or d_block.shape[2] != d_pooled.shape[1]:
-            raise ValueError(
-                f"padded doc tokens {tuple(d_block.shape)} do not match doc_pooled {tuple(d_pooled.shape)}"
-            )
-    else:
-        if len(doc_tokens) != d_pooled.shape[0]:
-            raise ValueError(f"doc_tokens has {len(doc_tokens)} entries but doc_pooled has {d_pooled.shape[0]} rows")
-        d_block, d_mask = pad_tokens(doc_tokens, d_pooled)
-
-    pooled = q_pooled @ d_pooled.T
-    late = maxsim(q_block, q_mask, d_block, d_mask, chunk_size=chunk_size)
-    fused = fuse(pooled, late, lambda_pool, lambda_late)
-    if single:
-        return Scores(fused=fused[0], pooled=pooled[0], late=late[0])
-    return Scores(fused=fused, pooled=pooled, late=late)
 
 
 def relevance(fused: float | ArrayLike, lambda_pool: float = 1.0, lambda_late: float = 1.0) -> float | ArrayLike:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from oracles import maxsim, pad_tokens, smart_scores
 
 from smart_retrievers.encoding import Encoding
 from smart_retrievers.evaluation import (
@@ -22,13 +23,7 @@ from smart_retrievers.evaluation import (
     ndcg_at_k,
     recall_at_k,
 )
-from smart_retrievers.scoring import (
-    PackedTokens,
-    maxsim,
-    maxsim_flat,
-    pad_tokens,
-    smart_scores,
-)
+from smart_retrievers.scoring import PackedTokens, maxsim_flat
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SCIFACT = SHARED_DATA / "scifact"
@@ -293,7 +288,7 @@ def test_flat_multi_query_maxsim_equals_padded_maxsim() -> None:
 
 
 def _reference_rankings(queries, docs, candidates, depth, lambda_pool, lambda_late):
-    """Rankings from the padded smart_scores: pooled, pooled top-candidates re-scored, exhaustive."""
+    """Rankings from the padded oracle (tests/oracles.py): pooled, pooled top-candidates re-scored, exhaustive."""
     q_pooled = np.stack([q.pooled for q in queries])
     d_pooled = np.stack([d.pooled for d in docs])
     scores = smart_scores(

@@ -1,12 +1,14 @@
-"""Tests for smart_retrievers.scoring against a plain-loop numpy reference."""
+"""Tests for smart_retrievers.scoring: the production path (maxsim_flat, rank, fuse, PackedTokens) against a
+plain-loop numpy reference and the padded oracle of tests/oracles.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from oracles import pad_tokens, smart_scores
 
-from smart_retrievers.scoring import Scores, fuse, maxsim, pad_tokens, smart_scores
+from smart_retrievers.scoring import PackedTokens, fuse, maxsim_flat, rank
 
 TOL = 1e-5
 
@@ -59,138 +61,110 @@ CASES = [
 ]
 
 
+def _filled(tokens: list[np.ndarray], pooled: np.ndarray) -> list[np.ndarray]:
+    """Empty token sets replaced by the pooled vector (production items always hold a token)."""
+    return [t if len(t) else pooled[i][None] for i, t in enumerate(tokens)]
+
+
 @pytest.mark.parametrize("seed,q_lengths,d_lengths,dim", CASES)
-def test_smart_scores_match_loop_reference(seed, q_lengths, d_lengths, dim):
+def test_the_oracle_matches_the_loop_reference(seed, q_lengths, d_lengths, dim):
     qp, qt, dp, dt = _case(seed, q_lengths, d_lengths, dim)
     scores = smart_scores(qp, qt, dp, dt, lambda_pool=0.3, lambda_late=0.7)
-    assert isinstance(scores, Scores)
-    assert scores.fused.shape == (len(qp), len(dp))
-    assert scores.fused.dtype == torch.float32
-    expected_pooled = qp.astype(np.float64) @ dp.astype(np.float64).T
-    np.testing.assert_allclose(scores.pooled.numpy(), expected_pooled, atol=TOL)
+    np.testing.assert_allclose(scores.pooled.numpy(), qp.astype(np.float64) @ dp.astype(np.float64).T, atol=TOL)
     np.testing.assert_allclose(scores.late.numpy(), _ref_scores(qp, qt, dp, dt, 0.0, 1.0), atol=TOL)
     np.testing.assert_allclose(scores.fused.numpy(), _ref_scores(qp, qt, dp, dt, 0.3, 0.7), atol=TOL)
 
 
 @pytest.mark.parametrize("seed,q_lengths,d_lengths,dim", CASES)
-def test_maxsim_matches_loop_reference(seed, q_lengths, d_lengths, dim):
+def test_maxsim_flat_matches_the_loop_reference(seed, q_lengths, d_lengths, dim):
     qp, qt, dp, dt = _case(seed, q_lengths, d_lengths, dim)
-    q_block, q_mask = pad_tokens(qt, qp)
-    d_block, d_mask = pad_tokens(dt, dp)
-    late = maxsim(q_block, q_mask, d_block, d_mask)
+    queries, docs = PackedTokens.from_list(_filled(qt, qp)), PackedTokens.from_list(_filled(dt, dp))
+    late = maxsim_flat(queries.values, docs.values, docs.lengths, query_lengths=queries.lengths)
+    assert late.shape == (len(qp), len(dp)) and late.dtype == torch.float32
     np.testing.assert_allclose(late.numpy(), _ref_scores(qp, qt, dp, dt, 0.0, 1.0), atol=TOL)
+    one = maxsim_flat(queries.item(0), docs.values, docs.lengths)  # one query: (N,)
+    np.testing.assert_allclose(one.numpy(), late[0].numpy(), atol=1e-6)
 
 
-def test_single_query_returns_1d():
-    qp, qt, dp, dt = _case(5, [4], [2, 3, 1], 8)
-    scores = smart_scores(qp[0], qt[0], dp, dt)
-    for tensor in (scores.fused, scores.pooled, scores.late):
-        assert tensor.shape == (3,)
-    np.testing.assert_allclose(scores.fused.numpy(), _ref_scores(qp, qt, dp, dt)[0], atol=TOL)
+@pytest.mark.parametrize("seed,q_lengths,d_lengths,dim", CASES)
+def test_rank_equals_the_padded_oracle(seed, q_lengths, d_lengths, dim):
+    qp, qt, dp, dt = _case(seed, q_lengths, d_lengths, dim)
+    docs = PackedTokens.from_list(_filled(dt, dp))
+    for i in range(len(qp)):
+        query = _filled(qt, qp)[i]
+        got = rank(qp[i], query, dp, docs, lambda_pool=0.3, lambda_late=0.7, k=2)
+        expected = smart_scores(qp[i], query, dp, dt, lambda_pool=0.3, lambda_late=0.7)
+        for field in ("fused", "pooled", "late"):
+            torch.testing.assert_close(getattr(got, field), getattr(expected, field), atol=TOL, rtol=0)
+        assert got.order == torch.sort(got.fused, descending=True, stable=True).indices[:2].tolist()
 
 
-def test_multi_query_equals_stacked_single_queries():
-    qp, qt, dp, dt = _case(6, [3, 1, 6], [4, 2, 8, 1, 5], 16)
-    multi = smart_scores(qp, qt, dp, dt, lambda_pool=0.5, lambda_late=2.0)
-    singles = [smart_scores(qp[i], qt[i], dp, dt, lambda_pool=0.5, lambda_late=2.0) for i in range(len(qp))]
-    for field in ("fused", "pooled", "late"):
-        stacked = torch.stack([getattr(s, field) for s in singles])
-        torch.testing.assert_close(getattr(multi, field), stacked, atol=1e-6, rtol=0)
-
-
-def test_padded_doc_tuple_equals_ragged_docs():
-    qp, qt, dp, dt = _case(7, [3], [4, 0, 2], 8)
-    ragged = smart_scores(qp[0], qt[0], dp, dt)
-    padded = smart_scores(qp[0], qt[0], dp, pad_tokens(dt, dp))
-    torch.testing.assert_close(padded.fused, ragged.fused, atol=0, rtol=0)
-
-
-@pytest.mark.parametrize("chunk_size", [1, 3, 1024])
-def test_chunking_does_not_change_results(chunk_size):
+@pytest.mark.parametrize("chunk_tokens", [1, 3, 7, 1 << 16])
+def test_chunking_does_not_change_results(chunk_tokens):
     qp, qt, dp, dt = _case(8, [3, 5], [2, 7, 1, 4, 9, 3, 6, 5, 1, 2], 8)
-    baseline = smart_scores(qp, qt, dp, dt, chunk_size=1024)
-    chunked = smart_scores(qp, qt, dp, dt, chunk_size=chunk_size)
-    torch.testing.assert_close(chunked.late, baseline.late, atol=1e-6, rtol=0)
-    np.testing.assert_allclose(chunked.late.numpy(), _ref_scores(qp, qt, dp, dt, 0.0, 1.0), atol=TOL)
-
-
-def test_chunks_bound_the_docs_per_einsum(monkeypatch):
-    qp, qt, dp, dt = _case(17, [2], [3] * 10, 8)
-    chunk_docs = []
-    real_einsum = torch.einsum
-
-    def spy(equation, *operands):
-        chunk_docs.append(operands[1].shape[0])
-        return real_einsum(equation, *operands)
-
-    monkeypatch.setattr(torch, "einsum", spy)
-    smart_scores(qp[0], qt[0], dp, dt, chunk_size=3)
-    assert chunk_docs == [3, 3, 3, 1]
-
-
-def test_masks_are_respected_even_with_garbage_padding():
-    qp, qt, dp, dt = _case(18, [2, 5], [3, 1, 4], 8)
-    q_block, q_mask = pad_tokens(qt, qp)
-    d_block, d_mask = pad_tokens(dt, dp)
-    q_block[~q_mask] = 10.0  # huge values in masked slots would dominate max and mean if used
-    d_block[~d_mask] = 10.0
-    late = maxsim(q_block, q_mask, d_block, d_mask)
+    queries, docs = PackedTokens.from_list(qt), PackedTokens.from_list(dt)
+    late = maxsim_flat(
+        queries.values, docs.values, docs.lengths, query_lengths=queries.lengths, chunk_tokens=chunk_tokens
+    )
     np.testing.assert_allclose(late.numpy(), _ref_scores(qp, qt, dp, dt, 0.0, 1.0), atol=TOL)
 
 
-def test_padding_never_wins_the_max():
-    # Every doc token points away from the query, so every real similarity is negative;
-    # the zero padding (dot 0) of the short doc must not be picked as the max.
+def test_negative_similarities_are_kept():
+    """Every doc token points away from the query: the max is the least negative dot, never 0."""
     dim = 4
     query = np.eye(dim, dtype=np.float32)[:1]  # (1, dim), e_0
     long_doc = -np.eye(dim, dtype=np.float32)[[0, 0, 0]]  # 3 tokens, dot -1
-    short_doc = np.array([[-0.6, 0.8, 0.0, 0.0]], dtype=np.float32)  # 1 token, dot -0.6, padded to 3
-    scores = smart_scores(query[0], query, np.stack([-query[0], short_doc[0]]), [long_doc, short_doc])
-    np.testing.assert_allclose(scores.late.numpy(), [-1.0, -0.6], atol=TOL)
-
-
-def test_padded_query_positions_do_not_count_in_mean():
-    qp, qt, dp, dt = _case(9, [1, 6], [3, 2], 8)
-    q_block, q_mask = pad_tokens(qt, qp)
-    late = maxsim(q_block, q_mask, *pad_tokens(dt, dp))
-    alone = maxsim(*pad_tokens(qt[:1], qp[:1]), *pad_tokens(dt, dp))
-    torch.testing.assert_close(late[0], alone[0], atol=1e-6, rtol=0)
-    np.testing.assert_allclose(late.numpy(), _ref_scores(qp, qt, dp, dt, 0.0, 1.0), atol=TOL)
+    short_doc = np.array([[-0.6, 0.8, 0.0, 0.0]], dtype=np.float32)  # 1 token, dot -0.6
+    late = maxsim_flat(query, np.concatenate([long_doc, short_doc]), [3, 1], chunk_tokens=1)
+    np.testing.assert_allclose(late.numpy(), [-1.0, -0.6], atol=TOL)
 
 
 def test_float16_close_to_float32():
-    qp, qt, dp, dt = _case(10, [4, 7], [5, 1, 8, 3, 0], 32)
-    full = smart_scores(qp, qt, dp, dt)
-    half = smart_scores(qp, [t.astype(np.float16) for t in qt], dp, [t.astype(np.float16) for t in dt])
-    assert half.fused.dtype == torch.float32
-    np.testing.assert_allclose(half.fused.numpy(), full.fused.numpy(), atol=1e-3)
+    qp, qt, dp, dt = _case(10, [4], [5, 1, 8, 3, 2], 32)
+    full = PackedTokens.from_list(dt)
+    half = PackedTokens.from_list([t.astype(np.float16) for t in dt])
+    exact = rank(qp[0], qt[0], dp, full)
+    coarse = rank(qp[0], qt[0].astype(np.float16), dp.astype(np.float16), half)
+    assert coarse.fused.dtype == torch.float32
+    np.testing.assert_allclose(coarse.fused.numpy(), exact.fused.numpy(), atol=1e-3)
 
 
 def test_torch_and_readonly_inputs_match_numpy():
     qp, qt, dp, dt = _case(11, [3], [2, 4], 8)
-    expected = smart_scores(qp[0], qt[0], dp, dt)
-    as_torch = smart_scores(
-        torch.from_numpy(qp[0]), torch.from_numpy(qt[0]), torch.from_numpy(dp), [torch.from_numpy(t) for t in dt]
+    expected = rank(qp[0], qt[0], dp, PackedTokens.from_list(dt))
+    as_torch = rank(
+        torch.from_numpy(qp[0]),
+        torch.from_numpy(qt[0]),
+        torch.from_numpy(dp),
+        PackedTokens.from_list([torch.from_numpy(t) for t in dt]),
     )
     torch.testing.assert_close(as_torch.fused, expected.fused, atol=0, rtol=0)
     for arr in (qp, dp, *dt):
         arr.flags.writeable = False
-    readonly = smart_scores(qp[0], qt[0], dp, dt)
+    readonly = rank(qp[0], qt[0], dp, PackedTokens.from_list(dt))
     torch.testing.assert_close(readonly.fused, expected.fused, atol=0, rtol=0)
 
 
-def test_lambda_late_zero_gives_pooled_exactly():
-    qp, qt, dp, dt = _case(12, [3, 2], [4, 1, 6], 8)
-    scores = smart_scores(qp, qt, dp, dt, lambda_late=0.0)
-    assert torch.equal(scores.fused, scores.pooled)
-    assert not torch.equal(scores.late, torch.zeros_like(scores.late))  # late is still computed
-    assert torch.equal(smart_scores(qp, qt, dp, dt, lambda_pool=0.5, lambda_late=0.0).fused, 0.5 * scores.pooled)
+def test_lambda_late_zero_gives_pooled_exactly_without_tokens():
+    qp, qt, dp, dt = _case(12, [3], [4, 1, 6], 8)
+    ranking = rank(qp[0], qt[0], dp, None, lambda_late=0.0)
+    assert torch.equal(ranking.fused, ranking.pooled)
+    assert torch.equal(ranking.late, torch.zeros(3))  # skipped, reported as 0
+    assert torch.equal(rank(qp[0], qt[0], dp, None, lambda_pool=0.5, lambda_late=0.0).fused, 0.5 * ranking.pooled)
+    with pytest.raises(ValueError, match="doc_tokens are needed"):
+        rank(qp[0], qt[0], dp, None)
 
 
 def test_lambda_pool_zero_gives_late():
-    qp, qt, dp, dt = _case(13, [3, 2], [4, 1, 6], 8)
-    scores = smart_scores(qp, qt, dp, dt, lambda_pool=0.0)
-    assert torch.equal(scores.fused, scores.late)
+    qp, qt, dp, dt = _case(13, [3], [4, 1, 6], 8)
+    ranking = rank(qp[0], qt[0], dp, PackedTokens.from_list(dt), lambda_pool=0.0)
+    assert torch.equal(ranking.fused, ranking.late)
+
+
+def test_rank_checks_the_candidate_count():
+    qp, qt, dp, dt = _case(16, [3], [2, 4, 1], 8)
+    with pytest.raises(ValueError, match="2 token entries for 3 pooled vectors"):
+        rank(qp[0], qt[0], dp, PackedTokens.from_list(dt[:2]))
 
 
 def test_fuse_weights_and_shape_check():
@@ -208,75 +182,27 @@ def test_fuse_zero_weight_drops_term_even_if_non_finite():
     assert torch.equal(fuse(bad, finite, lambda_pool=0.0), finite)
 
 
-def test_pad_tokens_shapes_and_fallback():
+def test_packed_tokens_padded_equals_the_oracles_padding():
+    """``PackedTokens.padded`` (the training loss's document block) pads as the oracle does."""
     rng = np.random.default_rng(14)
-    pooled = _unit(rng, 3, 4)
-    tokens = [_unit(rng, 2, 4).astype(np.float16), np.zeros((0, 4), np.float16), _unit(rng, 5, 4)]
-    block, mask = pad_tokens(tokens, pooled)
-    assert block.shape == (3, 5, 4) and block.dtype == torch.float32
-    assert mask.dtype == torch.bool
-    assert mask.sum(dim=1).tolist() == [2, 1, 5]
-    torch.testing.assert_close(block[1, 0], torch.from_numpy(pooled[1]))
+    tokens = [_unit(rng, 2, 4).astype(np.float16), _unit(rng, 1, 4), _unit(rng, 5, 4)]
+    block, mask = PackedTokens.from_list([t.astype(np.float32) for t in tokens]).padded()
+    expected_block, expected_mask = pad_tokens(tokens)
+    assert block.dtype == torch.float32 and mask.dtype == torch.bool
+    assert torch.equal(mask, expected_mask) and mask.sum(dim=1).tolist() == [2, 1, 5]
+    torch.testing.assert_close(block, expected_block)
     assert torch.count_nonzero(block[~mask]) == 0
 
 
-def test_pad_tokens_all_empty_has_length_one():
-    pooled = np.eye(3, dtype=np.float32)[:2]
-    block, mask = pad_tokens([np.zeros((0, 3), np.float32)] * 2, pooled)
-    assert block.shape == (2, 1, 3)
-    assert mask.all()
-
-
-def test_empty_tokens_without_pooled_raise():
-    with pytest.raises(ValueError, match="empty"):
-        pad_tokens([np.ones((2, 4), np.float32), np.zeros((0, 4), np.float32)])
-
-
-def test_dim_mismatch_raises():
-    qp, qt, dp, dt = _case(15, [3], [2, 4], 8)
-    with pytest.raises(ValueError, match="dim"):
-        smart_scores(qp[0][:4], qt[0], dp, dt)
-    with pytest.raises(ValueError, match="dim"):
-        smart_scores(qp[0], qt[0][:, :4], dp, dt)
-    with pytest.raises(ValueError, match="dim"):
-        smart_scores(qp[0], qt[0], dp, [dt[0], dt[1][:, :4]])
-    with pytest.raises(ValueError, match="dim"):
-        mask = torch.ones(1, 2, dtype=torch.bool)
-        maxsim(torch.zeros(1, 2, 8), mask, torch.zeros(1, 2, 4), mask)
-
-
-def test_doc_count_mismatch_raises():
-    qp, qt, dp, dt = _case(16, [3], [2, 4, 1], 8)
-    with pytest.raises(ValueError, match="doc_tokens has 2 entries but doc_pooled has 3 rows"):
-        smart_scores(qp[0], qt[0], dp, dt[:2])
-    block, mask = pad_tokens(dt, dp)
-    with pytest.raises(ValueError, match="do not match doc_pooled"):
-        smart_scores(qp[0], qt[0], dp[:2], (block, mask))
-
-
-def test_maxsim_rejects_fully_masked_rows_and_bad_chunk():
-    tokens = torch.zeros(2, 3, 4)
-    mask = torch.ones(2, 3, dtype=torch.bool)
-    with pytest.raises(ValueError, match="unmasked"):
-        maxsim(tokens, mask, tokens, torch.tensor([[True, False, False], [False, False, False]]))
-    with pytest.raises(ValueError, match="chunk_size"):
-        maxsim(tokens, mask, tokens, mask, chunk_size=0)
-
-
-def test_maxsim_flat_equals_padded_maxsim():
-    from smart_retrievers.scoring import maxsim_flat
-
+def test_maxsim_flat_checks_its_inputs():
     rng = np.random.default_rng(7)
-    lengths = [1, 5, 3, 9, 2]
-    docs = [rng.standard_normal((n, 8)).astype(np.float32) for n in lengths]
-    docs = [d / np.linalg.norm(d, axis=1, keepdims=True) for d in docs]
-    query = rng.standard_normal((4, 8)).astype(np.float32)
-    query /= np.linalg.norm(query, axis=1, keepdims=True)
-    block, mask = pad_tokens(docs)
-    expected = maxsim(torch.from_numpy(query)[None], torch.ones(1, 4, dtype=torch.bool), block, mask)[0]
-    got = maxsim_flat(query, np.concatenate(docs), lengths)
-    torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+    docs = np.concatenate(_ragged(rng, [1, 5, 3, 9, 2], 8))
+    query = _unit(rng, 4, 8)
     with pytest.raises(ValueError, match="lengths"):
-        maxsim_flat(query, np.concatenate(docs), [1, 5, 3, 9, 3])
+        maxsim_flat(query, docs, [1, 5, 3, 9, 3])
     with pytest.raises(ValueError, match="lengths"):
-        maxsim_flat(query, np.concatenate(docs)[:1], [0, 1])
+        maxsim_flat(query, docs[:1], [0, 1])
+    with pytest.raises(ValueError, match="one dim"):
+        maxsim_flat(query[:, :4], docs, [1, 5, 3, 9, 2])
+    with pytest.raises(ValueError, match="query lengths"):
+        maxsim_flat(query, docs, [1, 5, 3, 9, 2], query_lengths=[2, 3])

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from oracles import maxsim, pad_tokens
 
 from smart_retrievers import SmartEncoder
 from smart_retrievers.adapter import SmartAdapter
 from smart_retrievers.encoding import Encoding
 from smart_retrievers.evaluation import compare, evaluate_ranking
-from smart_retrievers.scoring import maxsim, pad_tokens
 from smart_retrievers.training import (
     TokenStates,
     TrainConfig,

@@ -77,7 +77,7 @@ def late_maxsim(
         doc_mask: (N, L) bool, True on real tokens (each row has one at least).
         max_elements: similarity entries computed at once (memory bound).
 
-    Same values as :func:`smart_retrievers.scoring.maxsim`; the gradient of each max
+    Same values as :func:`smart_retrievers.scoring.maxsim_flat`; the gradient of each max
     flows to its arg-max document token only.
     """
     if int(query_lengths.sum()) != len(query_tokens) or bool((query_lengths < 1).any()):
