@@ -4,7 +4,7 @@ Runs on the bundled all-MiniLM-L6-v2 with LlamaIndex's MockLLM (no API key, no n
 
     python examples/llama_index_rag.py [--db DIR]
 
-The corpus is :func:`smart_retrievers.demo.binding_corpus`: warehouse reports, each with a
+The corpus is :func:`smart_retrievers.sample_corpus.binding_corpus`: warehouse reports, each with a
 "swapped twin" that uses the same words but binds the codes to the other items.
 """
 
@@ -22,8 +22,8 @@ from llama_index.core.schema import NodeWithScore
 from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
 
 from smart_retrievers import SmartEncoder
-from smart_retrievers.demo import binding_corpus
 from smart_retrievers.llama_index import SmartRerank, SmartRetriever, SmartVectorIndex
+from smart_retrievers.sample_corpus import binding_corpus
 
 QUERY = "P2 blue circle"
 
@@ -51,7 +51,7 @@ class PooledEmbedding(BaseEmbedding):
 
 
 def documents() -> list[Document]:
-    """The demo reports as Documents; their metadata is filterable but not embedded."""
+    """The sample reports as Documents; their metadata is filterable but not embedded."""
     texts, metadata, _ = binding_corpus()
     return [
         Document(id_=doc_id, text=text, metadata=metadata[doc_id], excluded_embed_metadata_keys=list(metadata[doc_id]))

@@ -9,7 +9,7 @@ import argparse
 import tempfile
 
 from smart_retrievers import SmartIndex
-from smart_retrievers.demo import binding_corpus
+from smart_retrievers.sample_corpus import binding_corpus
 
 
 def show(title: str, hits) -> None:

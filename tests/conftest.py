@@ -31,8 +31,8 @@ def one_torch_thread() -> Iterator[None]:
 
 @pytest.fixture
 def binding_beir_dir(tmp_path: Path) -> Path:
-    """The demo's binding corpus written as a BEIR folder ``bind/`` (corpus, queries, qrels/test.tsv)."""
-    from smart_retrievers.demo import binding_corpus
+    """The sample binding corpus (smart_retrievers.sample_corpus) written as a BEIR folder ``bind/`` (corpus, queries, qrels/test.tsv)."""
+    from smart_retrievers.sample_corpus import binding_corpus
 
     texts, _, cases = binding_corpus()
     root = tmp_path / "bind"

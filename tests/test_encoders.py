@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -43,33 +40,7 @@ def _same(a: Encoding, b: Encoding) -> None:
     np.testing.assert_allclose(a.tokens.astype(np.float32), b.tokens.astype(np.float32), atol=2e-3)
 
 
-# ---- imports -------------------------------------------------------------
-
-
-def _imported_after(statement: str) -> dict[str, bool]:
-    code = (
-        f"import sys; {statement}; "
-        "print({m: m in sys.modules for m in ('transformers', 'PIL', 'smart_retrievers.encoders.clip', 'smart_retrievers.encoders.qwen_vl')})"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    return eval(out)  # noqa: S307 (our own dict literal)
-
-
-def test_importing_the_package_loads_no_model_code():
-    assert _imported_after("import smart_retrievers.encoders") == {
-        "transformers": False,
-        "PIL": False,
-        "smart_retrievers.encoders.clip": False,
-        "smart_retrievers.encoders.qwen_vl": False,
-    }
-    # text users load transformers with the text encoder, never the vision modules
-    text_only = _imported_after("from smart_retrievers.encoders import SmartEncoder")
-    assert (
-        text_only["transformers"]
-        and not text_only["smart_retrievers.encoders.clip"]
-        and not text_only["smart_retrievers.encoders.qwen_vl"]
-    )
-    assert _imported_after("import smart_retrievers.encoding")["transformers"] is False
+# ---- lazy exports (import lightness: tests/test_import_time.py) ---------------
 
 
 def test_lazy_exports_resolve_to_their_modules():

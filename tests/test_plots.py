@@ -7,11 +7,11 @@ import pytest
 from PIL import Image
 
 from smart_retrievers.cli import main
+from smart_retrievers.evaluation.metrics import ndcg_at_k, ndcg_per_query
 from smart_retrievers.evaluation.plots import (
     BENCH_FIGSIZE,
     DPI,
     FIGSIZE,
-    per_query_ndcg,
     plot_latency_rows,
     plot_size_quality,
     recall_curve,
@@ -33,9 +33,9 @@ def test_eval_plot_writes_a_png(binding_beir_dir, tmp_path, capsys):
 def test_plotted_values_are_the_metrics():
     qrels = {"a": {"d1": 1}, "b": {"d2": 1, "d3": 1}}
     ranking = {"a": ["d0", "d1"], "b": ["d3", "d9", "d2"]}
-    assert per_query_ndcg(ranking, qrels).tolist() == pytest.approx(
-        [1 / np.log2(3), 1.0 * (1 + 1 / 2) / (1 + 1 / np.log2(3))]
-    )
+    per_query = ndcg_per_query(ranking, qrels)
+    assert per_query == pytest.approx([1 / np.log2(3), 1.0 * (1 + 1 / 2) / (1 + 1 / np.log2(3))])
+    assert np.mean(per_query) == pytest.approx(ndcg_at_k(ranking, qrels))
     assert recall_curve(ranking, qrels, [1, 2, 3]) == pytest.approx([0.25, 0.75, 1.0])
 
 

@@ -1,7 +1,7 @@
 """Evaluation on BEIR-layout datasets: loading, encoding, IR metrics and the single-vector vs SMART comparison.
 
 * :mod:`.beir`: :func:`load_beir` / :class:`BeirDataset` and :func:`encode_corpus`;
-* :mod:`.metrics`: :func:`ndcg_at_k`, :func:`recall_at_k`, :func:`mrr_at_k`, :func:`evaluate_ranking`;
+* :mod:`.metrics`: :func:`ndcg_at_k` (:func:`ndcg_per_query`), :func:`recall_at_k`, :func:`mrr_at_k`, :func:`evaluate_ranking`;
 * :mod:`.compare`: :func:`compare` (what ``smart-retrievers eval`` reports) and :class:`Comparison`.
 * :mod:`.calibrate`: cross-validated λ calibration on scored candidates (``SmartIndex.calibrate``);
 * :mod:`.plots`: ``eval --plot`` (matplotlib, extra ``[plot]``; imported only when used).
@@ -9,7 +9,7 @@
 
 from .beir import BeirDataset, encode_corpus, load_beir
 from .compare import METHODS, Comparison, compare
-from .metrics import evaluate_ranking, mrr_at_k, ndcg_at_k, recall_at_k
+from .metrics import evaluate_ranking, mrr_at_k, ndcg_at_k, ndcg_per_query, recall_at_k
 
 __all__ = [
     "METHODS",
@@ -21,5 +21,6 @@ __all__ = [
     "load_beir",
     "mrr_at_k",
     "ndcg_at_k",
+    "ndcg_per_query",
     "recall_at_k",
 ]

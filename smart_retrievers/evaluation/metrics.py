@@ -16,14 +16,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 
-__all__ = ["evaluate_ranking", "mrr_at_k", "ndcg_at_k", "recall_at_k"]
+__all__ = ["RankedIds", "evaluate_ranking", "mrr_at_k", "ndcg_at_k", "ndcg_per_query", "recall_at_k"]
 
-Ranking = Mapping[str, Sequence[str]]
+RankedIds = Mapping[str, Sequence[str]]
+"""A run: query id -> doc ids, best first (not :class:`smart_retrievers.scoring.Ranking`, one query's scores)."""
 Qrels = Mapping[str, Mapping[str, int]]
 
 
 def _per_query_mean(
-    ranking: Ranking, qrels: Qrels, k: int, score: Callable[[list[str], Mapping[str, int]], float]
+    ranking: RankedIds, qrels: Qrels, k: int, score: Callable[[list[str], Mapping[str, int]], float]
 ) -> float:
     """Average ``score(top-k doc ids, judgements)`` over every query in ``qrels``.
 
@@ -60,7 +61,7 @@ def _reciprocal_rank(top_k: list[str], judged: Mapping[str, int]) -> float:
     return next((1.0 / rank for rank, doc_id in enumerate(top_k, start=1) if judged.get(doc_id, 0) > 0), 0.0)
 
 
-def ndcg_at_k(ranking: Ranking, qrels: Qrels, k: int = 10) -> float:
+def ndcg_at_k(ranking: RankedIds, qrels: Qrels, k: int = 10) -> float:
     """Mean nDCG@k as pytrec_eval's ``ndcg_cut`` computes it.
 
     DCG uses linear gain ``rel / log2(rank + 1)``; the ideal DCG sorts the query's judged
@@ -69,17 +70,24 @@ def ndcg_at_k(ranking: Ranking, qrels: Qrels, k: int = 10) -> float:
     return _per_query_mean(ranking, qrels, k, lambda top_k, judged: _ndcg(top_k, judged, k))
 
 
-def recall_at_k(ranking: Ranking, qrels: Qrels, k: int = 100) -> float:
+def ndcg_per_query(ranking: RankedIds, qrels: Qrels, k: int = 10) -> list[float]:
+    """nDCG@k of each query of ``qrels``, in its order (their mean is :func:`ndcg_at_k`)."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return [_ndcg(list(dict.fromkeys(ranking.get(qid, ())))[:k], judged, k) for qid, judged in qrels.items()]
+
+
+def recall_at_k(ranking: RankedIds, qrels: Qrels, k: int = 100) -> float:
     """Mean recall@k: relevant (relevance > 0) docs in the top k over all relevant docs."""
     return _per_query_mean(ranking, qrels, k, _recall)
 
 
-def mrr_at_k(ranking: Ranking, qrels: Qrels, k: int = 10) -> float:
+def mrr_at_k(ranking: RankedIds, qrels: Qrels, k: int = 10) -> float:
     """Mean reciprocal rank of the first relevant (relevance > 0) doc in the top k."""
     return _per_query_mean(ranking, qrels, k, _reciprocal_rank)
 
 
-def evaluate_ranking(ranking: Ranking, qrels: Qrels) -> dict[str, float]:
+def evaluate_ranking(ranking: RankedIds, qrels: Qrels) -> dict[str, float]:
     """The standard BEIR summary: ``ndcg@10``, ``recall@100`` and ``mrr@10``."""
     return {
         "ndcg@10": ndcg_at_k(ranking, qrels, 10),

@@ -23,13 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import ndcg_at_k, recall_at_k
+from .metrics import ndcg_per_query, recall_at_k
 
 __all__ = [
     "BENCH_FIGSIZE",
     "DPI",
     "FIGSIZE",
-    "per_query_ndcg",
     "plot_comparison",
     "plot_latency_rows",
     "plot_size_quality",
@@ -58,11 +57,6 @@ def require_matplotlib() -> Any:
     return plt
 
 
-def per_query_ndcg(ranking: Mapping[str, list[str]], qrels: Mapping[str, Mapping[str, int]], k: int = 10) -> np.ndarray:
-    """nDCG@k of each query of ``qrels`` (in its order)."""
-    return np.array([ndcg_at_k({qid: ranking.get(qid, [])}, {qid: judged}, k) for qid, judged in qrels.items()])
-
-
 def recall_curve(
     ranking: Mapping[str, list[str]], qrels: Mapping[str, Mapping[str, int]], ks: list[int]
 ) -> list[float]:
@@ -88,9 +82,9 @@ def plot_comparison(
     bars.set_ylabel("nDCG@10 (mean over queries)")
     bars.set_title("nDCG@10 per method")
 
-    base = per_query_ndcg(comparison.rankings[methods[0]], qrels)
+    base = np.array(ndcg_per_query(comparison.rankings[methods[0]], qrels))
     other = "smart-rerank" if "smart-rerank" in methods else methods[-1]
-    gain = per_query_ndcg(comparison.rankings[other], qrels) - base
+    gain = np.array(ndcg_per_query(comparison.rankings[other], qrels)) - base
     hist.hist(gain, bins=np.linspace(-1.025, 1.025, 42), color=colors[other], edgecolor="white")
     hist.axvline(0, color="black", linewidth=0.8)
     better, worse = int((gain > 0).sum()), int((gain < 0).sum())

@@ -1,0 +1,169 @@
+"""``smart-retrievers eval`` (single-vector vs SMART on a BEIR-layout dataset) and ``calibrate`` (the fusion
+weights of an index, by cross-validated nDCG@10 on judged queries)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..codec import DEFAULT_COMPRESSION
+from .common import check_db, encoder_options, load_model, open_index, table_options
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "eval", help="single-vector vs SMART on a BEIR-layout dataset (corpus rows may carry an `image`)"
+    )
+    p.add_argument("beir_dir")
+    p.add_argument("--split", default="test")
+    p.add_argument("--candidates", type=int, default=100)
+    p.add_argument("--lambda-pool", type=float, default=1.0)
+    p.add_argument("--lambda-late", type=float, default=1.0)
+    p.add_argument(
+        "--compression",
+        default=DEFAULT_COMPRESSION,
+        help=f"token codec preset, scored as an index with it would ('none': float16; default: {DEFAULT_COMPRESSION})",
+    )
+    p.add_argument("--json", help="write results to this JSON file")
+    p.add_argument(
+        "--plot", metavar="OUT.png", help="draw nDCG@10, per-query gain and recall@k to a PNG (extra [plot])"
+    )
+    encoder_options(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = commands.add_parser(
+        "calibrate",
+        help="choose lambda_pool/lambda_late for an index by k-fold cross-validated nDCG@10 on judged queries",
+        description="Grid-search the fusion weights (pooled only, late only and ratios between) on a BEIR-layout "
+        "split's queries and qrels against an index holding its corpus (row ids = corpus ids), with k-fold "
+        "cross-validation; keeps 1/1 unless calibrating wins under cross-validation.",
+    )
+    p.add_argument("beir_dir", help="BEIR dataset directory (queries.jsonl, qrels/SPLIT.tsv; corpus.jsonl for the ids)")
+    table_options(p)
+    p.add_argument("--split", default="test")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--candidates", type=int, default=100, help="pooled candidates re-scored per query")
+    p.add_argument(
+        "--grid",
+        nargs="+",
+        metavar="POOL/LATE",
+        help="settings to try, e.g. 1/0 1/1 1/2 0/1 (default: 1/0 1/0.25 1/0.5 1/1 1/2 1/4 0/1)",
+    )
+    p.add_argument("--min-gain", type=float, default=0.0, help="CV nDCG@10 gain over 1/1 needed to move off 1/1")
+    p.add_argument("--seed", type=int, default=0, help="fold shuffle seed")
+    p.add_argument(
+        "--save", action="store_true", help="store the chosen weights in the table (searches default to them)"
+    )
+    p.add_argument("--json", help="write the calibration report to this JSON file")
+    encoder_options(p)
+    p.set_defaults(func=cmd_calibrate)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ..evaluation import compare, encode_corpus, load_beir
+
+    if args.plot:  # before anything is encoded
+        from ..evaluation.plots import require_matplotlib
+
+        try:
+            require_matplotlib()
+        except ImportError as exc:
+            raise SystemExit(str(exc)) from None
+    dataset = load_beir(args.beir_dir, split=args.split)
+    encoder = load_model(args)
+    query_ids = list(dataset.queries)
+    start = time.perf_counter()
+    doc_ids, docs = encode_corpus(dataset, encoder, show_progress=True)  # image rows through the vision encoder
+    encode_docs_s = time.perf_counter() - start
+    start = time.perf_counter()
+    queries = encoder.encode_queries([dataset.queries[q] for q in query_ids], show_progress=True)
+    encode_queries_s = time.perf_counter() - start
+    result = compare(
+        query_ids,
+        queries,
+        doc_ids,
+        docs,
+        dataset.qrels,
+        candidates=args.candidates,
+        lambda_pool=args.lambda_pool,
+        lambda_late=args.lambda_late,
+        compression=args.compression,
+        encoder=encoder,
+    )
+    timings = {"encode_corpus_s": encode_docs_s, "encode_queries_s": encode_queries_s, **result.timings}
+    print(f"{dataset.name} ({args.split}): {len(doc_ids)} docs, {len(query_ids)} queries, model {encoder.name}")
+    print(f"token states: compression {result.compression!r}, {result.bytes_per_token} bytes per token")
+    print(result.table())
+    held = ", ".join(f"top-{depth} {share:.4f}" for depth, share in result.coverage.items())
+    print(f"share of exhaustive SMART's top 10 held by the pooled candidates: {held}")
+    print("timings: " + ", ".join(f"{k}={v:.2f}" for k, v in timings.items()))
+    if args.json:
+        payload = {
+            "dataset": dataset.name,
+            "split": args.split,
+            "model": encoder.name,
+            "fingerprint": encoder.fingerprint,
+            "compression": result.compression,
+            "bytes_per_token": result.bytes_per_token,
+            "coverage_at_10": result.coverage,
+            "results": result.results,
+            "timings": timings,
+        }
+        Path(args.json).write_text(json.dumps(payload, indent=2))
+        print(f"wrote {args.json}")
+    if args.plot:
+        from ..evaluation.plots import plot_comparison
+
+        plot_comparison(result, dataset.qrels, args.plot, title=f"{dataset.name} ({args.split}), {encoder.name}")
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def parse_grid(raw: Sequence[str] | None) -> list[tuple[float, float]] | None:
+    """``--grid 1/0 1/1 0/1`` as (lambda_pool, lambda_late) pairs; a bad entry is a ValueError naming it."""
+    if not raw:
+        return None
+    out = []
+    for entry in raw:
+        try:
+            pool, late = (float(x) for x in entry.split("/"))
+        except ValueError:
+            raise ValueError(f"--grid entry {entry!r} is not POOL/LATE, e.g. 1/2") from None
+        out.append((pool, late))
+    return out
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from ..evaluation import load_beir
+
+    grid = parse_grid(args.grid)  # before a model is loaded
+    check_db(args.db)
+    dataset = load_beir(args.beir_dir, split=args.split)
+    index = open_index(args, then=f"index {args.beir_dir}/corpus.jsonl first")
+    start = time.perf_counter()
+    result = index.calibrate(
+        dataset.queries,
+        dataset.qrels,
+        grid=grid,
+        folds=args.folds,
+        candidates=args.candidates,
+        min_gain=args.min_gain,
+        seed=args.seed,
+        save=args.save,
+        show_progress=True,
+    )
+    took = time.perf_counter() - start
+    print(f"{dataset.name} ({args.split}): {result.n_queries} judged queries, index {args.db} ({index.count()} rows)")
+    print(result.table())
+    print(f"took {took:.1f}s")
+    if args.save:
+        print(f"saved lambda_pool={result.lambda_pool:g}, lambda_late={result.lambda_late:g} in table {args.table!r}")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({"dataset": dataset.name, "split": args.split, **result.to_dict()}, indent=2)
+        )
+        print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,83 @@
+"""``smart-retrievers info`` and ``delete``: read or trim a stored table without loading a model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from .common import check_db, check_where, parse_where, table_options
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("info", help="what an index holds: rows, encoder fingerprint, dims, codec, size on disk")
+    table_options(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = commands.add_parser(
+        "delete", help="delete rows by id, source-document id or metadata filter (no model is loaded)"
+    )
+    table_options(p)
+    p.add_argument("--ids", nargs="+", metavar="ID", help="row ids to delete (default: none)")
+    p.add_argument(
+        "--ref-ids", nargs="+", metavar="REF_ID", help="delete every row of these source documents (default: none)"
+    )
+    p.add_argument(
+        "--where", help="delete the rows matching this metadata filter (JSON, as search --where; default: none)"
+    )
+    p.add_argument("--all", action="store_true", help="delete every row (the table and its codec stay)")
+    p.set_defaults(func=cmd_delete)
+
+
+def open_store(args: argparse.Namespace) -> Any:
+    """The :class:`SmartStore` of ``--db`` / ``--table`` with the fingerprint it records (no model, never created)."""
+    from ..store import SmartStore
+
+    check_db(args.db)
+    return SmartStore.open_existing(args.db, args.table)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .._version import __version__
+
+    described = open_store(args).describe()
+    folder = Path(args.db) / f"{args.table}.lance"
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else None
+    info = {
+        "db": args.db,
+        "table": args.table,
+        "rows": described.rows,
+        "table_version": described.version,
+        "storage_bytes": size,
+        "dim": described.dim,
+        "token_dim": described.token_dim,
+        "compression": described.codec or "none",
+        "metadata_fields": {k: v for k, v in described.field_types.items() if not k.startswith("_llama_index")},
+        "encoder": described.fingerprint,
+        "smart_retrievers_version": __version__,
+    }
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    for key, value in info.items():
+        shown = f"{value / 1e6:.2f} MB ({value} bytes)" if key == "storage_bytes" and value is not None else value
+        print(f"{key + ':':<26}{shown}")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    where = parse_where(args.where)
+    if args.all and (args.ids or args.ref_ids or where is not None):
+        raise ValueError("--all deletes every row; it takes no --ids, --ref-ids or --where")
+    if not (args.all or args.ids or args.ref_ids or where is not None):
+        raise ValueError("delete needs --ids, --ref-ids or --where (or --all to delete every row)")
+    store = open_store(args)
+    if args.all:
+        deleted = store.delete_all()
+    else:
+        check_where(store, where, args.where)
+        deleted = store.delete(ids=args.ids, ref_ids=args.ref_ids, where=where)
+    print(f"deleted {deleted} rows from table {args.table!r} at {args.db}; {store.count()} rows left")
+    return 0
