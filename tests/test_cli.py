@@ -48,10 +48,17 @@ def test_index_then_search(beir_dir, tmp_path, capsys):
     assert "[report-1-swapped]" in capsys.readouterr().out
 
 
-def test_recompress_codes_a_float16_table(beir_dir, tmp_path, capsys):
+@pytest.fixture
+def float16_db(beir_dir, tmp_path, capsys) -> str:
+    """The binding corpus indexed with float16 token states (no codec)."""
     db = str(tmp_path / "db")
     assert main(["index", str(beir_dir / "corpus.jsonl"), "--db", db, "--compression", "none"]) == 0
     capsys.readouterr()
+    return db
+
+
+def test_recompress_codes_a_float16_table(float16_db, tmp_path, capsys):
+    db = float16_db
     assert main(["recompress", "--db", db, "--compression", "pca64-sign"]) == 0
     out, err = capsys.readouterr()
     assert "compressed 12 rows" in out and "'pca64-sign' (8 bytes per stored token)" in out
@@ -65,12 +72,9 @@ def test_recompress_codes_a_float16_table(beir_dir, tmp_path, capsys):
     assert "codes a float16 table" in capsys.readouterr().err
 
 
-def test_compact_is_a_deprecated_alias_of_recompress(beir_dir, tmp_path, capsys):
+def test_compact_is_a_deprecated_alias_of_recompress(float16_db, capsys):
     """``compact`` re-coded while ``optimize`` compacts: it still works for one minor version, with a warning."""
-    db = str(tmp_path / "db")
-    assert main(["index", str(beir_dir / "corpus.jsonl"), "--db", db, "--compression", "none"]) == 0
-    capsys.readouterr()
-    assert main(["compact", "--db", db, "--compression", "pca64-sign"]) == 0
+    assert main(["compact", "--db", float16_db, "--compression", "pca64-sign"]) == 0
     out, err = capsys.readouterr()
     assert "compressed 12 rows" in out and "'pca64-sign'" in out
     assert "`smart-retrievers compact` is deprecated" in err and "recompress" in err

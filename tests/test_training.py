@@ -27,8 +27,9 @@ from smart_retrievers.training import (
     training_loss,
 )
 from smart_retrievers.training import fit as fit_module
-from smart_retrievers.training.fit import _draw_negatives, _lr_lambda, _mine_negatives
+from smart_retrievers.training.fit import _lr_lambda
 from smart_retrievers.training.loss import Batch, batch_logits, make_batches
+from smart_retrievers.training.task import draw_negatives, mine_negatives
 
 # ---- synthetic states with learnable structure ------------------------------------
 
@@ -178,17 +179,17 @@ def test_learning_rate_schedules():
 def test_negatives_are_drawn_from_the_mined_pool():
     queries, docs, qrels = synthetic_states(n_queries=12)
     positives = {queries.row[q]: {docs.row[d] for d in judged} for q, judged in qrels.items()}
-    pools = _mine_negatives(queries, docs, positives, 6)
+    pools = mine_negatives(queries, docs, positives, 6)
     pooled = docs.pooled @ queries.pooled.T
     for q, pool in pools.items():
         assert len(pool) == 6 and not set(pool) & positives[q]
         ranked = [d for d in np.argsort(-pooled[:, q], kind="stable") if d not in positives[q]]
         assert pool == ranked[:6]  # the top pooled-score non-positives, best first
     rng = np.random.default_rng(0)
-    draws = [_draw_negatives(pools, 2, rng) for _ in range(5)]
+    draws = [draw_negatives(pools, 2, rng) for _ in range(5)]
     assert all(len(d[q]) == 2 and set(d[q]) <= set(pools[q]) for d in draws for q in pools)
     assert len({tuple(d[q]) for d in draws for q in [0]}) > 1  # a fresh draw each time
-    assert _draw_negatives(pools, 6, rng) == pools  # a pool no larger than k is taken whole
+    assert draw_negatives(pools, 6, rng) == pools  # a pool no larger than k is taken whole
     with pytest.raises(ValueError, match="negative_pool >= hard_negatives"):
         TrainConfig(hard_negatives=4, negative_pool=3)
 
@@ -197,11 +198,11 @@ def test_remining_uses_the_adapters_smart_ranking():
     queries, docs, qrels = synthetic_states(n_queries=12)
     positives = {queries.row[q]: {docs.row[d] for d in judged} for q, judged in qrels.items()}
     adapter = _random_adapter(16, 8)
-    mined = _mine_negatives(queries, docs, positives, 4, adapter, candidates=20)
+    mined = mine_negatives(queries, docs, positives, 4, adapter, candidates=20)
     _, smart = smart_rankings(queries, docs, adapter, candidates=20)
     for q, pool in mined.items():
         assert pool == [docs.row[d] for d in smart[queries.ids[q]] if docs.row[d] not in positives[q]][:4]
-    assert mined != _mine_negatives(queries, docs, positives, 4)  # not the pooled-score pool
+    assert mined != mine_negatives(queries, docs, positives, 4)  # not the pooled-score pool
 
     # in training: re-mining changes nothing in epoch 1 and changes what epoch 2 trains on
     config = TrainConfig(epochs=1, lr=1e-2, tau=0.05, batch_size=8, hard_negatives=2, negative_pool=4, val_split=0)

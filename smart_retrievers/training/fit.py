@@ -22,10 +22,10 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,289 +35,13 @@ from tqdm.auto import tqdm
 from ..adapter import SmartAdapter
 from ..encoders import default_encoder
 from ..evaluation.beir import BeirDataset
-from ..evaluation.metrics import ndcg_at_k
-from ..scoring import PackedTokens, rerank_candidates
-from .data import TrainingDataError, load_training_data
-from .loss import Batch, adapt_tokens, batch_logits, make_batches
+from .config import TrainConfig, TrainResult
+from .data import load_training_data
+from .rankings import validation_ndcg
 from .states import TokenStates, encode_states
+from .task import Task, batch_scores, batches, build_task, draw_negatives, mine_negatives, positive_rows, split_queries
 
-__all__ = ["TrainConfig", "TrainResult", "fit_adapter", "smart_rankings", "train_adapter", "training_loss"]
-
-
-@dataclass
-class TrainConfig:
-    """Hyper-parameters of adapter training.
-
-    Attributes:
-        dim: adapted token dimension r (None: the model's hidden size H). r < H starts
-            from the PCA basis, r == H from the identity.
-        epochs: passes over the (query, positive) pairs.
-        lr: peak AdamW learning rate.
-        tau: InfoNCE temperature.
-        batch_size: (query, positive) pairs per step; every document of the batch is a
-            candidate for every query.
-        hard_negatives: mined negatives per query in each batch (0: in-batch negatives only).
-        negative_pool: mined non-positives kept per query (>= hard_negatives); each epoch
-            draws ``hard_negatives`` of them at random (equal: always the same ones).
-        remine: after each epoch, re-mine every query's pool from the SMART ranking of
-            the adapter being trained (ANCE-style) instead of keeping the pooled-score one.
-        val_split: fraction of training queries held out for per-epoch nDCG@10
-            (0: no validation, the last epoch is kept).
-        loss: "late" (InfoNCE on the late score) or "fused" (on pooled cos + late).
-        schedule: "constant" learning rate after the warmup, or "cosine" decay to 0.
-        warmup: fraction of steps with linear learning-rate warmup.
-        weight_decay: AdamW weight decay.
-        max_grad_norm: gradient-norm clipping.
-        max_minutes: wall-clock limit of the training loop (None: none); when reached,
-            the current epoch stops after its step, is validated, and the best epoch so
-            far is kept.
-        seed: seeds the validation split, the shuffling, the negative draws and torch.
-        val_candidates: pooled candidates re-scored by SMART per query, for validation
-            and re-mining.
-        pca_tokens: token states sampled for the PCA initialisation (r < H).
-    """
-
-    dim: int | None = None
-    epochs: int = 10
-    lr: float = 1e-3
-    tau: float = 0.03
-    batch_size: int = 32
-    hard_negatives: int = 3
-    negative_pool: int = 10
-    remine: bool = False
-    val_split: float = 0.2
-    loss: Literal["late", "fused"] = "late"
-    schedule: Literal["constant", "cosine"] = "constant"
-    warmup: float = 0.0
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    max_minutes: float | None = None
-    seed: int = 0
-    val_candidates: int = 50
-    pca_tokens: int = 200_000
-
-    def __post_init__(self) -> None:
-        checks = {
-            "epochs >= 1": self.epochs >= 1,
-            "lr > 0": self.lr > 0,
-            "tau > 0": self.tau > 0,
-            "batch_size >= 2": self.batch_size >= 2,
-            "hard_negatives >= 0": self.hard_negatives >= 0,
-            "negative_pool >= hard_negatives": self.negative_pool >= self.hard_negatives,
-            "0 <= val_split < 1": 0 <= self.val_split < 1,
-            "loss in ('late', 'fused')": self.loss in ("late", "fused"),
-            "schedule in ('constant', 'cosine')": self.schedule in ("constant", "cosine"),
-            "0 <= warmup < 1": 0 <= self.warmup < 1,
-            "max_grad_norm > 0": self.max_grad_norm > 0,
-            "max_minutes is None or max_minutes > 0": self.max_minutes is None or self.max_minutes > 0,
-            "val_candidates >= 10": self.val_candidates >= 10,
-            "dim is None or dim >= 1": self.dim is None or self.dim >= 1,
-        }
-        failed = [name for name, ok in checks.items() if not ok]
-        if failed:
-            raise ValueError(f"invalid TrainConfig ({', '.join(failed)}): {self}")
-
-
-@dataclass
-class TrainResult:
-    """What :func:`fit_adapter` returns.
-
-    Attributes:
-        adapter: the adapter of the best epoch (in eval mode).
-        history: one dict per epoch; epoch 0 is the initialisation. Keys: ``epoch``,
-            ``steps`` (optimizer steps of the epoch), ``train_loss`` and ``train_accuracy``
-            (running means over the epoch's steps), ``val_ndcg@10`` (when validating),
-            ``seconds`` and ``cpu_seconds`` (wall and process CPU time since the start).
-        best_epoch: the epoch kept (by validation nDCG@10, else the last).
-        seconds: training wall time (states already encoded).
-        initial: the adapter before training (identity, or PCA for r < H), to compare with.
-        data: sizes of what was trained on.
-        stopped_early: ``max_minutes`` ended training before the last epoch's last step.
-        cpu_seconds: training CPU time of this process (all threads).
-    """
-
-    adapter: SmartAdapter
-    history: list[dict[str, float]]
-    best_epoch: int
-    seconds: float
-    initial: SmartAdapter
-    data: dict[str, Any] = field(default_factory=dict)
-    stopped_early: bool = False
-    cpu_seconds: float = 0.0
-
-
-# ---- queries, positives and mined negatives, as state rows ----------------------
-
-
-@dataclass
-class _Task:
-    """The training queries, their positives and negatives, all as state rows."""
-
-    queries: TokenStates
-    docs: TokenStates
-    positives: dict[int, set[int]]  # query row -> positive doc rows
-    pairs: list[tuple[int, int]]
-    negatives: dict[int, list[int]]  # training query row -> its pool of mined negatives, best first
-
-
-def _positive_rows(
-    queries: TokenStates, docs: TokenStates, qrels: Mapping[str, Mapping[str, int]]
-) -> dict[int, set[int]]:
-    missing_q = [qid for qid in qrels if qid not in queries.row]
-    missing_d = sorted({d for judged in qrels.values() for d in judged if d not in docs.row})
-    if missing_q or missing_d:
-        raise TrainingDataError(
-            f"inconsistent qrels: {len(missing_q)} query ids without states (e.g. {missing_q[:5]}) and "
-            f"{len(missing_d)} doc ids without states (e.g. {missing_d[:5]})"
-        )
-    positives = {
-        queries.row[qid]: {docs.row[d] for d, rel in judged.items() if rel > 0} for qid, judged in qrels.items()
-    }
-    positives = {q: rows for q, rows in positives.items() if rows}
-    if not positives:
-        raise TrainingDataError("qrels hold no positive (relevance > 0) judgement")
-    return positives
-
-
-def _top_pooled(queries: TokenStates, docs: TokenStates, query_rows: Sequence[int], k: int) -> torch.Tensor:
-    """Doc rows of each query's top-k pooled cosines (len(query_rows), k)."""
-    d_pooled = torch.from_numpy(docs.pooled)
-    k = min(k, len(docs))
-    out = []
-    for start in range(0, len(query_rows), 1024):
-        q = torch.from_numpy(queries.pooled[list(query_rows[start : start + 1024])])
-        out.append(torch.topk(q @ d_pooled.T, k, dim=1).indices)
-    return torch.cat(out) if out else torch.empty(0, k, dtype=torch.long)
-
-
-def _mine_negatives(
-    queries: TokenStates,
-    docs: TokenStates,
-    positives: Mapping[int, set[int]],
-    k: int,
-    adapter: SmartAdapter | None = None,
-    candidates: int = 50,
-) -> dict[int, list[int]]:
-    """The top-k non-positive docs of each query: by pooled score, or (``adapter`` given)
-    by the SMART ranking through ``adapter`` of the pooled top-``candidates``."""
-    if k == 0:
-        return {q: [] for q in positives}
-    rows = sorted(positives)
-    if adapter is None:
-        most_positives = max(len(p) for p in positives.values())
-        top = _top_pooled(queries, docs, rows, k + most_positives).tolist()
-    else:
-        query_ids = [queries.ids[q] for q in rows]
-        _, ranking = smart_rankings(queries, docs, adapter, query_ids=query_ids, candidates=candidates)
-        top = [[docs.row[d] for d in ranking[qid]] for qid in query_ids]
-    return {q: [d for d in ranked if d not in positives[q]][:k] for q, ranked in zip(rows, top)}
-
-
-def _draw_negatives(pools: Mapping[int, list[int]], k: int, rng: np.random.Generator) -> dict[int, list[int]]:
-    """``k`` negatives of each query's pool, drawn without replacement (the whole pool when it has <= k)."""
-    return {q: [pool[i] for i in np.sort(rng.permutation(len(pool))[:k])] for q, pool in pools.items()}
-
-
-def _task(
-    queries: TokenStates,
-    docs: TokenStates,
-    qrels: Mapping[str, Mapping[str, int]],
-    config: TrainConfig,
-    train_rows: Sequence[int],
-) -> _Task:
-    if queries.dim != docs.dim:
-        raise ValueError(f"query states have dim {queries.dim} but doc states {docs.dim}")
-    positives = _positive_rows(queries, docs, qrels)
-    train_pos = {q: positives[q] for q in train_rows}
-    pairs = [(q, d) for q in sorted(train_pos) for d in sorted(train_pos[q])]
-    return _Task(queries, docs, positives, pairs, _mine_negatives(queries, docs, train_pos, config.negative_pool))
-
-
-def _split_queries(
-    positives: Mapping[int, set[int]], val_split: float, rng: np.random.Generator
-) -> tuple[list[int], list[int]]:
-    rows = sorted(positives)
-    rng.shuffle(rows)
-    n_val = max(1, round(val_split * len(rows))) if val_split > 0 else 0
-    if len(rows) - n_val < 2:
-        raise TrainingDataError(
-            f"{len(rows)} queries with a positive judgement leave {len(rows) - n_val} for training "
-            f"after a {val_split:.0%} validation split; need at least 2"
-        )
-    return sorted(rows[n_val:]), sorted(rows[:n_val])
-
-
-def _batches(task: _Task, negatives: Mapping[int, Sequence[int]], order: Sequence[int], batch_size: int) -> list[Batch]:
-    return make_batches(task.pairs, task.positives, negatives, order, batch_size)
-
-
-def _logits(adapter: SmartAdapter, task: _Task, batch: Batch, config: TrainConfig) -> torch.Tensor:
-    return batch_logits(adapter, task.queries, task.docs, batch, tau=config.tau, fused=config.loss == "fused")
-
-
-# ---- rankings ----------------------------------------------------------------
-
-
-@torch.no_grad()
-def _adapt(tokens: PackedTokens, adapter: SmartAdapter | None) -> PackedTokens:
-    """``tokens`` through ``adapter`` as float16, as an index would store them (as they are, when None)."""
-    return tokens if adapter is None else adapt_tokens(adapter, tokens, dtype=torch.float16)
-
-
-def smart_rankings(
-    queries: TokenStates,
-    docs: TokenStates,
-    adapter: SmartAdapter | None = None,
-    *,
-    query_ids: Sequence[str] | None = None,
-    candidates: int = 100,
-    lambda_pool: float = 1.0,
-    lambda_late: float = 1.0,
-    show_progress: bool = False,
-) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """Single-vector and SMART rankings from cached states, as :class:`SmartIndex` "rerank" ranks.
-
-    Each query's pooled top-``candidates`` documents are re-scored with
-    ``lambda_pool * cos(pooled) + lambda_late * late`` on token states passed through
-    ``adapter`` (as stored, when None); queries and documents use the same adapter.
-    Only the documents some query has among its candidates are adapted.
-
-    Returns:
-        (pooled ranking, SMART ranking): query id → the candidate doc ids, best first.
-    """
-    query_ids = list(queries.ids if query_ids is None else query_ids)
-    q_rows = [queries.row[q] for q in query_ids]
-    top = _top_pooled(queries, docs, q_rows, candidates).tolist()
-    pool = sorted({d for cand in top for d in cand})  # every query's candidates, and so its top-k among these rows
-    q_tokens = _adapt(queries.tokens.take(q_rows), adapter)
-    _, ranked = rerank_candidates(
-        queries.pooled[q_rows],
-        [q_tokens.item(i) for i in range(len(q_tokens))],
-        docs.pooled[pool],
-        _adapt(docs.tokens.take(pool), adapter),
-        candidates=candidates,
-        lambda_pool=lambda_pool,
-        lambda_late=lambda_late,
-        show_progress=show_progress,
-    )
-    single = {qid: [docs.ids[d] for d in cand] for qid, cand in zip(query_ids, top)}
-    smart = {qid: [docs.ids[pool[i]] for i in rows] for qid, rows in zip(query_ids, ranked)}
-    return single, smart
-
-
-def _validate(
-    adapter: SmartAdapter,
-    task: _Task,
-    val_rows: Sequence[int],
-    qrels: Mapping[str, Mapping[str, int]],
-    config: TrainConfig,
-) -> float:
-    query_ids = [task.queries.ids[q] for q in val_rows]
-    _, ranking = smart_rankings(task.queries, task.docs, adapter, query_ids=query_ids, candidates=config.val_candidates)
-    return ndcg_at_k(ranking, {q: qrels[q] for q in query_ids}, 10)
-
-
-# ---- training ----------------------------------------------------------------
+__all__ = ["fit_adapter", "train_adapter", "training_loss"]
 
 
 @torch.no_grad()
@@ -335,18 +59,18 @@ def training_loss(
     after :func:`fit_adapter` are comparable.
     """
     config = config or TrainConfig()
-    task = _task(queries, docs, qrels, config, sorted(_positive_rows(queries, docs, qrels)))
+    task = build_task(queries, docs, qrels, config, sorted(positive_rows(queries, docs, qrels)))
     negatives = {q: pool[: config.hard_negatives] for q, pool in task.negatives.items()}
     total_loss = correct = 0.0
-    for batch in _batches(task, negatives, range(len(task.pairs)), config.batch_size):
-        logits = _logits(adapter, task, batch, config)
+    for batch in batches(task, negatives, range(len(task.pairs)), config.batch_size):
+        logits = batch_scores(adapter, task, batch, config)
         total_loss += float(F.cross_entropy(logits, batch.target, reduction="sum"))
         correct += float((logits.argmax(dim=1) == batch.target).sum())
     return total_loss / len(task.pairs), correct / len(task.pairs)
 
 
 def _new_adapter(
-    task: _Task, config: TrainConfig, base: Mapping[str, Any] | None, rng: np.random.Generator
+    task: Task, config: TrainConfig, base: Mapping[str, Any] | None, rng: np.random.Generator
 ) -> SmartAdapter:
     dim = config.dim or task.docs.dim
     if dim > task.docs.dim:
@@ -404,9 +128,9 @@ def fit_adapter(
     config = config or TrainConfig()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    positives = _positive_rows(queries, docs, qrels)
-    train_rows, val_rows = _split_queries(positives, config.val_split, rng)
-    task = _task(queries, docs, qrels, config, train_rows)
+    positives = positive_rows(queries, docs, qrels)
+    train_rows, val_rows = split_queries(positives, config.val_split, rng)
+    task = build_task(queries, docs, qrels, config, train_rows)
     adapter = _new_adapter(task, config, base, rng)
     initial = copy.deepcopy(adapter).eval()
     adapter.train()
@@ -421,7 +145,9 @@ def fit_adapter(
     deadline = None if config.max_minutes is None else start + 60 * config.max_minutes
     history: list[dict[str, float]] = [{"epoch": 0, "seconds": 0.0, "cpu_seconds": 0.0}]
     if val_rows:
-        history[0]["val_ndcg@10"] = _validate(adapter, task, val_rows, qrels, config)
+        history[0]["val_ndcg@10"] = validation_ndcg(
+            adapter, task.queries, task.docs, [task.queries.ids[q] for q in val_rows], qrels, config.val_candidates
+        )
     best_epoch, best_state = 0, {k: v.clone() for k, v in adapter.state_dict().items()}
     log = tqdm.write if show_progress else (lambda _msg: None)
     if val_rows:
@@ -432,9 +158,9 @@ def fit_adapter(
     ) as bar:
         for epoch in range(1, config.epochs + 1):
             total_loss, seen, correct, steps = 0.0, 0, 0, 0
-            negatives = _draw_negatives(task.negatives, config.hard_negatives, rng)
-            for batch in _batches(task, negatives, rng.permutation(len(task.pairs)).tolist(), config.batch_size):
-                logits = _logits(adapter, task, batch, config)
+            negatives = draw_negatives(task.negatives, config.hard_negatives, rng)
+            for batch in batches(task, negatives, rng.permutation(len(task.pairs)).tolist(), config.batch_size):
+                logits = batch_scores(adapter, task, batch, config)
                 loss = F.cross_entropy(logits, batch.target)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -457,14 +183,21 @@ def fit_adapter(
             if stopped_early:
                 message += f" ({steps} of {steps_per_epoch} steps: stopped at the {config.max_minutes} minute limit)"
             if val_rows:
-                record["val_ndcg@10"] = _validate(adapter, task, val_rows, qrels, config)
+                record["val_ndcg@10"] = validation_ndcg(
+                    adapter,
+                    task.queries,
+                    task.docs,
+                    [task.queries.ids[q] for q in val_rows],
+                    qrels,
+                    config.val_candidates,
+                )
                 message += f", val nDCG@10 {record['val_ndcg@10']:.4f}"
                 if record["val_ndcg@10"] > history[best_epoch]["val_ndcg@10"]:
                     best_epoch, best_state = epoch, {k: v.clone() for k, v in adapter.state_dict().items()}
             else:
                 best_epoch, best_state = epoch, {k: v.clone() for k, v in adapter.state_dict().items()}
             if config.remine and epoch < config.epochs and not stopped_early:
-                task.negatives = _mine_negatives(
+                task.negatives = mine_negatives(
                     queries, docs, train_positives, config.negative_pool, adapter, config.val_candidates
                 )
             record["seconds"] = time.perf_counter() - start - hook_seconds
