@@ -7,7 +7,7 @@ rows, columns and the user's own store stay as they were. :func:`upgrade_table`:
 1. checks the table's vectors against the encoder's pooled vectors on a sample (refusing
    when they differ, unless asked to add this encoder's own ``smart_vector`` column);
 2. records the encoder fingerprint, the token codec and the column map
-   (:class:`~smart_retrievers.layout.TableLayout`) in the schema metadata, a metadata-only
+   (:class:`~smart_retrievers.store.layout.TableLayout`) in the schema metadata, a metadata-only
    commit the user's store ignores;
 3. backfills the new columns with Lance's own column addition (``add_columns`` with a batch
    UDF: new data files beside the old ones, no row rewritten), batch by batch, committed
@@ -36,21 +36,26 @@ from tqdm.auto import tqdm
 from .cache import default_cache_dir
 from .codec import DEFAULT_COMPRESSION, TokenCodec, fit_codec, parse_preset
 from .encoders import as_encoder
-from .layout import LAYOUT_KEY, SMART_VECTOR, TableLayout, detect_layout
 from .options import DEFAULT_READ_CONSISTENCY
 from .progress import progress_on
 from .store import (
-    CODEC_KEY,
-    FINGERPRINT_KEY,
     FingerprintMismatchError,
+    SmartStore,
+    TableLayout,
     describe_mismatch,
     load_codec,
+    n_tokens_column,
     save_codec,
     stream_into,
+    token_dim_of,
     tokens_to_arrow,
     tokens_type,
     vectors_block,
+    vectors_to_arrow,
 )
+from .store.connection import connect
+from .store.layout import SMART_VECTOR, detect_layout
+from .store.schema import schema_metadata, stored_codec_ref, stored_fingerprint
 
 DEFAULT_MIN_COSINE = 0.99
 """Lowest cosine between a stored vector and the encoder's pooled vector of its text for the vector to be kept."""
@@ -138,8 +143,6 @@ def upgrade_table(
         VectorMismatchError: the sampled vectors are not this encoder's.
         FingerprintMismatchError: the table was (partly) upgraded with another encoder.
     """
-    import lancedb
-
     start = time.perf_counter()
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -150,12 +153,7 @@ def upgrade_table(
     preset = compression or DEFAULT_COMPRESSION
     if preset != "none":
         parse_preset(preset)
-    db = lancedb.connect(
-        str(uri),
-        storage_options=dict(storage_options) if storage_options else None,
-        read_consistency_interval=DEFAULT_READ_CONSISTENCY,
-        **connect_kwargs,
-    )
+    db = connect(str(uri), storage_options, DEFAULT_READ_CONSISTENCY, **connect_kwargs)
     if table not in db.table_names():
         raise ValueError(f"no table {table!r} at {uri}; upgrade() works on an existing LanceDB table")
     lance_table = db.open_table(table)
@@ -163,24 +161,23 @@ def upgrade_table(
     fingerprint = dict(encoder.fingerprint)
     report = UpgradeReport(bytes_before=lance_table.stats()["total_bytes"])
 
-    stored = lance_table.schema.metadata or {}
-    if LAYOUT_KEY.encode() in stored:  # upgraded before (or interrupted): keep what it recorded
-        layout = TableLayout.from_json(stored[LAYOUT_KEY.encode()])
-        recorded = json.loads(stored[FINGERPRINT_KEY.encode()])
+    recorded = stored_fingerprint(lance_table.schema)
+    layout = TableLayout.from_schema(lance_table.schema)
+    if recorded is not None and layout.native:
+        raise ValueError(f"table {table!r} at {uri} was written by smart-retrievers: it has token states already")
+    if recorded is not None:  # upgraded before (or interrupted): keep what it recorded
         if describe_mismatch(recorded, fingerprint):
             raise FingerprintMismatchError(
                 f"table {table!r} at {uri} was upgraded with encoder {recorded}, not {fingerprint} "
                 f"({describe_mismatch(recorded, fingerprint)}); upgrade it with the same model"
             )
-        codec = load_codec(db, stored.get(CODEC_KEY.encode()))
+        codec = load_codec(db, stored_codec_ref(lance_table.schema))
         recorded_preset = codec.preset if codec else "none"
         if compression is not None and compression != recorded_preset:
             raise ValueError(
                 f"table {table!r} at {uri} is upgraded with compression {recorded_preset!r}, not {compression!r}; "
                 "run upgrade without compression= to finish or extend it"
             )
-    elif FINGERPRINT_KEY.encode() in stored:
-        raise ValueError(f"table {table!r} at {uri} was written by smart-retrievers: it has token states already")
     else:
         layout = detect_layout(
             lance_table.schema,
@@ -199,21 +196,18 @@ def upgrade_table(
         else:
             report.min_cosine = _check_vectors(rows.slice(0, sample), encodings[:sample], layout, min_cosine)
         codec = fit_codec(preset, [e.tokens for e in encodings], encoder) if preset != "none" else None
-        metadata = {FINGERPRINT_KEY: json.dumps(fingerprint, sort_keys=True), LAYOUT_KEY: layout.to_json()}
-        if codec is not None:
-            metadata[CODEC_KEY] = save_codec(db, table, codec)
-        lance_table.to_lance().update_schema_metadata(metadata)  # one metadata-only commit
+        codec_ref = save_codec(db, table, codec) if codec is not None else None
+        lance_table.to_lance().update_schema_metadata(schema_metadata(fingerprint, codec_ref, layout))  # one commit
         lance_table.checkout_latest()
 
     report.vector_column = layout.vector
-    token_dim = fingerprint.get("token_dim", fingerprint["dim"])
-    encode = _Encode(encoder, layout, token_dim, codec)
+    encode = _Encode(encoder, layout, token_dim_of(fingerprint), codec)
     if "tokens" not in lance_table.schema.names:
         report.backfilled = _backfill(lance_table, encode, batch_size, checkpoint_dir, uri, table, show_progress)
         lance_table.checkout_latest()
     report.caught_up = _catch_up(lance_table, encode, batch_size, show_progress)
-    report.rows = lance_table.count_rows()
-    report.bytes_after = lance_table.stats()["total_bytes"]
+    info = SmartStore.open_existing(uri, table, storage_options=storage_options, **connect_kwargs).describe()
+    report.rows, report.bytes_after = info.rows, info.table_bytes
     report.seconds = time.perf_counter() - start
     return report
 
@@ -231,10 +225,9 @@ class _Encode:
     def __call__(self, texts: list[str | None]) -> list[pa.Array]:
         encodings = self.encoder.encode_documents([t or "" for t in texts], show_progress=False)
         tokens = tokens_to_arrow([e.tokens for e in encodings], self.token_dim, self.codec)
-        columns = [tokens, pa.array(np.diff(tokens.offsets.to_numpy()).astype(np.int32))]
+        columns = [tokens, n_tokens_column(tokens)]
         if self.layout.vector == SMART_VECTOR:
-            pooled = np.stack([e.pooled for e in encodings]).astype(np.float32)
-            columns.append(pa.FixedSizeListArray.from_arrays(pa.array(pooled.reshape(-1)), pooled.shape[1]))
+            columns.append(vectors_to_arrow(np.stack([e.pooled for e in encodings])))
         return columns
 
 
@@ -288,13 +281,12 @@ def _checkpoint_path(
     checkpoint_dir: str | Path | None, uri: str, table: str, lance_table: Any, schema: pa.Schema
 ) -> Path:
     """A local checkpoint file for this table, encoder and codec (the recorded schema metadata)."""
-    recorded = lance_table.schema.metadata or {}
     key = json.dumps(
         [
             str(uri),
             table,
-            recorded.get(FINGERPRINT_KEY.encode(), b"").decode(),
-            recorded.get(CODEC_KEY.encode(), b"").decode(),
+            json.dumps(stored_fingerprint(lance_table.schema), sort_keys=True),
+            stored_codec_ref(lance_table.schema) or "",
             str(schema),
         ]
     )

@@ -160,7 +160,7 @@ def test_writes_through_smart_index_are_refused_with_the_way_to_do_them(tmp_path
 def test_langchain_table_with_list_metadata(tmp_path, encoder):
     from langchain_community.vectorstores import LanceDB
 
-    from smart_retrievers.integrations.langchain_store import SmartEmbeddings
+    from smart_retrievers.langchain import SmartEmbeddings
 
     uri = str(tmp_path / "lc")
     metadatas = [{"topic": t, "tags": [t, f"n{i}"]} for i, t in enumerate(TOPICS)]

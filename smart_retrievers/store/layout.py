@@ -17,9 +17,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
-from .validation import json_default
+from ..codec import TokenCodec
+from ..filters import SqlTarget
+from ..validation import json_default
+from .arrow import tokens_to_arrow, vectors_block
 
 LAYOUT_KEY = "smart_retrievers.layout"
 """Schema metadata key of a table's :class:`TableLayout` (absent: the native layout)."""
@@ -66,6 +70,21 @@ class TableLayout:
     def physical(self, name: str) -> str | None:
         """The column holding the logical column ``name`` (tokens/n_tokens keep their names)."""
         return getattr(self, name) if name in _LOGICAL else name
+
+    @property
+    def sql_target(self) -> SqlTarget:
+        """How filters reach this layout's metadata and id columns."""
+        return SqlTarget(
+            metadata=self.metadata or "metadata",
+            struct=self.metadata_struct,
+            columns={"id": self.id, "ref_id": self.ref_id},
+        )
+
+    def modality_sql(self, modality: str) -> str | None:
+        """The condition selecting rows of ``modality`` ("text" / "image"; None: every row is of it)."""
+        if self.modality is None:  # an upgraded table: text rows only
+            return None if modality == "text" else "FALSE"
+        return f"{self.modality} = '{'image' if modality == 'image' else 'text'}'"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -212,11 +231,59 @@ def _metadata_json(row: Mapping[str, Any] | None, hidden: Sequence[str]) -> str:
     return json.dumps(kept, default=json_default)
 
 
-def physical_columns(layout: TableLayout, columns: Sequence[str]) -> list[str]:
-    """The table columns to read for the logical ``columns`` (those the table has)."""
+def read_columns(layout: TableLayout, columns: Sequence[str]) -> list[str]:
+    """The table columns to read for the logical ``columns``.
+
+    An upgraded table's rows may lack token states (written by the owner's store since),
+    so ``vector`` comes with ``tokens`` there; a native table's rows always have them.
+    """
+    if layout.native:
+        return list(columns)
     selected: list[str] = []
-    for name in columns:
+    for name in [*columns, "vector"] if "tokens" in columns else columns:
         source = layout.physical(name)
         if source is not None and source not in selected:
             selected.append(source)
     return selected
+
+
+def logical_rows(
+    found: pa.Table,
+    layout: TableLayout,
+    columns: Sequence[str],
+    *,
+    extra: Sequence[str] = (),
+    token_dim: int,
+    codec: TokenCodec | None,
+) -> pa.Table:
+    """Rows read with :func:`read_columns` as the logical ``columns`` (then ``extra``).
+
+    On an upgraded table, a row without token states has its pooled vector as its one token
+    (the method's rule for an input with no token); ``token_dim`` and ``codec`` are the table's.
+    """
+    if layout.native:
+        return found.select([*columns, *extra])
+    if "tokens" in columns and found.column("tokens").null_count:
+        filled = _pooled_as_tokens(found, layout, token_dim, codec)
+        found = found.set_column(found.schema.get_field_index("tokens"), "tokens", filled)
+    return to_logical(found, layout, columns, extra=extra)
+
+
+def _pooled_as_tokens(found: pa.Table, layout: TableLayout, token_dim: int, codec: TokenCodec | None) -> pa.Array:
+    """``tokens`` where each row without token states has its normalised pooled vector.
+
+    Run the upgrade again to give such rows their real token states.
+    """
+    tokens = found.column("tokens").combine_chunks()
+    missing = np.flatnonzero(tokens.is_null().to_numpy(zero_copy_only=False))
+    vectors = vectors_block(found.column(layout.vector)).numpy()[missing]
+    if token_dim != vectors.shape[1]:
+        raise ValueError(
+            f"{len(missing)} rows have no token states and their pooled vectors ({vectors.shape[1]}-d) "
+            f"cannot stand in for {token_dim}-d tokens; run upgrade() again to give them token states"
+        )
+    norms = np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    filled = tokens_to_arrow([v[None, :] for v in vectors / norms], token_dim, codec).cast(tokens.type)
+    index = np.arange(len(tokens))
+    index[missing] = len(tokens) + np.arange(len(missing))
+    return pa.concat_arrays([tokens, filled]).take(pa.array(index))

@@ -1,0 +1,58 @@
+"""The pooled-vector query: cosine search on the pooled column, prefiltered, through the ANN index if any."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+DEFAULT_NPROBES: int | None = 100
+"""IVF partitions probed per query, at least (measured: 100 keeps 0.995 of the flat top-100 at 1M rows,
+where LanceDB's default of 20 keeps 0.988; 113 vs 107 ms per pooled search)."""
+DEFAULT_REFINE_FACTOR: int | None = None
+"""Index hits re-ranked by exact cosine, as a multiple of the rows asked for (None/0: no refinement)."""
+DEFAULT_EF: int | None = None
+"""HNSW search list size (None: LanceDB's default); never below the rows asked for."""
+
+
+def pooled_query(
+    table: Any,
+    column: str,
+    vector: np.ndarray,
+    k: int,
+    *,
+    select: Sequence[str],
+    where: str | None = None,
+    nprobes: int | None = None,
+    refine_factor: int | None = None,
+    ef: int | None = None,
+    with_row_id: bool = False,
+    flat: bool = False,
+) -> Any:
+    """The LanceDB query for the top ``k`` rows of ``table`` by cosine on ``column``, with ``select`` and ``_distance``.
+
+    The filter applies before the top-k (prefilter), through the table's vector index when
+    it has one (rows written since the index was last updated are searched flat and merged
+    in), and exhaustively otherwise. ``nprobes`` / ``refine_factor`` / ``ef`` tune the index
+    search (None: :data:`DEFAULT_NPROBES`, :data:`DEFAULT_REFINE_FACTOR`, :data:`DEFAULT_EF`);
+    without an index they change nothing. ``flat`` bypasses the index: an exact search over
+    every (matching) row.
+    """
+    query = table.search(np.asarray(vector, dtype=np.float32), vector_column_name=column).distance_type("cosine")
+    if where:
+        query = query.where(where, prefilter=True)
+    nprobes = DEFAULT_NPROBES if nprobes is None else nprobes
+    refine_factor = DEFAULT_REFINE_FACTOR if refine_factor is None else refine_factor
+    ef = DEFAULT_EF if ef is None else ef
+    if nprobes:  # at least this many partitions; more when a filter leaves fewer than k rows in them
+        query = query.maximum_nprobes(0).minimum_nprobes(nprobes)  # 0: no upper limit
+    if refine_factor:
+        query = query.refine_factor(refine_factor)
+    if ef:
+        query = query.ef(max(ef, k))
+    if with_row_id:
+        query = query.with_row_id(True)
+    if flat:
+        query = query.bypass_vector_index()
+    return query.select([*select, "_distance"]).limit(k)

@@ -1,0 +1,113 @@
+"""The read verbs of :class:`~smart_retrievers.store.SmartStore`: filters rendered for its table, and rows
+read through its layout as the logical SMART columns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ..codec import TokenCodec
+from ..filters import parse_filter, to_sql
+from ..validation import id_list
+from .arrow import in_order
+from .layout import TableLayout, logical_rows, read_columns
+from .query import pooled_query
+from .schema import META_COLUMNS, FieldTypes
+
+
+class TableReads:
+    """Reads of one table (None until created) through its :class:`TableLayout`; a base of ``SmartStore``."""
+
+    # provided by SmartStore
+    _table: Any
+    table: Any
+    layout: TableLayout
+    codec: TokenCodec | None
+    field_types: FieldTypes
+    token_dim: int
+    _schema: Callable[..., pa.Schema]
+
+    def where_sql(self, where: Any) -> str | None:
+        """Render a filter dict / Filter to SQL against this table's metadata fields."""
+        return to_sql(parse_filter(where), self.field_types, self.layout.sql_target)
+
+    def _in_sql(self, column: str, values: Sequence[str]) -> str | None:
+        """The condition ``column`` (``id`` / ``ref_id``) is one of ``values``."""
+        return to_sql(
+            parse_filter({column: {"$in": id_list(values, f"{column}s")}}), self.field_types, self.layout.sql_target
+        )
+
+    def modality_sql(self, modality: str) -> str | None:
+        """The condition selecting rows of ``modality`` ("text" / "image"; None: every row is of it)."""
+        return self.layout.modality_sql(modality)
+
+    def count(self, where: Any = None) -> int:
+        """Number of rows, optionally matching a filter."""
+        if self.table is None:
+            return 0
+        return self._table.count_rows(self.where_sql(where))
+
+    def get(self, ids: Sequence[str], columns: Sequence[str] = META_COLUMNS) -> pa.Table:
+        """Rows for these ids (missing ids are absent), in the order given."""
+        ids = id_list(ids, "ids")
+        if self.table is None or not ids:
+            return self._empty(columns)
+        query = self._table.search().where(self._in_sql("id", ids)).select(self._physical(columns)).limit(len(ids))
+        return in_order(self._logical(query.to_arrow(), columns), "id", ids)
+
+    def pooled_query(self, vector: np.ndarray, k: int, *, columns: Sequence[str] = META_COLUMNS, **options: Any) -> Any:
+        """The LanceDB query of :meth:`search_pooled` (for ``explain_plan`` and the like).
+
+        ``options``: :func:`~smart_retrievers.store.query.pooled_query`'s (``where``, the ANN
+        knobs ``nprobes`` / ``refine_factor`` / ``ef``, ``with_row_id``, ``flat``).
+        """
+        return pooled_query(self._table, self.layout.vector, vector, k, select=self._physical(columns), **options)
+
+    def search_pooled(
+        self, vector: np.ndarray, k: int, *, columns: Sequence[str] = META_COLUMNS, **query_options: Any
+    ) -> pa.Table:
+        """Top-k rows by pooled cosine, filter applied before the search, with the asked columns.
+
+        ``query_options`` are :meth:`pooled_query`'s (``where``, the ANN knobs, ``flat``);
+        ``with_row_id=True`` adds the ``_rowid`` column (for :meth:`take_rows`).
+        """
+        if self.table is None:
+            return self._empty(columns)
+        found = self.pooled_query(vector, k, columns=columns, **query_options).to_arrow()
+        return self._logical(found, columns, extra=["_rowid"] if "_rowid" in found.column_names else [])
+
+    def take_rows(self, row_ids: Sequence[int], columns: Sequence[str]) -> pa.Table:
+        """The ``columns`` of the rows with these LanceDB ``_rowid`` values, in the order given."""
+        if self.table is None or not len(row_ids):
+            return self._empty(columns)
+        ids = [int(r) for r in row_ids]
+        found = self._table.take_row_ids(ids).with_row_id().select(self._physical(columns)).to_arrow()
+        return self._logical(in_order(found, "_rowid", ids), columns)
+
+    def scan(
+        self, columns: Sequence[str], *, where: str | None = None, batch_size: int = 2048
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream every (matching) row in record batches."""
+        if self.table is None:
+            return
+        query = self._table.search().select(self._physical(columns)).limit(None)
+        if where:
+            query = query.where(where)
+        for batch in query.to_batches(batch_size):
+            if self.layout.native:
+                yield batch
+            else:
+                yield from self._logical(pa.Table.from_batches([batch]), columns).to_batches()
+
+    def _physical(self, columns: Sequence[str]) -> list[str]:
+        return read_columns(self.layout, columns)
+
+    def _logical(self, found: pa.Table, columns: Sequence[str], *, extra: Sequence[str] = ()) -> pa.Table:
+        return logical_rows(found, self.layout, columns, extra=extra, token_dim=self.token_dim, codec=self.codec)
+
+    def _empty(self, columns: Sequence[str]) -> pa.Table:
+        schema = self._schema()
+        return pa.table({c: pa.array([], schema.field(c).type) for c in columns})

@@ -1,0 +1,227 @@
+"""The one-commit writer: a user call's rows stream into one LanceDB ``add`` / ``merge_insert``.
+
+Batches are produced (encoded) in the calling thread and coded to Arrow and written in a
+writer thread; a failure before the commit aborts the stream, so nothing is committed and
+nothing is ever restored (other writers' commits stay). New metadata fields are recorded
+first, in a metadata-only commit that only widens the field map.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import pyarrow as pa
+
+from ..codec import TokenCodec
+from ..filters import parse_filter, to_sql
+from ..validation import json_default
+from .arrow import Record, is_coded, n_tokens_column, tokens_to_arrow, vectors_to_arrow
+from .errors import DuplicateIdError
+from .layout import NATIVE
+from .schema import (
+    FIELDS_KEY,
+    FieldTypes,
+    merge_field_types,
+    schema_field_types,
+    stored_fingerprint,
+    token_dim_of,
+    widen_field_types,
+    with_key_order,
+)
+
+T = TypeVar("T")
+
+
+def stream_into(
+    schema: pa.Schema,
+    items: Iterator[T],
+    convert: Callable[[T], Iterable[pa.RecordBatch]],
+    commit: Callable[[pa.RecordBatchReader], Any],
+    *,
+    before_commit: Callable[[], Any] | None = None,
+) -> None:
+    """Run ``commit`` on the record batches of ``items``, producing them here while it writes in a thread.
+
+    ``commit`` (a LanceDB ``add`` or ``merge_insert().execute``) is one transaction over the
+    whole stream. ``items`` are produced in the calling thread (where encoding happens, with
+    its progress bar and Ctrl-C) and handed through a queue of one to the writer thread,
+    which ``convert``s each to Arrow (token coding) and writes it: batch n is coded and
+    written while batch n+1 encodes, and memory stays bounded. If producing or converting
+    fails, the stream is aborted before the commit and that exception is raised; if the
+    commit fails, its exception is raised. ``before_commit`` runs here once ``items`` is
+    exhausted, before the writer is told the stream has ended (so before the commit).
+    """
+    handover: queue.Queue[Any] = queue.Queue(maxsize=1)  # at most ~3 batches in memory: produced, queued, written
+    done = object()
+    aborted = threading.Event()
+    failure: list[BaseException] = []
+
+    def stream() -> Iterator[pa.RecordBatch]:
+        while True:
+            try:
+                item = handover.get(timeout=0.05)
+            except queue.Empty:
+                if aborted.is_set():
+                    raise _StreamAborted("the write was aborted before its commit") from None
+                continue
+            if item is done:
+                return
+            try:
+                batches = list(convert(item))
+            except BaseException as exc:
+                failure.append(exc)  # the real error, not LanceDB's wrapper of it
+                raise
+            yield from batches
+
+    def write() -> None:
+        try:
+            commit(pa.RecordBatchReader.from_batches(schema, stream()))
+        except BaseException as exc:
+            failure.append(exc)
+
+    writer = threading.Thread(target=write, name="smart-retrievers-writer", daemon=True)
+    writer.start()
+    try:
+        for item in itertools.chain(items, [done]):
+            if item is done and before_commit is not None and writer.is_alive():
+                before_commit()
+            while writer.is_alive():
+                try:
+                    handover.put(item, timeout=0.05)
+                    break
+                except queue.Full:
+                    continue
+            if not writer.is_alive():
+                break
+    except BaseException:
+        aborted.set()
+        writer.join()
+        raise
+    writer.join()
+    if failure:
+        raise failure[0]
+
+
+class _StreamAborted(RuntimeError):
+    """Raised into LanceDB's reader so that it abandons the write."""
+
+
+def write_records(
+    table: Any,
+    batches: Iterator[Sequence[Record]],
+    schema: pa.Schema,
+    codec: TokenCodec | None,
+    *,
+    streamed_types: FieldTypes | None,
+    upsert: bool,
+    table_name: str,
+) -> None:
+    """Write every record of ``batches`` into the LanceDB ``table`` (native, existing) as one commit.
+
+    ``streamed_types``: the field types known so far when the records' metadata comes batch
+    by batch (each batch's are merged, and recorded just before the commit); None when they
+    were recorded before the call. ``upsert`` False appends and refuses ids ``table`` holds;
+    an empty table is always appended to. An id may appear once in the whole call.
+    """
+    append = not upsert or table.count_rows() == 0
+    types = streamed_types
+    seen: set[str] = set()
+
+    def checked() -> Iterator[Sequence[Record]]:
+        nonlocal types
+        for records in batches:
+            ids = [r.id for r in records]
+            repeated = _first_repeat(ids, seen)
+            if repeated is not None:
+                raise ValueError(f"duplicate id {repeated!r} in one write")
+            if types is not None:
+                types = merge_field_types(types, [r.metadata for r in records])
+            if not upsert:
+                _check_new(table, ids, table_name)
+            yield records
+
+    def convert(records: Sequence[Record]) -> list[pa.RecordBatch]:
+        return records_to_arrow(records, schema, codec).to_batches()
+
+    def before_commit() -> None:
+        record_field_types(table, types or {})
+
+    commit = (
+        table.add
+        if append
+        else table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute
+    )
+    stream_into(schema, checked(), convert, commit, before_commit=before_commit if types is not None else None)
+
+
+def records_to_arrow(records: Sequence[Record], schema: pa.Schema, codec: TokenCodec | None) -> pa.Table:
+    """Records as rows of the native ``schema``, token states coded by ``codec`` (None: float16)."""
+    dim = schema.field("vector").type.list_size
+    token_dim = token_dim_of(stored_fingerprint(schema) or {"dim": dim})
+    for r in records:
+        states = r.encoding.tokens.ndim == 2 and r.encoding.tokens.shape[1] == token_dim
+        if r.encoding.pooled.shape != (dim,) or not (states or (codec and is_coded(r.encoding.tokens, codec))):
+            raise ValueError(
+                f"record {r.id!r}: encoding shapes {r.encoding.pooled.shape}/{r.encoding.tokens.shape} "
+                f"do not fit dim {dim}/{token_dim}"
+            )
+    tokens = tokens_to_arrow([r.encoding.tokens for r in records], token_dim, codec)
+    columns = {
+        "id": pa.array([r.id for r in records], pa.string()),
+        "ref_id": pa.array([r.ref_id for r in records], pa.string()),
+        "text": pa.array([r.text for r in records], pa.string()),
+        "image": pa.array([r.image for r in records], pa.string()),
+        "modality": pa.array([r.encoding.modality for r in records], pa.string()),
+        # the user's key order is kept: LlamaIndex hashes str(metadata) (node.hash), and fusion matches nodes by hash
+        "metadata": pa.array(
+            [json.dumps(with_key_order(r.metadata), default=json_default) for r in records], pa.json_(pa.utf8())
+        ),
+        "vector": vectors_to_arrow(np.stack([r.encoding.pooled for r in records])),
+        "tokens": tokens,
+        "n_tokens": n_tokens_column(tokens),
+    }
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+def record_field_types(table: Any, types: Mapping[str, str], attempts: int = 20) -> None:
+    """Widen the field map stored on a native ``table`` to cover ``types`` (retrying over concurrent updates)."""
+    for _ in range(attempts):
+        stored = schema_field_types(table.schema, NATIVE)
+        widened = widen_field_types(stored, types)
+        if widened == stored:
+            return
+        try:
+            table.update_field_metadata(
+                {"path": "metadata", "metadata": {FIELDS_KEY: json.dumps(widened, sort_keys=True)}}
+            )
+            return
+        except RuntimeError as exc:  # another writer updated the map meanwhile: re-read, merge, retry
+            if "Incompatible transaction" not in str(exc):
+                raise
+            table.checkout_latest()
+    raise RuntimeError(f"could not record metadata field types after {attempts} concurrent updates")
+
+
+def _check_new(table: Any, ids: Sequence[str], table_name: str) -> None:
+    """Raise :class:`DuplicateIdError` if ``table`` holds any of ``ids``."""
+    sql = to_sql(parse_filter({"id": {"$in": list(ids)}}), {})
+    taken = table.search().where(sql).select(["id"]).limit(1).to_arrow()
+    if len(taken):
+        raise DuplicateIdError(
+            f"id {taken.column('id')[0].as_py()!r} is already in table {table_name!r}; add with upsert=True to replace it"
+        )
+
+
+def _first_repeat(ids: Sequence[str], seen: set[str]) -> str | None:
+    """Add ``ids`` to ``seen``; the first one that was already there (or repeats in ``ids``)."""
+    for i in ids:
+        if i in seen:
+            return i
+        seen.add(i)
+    return None
