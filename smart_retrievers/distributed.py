@@ -31,7 +31,7 @@ from .encoders import as_encoder
 from .encoding import Encoding
 from .index import SmartIndex
 from .store import Record, tokens_from_arrow, tokens_to_arrow
-from .validation import corpus_item
+from .validation import check_count, corpus_item
 
 __all__ = ["EncodeBatch", "index_with_ray", "read_corpus"]
 
@@ -167,8 +167,7 @@ def index_with_ray(
         The index, open on the written table. Ray is started with its defaults if it is not
         running (call ``ray.init(...)`` first to choose the cluster or the CPUs).
     """
-    if actors < 1:
-        raise ValueError(f"actors must be >= 1, got {actors!r}")
+    check_count("actors", actors)
     index = SmartIndex(uri, encoder=as_encoder(model, **dict(encoder_options or {})), **index_options)
     dataset, lines = read_corpus(source)
     if index.store.needs_codec:  # fitted here on a sample, so that the actors code in parallel

@@ -4,6 +4,7 @@ Every check names the input and, where there is one, its position and id:
 
 * :func:`id_list`: ids / ref_ids given as a sequence of non-empty strings. A single string is
   refused (it is never iterated into characters); pass ``["s1"]`` for one id.
+* :func:`check_count`: a count option (k, candidates, batch_size...) is an ``int >= 1``.
 * :func:`aligned`: a per-item argument (metadatas, ref_ids, uris...) as a list of length ``n``.
 * :func:`check_text`: a text (or query) is a ``str`` holding valid Unicode (no lone surrogate).
 * :func:`check_metadata`: one item's metadata is a mapping of JSON values: ``None``, ``bool``,
@@ -29,6 +30,17 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _short = reprlib.Repr()
 _short.maxstring = _short.maxother = 60
 _short.maxlevel = 3
+
+
+def check_count(name: str, value: Any) -> None:
+    """Raise ValueError unless ``value`` is an int >= 1 (not a bool, float or str); the message names ``name``.
+
+    >>> check_count("k", 0)
+    Traceback (most recent call last):
+    ValueError: k must be an int >= 1, got 0
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
 
 
 def short_repr(value: Any) -> str:

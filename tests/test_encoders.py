@@ -132,8 +132,9 @@ def test_every_encoder_follows_the_protocol(encoder, clip):
 def test_unknown_keyword_and_bad_batch_size_are_refused():
     with pytest.raises(TypeError, match="unexpected keyword argument 'max_pixel'"):
         SmartEncoder.default(device="cpu", max_pixel=5)
-    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
-        SmartEncoder.default(device="cpu", batch_size=0)
+    for bad in (0, 2.5, True, "8"):  # one count check (validation.check_count): floats, bools, strings refused too
+        with pytest.raises(ValueError, match=f"batch_size must be an int >= 1, got {bad!r}"):
+            SmartEncoder.default(device="cpu", batch_size=bad)
 
 
 # ---- encode_items ----------------------------------------------------------
