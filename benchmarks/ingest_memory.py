@@ -31,7 +31,7 @@ def one(n: int, tokens: int, compression: str, batch: int) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="smart_ingest_") as folder:
         index = SmartIndex(folder, encoder=HashEncoder(dim=384, n_tokens=tokens), compression=compression)
-        index.write_batch_size = batch
+        index.configure(write_batch_size=batch)
         start = time.perf_counter()
         index.add([f"document {i}" for i in range(n)], ids=[str(i) for i in range(n)], show_progress=False)
         seconds = time.perf_counter() - start

@@ -353,12 +353,13 @@ def cmd_search(args) -> dict:
     fetch = {"query": [], "take": []}
     for q in lat_q:
         for mode in fetch:
-            index.token_fetch = mode
+            index.configure(token_fetch=mode)
             fetch[mode].append(timed(index.search, q, k=10)[1])
-    index.token_fetch = "query"
+    index.configure(token_fetch="query")
     out["token_fetch_ms"] = {m: pct(v) for m, v in fetch.items()}
 
     # profile: where a SMART search's time goes (medians over the latency queries)
+    from smart_retrievers.index.search import rank_rows
     from smart_retrievers.store import META_COLUMNS
 
     prof: dict[str, list[float]] = {k: [] for k in ("encode", "ann_ids", "ann_with_tokens", "take_tokens", "score")}
@@ -375,7 +376,7 @@ def cmd_search(args) -> dict:
         _, t = timed(index.store.take_rows, found.column("_rowid").to_pylist(), ["tokens"])
         prof["take_tokens"].append(t)
         with torch.inference_mode():
-            _, t = timed(index._rank, enc, rows, opts)
+            _, t = timed(rank_rows, index.store, enc, rows, opts)
         prof["score"].append(t)
     out["profile_ms_p50"] = {k: round(float(np.median(v)), 1) for k, v in prof.items()}
     out["search_peak_rss_mb"] = round(peak_rss_mb())

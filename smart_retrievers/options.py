@@ -1,4 +1,4 @@
-"""SearchOptions: how a search ranks, resolved once against the index's defaults; and the index's read default."""
+"""SearchOptions: how a search ranks, resolved once against the index's defaults; the shared option checks."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 from typing import Any, Literal
+
+from .validation import check_count
 
 SearchMode = Literal["rerank", "exhaustive", "pooled"]
 SEARCH_MODES: tuple[str, ...] = ("rerank", "exhaustive", "pooled")
@@ -22,15 +24,6 @@ def check_weights(lambda_pool: float, lambda_late: float) -> None:
             raise ValueError(f"{name} must be a finite number, got {value!r}")
     if lambda_pool < 0 or lambda_late < 0 or lambda_pool + lambda_late == 0:
         raise ValueError(f"lambda_pool and lambda_late must be >= 0 and not both 0, got {lambda_pool}, {lambda_late}")
-
-
-def _check_count(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-
-
-check_count = _check_count
-"""Raise ValueError unless ``value`` is an int >= 1 (not a bool, float or str); the message names ``name``."""
 
 
 @dataclass(frozen=True)
@@ -69,12 +62,12 @@ class SearchOptions:
     flat: bool = False
 
     def __post_init__(self) -> None:
-        _check_count("k", self.k)
+        check_count("k", self.k)
         if self.candidates is not None:
-            _check_count("candidates", self.candidates)
+            check_count("candidates", self.candidates)
         for name in ("nprobes", "ef"):  # ANN knobs
             if getattr(self, name) is not None:
-                _check_count(name, getattr(self, name))
+                check_count(name, getattr(self, name))
         if self.refine_factor is not None and (
             isinstance(self.refine_factor, bool) or not isinstance(self.refine_factor, int) or self.refine_factor < 0
         ):
@@ -104,6 +97,6 @@ class SearchOptions:
             lambda_pool=self.lambda_pool if self.lambda_pool is not None else lambda_pool,
             lambda_late=self.lambda_late if self.lambda_late is not None else lambda_late,
         )
-        _check_count("candidates", out.candidates)  # the index's default too
+        check_count("candidates", out.candidates)  # the index's default too
         check_weights(out.lambda_pool, out.lambda_late)
         return out

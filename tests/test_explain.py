@@ -11,7 +11,7 @@ import pytest
 from smart_retrievers import SmartIndex
 from smart_retrievers.cli import main
 from smart_retrievers.encoding import TokenPolicy
-from smart_retrievers.explain import Evidence, explain_text, token_spans
+from smart_retrievers.explain import Evidence, explain_text
 
 ZEBRA = "The zebra ran across the plain. A second zebra followed!"
 UNICODE = "Café au lait in 東京, naïve résumé."
@@ -24,7 +24,7 @@ def _fold(s: str) -> str:
 
 def _aligned(encoder, text: str, *, query: bool = False) -> list[tuple[int, int]]:
     """The spans of ``text``'s kept tokens, checked against the encoder's own token states and vocabulary."""
-    spans, _ = token_spans(encoder, text, query=query)
+    spans, _ = encoder.token_spans(text, query=query)
     enc = (encoder.encode_queries if query else encoder.encode_documents)([text], show_progress=False)[0]
     assert len(spans) == len(enc.tokens)  # one span per stored token state, in order
     prompt = encoder.query_prompt if query else encoder.document_prompt
@@ -118,7 +118,7 @@ def test_token_policy_prompt_and_punctuation(encoder):
     _aligned(prompted, "zebra?", query=True)
     kept_prompt = copy.copy(prompted)
     kept_prompt.token_policy = TokenPolicy(drop_prompt=False)
-    spans, _ = token_spans(kept_prompt, ZEBRA, query=False)
+    spans, _ = kept_prompt.token_spans(ZEBRA, query=False)
     assert spans[0] == (0, 0)  # prompt tokens kept: they have no span in the stored text
     no_punct = copy.copy(encoder)
     no_punct.token_policy = TokenPolicy(drop_punctuation=True)
@@ -199,3 +199,35 @@ def test_compact_evidence_batches_and_skips_image_rows(index, encoder):
             (s["start"], s["end"], s["query_tokens"]) for s in alone
         ]
         assert [s["share"] for s in spans] == pytest.approx([s["share"] for s in alone], abs=1e-4)
+
+
+def test_spans_come_from_the_encoder_that_scored(encoder):
+    """Issue 22 (5): explain asks the encoder which tokens it kept, so a different keep rule cannot make spans drift."""
+    from smart_retrievers.encoders import SmartEncoder
+
+    class FirstTokenDropped(SmartEncoder):
+        def _kept(self, input_ids, keep, prompt_len):
+            kept = super()._kept(input_ids, keep, prompt_len)
+            first = kept.long().cumsum(dim=1) == 1
+            return kept & ~first
+
+    dropping = copy.copy(encoder)
+    dropping.__class__ = FirstTokenDropped
+    spans, _ = dropping.token_spans(ZEBRA)
+    assert len(spans) == len(dropping.encode_documents([ZEBRA], show_progress=False)[0].tokens)
+    assert ZEBRA[slice(*spans[0])] == "zebra" and len(spans) == len(encoder.token_spans(ZEBRA)[0]) - 1
+    ev = explain_text(dropping, "the zebra", ZEBRA)
+    assert all(m.start is not None and ZEBRA[m.start : m.end] == m.doc_token for m in ev.matches)
+    assert "The" not in {m.doc_token for m in ev.matches}
+
+
+def test_evidence_scores_are_the_search_scores(tmp_path, encoder):
+    """Evidence scores through smart_retrievers.scoring: on a float16 table they are the search's own scores."""
+    index = SmartIndex(str(tmp_path / "db"), encoder=encoder, compression="none", lambda_late=2.0)
+    index.add([ZEBRA, UNICODE], ids=["z", "u"])
+    for hit in index.search("a zebra on the plain", k=2):
+        ev = index.explain("a zebra on the plain", hit)
+        assert (ev.lambda_pool, ev.lambda_late) == (1.0, 2.0)
+        assert ev.pooled == pytest.approx(hit.pooled_score, abs=1e-6)
+        assert ev.late == pytest.approx(hit.late_score, abs=1e-6)
+        assert ev.score == pytest.approx(hit.score, abs=1e-6)

@@ -21,7 +21,7 @@ from tiny_vision_models import build_clip, build_qwen, build_siglip
 from smart_retrievers import SmartIndex, TokenPolicy
 from smart_retrievers.encoders import ClipEncoder, QwenVLEncoder
 from smart_retrievers.encoding import Encoding
-from smart_retrievers.explain import explain_image, explain_text, token_spans
+from smart_retrievers.explain import explain_image, explain_text
 
 SIZE = (96, 64)  # wide: CLIP's center crop drops the sides, Qwen-VL's grid is 2 x 3 merged patches
 
@@ -136,7 +136,7 @@ def test_image_evidence_forms(tmp_path, encoders, base_image):
     enc = encoders["clip"]
     index, path, g, _ = _index_with_painted_image(tmp_path, enc, base_image, 0)
     ev = index.explain("a red star", "img")
-    assert len(ev.matches) == len(token_spans(enc, "a red star", query=True)[0])
+    assert len(ev.matches) == len(enc.token_spans("a red star", query=True)[0])
     assert [m.query_token for m in ev.matches] == ["a", "red", "star"]
     assert sum(m.share for m in ev.matches) == pytest.approx(1.0)
     assert ev.heatmap().sum() == pytest.approx(1.0)
@@ -170,13 +170,13 @@ def test_qwen_text_spans(encoders):
     """Qwen-VL's chat template: spans come from its keep mask and the user text's place in the prompt."""
     enc = encoders["qwen2"]
     text = "a red star in the night sky, and a blue square!"
-    spans, truncated = token_spans(enc, text, query=False)
+    spans, truncated = enc.token_spans(text, query=False)
     assert not truncated and len(spans) == len(enc.encode_documents([text], show_progress=False)[0].tokens)
     words = [text[s:e].strip() for s, e in spans]
     assert "".join(words) == text.replace(" ", "")  # every kept token is a piece of the text, in order
     ev = explain_text(enc, "blue square", text)
     assert all(text[m.start : m.end] == m.doc_token for m in ev.matches)
     short = QwenVLEncoder(enc.model_name_or_path, device="cpu", max_length=len(enc.prepare_input("a").input_ids) + 3)
-    spans, truncated = token_spans(short, text, query=False)
+    spans, truncated = short.token_spans(text, query=False)
     assert truncated and len(spans) == len(short.encode_documents([text], show_progress=False)[0].tokens)
     assert max(e for _, e in spans) < len(text) / 2

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from smart_retrievers import FingerprintMismatchError, SmartEncoder, SmartIndex, TokenPolicy
-from smart_retrievers.demo import binding_corpus
+from smart_retrievers.sample_corpus import binding_corpus
 
 TEXTS = {
     "a": "The red star is labeled K7 in the 2021 catalogue.",
@@ -99,7 +99,7 @@ def test_failed_batch_writes_nothing(index, monkeypatch):
     version = index.store.version
     with pytest.raises(TypeError, match="text 1"):
         index.add(["fine", None, "also fine"], ids=["x", "y", "z"])
-    index.write_batch_size = 1
+    index.configure(write_batch_size=1)
     calls = {"n": 0}
     real = index.encoder.encode_documents
 
@@ -173,7 +173,7 @@ def test_search_on_empty_index_returns_nothing(tmp_path, encoder):
 
 
 def test_binding_smart_beats_single_vector(tmp_path, encoder):
-    """Reports whose only difference is which code goes with which item (see smart_retrievers.demo).
+    """Reports whose only difference is which code goes with which item (see smart_retrievers.sample_corpus).
 
     Measured on all-MiniLM-L6-v2: the answer is ranked first on 5 of 6 queries by SMART and
     3 of 6 by the pooled vector; its mean rank is 1.33 vs 1.67.
@@ -190,3 +190,74 @@ def test_binding_smart_beats_single_vector(tmp_path, encoder):
     first = {mode: sum(r == 1 for r in values) for mode, values in ranks.items()}
     assert first["rerank"] >= first["pooled"] + 2, ranks
     assert np.mean(ranks["rerank"]) < np.mean(ranks["pooled"]), ranks
+
+
+# ---- index options, search by vector, MMR, upkeep on upgraded tables -------------------------
+
+
+def test_settings_live_in_one_checked_options_object(index):
+    from smart_retrievers.index import IndexOptions
+
+    assert isinstance(index.options, IndexOptions) and index.candidates == index.options.candidates == 100
+    assert (index.lambda_pool, index.lambda_late) == (1.0, 1.0)  # resolved at open (no saved weights)
+    with pytest.raises(AttributeError):
+        index.token_fetch = "take"  # no attribute set from outside: configure() checks the change
+    assert index.configure(token_fetch="take", candidates=3).token_fetch == "take" and index.candidates == 3
+    assert [h.id for h in index.search("red star label", k=2)] == [
+        h.id for h in index.search("red star label", k=2, mode="rerank")
+    ]
+    with pytest.raises(ValueError, match="token_fetch must be one of"):
+        index.configure(token_fetch="fetch")
+    with pytest.raises(ValueError, match="fixed when the index is opened"):
+        index.configure(compression="none")
+    with pytest.raises(TypeError, match="unknown index option"):
+        index.configure(candidate=3)
+    with pytest.raises(ValueError, match="token_fetch must be one of"):
+        SmartIndex(index.store.uri, encoder=index.encoder, token_fetch="both")
+
+
+def test_search_by_vector_and_mmr_are_index_verbs(index, encoder):
+    vector = encoder.encode_queries(["red star label"], show_progress=False)[0].pooled
+    by_vector = index.search_by_vector(vector.tolist(), k=3)
+    pooled = index.search("red star label", k=3, mode="pooled")
+    assert [h.id for h in by_vector] == [h.id for h in pooled]
+    assert [h.score for h in by_vector] == pytest.approx([h.score for h in pooled], abs=1e-6)
+    assert all(h.late_score == 0 for h in by_vector)
+    with pytest.raises(ValueError, match="finite floats"):
+        index.search_by_vector([1.0, 2.0])
+    # lambda_mult=1 is plain similarity order; a text and its pooled vector give the same MMR
+    assert [h.id for h in index.max_marginal_relevance("red star label", 3, lambda_mult=1.0)] == [h.id for h in pooled]
+    diverse = index.max_marginal_relevance("red star label", 3, fetch_k=5, lambda_mult=0.0)
+    assert [h.id for h in index.max_marginal_relevance(vector, 3, fetch_k=5, lambda_mult=0.0)] == [
+        h.id for h in diverse
+    ]
+    assert len({h.id for h in diverse}) == 3 and diverse[0].id == pooled[0].id
+    assert [h.id for h in index.max_marginal_relevance("red star", 5, where={"ref_id": "doc3"})] == sorted(
+        ["d", "e"], key=[h.id for h in index.search("red star", k=5, mode="pooled")].index
+    )
+
+
+def test_reindex_tokens_on_an_upgraded_table_raises_the_clear_error(tmp_path, encoder):
+    """Issue 22 (6): the image check ran raw SQL on physical columns, so an upgraded table failed with LanceDB's error."""
+    import lancedb
+    import pyarrow as pa
+
+    from smart_retrievers.store import UpgradedTableError
+
+    texts = list(TEXTS.values())
+    vectors = np.stack([e.pooled for e in encoder.encode_documents(texts)]).astype(np.float32)
+    uri = str(tmp_path / "plain")
+    lancedb.connect(uri).create_table(
+        "plain",
+        pa.table(
+            {
+                "id": list(TEXTS),
+                "text": texts,
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1]),
+            }
+        ),
+    )
+    upgraded = SmartIndex.upgrade(uri, "plain", encoder=encoder)
+    with pytest.raises(UpgradedTableError, match="upgraded in place"):
+        upgraded.reindex_tokens(None)
+    assert upgraded.search(TEXTS["d"], k=1)[0].id == "d"  # the table is untouched

@@ -179,7 +179,7 @@ def test_candidate_fetch_by_take_equals_fetch_in_query(big):
     index, encodings = big
     query = Encoding(pooled=encodings[42].pooled, tokens=encodings[42].tokens.astype(np.float32))
     same = [(h.id, h.score) for h in index.search_encoded(query, k=10, where={"group": {"$ne": 1}})]
-    index.token_fetch = "take"
+    index.configure(token_fetch="take")
     taken = [(h.id, h.score) for h in index.search_encoded(query, k=10, where={"group": {"$ne": 1}})]
     assert [i for i, _ in taken] == [i for i, _ in same]
     assert np.allclose([s for _, s in taken], [s for _, s in same])

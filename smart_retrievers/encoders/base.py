@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from ..encoding import Encoding, TokenPolicy
 from ..progress import progress_on
-from ..validation import check_unicode
+from ..validation import check_count, check_unicode
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 _SAMPLE_BYTES = 1 << 20
@@ -234,8 +234,7 @@ class BaseEncoder(ABC):
         self.name = name or Path(path).name or path
         if local_files_only is None:
             local_files_only = Path(path).is_dir()
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        check_count("batch_size", batch_size)
         self.batch_size = batch_size
         self.device = device or auto_device()
         self.token_policy = token_policy or TokenPolicy()
@@ -419,6 +418,13 @@ class BaseEncoder(ABC):
         if self._punct_ids is None:
             self._punct_ids = punctuation_token_ids(self.tokenizer)
         return torch.isin(input_ids, self._punct_ids.to(input_ids.device))
+
+    def token_spans(self, text: str, *, query: bool = False) -> tuple[list[tuple[int, int]], bool]:
+        """The character spans in ``text`` of the token states this encoder keeps for it (as a query or a
+        document), in order, and whether it was cut at ``max_length``: one span per row of its
+        encoding's ``tokens`` (a kept prompt token gets an empty span). Encoders with a fast
+        tokenizer implement it with the same keep rules as their encoding."""
+        raise NotImplementedError(f"{type(self).__name__} cannot map its token states to text spans")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.model_name_or_path!r}, pooling={self.pooling!r}, dim={self.dim}, device={self.device!r})"

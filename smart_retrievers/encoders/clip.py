@@ -36,6 +36,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenize
 from ..encoding import Encoding
 from . import model_types_of
 from .base import states_to_encodings, tokenizer_limit
+from .spans import Spans, kept_spans, require_offsets
 from .vision import ImageGrid, VisionEncoder
 
 SUPPORTED_MODEL_TYPES = model_types_of("clip:ClipEncoder")
@@ -143,8 +144,31 @@ class ClipEncoder(VisionEncoder):
             states = self.model.text_projection(out.last_hidden_state)
         else:
             states = self.model.text_model.head(out.last_hidden_state)
-        keep = attention.bool() & ~special & ~self._drop_punctuation(input_ids)
-        return out.pooler_output, states, keep, truncated
+        return out.pooler_output, states, self._text_keep(input_ids, attention, special), truncated
+
+    def _text_keep(self, input_ids: torch.Tensor, attention: torch.Tensor, special: torch.Tensor) -> torch.Tensor:
+        """The text token states kept: attended, not special, and (by policy) not punctuation."""
+        return attention.bool() & ~special & ~self._drop_punctuation(input_ids)
+
+    def token_spans(self, text: str, *, query: bool = False) -> tuple[Spans, bool]:
+        """The spans in ``text`` of the token states kept for it (no prompt: queries and documents alike)."""
+        require_offsets(self)
+        tokenized = self.tokenizer(
+            text,
+            truncation=True,
+            max_length=self.max_length,
+            padding=self._text_padding,
+            return_special_tokens_mask=True,
+            return_attention_mask=True,
+            return_offsets_mapping=True,
+        )
+        keep = self._text_keep(
+            torch.tensor(tokenized["input_ids"]),
+            torch.tensor(tokenized["attention_mask"]),
+            torch.tensor(tokenized["special_tokens_mask"]).bool(),
+        )
+        truncated = bool(tokenized.encodings[0].overflowing) if tokenized.encodings else False
+        return kept_spans(text, tokenized["offset_mapping"], keep.tolist()), truncated
 
     def image_states(self, images: list[Image.Image]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Pooled embeddings (B, d), projected patch states (B, P, d) and keep mask (B, P)."""

@@ -35,6 +35,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenize
 from ..encoding import Encoding
 from . import model_types_of
 from .base import resolve_file, states_to_encodings
+from .spans import Spans, kept_spans, require_offsets
 from .vision import ImageGrid, VisionEncoder
 
 DEFAULT_INSTRUCTION = "Represent the user's input."
@@ -319,6 +320,16 @@ class QwenVLEncoder(VisionEncoder):
         return PreparedInput(
             prompt=string, input_ids=ids, keep=keep, truncated=truncated, text_span=spans.get("text", (0, 0))
         )
+
+    def token_spans(self, text: str, *, query: bool = False) -> tuple[Spans, bool]:
+        """The spans in ``text`` of the token states kept for it: :meth:`prepare_input`'s keep mask less
+        punctuation by policy; kept instruction tokens get an empty span at the text's edge."""
+        require_offsets(self)
+        prepared = self.prepare_input(text, 0, query=query)
+        keep = torch.tensor(prepared.keep, dtype=torch.bool) & ~self._drop_punctuation(torch.tensor(prepared.input_ids))
+        start, end = prepared.text_span
+        offsets = self._tokenize(prepared.prompt)[1]
+        return kept_spans(text, offsets, keep.tolist(), start=start, end=end), prepared.truncated
 
     def image_token_grid(self, image: Image.Image) -> ImageGrid:
         """The merged-patch grid of ``image``'s token states: the image processor's

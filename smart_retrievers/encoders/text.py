@@ -25,6 +25,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from ..encoding import Encoding
 from .base import BaseEncoder, check_texts, fingerprint_weights, resolve_file, states_to_encodings, tokenizer_limit
+from .spans import Spans, kept_spans, require_offsets
 
 POOLING_MODES = ("mean", "cls", "lasttoken")
 ST_MODULES = ("Transformer", "Pooling", "Dense", "Normalize")
@@ -295,8 +296,7 @@ class SmartEncoder(BaseEncoder):
         hidden = self.model(**inputs).last_hidden_state.float()
         attention = inputs["attention_mask"].bool()
         pooled = self._pool(hidden, attention)
-        keep = attention & ~special.to(self.device)
-        keep &= self._prompt_mask(keep, prompt_len) & ~self._drop_punctuation(inputs["input_ids"])
+        keep = self._kept(inputs["input_ids"], attention & ~special.to(self.device), prompt_len)
         return states_to_encodings(self.pooled_head(pooled), hidden, keep, adapter=self.adapter, stand_in=pooled)
 
     def _pool(self, hidden: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
@@ -309,6 +309,27 @@ class SmartEncoder(BaseEncoder):
             return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
         mask = attention.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+    def token_spans(self, text: str, *, query: bool = False) -> tuple[Spans, bool]:
+        """The spans in ``text`` of the token states kept for it, tokenized as :meth:`encode` does
+        (prompt in front, cut at ``max_length``, the same keep rule); and whether it was cut."""
+        require_offsets(self)
+        prompt = self.query_prompt if query else self.document_prompt
+        tokenized = self.tokenizer(
+            prompt + text,
+            truncation=True,
+            max_length=self.max_length,
+            return_special_tokens_mask=True,
+            return_offsets_mapping=True,
+        )
+        not_special = ~torch.tensor([tokenized["special_tokens_mask"]], dtype=torch.bool)
+        keep = self._kept(torch.tensor([tokenized["input_ids"]]), not_special, self._prompt_length(prompt))[0]
+        truncated = bool(tokenized.encodings[0].overflowing) if tokenized.encodings else False
+        return kept_spans(text, tokenized["offset_mapping"], keep.tolist(), start=len(prompt)), truncated
+
+    def _kept(self, input_ids: torch.Tensor, keep: torch.Tensor, prompt_len: int) -> torch.Tensor:
+        """The token states kept: ``keep`` (attended, not special) less the prompt's and, by policy, punctuation."""
+        return keep & self._prompt_mask(keep, prompt_len) & ~self._drop_punctuation(input_ids)
 
     def _prompt_mask(self, keep: torch.Tensor, prompt_len: int) -> torch.Tensor:
         """False at the prompt prefix's positions when the token policy drops them."""

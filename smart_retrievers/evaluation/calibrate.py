@@ -12,8 +12,8 @@ when ``cv_selected`` beats the cross-validated nDCG@10 of the default (1, 1) by 
 ``min_gain``: otherwise the default is kept. A setting that only wins on the queries it was
 chosen on is therefore never recommended.
 
-:func:`calibrate_scores` takes plain arrays; :meth:`SmartIndex.calibrate
-<smart_retrievers.index.SmartIndex.calibrate>` gets them from an index's own search.
+:func:`calibrate_scores` takes plain arrays; :func:`calibrate_index` gets them from an index's own
+search (what :meth:`SmartIndex.calibrate <smart_retrievers.index.SmartIndex.calibrate>` runs).
 """
 
 from __future__ import annotations
@@ -23,10 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from ..options import check_count
+from ..progress import progress_on
+from ..validation import check_text
 from .metrics import ndcg_at_k
 
-__all__ = ["DEFAULT_GRID", "Calibration", "CandidateScores", "calibrate_scores", "fold_assignment"]
+__all__ = ["DEFAULT_GRID", "Calibration", "CandidateScores", "calibrate_index", "calibrate_scores", "fold_assignment"]
 
 Weights = tuple[float, float]
 
@@ -286,4 +290,60 @@ def calibrate_scores(
         min_gain=min_gain,
         seed=seed,
         full_ndcg={w: float(matrix[i].mean()) for i, w in enumerate(settings)},
+    )
+
+
+def calibrate_index(
+    index: Any,
+    queries: Mapping[str, str],
+    qrels: Mapping[str, Mapping[str, int]],
+    *,
+    candidates: int,
+    grid: Sequence[Sequence[float]] | None = None,
+    folds: int = 5,
+    min_gain: float = 0.0,
+    seed: int = 0,
+    where: Any = None,
+    show_progress: bool | None = None,
+) -> Calibration:
+    """Calibrate the fusion weights of an index (a :class:`~smart_retrievers.index.SmartIndex`) on judged queries.
+
+    Each query is searched once in "rerank" mode (its pooled top-``candidates`` with their pooled and
+    late scores, weights 1/1); :func:`calibrate_scores` then re-fuses them for every setting of
+    ``grid`` (default :data:`DEFAULT_GRID`).
+
+    Args:
+        queries: query id -> text (ids not in ``qrels`` are ignored).
+        qrels: query id -> {doc id (the index's row id): relevance}.
+        candidates: pooled candidates per query.
+        grid / folds / min_gain / seed: as in :func:`calibrate_scores`.
+        where: a metadata filter applied to every query's search.
+    """
+    missing = [qid for qid in qrels if qid not in queries]
+    if missing:
+        raise ValueError(f"{len(missing)} judged query id(s) have no text in queries, e.g. {missing[:3]}")
+    qids = list(qrels)
+    for qid in qids:
+        check_text(queries[qid], what=f"query {qid!r}")
+    check_count("candidates", candidates)
+    encoded = index.encoder.encode_queries([queries[q] for q in qids], show_progress=show_progress)
+    scores = {}
+    bar = not progress_on(show_progress, len(qids))
+    for qid, query in tqdm(list(zip(qids, encoded)), desc="Scoring candidates", disable=bar):
+        hits = index.search_encoded(
+            query, k=candidates, mode="rerank", candidates=candidates, lambda_pool=1.0, lambda_late=1.0, where=where
+        )
+        scores[qid] = CandidateScores(
+            doc_ids=[h.id for h in hits],
+            pooled=np.array([h.pooled_score for h in hits]),
+            late=np.array([h.late_score for h in hits]),
+        )
+    return calibrate_scores(
+        scores,
+        qrels,
+        grid=DEFAULT_GRID if grid is None else grid,
+        folds=folds,
+        min_gain=min_gain,
+        seed=seed,
+        candidates=candidates,
     )

@@ -1,0 +1,59 @@
+"""One query against one encoded document: each query token's best document token, and the scores.
+
+The scores come from :mod:`smart_retrievers.scoring` (the ranker search uses), so evidence shows
+exactly what a search scores; only the *which token* (the arg max) is evidence's own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..encoding import Encoding
+from ..scoring import PackedTokens, fuse, rank
+
+__all__ = ["Matched", "match_tokens", "query_side"]
+
+Span = tuple[int | None, int | None]
+
+
+@dataclass(frozen=True)
+class Matched:
+    """Per query token: its best document token (``best``), their cosine and its share of the late score; the scores."""
+
+    best: list[int]
+    similarities: np.ndarray
+    shares: np.ndarray
+    pooled: float
+    late: float
+    score: float
+
+
+def query_side(encoder: Any, query: str) -> tuple[Encoding, list[Span]]:
+    """The query's encoding and the spans of its token states (none when only the pooled stand-in was kept)."""
+    q_enc = encoder.encode_queries([query], show_progress=False)[0]
+    spans: list[Span] = list(encoder.token_spans(query, query=True)[0])
+    if len(spans) != len(q_enc.tokens):  # nothing kept: the pooled stand-in is the one token
+        spans = [(None, None)] * len(q_enc.tokens)
+    return q_enc, spans
+
+
+def match_tokens(q_enc: Encoding, d_enc: Encoding, lambda_pool: float, lambda_late: float) -> Matched:
+    """Each query token's best document token, and the pooled, late and fused scores of the pair."""
+    ranking = rank(q_enc.pooled, q_enc.tokens, d_enc.pooled[None, :], PackedTokens.from_list([d_enc.tokens]))
+    pooled, late = ranking.pooled[:1], ranking.late[:1]
+    sims = q_enc.tokens.astype(np.float32) @ d_enc.tokens.astype(np.float32).T
+    best = sims.argmax(axis=1)
+    best_sims = sims[np.arange(len(sims)), best].astype(np.float64)
+    total = float(best_sims.sum())
+    shares = best_sims / total if total > 0 else np.full(len(best_sims), 1.0 / len(best_sims))
+    return Matched(
+        best=best.tolist(),
+        similarities=best_sims,
+        shares=shares,
+        pooled=float(pooled[0]),
+        late=float(late[0]),
+        score=float(fuse(pooled, late, lambda_pool, lambda_late)[0]),
+    )

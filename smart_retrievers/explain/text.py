@@ -1,0 +1,89 @@
+"""Evidence for text documents: each query token's best document token, as a character span of the stored text.
+
+The document is **re-encoded** by the index's encoder (one forward pass): stored token states may
+be pooled or coded by the table's codec, which no longer maps one state to one token. The encoder
+says which character span each kept token state comes from (its ``token_spans``, the same keep
+rules as its encoding), so spans cannot drift from what was scored. A document cut at
+``max_length`` only has evidence in the part the model saw (``Evidence.truncated``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .evidence import Evidence, Match
+from .matching import match_tokens, query_side
+
+__all__ = ["explain_text", "explain_texts"]
+
+
+def explain_text(
+    encoder: Any,
+    query: str,
+    text: str,
+    *,
+    doc_id: str | None = None,
+    lambda_pool: float = 1.0,
+    lambda_late: float = 1.0,
+) -> Evidence:
+    """Evidence for ``text`` (a document, encoded as one) against ``query``, both encoded by ``encoder``."""
+    return explain_texts(encoder, query, [text], doc_ids=[doc_id], lambda_pool=lambda_pool, lambda_late=lambda_late)[0]
+
+
+def explain_texts(
+    encoder: Any,
+    query: str,
+    texts: Sequence[str],
+    *,
+    doc_ids: Sequence[str | None] | None = None,
+    lambda_pool: float = 1.0,
+    lambda_late: float = 1.0,
+) -> list[Evidence]:
+    """:func:`explain_text` for several documents: the query is encoded once, the documents in one batched call."""
+    texts = list(texts)
+    doc_ids = list(doc_ids) if doc_ids is not None else [None] * len(texts)
+    if len(doc_ids) != len(texts):
+        raise ValueError(f"got {len(texts)} texts but {len(doc_ids)} doc_ids")
+    if not texts:
+        return []
+    q_enc, q_spans = query_side(encoder, query)
+    out = []
+    for text, doc_id, d_enc in zip(texts, doc_ids, encoder.encode_documents(texts, show_progress=False)):
+        d_spans: list[tuple[int | None, int | None]]
+        d_spans, truncated = encoder.token_spans(text, query=False)  # type: ignore[assignment]
+        if len(d_spans) != len(d_enc.tokens):
+            d_spans = [(None, None)] * len(d_enc.tokens)
+        matched = match_tokens(q_enc, d_enc, lambda_pool, lambda_late)
+        matches = []
+        for i, j in enumerate(matched.best):
+            qs, qe = q_spans[i]
+            ds, de = d_spans[j]
+            matches.append(
+                Match(
+                    query_token=query[qs:qe] if qs is not None else "",
+                    query_start=qs,
+                    query_end=qe,
+                    doc_token=text[ds:de] if ds is not None else "",
+                    start=ds,
+                    end=de,
+                    similarity=float(matched.similarities[i]),
+                    share=float(matched.shares[i]),
+                    doc_position=j,
+                )
+            )
+        out.append(
+            Evidence(
+                query=query,
+                doc_id=doc_id,
+                text=text,
+                pooled=matched.pooled,
+                late=matched.late,
+                score=matched.score,
+                lambda_pool=lambda_pool,
+                lambda_late=lambda_late,
+                matches=matches,
+                truncated=truncated or bool(d_enc.truncated),
+            )
+        )
+    return out

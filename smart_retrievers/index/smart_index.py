@@ -1,0 +1,610 @@
+"""SmartIndex: the verbs (add, delete, get, search, explain, optimize...) over an encoder and a LanceDB store.
+
+Each verb checks its arguments and delegates: writes to :mod:`.ingest`, searches to :mod:`.search`
+and :mod:`.vectors`, token upkeep to :mod:`.upkeep`, evidence to :mod:`smart_retrievers.explain`,
+λ calibration to :mod:`smart_retrievers.evaluation.calibrate`, in-place upgrades to
+:mod:`smart_retrievers.upgrade`. Every integration calls this class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..codec import DEFAULT_COMPRESSION, TokenCodec
+from ..encoders import as_encoder, reads_images
+from ..encoders.images import IMAGE_TYPES, ImageInput
+from ..encoding import Encoder, Encoding
+from ..evaluation.calibrate import Calibration, calibrate_index
+from ..explain import Evidence, explain_row
+from ..options import DEFAULT_READ_CONSISTENCY, SearchOptions
+from ..store import DEFAULT_ANN_INDEX, DEFAULT_ANN_MIN_ROWS, META_COLUMNS, OptimizeReport, Record, SmartStore
+from ..upgrade import upgrade_table
+from ..validation import aligned, check_text
+from . import ingest, upkeep
+from .hits import Hit, hit_from_row
+from .options import DEFAULT_TOKEN_FETCH, IndexOptions, TokenFetch
+from .search import run_search
+from .vectors import mmr_select, vector_query
+
+__all__ = ["SmartIndex", "open_index"]
+
+
+def _setting(name: str) -> property:
+    return property(
+        lambda self: getattr(self.options, name), doc=f"``options.{name}`` (change it with :meth:`configure`)."
+    )
+
+
+class SmartIndex:
+    """A SMART late-interaction index on a single-vector embedder, stored in LanceDB.
+
+    Args:
+        uri: where the LanceDB database lives: a local directory (embedded, the
+            default), ``s3://``/``gs://``/``az://`` object storage, or ``db://`` LanceDB Cloud.
+        encoder: a :class:`SmartEncoder` (or vision encoder); the bundled
+            all-MiniLM-L6-v2 when None; a hub id or local model directory (str or path) is
+            loaded through :func:`~smart_retrievers.encoders.load_encoder` (text or vision).
+        table: table name inside the database.
+        lambda_pool / lambda_late / candidates / write_batch_size / compression / ann_min_rows /
+            ann_index_type / token_fetch / storage_options / read_consistency_interval: the
+            :class:`~smart_retrievers.index.IndexOptions` (see there); ``compression`` is
+            ``"pca128-sign"`` style presets or ``"none"``, fitted on the first write; an existing
+            table keeps its own (None). ``read_consistency_interval`` is how often a read looks for
+            other processes' commits (default: every read; README "Guarantees").
+        **connect_kwargs: passed to ``lancedb.connect``.
+
+    The settings are read back as ``index.options`` (and ``index.candidates``...), changed with
+    :meth:`configure`.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()  # or "./smart_db", "s3://bucket/db"...
+        >>> index = SmartIndex(tmp.name)  # the bundled all-MiniLM-L6-v2
+        >>> index.add(
+        ...     ["The red star is K7.", "The blue circle is P2.", "The red star was K9."],
+        ...     ids=["a", "b", "c"],
+        ...     metadatas=[{"year": 2021}, {"year": 2022}, {"year": 2019}],
+        ... )
+        ['a', 'b', 'c']
+        >>> hits = index.search("which code labels the red star?", k=1, where={"year": {"$gte": 2020}})
+        >>> [(hit.id, hit.metadata) for hit in hits]
+        [('a', {'year': 2021})]
+        >>> tmp.cleanup()
+    """
+
+    lambda_pool = _setting("lambda_pool")
+    lambda_late = _setting("lambda_late")
+    candidates = _setting("candidates")
+    write_batch_size = _setting("write_batch_size")
+    ann_min_rows = _setting("ann_min_rows")
+    ann_index_type = _setting("ann_index_type")
+    token_fetch = _setting("token_fetch")
+
+    def __init__(
+        self,
+        uri: str = "./smart_db",
+        encoder: Encoder | str | Path | None = None,
+        table: str = "smart",
+        *,
+        lambda_pool: float | None = None,
+        lambda_late: float | None = None,
+        candidates: int = 100,
+        write_batch_size: int = 1024,
+        compression: str | None = None,
+        ann_min_rows: int | None = DEFAULT_ANN_MIN_ROWS,
+        ann_index_type: str = DEFAULT_ANN_INDEX,
+        token_fetch: TokenFetch = DEFAULT_TOKEN_FETCH,
+        storage_options: Mapping[str, str] | None = None,
+        read_consistency_interval: timedelta | None = DEFAULT_READ_CONSISTENCY,
+        **connect_kwargs: Any,
+    ) -> None:
+        options = IndexOptions(  # every setting is checked before the model loads
+            lambda_pool=lambda_pool,
+            lambda_late=lambda_late,
+            candidates=candidates,
+            write_batch_size=write_batch_size,
+            compression=compression,
+            ann_min_rows=ann_min_rows,
+            ann_index_type=ann_index_type,
+            token_fetch=token_fetch,
+            storage_options=storage_options,
+            read_consistency_interval=read_consistency_interval,
+            connect_kwargs=connect_kwargs,
+        )
+        self.encoder = as_encoder(encoder)  # None: the bundled model; a str/path: load_encoder (hub id or directory)
+        self.store = SmartStore(
+            uri,
+            table,
+            self.encoder.fingerprint,
+            compression=compression,
+            storage_options=storage_options,
+            read_consistency_interval=read_consistency_interval,
+            **connect_kwargs,
+        )
+        saved = self.store.fusion_weights or (1.0, 1.0)  # saved by calibrate(save=True), else 1/1
+        self.options = options.updated(
+            lambda_pool=saved[0] if lambda_pool is None else lambda_pool,
+            lambda_late=saved[1] if lambda_late is None else lambda_late,
+        )
+        self.last_truncated = 0
+
+    def configure(self, **changes: Any) -> IndexOptions:
+        """Change settings of this open index (``candidates``, ``token_fetch``, the weights...); returns the new options.
+
+        Checked as the constructor checks them; the connection's and the table's settings
+        (``compression``, ``storage_options``...) are fixed at open (ValueError).
+        """
+        self.options = self.options.updated(**changes)
+        return self.options
+
+    @classmethod
+    def upgrade(
+        cls,
+        uri: str,
+        table: str,
+        *,
+        encoder: Encoder | str | Path | None = None,
+        text_column: str = "text",
+        vector_column: str = "vector",
+        id_column: str = "id",
+        storage_options: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> SmartIndex:
+        """Upgrade an existing single-vector LanceDB table to SMART in place, and open it.
+
+        The table (written by LanceDB's LlamaIndex or LangChain store, or plain LanceDB
+        code) gains ``tokens`` / ``n_tokens`` columns; its rows stay, and its own store keeps
+        writing it. ``options`` are :func:`smart_retrievers.upgrade.upgrade_table`'s
+        (``metadata_column``, ``reencode_vectors``, ``compression``, ``batch_size``...). The
+        returned index searches the table; ``add`` raises
+        :class:`~smart_retrievers.store.UpgradedTableError` (write through the user's store).
+        """
+        encoder = as_encoder(encoder)
+        columns = {"text_column": text_column, "vector_column": vector_column, "id_column": id_column}
+        upgrade_table(uri, table, encoder, storage_options=storage_options, **columns, **options)
+        return cls(uri, encoder=encoder, table=table, storage_options=storage_options)
+
+    # ---- writes --------------------------------------------------------
+
+    def add(
+        self,
+        texts: Sequence[str],
+        *,
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        ref_ids: Sequence[str | None] | None = None,
+        upsert: bool = True,
+        show_progress: bool | None = None,
+    ) -> list[str]:
+        """Encode and upsert texts (same id twice leaves one row). Returns the ids.
+
+        The whole call is one LanceDB commit: texts are encoded ``write_batch_size`` at a
+        time and streamed into a single ``add``/``merge_insert``, so if validation,
+        encoding or the write fails (or the process dies), none of the call's rows appear
+        and other writers' commits are untouched. ``upsert=False`` appends without a merge
+        (faster for bulk loads) and refuses ids the table already holds
+        (:class:`~smart_retrievers.store.DuplicateIdError`). ``last_truncated`` tells how many
+        inputs were cut at the encoder's max_length.
+        """
+        if isinstance(texts, str):
+            raise TypeError("add() takes a sequence of texts, not a single string")
+        items = ingest.text_items(list(texts), ids, metadatas, ref_ids)
+        self._write(items, ingest.item_encoder(items, self.encoder), upsert, show_progress)
+        return items.ids
+
+    def add_encodings(
+        self,
+        encodings: Sequence[Encoding],
+        texts: Sequence[str],
+        *,
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        ref_ids: Sequence[str | None] | None = None,
+        upsert: bool = True,
+        show_progress: bool | None = None,
+    ) -> list[str]:
+        """Upsert items encoded elsewhere (by this index's encoder), with their texts; as :meth:`add`, with no forward pass."""
+        encodings, texts = list(encodings), list(texts)
+        if len(encodings) != len(texts):
+            raise ValueError(f"got {len(encodings)} encodings but {len(texts)} texts")
+        items = ingest.text_items(texts, ids, metadatas, ref_ids)
+        self._write(items, lambda start, stop: encodings[start:stop], upsert, show_progress)
+        return items.ids
+
+    def add_images(
+        self,
+        images: Sequence[ImageInput],
+        *,
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        ref_ids: Sequence[str | None] | None = None,
+        texts: Sequence[str | None] | None = None,
+        uris: Sequence[str | None] | None = None,
+        upsert: bool = True,
+        show_progress: bool | None = None,
+    ) -> list[str]:
+        """Encode and upsert images with a vision encoder (rows get modality "image"). Returns the ids.
+
+        ``images``: paths, ``file://``/``http(s)://``/``data:`` URIs, encoded bytes or PIL images.
+        ``texts``: an optional caption per image, stored (for display, full-text search and
+        framework nodes), not encoded. ``uris``: what the ``image`` column stores per item
+        (default: a path's absolute path, a URL as given, a PIL image's ``filename``; None for
+        bytes and in-memory images); pixels are never stored. Images are encoded
+        ``IMAGE_WRITE_BATCH`` at a time into the call's one commit; an unreadable image raises
+        :class:`~smart_retrievers.encoders.ImageLoadError` naming its position and id, and
+        nothing is written.
+        """
+        if isinstance(images, IMAGE_TYPES):
+            raise TypeError("add_images() takes a sequence of images, not a single image")
+        images = list(images)
+        self._image_encoder()
+        missing = next((i for i, im in enumerate(images) if im is None), None)
+        if missing is not None:
+            raise TypeError(f"image {missing} is None")
+        texts = aligned("texts", len(images), texts)
+        return self.add_items(
+            texts,
+            images,
+            ids=ids,
+            metadatas=metadatas,
+            ref_ids=ref_ids,
+            uris=uris,
+            upsert=upsert,
+            show_progress=show_progress,
+        )
+
+    def add_items(
+        self,
+        texts: Sequence[str | None],
+        images: Sequence[ImageInput | None] | None = None,
+        *,
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        ref_ids: Sequence[str | None] | None = None,
+        uris: Sequence[str | None] | None = None,
+        upsert: bool = True,
+        show_progress: bool | None = None,
+    ) -> list[str]:
+        """Upsert a mix of text and image items in one atomic call (one commit, as :meth:`add`). Returns the ids.
+
+        Item i is an image row when ``images[i]`` is given (``texts[i]`` its caption, ``uris[i]``
+        its ``image`` column, as in :meth:`add_images`), else a text row encoded from ``texts[i]``.
+        """
+        if isinstance(texts, str):
+            raise TypeError("add_items() takes a sequence of texts, not a single string")
+        items = ingest.mixed_items(list(texts), images, ids, metadatas, ref_ids, uris)
+        encoder = self._image_encoder() if items.has_images else self.encoder
+        batch = min(self.write_batch_size, ingest.IMAGE_WRITE_BATCH) if items.has_images else None
+        self._write(items, ingest.item_encoder(items, encoder), upsert, show_progress, batch_size=batch)
+        return items.ids
+
+    def add_records(
+        self,
+        batches: Iterable[Sequence[Record]],
+        *,
+        upsert: bool = True,
+        total: int | None = None,
+        show_progress: bool | None = None,
+        metadatas: Sequence[Mapping[str, Any]] | None = None,
+    ) -> int:
+        """Write rows encoded elsewhere (by this index's encoder, e.g. distributed workers), streamed, as one commit.
+
+        The first batch fits the table's codec if it has none yet. ``total`` sizes the progress
+        bar; ``metadatas``, when known up front, lets field types be checked before the first
+        batch. Returns the number of rows written.
+        """
+        self.last_truncated = 0
+        written, self.last_truncated = ingest.write_records(
+            self.store,
+            self.encoder,
+            batches,
+            upsert=upsert,
+            total=total,
+            show_progress=show_progress,
+            metadatas=metadatas,
+        )
+        return written
+
+    def _write(
+        self, items: ingest.Items, encode: Any, upsert: bool, show_progress: bool | None, batch_size: int | None = None
+    ) -> None:
+        batches = ingest.batches_of(items, encode, batch_size or self.write_batch_size)
+        metadatas = [m or {} for m in items.metadatas]
+        self.add_records(batches, upsert=upsert, total=len(items), show_progress=show_progress, metadatas=metadatas)
+
+    def _image_encoder(self) -> Any:
+        """The encoder, checked to be able to encode images."""
+        if not reads_images(self.encoder):
+            raise TypeError(
+                f"{type(self.encoder).__name__} cannot encode images; open the index with a vision encoder "
+                "(smart_retrievers.encoders.QwenVLEncoder or ClipEncoder)"
+            )
+        return self.encoder
+
+    def delete(
+        self, ids: Sequence[str] | None = None, *, ref_ids: Sequence[str] | None = None, where: Any = None
+    ) -> int:
+        """Delete by ids, by source-document ids (ref_ids) and/or by filter (ANDed); returns rows deleted.
+
+        A call with no condition, ``where={}`` or a filter matching every row is refused
+        (``ValueError``): emptying the table takes an explicit :meth:`delete_all`.
+        """
+        return self.store.delete(ids=ids, ref_ids=ref_ids, where=where)
+
+    def delete_all(self) -> int:
+        """Delete every row, in one commit (the table and its codec stay); returns rows deleted."""
+        return self.store.delete_all()
+
+    # ---- reads ---------------------------------------------------------
+
+    def count(self, where: Any = None) -> int:
+        """Number of rows (matching ``where`` if given)."""
+        return self.store.count(where)
+
+    def get(self, ids: Sequence[str]) -> list[Hit]:
+        """Stored items for these ids, in the given order (missing ids are skipped; scores are 0)."""
+        return [hit_from_row(row) for row in self.store.get(ids).to_pylist()]
+
+    def rows(self, where: Any = None, *, batch_size: int = 2048) -> Iterator[Hit]:
+        """Every stored item (matching ``where``), streamed in table order, without vectors (scores are 0)."""
+        if self.store.table is None:
+            return
+        for batch in self.store.scan(META_COLUMNS, where=self.store.where_sql(where), batch_size=batch_size):
+            yield from (hit_from_row(row) for row in batch.to_pylist())
+
+    def search(
+        self, query: str, k: int | None = None, *, options: SearchOptions | None = None, **settings: Any
+    ) -> list[Hit]:
+        """Search with SMART scoring: the ``k`` (default 10) best rows for the query text.
+
+        ``options`` is a :class:`~smart_retrievers.options.SearchOptions`; ``k`` and ``settings`` (any of
+        its fields: ``where``, ``candidates``, ``mode`` ("rerank", "exhaustive" or "pooled"),
+        ``lambda_pool`` / ``lambda_late``, ``modality``, the ANN knobs) override it; None means
+        the index's default.
+        """
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a str, got {type(query).__name__}")
+        check_text(query, what="query")  # a lone surrogate: a clear error, not the tokenizer's
+        opts = (options or SearchOptions()).updated(k=k, **settings)
+        return self.search_encoded(self.encoder.encode_queries([query], show_progress=False)[0], options=opts)
+
+    def search_image(
+        self,
+        image: ImageInput,
+        k: int | None = None,
+        *,
+        text: str | None = None,
+        options: SearchOptions | None = None,
+        **settings: Any,
+    ) -> list[Hit]:
+        """Search with an image as the query (with ``text`` too: one interleaved query, Qwen-VL encoders).
+
+        The other arguments are those of :meth:`search`; each hit's ``modality`` says whether it
+        is a text or an image row.
+        """
+        if not isinstance(image, IMAGE_TYPES):
+            raise TypeError(f"image must be a path, URI, bytes or PIL.Image, got {type(image).__name__}")
+        if text is not None and not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        if text is not None:
+            check_text(text, what="text")
+        opts = (options or SearchOptions()).updated(k=k, **settings)
+        query = self._image_encoder().encode_inputs(texts=[text], images=[image], query=True, show_progress=False)[0]
+        return self.search_encoded(query, options=opts)
+
+    def search_encoded(
+        self, query: Encoding, k: int | None = None, *, options: SearchOptions | None = None, **settings: Any
+    ) -> list[Hit]:
+        """:meth:`search` for an already encoded query (text or image)."""
+        return run_search(self.store, query, self.resolve(options, k=k, **settings), self.options)
+
+    def search_by_vector(
+        self, vector: Sequence[float] | np.ndarray, k: int | None = None, *, where: Any = None
+    ) -> list[Hit]:
+        """The ``k`` rows nearest a caller's embedding (the encoder's pooled dimension) by pooled cosine alone.
+
+        A bare vector has no token states, so no late interaction: ``score`` is the pooled cosine.
+        """
+        return self.search_encoded(vector_query(vector, self.encoder.dim), k=k, mode="pooled", where=where)
+
+    def max_marginal_relevance(
+        self,
+        query: str | Sequence[float] | np.ndarray,
+        k: int = 4,
+        *,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        where: Any = None,
+    ) -> list[Hit]:
+        """``k`` of the pooled top-``fetch_k`` rows in maximal-marginal-relevance order (see :mod:`.vectors`).
+
+        ``query`` is a text (encoded by the index's encoder) or a caller's embedding. Relevance and
+        redundancy are pooled cosines; ``lambda_mult`` 1 is plain similarity order, 0 maximal diversity.
+        Each hit's ``score`` is its pooled cosine.
+        """
+        if isinstance(query, str):
+            check_text(query, what="query")
+            encoded = self.encoder.encode_queries([query], show_progress=False)[0]
+        else:
+            encoded = vector_query(query, self.encoder.dim)
+        hits = self.search_encoded(encoded, k=max(k, fetch_k), mode="pooled", where=where)
+        return mmr_select(self.store, encoded, hits, k, lambda_mult)
+
+    def resolve(self, options: SearchOptions | None = None, **settings: Any) -> SearchOptions:
+        """``options`` with ``settings`` applied and every default taken from this index."""
+        opts = (options or SearchOptions()).updated(**settings)
+        return opts.resolved(candidates=self.candidates, lambda_pool=self.lambda_pool, lambda_late=self.lambda_late)
+
+    def explain(
+        self,
+        query: str,
+        doc_id_or_hit: str | Hit,
+        *,
+        lambda_pool: float | None = None,
+        lambda_late: float | None = None,
+        image: ImageInput | None = None,
+    ) -> Evidence:
+        """Why a stored row matched ``query``: an :class:`~smart_retrievers.explain.Evidence` (see
+        :func:`~smart_retrievers.explain.explain_row`). Weights default to the index's; ``image`` is
+        the source of an image row stored without a location."""
+        weights = (
+            self.lambda_pool if lambda_pool is None else lambda_pool,
+            self.lambda_late if lambda_late is None else lambda_late,
+        )
+        return explain_row(self, query, doc_id_or_hit, weights=weights, image=image)
+
+    def calibrate(
+        self,
+        queries: Mapping[str, str],
+        qrels: Mapping[str, Mapping[str, int]],
+        *,
+        grid: Sequence[Sequence[float]] | None = None,
+        folds: int = 5,
+        candidates: int | None = None,
+        min_gain: float = 0.0,
+        seed: int = 0,
+        where: Any = None,
+        save: bool = False,
+        show_progress: bool | None = None,
+    ) -> Calibration:
+        """Choose ``lambda_pool`` / ``lambda_late`` for this table by cross-validated nDCG@10 on judged queries.
+
+        See :func:`~smart_retrievers.evaluation.calibrate.calibrate_index` for the arguments (``candidates``
+        defaults to the index's). ``save`` stores the chosen weights in the table: this index and any
+        opened on it later without explicit weights then default to them. ``.table()`` of the result
+        prints the report.
+        """
+        result = calibrate_index(
+            self,
+            queries,
+            qrels,
+            grid=grid,
+            folds=folds,
+            candidates=self.candidates if candidates is None else candidates,
+            min_gain=min_gain,
+            seed=seed,
+            where=where,
+            show_progress=show_progress,
+        )
+        if save:
+            self.store.set_fusion_weights(
+                result.lambda_pool,
+                result.lambda_late,
+                cv_ndcg_at_10=result.cv_selected,
+                default_cv_ndcg_at_10=result.cv_ndcg[result.default],
+                folds=result.folds,
+                n_queries=result.n_queries,
+            )
+            self.configure(lambda_pool=result.lambda_pool, lambda_late=result.lambda_late)
+        return result
+
+    # ---- upkeep ----------------------------------------------------------
+
+    def optimize(
+        self,
+        *,
+        cleanup_older_than: timedelta | None = timedelta(days=7),
+        delete_unverified: bool = False,
+        rebuild_index: bool = False,
+        num_partitions: int | None = None,
+    ) -> OptimizeReport:
+        """Compact the table, drop versions older than ``cleanup_older_than``, and build or update the pooled ANN index.
+
+        Call it after bulk loads and then every so often (LanceDB's rule of thumb: after 100,000
+        changed rows or 20 write calls). The ANN index (``ann_index_type``, cosine) is built once
+        the table holds ``ann_min_rows`` rows, or again with ``rebuild_index=True``; rows written
+        since are still found (searched exhaustively and merged). See
+        :meth:`SmartStore.optimize <smart_retrievers.store.SmartStore.optimize>`.
+        """
+        return self.store.optimize(
+            cleanup_older_than=cleanup_older_than,
+            delete_unverified=delete_unverified,
+            ann_min_rows=self.ann_min_rows,
+            index_type=self.ann_index_type,
+            num_partitions=num_partitions,
+            rebuild_index=rebuild_index,
+        )
+
+    def reindex_tokens(
+        self, adapter_or_encoder: Any, *, batch_size: int = 1024, show_progress: bool | None = None
+    ) -> int:
+        """Re-encode the stored token states with another SMART adapter (after training one), keeping everything else.
+
+        ``adapter_or_encoder``: a :class:`~smart_retrievers.adapter.SmartAdapter`, its directory,
+        None (the plain final-layer states), or an encoder differing from the index's only by
+        its adapter. One overwrite commit (see :func:`.upkeep.reindex_tokens`); the index then
+        searches with the new encoder. Returns the number of rows re-encoded.
+        """
+        encoder = upkeep.adapter_encoder(self.encoder, adapter_or_encoder)
+        n_rows = upkeep.reindex_tokens(self.store, encoder, batch_size=batch_size, show_progress=show_progress)
+        self.encoder = encoder
+        return n_rows
+
+    @property
+    def codec(self) -> TokenCodec | None:
+        """The table's token codec (None: float16 token states, or not fitted yet)."""
+        return self.store.codec
+
+    def fit_codec(self, sample_texts: Sequence[str]) -> TokenCodec:
+        """Fit the table's codec on ``sample_texts`` (encoded as documents) before the first write.
+
+        Without it, the first :meth:`add` fits the codec on its own first batch. Later writes reuse it.
+        """
+        return upkeep.fit_texts_codec(self.store, self.encoder, sample_texts)
+
+    def recompress(
+        self,
+        compression: str = DEFAULT_COMPRESSION,
+        *,
+        batch_size: int = 1024,
+        sample_rows: int = 1024,
+        show_progress: bool | None = None,
+    ) -> int:
+        """Rewrite a float16 table's token states into ``compression``, without re-encoding; returns the rows rewritten.
+
+        The codec is fitted on the stored states of the first ``sample_rows`` rows; one
+        overwrite commit. A table that is already coded is refused: its float states are gone.
+        """
+        return upkeep.recompress(
+            self.store,
+            self.encoder,
+            compression,
+            batch_size=batch_size,
+            sample_rows=sample_rows,
+            show_progress=show_progress,
+        )
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __repr__(self) -> str:
+        return f"SmartIndex(uri={self.store.uri!r}, table={self.store.table_name!r}, rows={self.count()}, encoder={self.encoder!r})"
+
+
+def open_index(
+    index: SmartIndex | None,
+    uri: str | None,
+    *,
+    table: str | None = None,
+    encoder: Any = None,
+    owner: str = "this class",
+    **index_kwargs: Any,
+) -> SmartIndex:
+    """``index`` when one is given (then nothing else may be), else a :class:`SmartIndex` opened at ``uri``.
+
+    The one rule of every integration class built "on an open index, or on a uri": errors name ``owner``.
+    """
+    if index is not None:
+        if uri is not None or table is not None or encoder is not None or index_kwargs:
+            raise ValueError("pass either index= (an open SmartIndex) or uri=/table=/encoder=/index options, not both")
+        if not isinstance(index, SmartIndex):
+            raise TypeError(f"index must be a SmartIndex, got {type(index).__name__}")
+        return index
+    if uri is None:
+        raise ValueError(f"{owner} needs uri= (a LanceDB directory or object-store URI) or index= (an open SmartIndex)")
+    return SmartIndex(str(uri), encoder=encoder, table=table or "smart", **index_kwargs)
