@@ -34,8 +34,8 @@ Semantics:
   table too) is missing on every row, so the rules above apply: ``eq``, ``gt``...,
   ``in``, ``contains``, ``like`` and ``exists`` match no row, ``ne`` and ``nin``
   every row. This is what Chroma and LanceDB give for an unknown key: no match,
-  not an error. The key ``_llama_index`` is internal (LlamaIndex node data) and
-  cannot be filtered on.
+  not an error. The key :data:`LLAMA_INDEX_KEY` is internal (LlamaIndex node data)
+  and cannot be filtered on.
 * ``exists``: ``True`` matches rows where the field is set to a non-null value,
   ``False`` rows where it is missing or ``null``.
 * ``like`` / ``ilike``: a SQL ``LIKE`` pattern (``%`` any run of characters, ``_``
@@ -82,8 +82,10 @@ LOGICAL_OPERATORS = ("$and", "$or", "$not")
 COLUMNS = ("id", "ref_id")
 FIELD_ALIASES = {"doc_id": "ref_id", "ref_doc_id": "ref_id", "document_id": "ref_id", "node_id": "id"}
 """LlamaIndex names of the ``ref_id`` / ``id`` columns, used when the table has no metadata field of that name."""
-RESERVED_FIELDS = frozenset({"_llama_index"})
-"""Internal metadata keys (LlamaIndex node data): never a user field, never filtered on."""
+LLAMA_INDEX_KEY = "_llama_index"
+"""The metadata key under which the LlamaIndex integration keeps what rebuilds a node (its one spelling)."""
+RESERVED_FIELDS = frozenset({LLAMA_INDEX_KEY})
+"""Internal metadata keys: never a user field, never filtered on, never shown by another framework."""
 
 
 @dataclass(frozen=True)

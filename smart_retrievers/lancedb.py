@@ -1,5 +1,5 @@
-"""LanceDB integration: SMART as the rerank step of your own LanceDB queries; see :mod:`smart_retrievers.integrations.lancedb_rerank`."""
+"""LanceDB integration: SMART as the rerank step of your own LanceDB queries; see :mod:`smart_retrievers.integrations.lancedb`."""
 
-from .integrations.lancedb_rerank import SmartLanceReranker
+from .integrations.lancedb import SmartLanceReranker
 
 __all__ = ["SmartLanceReranker"]

@@ -6,7 +6,8 @@ encoded once and kept in an LRU cache keyed by text. With a compressed index, st
 are reused as they are and fresh candidates are coded by the index's codec before scoring.
 Image candidates (``images=``) are encoded by a vision encoder and cached by their location
 or content; they reuse stored states only from an image row with the same id, text and location.
-Both framework rerankers call :meth:`SmartScorer.score`.
+Every reranker (LlamaIndex, LangChain, LanceDB) builds its scorer with :meth:`SmartScorer.create`
+and calls :meth:`SmartScorer.score`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -93,6 +96,55 @@ class SmartScorer:
         self.lambda_late = lambda_late
         self.batch_size = batch_size
         self.cache = EncodingCache(cache_size)
+
+    @classmethod
+    def create(
+        cls,
+        model: str | Path | None = None,
+        encoder: SmartEncoder | None = None,
+        index: SmartIndex | None = None,
+        device: str | None = None,
+        **settings: Any,
+    ) -> SmartScorer:
+        """A scorer on the encoder a reranker's arguments name: the one rule every reranker follows.
+
+        * ``index`` alone: the index's current encoder (the scorer follows ``reindex_tokens``).
+        * ``model`` (a hub id or model directory; also a string ``encoder``) is loaded, on ``device``;
+          an ``encoder`` object is used as it is; neither: the bundled model (on ``device``).
+        * ``model`` or ``encoder`` with ``index``: accepted when its fingerprint is the index's encoder's
+          (the stored token states then match), else ``ValueError``.
+        * ``model`` with ``encoder``, or ``device`` with ``encoder`` / ``index`` (nothing is loaded
+          there): ``ValueError``.
+
+        ``settings`` are the other :class:`SmartScorer` arguments (``lambda_pool``, ``batch_size``...).
+        """
+        from .encoders import as_encoder
+
+        check_weights(settings.get("lambda_pool", 1.0), settings.get("lambda_late", 1.0))  # before a model loads
+        if model is not None and encoder is not None:
+            raise ValueError("pass model= (a model to load) or encoder= (an encoder object), not both")
+        if isinstance(encoder, (str, Path)):  # a name given as encoder=: loaded like model=
+            model, encoder = encoder, None
+        if model is not None and not isinstance(model, (str, Path)):
+            raise TypeError(
+                f"model must be a hub id or a model directory (str), got {type(model).__name__}; "
+                "pass encoder objects as encoder="
+            )
+        if device is not None and (encoder is not None or (index is not None and model is None)):
+            raise ValueError("device= applies only to a model the reranker loads (model=, or no index= or encoder=)")
+        if index is not None and not isinstance(index, SmartIndex):
+            raise TypeError(f"index must be a SmartIndex, got {type(index).__name__}")
+        if model is not None or (encoder is None and index is None):
+            encoder = as_encoder(model, **({} if device is None else {"device": device}))
+        if index is not None and encoder is not None and encoder.fingerprint != index.encoder.fingerprint:
+            named = f"model={str(model)!r}" if model is not None else "encoder"
+            raise ValueError(
+                f"{named} differs from the index's encoder; its stored token states would not match "
+                "(leave model= and encoder= unset to score with the index's)"
+            )
+        if index is not None:
+            encoder = None  # the same model: follow the index's current encoder
+        return cls(encoder, index=index, **settings)
 
     @property
     def encoder(self) -> SmartEncoder:

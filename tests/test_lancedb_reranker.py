@@ -116,3 +116,38 @@ def test_smart_table_reuses_stored_token_states(
     assert [r["id"] for r in rows] == [h.id for h in hits]
     assert [r["_relevance_score"] for r in rows] == pytest.approx([h.relevance for h in hits], abs=1e-5)
     np.testing.assert_allclose([r["_relevance_score"] for r in rows], [relevance(h.score) for h in hits], atol=1e-5)
+
+
+# ---- the one rule for which encoder a reranker scores with ---------------------------------------
+
+
+def test_scorer_create_is_the_one_encoder_rule(encoder: SmartEncoder, tmp_path: Path) -> None:
+    index = SmartIndex(str(tmp_path / "smart"), encoder=encoder)
+    assert SmartScorer.create(index=index).encoder is index.encoder  # the index's current encoder
+    assert SmartScorer.create(model="all-MiniLM-L6-v2", index=index).encoder is index.encoder  # same fingerprint
+    assert SmartScorer.create(encoder=encoder).encoder is encoder
+    other = SmartIndex(str(tmp_path / "other"), encoder=SmartEncoder.default(name="another-model"))
+    with pytest.raises(ValueError, match="model='all-MiniLM-L6-v2' differs from the index's encoder"):
+        SmartScorer.create(model="all-MiniLM-L6-v2", index=other)
+    with pytest.raises(ValueError, match="^encoder differs from the index's encoder"):
+        SmartScorer.create(encoder=encoder, index=other)
+    with pytest.raises(ValueError, match="not both"):
+        SmartScorer.create(model="all-MiniLM-L6-v2", encoder=encoder)
+    with pytest.raises(ValueError, match="device= applies only"):
+        SmartScorer.create(index=index, device="cpu")
+    with pytest.raises(ValueError, match="not both 0"):
+        SmartScorer.create(model="no-such-org/never-loaded", lambda_pool=0.0, lambda_late=0.0)  # checked before loading
+
+
+def test_takes_a_model_like_the_framework_rerankers(
+    encoder: SmartEncoder, table: lancedb.table.Table, tmp_path: Path
+) -> None:
+    reranker = SmartLanceReranker(model="all-MiniLM-L6-v2", device="cpu")
+    vector = encoder.encode_queries([QUERY])[0].pooled
+    rows = table.search(vector).limit(5).rerank(reranker, query_string=QUERY).to_list()
+    want = expected(encoder, [r["id"] for r in rows])
+    assert [r["id"] for r in rows] == [i for i, _ in want]
+    assert [r["_relevance_score"] for r in rows] == pytest.approx([score for _, score in want], abs=1e-5)
+    other = SmartIndex(str(tmp_path), encoder=SmartEncoder.default(name="another-model"))
+    with pytest.raises(ValueError, match="differs from the index's encoder"):
+        SmartLanceReranker(other, model="all-MiniLM-L6-v2")

@@ -10,8 +10,6 @@ import asyncio
 import copy
 import itertools
 import runpy
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -427,27 +425,17 @@ def imported_modules(path: Path) -> set[str]:
 
 def test_core_never_imports_langchain_and_integration_needs_only_core() -> None:
     package = Path(smart_retrievers.__file__).parent
-    framework_files = {package / "langchain.py", package / "llama_index.py"}
+    integration = package / "integrations" / "langchain"
     for path in package.rglob("*.py"):
-        if path.parent.name != "integrations" and path not in framework_files:
+        if integration not in path.parents:
             assert not [m for m in imported_modules(path) if m.startswith("langchain")], path
     langchain_imports = {
         m.split(".")[0]
-        for m in imported_modules(package / "integrations" / "langchain.py")
+        for path in integration.glob("*.py")
+        for m in imported_modules(path)
         if m.startswith("langchain")
     }
     assert langchain_imports == {"langchain_core"}
-
-
-def test_importing_the_integration_loads_no_model_code() -> None:
-    """``import smart_retrievers.langchain`` stays light: no transformers, no vision encoder modules."""
-    code = (
-        "import sys, smart_retrievers.langchain\n"
-        "heavy = ('transformers', 'smart_retrievers.encoders.vision', 'smart_retrievers.encoders.clip', 'smart_retrievers.encoders.qwen_vl')\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'transformers' or m in heavy))"
-    )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    assert run.stdout.strip() == "[]"
 
 
 # ---- the example --------------------------------------------------------------------
@@ -463,3 +451,52 @@ def test_langchain_rag_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
         assert "  1. note-3 " in block and "A: note-3 says" in block
     assert "memo-1" not in retriever_block.split("InMemoryVectorStore")[0]  # filtered out by year
     assert out.count("relevance_score=") == 3 and out.count("smart_score=") == 3
+
+
+# ---- one reranker rule, one index opener ---------------------------------------------------------
+
+
+def test_reranker_takes_model_with_the_index_of_that_model(
+    encoder: SmartEncoder, corpus_index: SmartIndex, tmp_path: Path
+) -> None:
+    """model= with index= is SmartScorer.create's rule, as for LlamaIndex's SmartRerank: same fingerprint, accepted."""
+    reranker = SmartReranker(model="all-MiniLM-L6-v2", index=corpus_index, top_n=2)
+    assert reranker._scorer.encoder is corpus_index.encoder  # stored token states are reused
+    ranked = reranker.compress_documents(CORPUS, QUERY)
+    assert [d.id for d in ranked] == [
+        d.id for d in SmartReranker(index=corpus_index, top_n=2).compress_documents(CORPUS, QUERY)
+    ]
+    other = SmartIndex(str(tmp_path / "other"), encoder=SmartEncoder.default(name="another-model"))
+    with pytest.raises(ValueError, match="model='all-MiniLM-L6-v2' differs from the index's encoder"):
+        SmartReranker(model="all-MiniLM-L6-v2", index=other)
+
+
+def test_from_texts_passes_index_options_such_as_storage_options(
+    encoder: SmartEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lancedb
+
+    seen: list[dict] = []
+    connect = lancedb.connect
+
+    def recording_connect(uri, **kwargs):
+        seen.append(kwargs)
+        return connect(uri, **kwargs)
+
+    monkeypatch.setattr(lancedb, "connect", recording_connect)
+    options = {"timeout": "30s"}
+    retriever = SmartRetriever.from_texts(
+        [d.page_content for d in CORPUS],
+        ids=ids(CORPUS),
+        uri=str(tmp_path / "db"),
+        encoder=encoder,
+        k=1,
+        storage_options=options,
+        candidates=4,
+    )
+    assert seen and seen[0]["storage_options"] == options
+    assert retriever.k == 1 and retriever.candidates == 4  # retriever fields stay the retriever's
+    assert len(retriever.invoke(QUERY)) == 1 and retriever.index.count() == len(CORPUS)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['colour'\]"):
+        SmartRetriever.from_texts(["x"], uri=str(tmp_path / "refused"), encoder=encoder, colour="red")
+    assert not (tmp_path / "refused").exists()  # refused before anything is opened

@@ -221,3 +221,31 @@ def test_relevance_function() -> None:
 def test_example_runs() -> None:
     run = subprocess.run([sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=300, check=True)
     assert "mmr retriever:" in run.stdout
+
+
+def test_documents_never_carry_llama_index_node_data(encoder: SmartEncoder, tmp_path: Path) -> None:
+    """On a table LlamaIndex writes too, the store's documents hold the user's metadata only (one converter)."""
+    pytest.importorskip("llama_index.core")
+    from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+
+    from smart_retrievers.filters import LLAMA_INDEX_KEY
+    from smart_retrievers.llama_index import SmartVectorIndex
+
+    node = TextNode(
+        id_="k7",
+        text="Code K7 labels the red star.",
+        metadata={"year": 2021},
+        relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id="chart")},
+    )
+    shared = SmartVectorIndex([node], uri=str(tmp_path), encoder=encoder).smart_index
+    assert LLAMA_INDEX_KEY in shared.get(["k7"])[0].metadata  # the table holds LlamaIndex's node data
+    store = SmartVectorStore(index=shared)
+    vector = store.embeddings.embed_query(QUERY)
+    docs = [
+        *store.get_by_ids(["k7"]),
+        *store.similarity_search(QUERY, k=1),
+        *(doc for doc, _ in store.similarity_search_with_score(QUERY, k=1)),
+        *store.similarity_search_by_vector(vector, k=1),
+        *store.max_marginal_relevance_search(QUERY, k=1),
+    ]
+    assert [(doc.id, doc.metadata) for doc in docs] == [("k7", {"year": 2021})] * 5

@@ -296,3 +296,28 @@ def test_tables_are_shared_with_smart_vector_index(node_store: SmartVectorStore)
 def test_example_runs() -> None:
     run = subprocess.run([sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=300, check=True)
     assert "source nodes:" in run.stdout
+
+
+def test_doc_id_filters_follow_one_alias_rule_in_both_classes(encoder: SmartEncoder, tmp_path: Path) -> None:
+    """``doc_id`` is a metadata field when the table has one (else the source document), for the store as for
+    SmartVectorIndex's retriever: both read one table the same way."""
+    from smart_retrievers.llama_index import SmartRetriever
+
+    def node(node_id: str, text: str, source: str, doc_id: str) -> TextNode:
+        relationships = {NodeRelationship.SOURCE: RelatedNodeInfo(node_id=source)}
+        return TextNode(id_=node_id, text=text, metadata={"doc_id": doc_id}, relationships=relationships)
+
+    store = SmartVectorStore(uri=str(tmp_path), encoder=encoder)
+    store.add(
+        [
+            node("a", "Code K7 labels the red star.", "src-a", "manual"),
+            node("b", "Code P2 labels the blue circle.", "manual", "memo"),
+        ]
+    )
+    filters = MetadataFilters(filters=[MetadataFilter(key="doc_id", value="manual")])
+    assert store.query(VectorStoreQuery(query_str="red star", similarity_top_k=5, filters=filters)).ids == ["a"]
+    assert [n.node_id for n in store.get_nodes(filters=filters)] == ["a"]
+    retrieved = SmartRetriever(SmartVectorIndex(index=store.smart_index), filters=filters).retrieve("red star")
+    assert [n.node.node_id for n in retrieved] == ["a"]
+    by_source = MetadataFilters(filters=[MetadataFilter(key="ref_doc_id", value="manual")])  # no such field: ref_id
+    assert store.query(VectorStoreQuery(query_str="red star", similarity_top_k=5, filters=by_source)).ids == ["b"]

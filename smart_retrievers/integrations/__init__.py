@@ -1,1 +1,1 @@
-"""Framework integrations (LlamaIndex, LangChain); each is imported only when its extra is installed."""
+"""Framework integrations (LlamaIndex, LangChain, LanceDB): translators over the core; each is imported only when its extra is installed."""

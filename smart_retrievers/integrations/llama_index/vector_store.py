@@ -1,20 +1,4 @@
-"""LlamaIndex storage integration: a SMART vector store and an embedding model, over :class:`SmartIndex`.
-
-* :class:`SmartVectorStore` is a ``BasePydanticVectorStore`` (``stores_text=True``): it plugs
-  into ``StorageContext.from_defaults(vector_store=...)``, ``VectorStoreIndex.from_vector_store``
-  and ``IngestionPipeline(vector_store=...)``. Nodes are rows of a SMART LanceDB table, in the
-  same layout as :class:`~smart_retrievers.integrations.llama_index.SmartVectorIndex` (either
-  can open the other's table). ``query`` encodes ``VectorStoreQuery.query_str`` with the
-  store's own encoder and ranks by SMART; a caller's ``query_embedding`` is never mixed in.
-* :class:`SmartEmbedding` is a ``BaseEmbedding`` returning the encoder's pooled vectors, so the
-  framework's embedding step (``Settings.embed_model``, an ingestion transformation) runs the
-  same model as the store. A :meth:`SmartVectorStore.embed_model` shares the store's encoder and
-  keeps the token states of what it embedded, so the store writes those nodes without a
-  second forward pass.
-
-The store translates; :class:`~smart_retrievers.SmartIndex` decides (encoding, storage,
-filters, ranking). Only ``llama_index.core`` is imported.
-"""
+"""A LlamaIndex vector store whose nodes are rows of a SMART LanceDB table (SMART or pooled MMR search)."""
 
 from __future__ import annotations
 
@@ -23,8 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from llama_index.core.base.embeddings.base import BaseEmbedding
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.schema import BaseNode, TextNode
 from llama_index.core.vector_stores.types import (
     BasePydanticVectorStore,
@@ -34,134 +17,20 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryResult,
 )
 
-from ..filters import And, Condition, Filter, Not, Or
-from .llama_index import (  # the one translation of nodes and filters, shared with SmartVectorIndex
-    _check_node,
-    _hit_node,
-    _id_filter,
-    _node_image,
-    _node_row,
-    to_smart_filter,
-)
-from .pooled import mmr_search
+from ...filters import And, Condition
+from ..indexes import open_smart_index
+from .embedding import SmartEmbedding
+from .nodes import check_node, hit_node, node_image, node_row, where
 
 if TYPE_CHECKING:
-    from ..encoders import SmartEncoder
-    from ..encoding import Encoding
-    from ..index import Hit, SmartIndex
-    from ..rerank import EncodingCache
+    from ...encoders import SmartEncoder
+    from ...encoding import Encoding
+    from ...index import Hit, SmartIndex
 
-__all__ = ["SmartEmbedding", "SmartVectorStore"]
-
-_DOC_KEYS = {"doc_id": "ref_id", "ref_doc_id": "ref_id", "document_id": "ref_id", "node_id": "id"}
-"""Filter keys other LlamaIndex stores keep in node metadata, mapped to SMART's columns."""
+__all__ = ["DEFAULT_MMR_FETCH_K", "SmartVectorStore"]
 
 DEFAULT_MMR_FETCH_K = 20
 """Pooled candidates MMR chooses from (at least 4 x similarity_top_k), unless ``mmr_prefetch_k`` is given."""
-
-
-def _columns(f: Filter) -> Filter:
-    """``f`` with the keys ``doc_id`` / ``ref_doc_id`` / ``document_id`` / ``node_id`` on the table's columns."""
-    if isinstance(f, Condition):
-        return Condition(_DOC_KEYS.get(f.field, f.field), f.op, f.value)
-    if isinstance(f, And):
-        return And(tuple(_columns(c) for c in f.children))
-    if isinstance(f, Or):
-        return Or(tuple(_columns(c) for c in f.children))
-    return Not(_columns(f.child))
-
-
-def _where(
-    filters: MetadataFilters | None, node_ids: Sequence[str] | None = None, doc_ids: Sequence[str] | None = None
-) -> Filter | None:
-    converted = to_smart_filter(filters)
-    parts = [
-        f
-        for f in (
-            None if converted is None else _columns(converted),
-            _id_filter("id", node_ids, "node_ids"),
-            _id_filter("ref_id", doc_ids, "doc_ids"),
-        )
-        if f is not None
-    ]
-    return And(tuple(parts)) if parts else None
-
-
-# ---- embeddings ------------------------------------------------------------------------------
-
-
-class SmartEmbedding(BaseEmbedding):
-    """A LlamaIndex embedding model returning a SMART encoder's pooled vectors.
-
-    ``get_text_embedding`` encodes as a document and ``get_query_embedding`` as a query (the
-    encoder's document / query prompts), exactly as :class:`~smart_retrievers.SmartIndex`
-    stores and searches them, so ``Settings.embed_model = SmartEmbedding()`` keeps a
-    ``VectorStoreIndex`` over a :class:`SmartVectorStore` on one model. Calls go through
-    ``BaseEmbedding``'s public methods, so ``CBEventType.EMBEDDING`` events fire and
-    ``TokenCountingHandler`` counts them.
-
-    Args:
-        encoder: the encoder (default: the bundled all-MiniLM-L6-v2).
-        embed_batch_size: texts per encoder call.
-        cache: an :class:`~smart_retrievers.rerank.EncodingCache` that receives the document
-            encodings (pooled vector and token states) this model computes; a
-            :class:`SmartVectorStore` sharing it writes those texts without encoding them
-            again. :meth:`SmartVectorStore.embed_model` sets it up.
-    """
-
-    embed_batch_size: int = Field(default=32, gt=0, description="Texts per encoder call.")
-
-    _encoder: Any = PrivateAttr()
-    _cache: Any = PrivateAttr(default=None)
-
-    def __init__(
-        self,
-        encoder: SmartEncoder | None = None,
-        *,
-        embed_batch_size: int = 32,
-        cache: EncodingCache | None = None,
-        **kwargs: Any,
-    ) -> None:
-        from ..encoders import default_encoder
-
-        encoder = encoder or default_encoder()
-        super().__init__(model_name=encoder.name, embed_batch_size=embed_batch_size, **kwargs)
-        self._encoder = encoder
-        self._cache = cache
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "SmartEmbedding"
-
-    @property
-    def encoder(self) -> SmartEncoder:
-        """The encoder computing the vectors."""
-        return self._encoder
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self._encoder.encode_queries([query], show_progress=False)[0].pooled.tolist()
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return await asyncio.to_thread(self._get_query_embedding, query)
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._get_text_embeddings([text])[0]
-
-    async def _aget_text_embedding(self, text: str) -> list[float]:
-        return await asyncio.to_thread(self._get_text_embedding, text)
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        encodings = self._encoder.encode_documents(list(texts), show_progress=False)
-        if self._cache is not None:
-            for text, enc in zip(texts, encodings):
-                self._cache.put(text, enc)
-        return [enc.pooled.tolist() for enc in encodings]
-
-    async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return await asyncio.to_thread(self._get_text_embeddings, texts)
-
-
-# ---- vector store ------------------------------------------------------------------------------
 
 
 class SmartVectorStore(BasePydanticVectorStore):
@@ -189,9 +58,9 @@ class SmartVectorStore(BasePydanticVectorStore):
       pooled and late scores are what :class:`~smart_retrievers.llama_index.SmartRetriever`
       returns.
     * **Filters.** ``MetadataFilters`` translate as in
-      :func:`~smart_retrievers.integrations.llama_index.to_smart_filter`; the keys ``doc_id``,
-      ``ref_doc_id`` and ``document_id`` mean the node's source document and ``node_id`` the
-      node id. ``VectorStoreQuery.doc_ids`` / ``node_ids`` restrict too.
+      :func:`~smart_retrievers.llama_index.to_smart_filter`, as for :class:`SmartVectorIndex`: the keys
+      ``doc_id``, ``ref_doc_id`` and ``document_id`` mean the node's source document and ``node_id`` the
+      node id, unless a metadata field has that name. ``VectorStoreQuery.doc_ids`` / ``node_ids`` restrict too.
     * **Embeddings.** ``is_embedding_query`` is False: a ``VectorStoreIndex`` retriever does
       not embed the query for this store. ``VectorStoreIndex`` and ``IngestionPipeline`` do
       embed nodes before ``add``: give them :meth:`embed_model` (or any
@@ -230,12 +99,12 @@ class SmartVectorStore(BasePydanticVectorStore):
         cache_size: int = 4096,
         **index_kwargs: Any,
     ) -> None:
-        from ..rerank import EncodingCache
+        from ...rerank import EncodingCache
 
         super().__init__()
-        from ..index import open_index
-
-        self._index = open_index(index, uri, table=table, encoder=encoder, owner="SmartVectorStore", **index_kwargs)
+        self._index = open_smart_index(
+            index, uri, table=table, encoder=encoder, owner="SmartVectorStore", **index_kwargs
+        )
         self._cache = EncodingCache(cache_size)
 
     @classmethod
@@ -267,15 +136,15 @@ class SmartVectorStore(BasePydanticVectorStore):
         """Upsert nodes by node id (one LanceDB commit); returns their ids."""
         if isinstance(nodes, BaseNode):
             raise TypeError("expected a sequence of nodes, not a single node")
-        checked = [_check_node(node) for node in nodes]
+        checked = [check_node(node) for node in nodes]
         if not checked:
             return []
-        rows = [_node_row(node, None) for node in checked]
+        rows = [node_row(node, None) for node in checked]
         texts = [text for text, _ in rows]
         ids = [node.node_id for node in checked]
         metadatas = [metadata for _, metadata in rows]
         ref_ids = [node.ref_doc_id for node in checked]
-        images = [_node_image(node) for node in checked]
+        images = [node_image(node) for node in checked]
         if any(image is not None for image in images):
             return self._index.add_items(texts, images, ids=ids, metadatas=metadatas, ref_ids=ref_ids)
         encodings = self._encodings(checked, texts)
@@ -314,13 +183,12 @@ class SmartVectorStore(BasePydanticVectorStore):
         if node_ids is None and filters is None:
             raise ValueError("delete_nodes() needs node_ids or filters; clear() deletes every node")
         if node_ids is not None:
-            from ..validation import id_list
+            from ...validation import id_list
 
             node_ids = id_list(node_ids, "node_ids")
             if not node_ids:
                 return
-        where = _where(filters)
-        self._index.delete(node_ids, where=where)
+        self._index.delete(node_ids, where=where(filters))
 
     def clear(self) -> None:
         """Delete every node (the table and its codec stay)."""
@@ -348,16 +216,18 @@ class SmartVectorStore(BasePydanticVectorStore):
     def get_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None) -> list[BaseNode]:
         """The stored nodes with these ids (in that order; unknown ids skipped) and/or matching ``filters``."""
         if node_ids is not None:
-            from ..validation import id_list
+            from ...validation import id_list
 
             hits = self._index.get(id_list(node_ids, "node_ids"))
-            where = _where(filters)
-            if where is not None:
-                keep = {hit.id for hit in self._index.rows(And((where, Condition("id", "in", [h.id for h in hits]))))}
+            condition = where(filters)
+            if condition is not None:
+                keep = {
+                    hit.id for hit in self._index.rows(And((condition, Condition("id", "in", [h.id for h in hits]))))
+                }
                 hits = [hit for hit in hits if hit.id in keep]
         else:
-            hits = list(self._index.rows(_where(filters)))
-        return [_hit_node(hit) for hit in hits]
+            hits = list(self._index.rows(where(filters)))
+        return [hit_node(hit) for hit in hits]
 
     async def aget_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
@@ -379,16 +249,17 @@ class SmartVectorStore(BasePydanticVectorStore):
                 "store's encoder (a query_embedding alone carries no token states)"
             )
         k = query.similarity_top_k
-        where = _where(query.filters, query.node_ids, query.doc_ids)
-        encoded = self._index.encoder.encode_queries([text], show_progress=False)[0]
+        condition = where(query.filters, query.node_ids, query.doc_ids)
         if mode == VectorStoreQueryMode.MMR:
             fetch_k = kwargs.get("mmr_prefetch_k") or max(DEFAULT_MMR_FETCH_K, 4 * k)
             # as LlamaIndex's simple store: VectorIndexRetriever passes it in vector_store_kwargs
             threshold = query.mmr_threshold if query.mmr_threshold is not None else kwargs.get("mmr_threshold")
             lambda_mult = 0.5 if threshold is None else threshold
-            hits = mmr_search(self._index, encoded, k, fetch_k=fetch_k, lambda_mult=lambda_mult, where=where)
+            hits = self._index.max_marginal_relevance(
+                text, k, fetch_k=fetch_k, lambda_mult=lambda_mult, where=condition
+            )
         else:
-            hits = self._index.search_encoded(encoded, k=k, where=where)
+            hits = self._index.search(text, k=k, where=condition)
         return _result(hits)
 
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
@@ -397,7 +268,7 @@ class SmartVectorStore(BasePydanticVectorStore):
 
 def _result(hits: list[Hit]) -> VectorStoreQueryResult:
     return VectorStoreQueryResult(
-        nodes=[_hit_node(hit) for hit in hits],
+        nodes=[hit_node(hit) for hit in hits],
         similarities=[hit.relevance for hit in hits],
         ids=[hit.id for hit in hits],
     )

@@ -19,6 +19,8 @@ from ..options import check_weights
 from ..scoring import relevance
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..encoders import SmartEncoder
     from ..index import SmartIndex
 
@@ -45,6 +47,9 @@ class SmartLanceReranker(Reranker):
         encoder: the encoder (default: the index's, else the bundled all-MiniLM-L6-v2). For a
             plain table, use the model its vectors came from, so the pooled term means what it
             should.
+        model: a model to load instead (a hub id or local directory; with ``index``, it must be
+            the index's model); ``device`` the device it is loaded on. The rule is
+            :meth:`~smart_retrievers.rerank.SmartScorer.create`'s, as for every reranker.
         column: the text column scored.
         id_column: the id column matched against the index's ids (used only with ``index``).
         lambda_pool / lambda_late: fusion weights.
@@ -73,6 +78,8 @@ class SmartLanceReranker(Reranker):
         index: SmartIndex | None = None,
         encoder: SmartEncoder | None = None,
         *,
+        model: str | Path | None = None,
+        device: str | None = None,
         column: str = "text",
         id_column: str = "id",
         lambda_pool: float = 1.0,
@@ -81,22 +88,19 @@ class SmartLanceReranker(Reranker):
         cache_size: int = 4096,
         return_score: str = "relevance",
     ) -> None:
-        from ..index import SmartIndex
         from ..rerank import SmartScorer
 
         super().__init__(return_score)
         check_weights(lambda_pool, lambda_late)
-        if index is not None and not isinstance(index, SmartIndex):
-            raise TypeError(f"index must be a SmartIndex, got {type(index).__name__}")
-        if index is not None and encoder is not None and encoder.fingerprint != index.encoder.fingerprint:
-            raise ValueError("encoder differs from the index's encoder; its stored token states would not match")
         self.column = column
         self.id_column = id_column
         self.lambda_pool = lambda_pool
         self.lambda_late = lambda_late
-        self.scorer = SmartScorer(
-            encoder,
+        self.scorer = SmartScorer.create(
+            model=model,
+            encoder=encoder,
             index=index,
+            device=device,
             lambda_pool=lambda_pool,
             lambda_late=lambda_late,
             batch_size=batch_size,

@@ -1,16 +1,4 @@
-"""LangChain storage integration: a SMART ``VectorStore`` and ``Embeddings``, over :class:`SmartIndex`.
-
-* :class:`SmartVectorStore` is a ``VectorStore``: ``add_texts`` / ``add_documents`` upsert by
-  id, ``delete`` / ``get_by_ids``, ``similarity_search`` (SMART), ``..._with_score`` (the fused
-  score), ``..._with_relevance_scores`` ([0, 1]), ``max_marginal_relevance_search`` (pooled
-  vectors), ``similarity_search_by_vector`` (pooled only), ``from_texts`` /
-  ``from_documents``, ``as_retriever(search_type=...)`` and the async forms. It passes
-  langchain-tests' ``VectorStoreIntegrationTests``.
-* :class:`SmartEmbeddings` is an ``Embeddings`` returning the encoder's pooled vectors.
-
-The store translates; :class:`~smart_retrievers.SmartIndex` decides. Only ``langchain_core``
-is imported.
-"""
+"""A LangChain ``VectorStore`` on a SMART LanceDB table (SMART search; pooled-only search by vector and MMR)."""
 
 from __future__ import annotations
 
@@ -23,46 +11,19 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
-from ..options import SearchOptions
-from .langchain import document_image
-from .pooled import mmr_search, vector_query
+from ...options import SearchOptions
+from ..indexes import open_smart_index
+from .documents import document_image, hit_document
+from .embeddings import SmartEmbeddings
 
 if TYPE_CHECKING:
-    from ..encoders import SmartEncoder
-    from ..index import Hit, SmartIndex
+    from ...encoders import SmartEncoder
+    from ...index import Hit, SmartIndex
 
-__all__ = ["SmartEmbeddings", "SmartVectorStore"]
+__all__ = ["SmartVectorStore"]
 
 _SEARCH_SETTINGS = ("candidates", "mode", "lambda_pool", "lambda_late", "modality", "nprobes", "refine_factor", "ef")
 """SMART settings a search call may pass as keyword arguments (besides ``k`` and ``filter``)."""
-
-
-class SmartEmbeddings(Embeddings):
-    """LangChain ``Embeddings`` returning a SMART encoder's pooled vectors (L2-normalised).
-
-    ``embed_documents`` encodes as documents and ``embed_query`` as a query (the encoder's
-    prompts), as :class:`~smart_retrievers.SmartIndex` stores and searches them.
-
-    Args:
-        encoder: the encoder (default: the bundled all-MiniLM-L6-v2).
-    """
-
-    def __init__(self, encoder: SmartEncoder | None = None) -> None:
-        from ..encoders import default_encoder
-
-        self.encoder = encoder or default_encoder()
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return [enc.pooled.tolist() for enc in self.encoder.encode_documents(list(texts), show_progress=False)]
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.encoder.encode_queries([text], show_progress=False)[0].pooled.tolist()
-
-    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        return await asyncio.to_thread(self.embed_documents, texts)
-
-    async def aembed_query(self, text: str) -> list[float]:
-        return await asyncio.to_thread(self.embed_query, text)
 
 
 class SmartVectorStore(VectorStore):
@@ -111,9 +72,9 @@ class SmartVectorStore(VectorStore):
         index: SmartIndex | None = None,
         **index_kwargs: Any,
     ) -> None:
-        from ..index import open_index
-
-        self.index = open_index(index, uri, table=table, encoder=encoder, owner="SmartVectorStore", **index_kwargs)
+        self.index = open_smart_index(
+            index, uri, table=table, encoder=encoder, owner="SmartVectorStore", **index_kwargs
+        )
         self._embeddings = SmartEmbeddings(self.index.encoder)
 
     @property
@@ -175,7 +136,7 @@ class SmartVectorStore(VectorStore):
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Delete documents by id (unknown ids are ignored); True once done."""
-        from ..validation import id_list  # a single string is refused, never split into characters
+        from ...validation import id_list  # a single string is refused, never split into characters
 
         if ids is None:
             raise ValueError("delete() needs ids; to empty the store call store.index.delete_all()")
@@ -186,9 +147,9 @@ class SmartVectorStore(VectorStore):
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """The stored documents with these ids, in that order (unknown ids are skipped)."""
-        from ..validation import id_list
+        from ...validation import id_list
 
-        return [_document(hit) for hit in self.index.get(id_list(ids, "ids"))]
+        return [hit_document(hit) for hit in self.index.get(id_list(ids, "ids"))]
 
     # ---- search ---------------------------------------------------------------------------
 
@@ -202,19 +163,19 @@ class SmartVectorStore(VectorStore):
         self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
     ) -> list[Document]:
         """The ``k`` documents ranked best by SMART (see the class for ``filter`` and settings)."""
-        return [_document(hit) for hit in self._hits(query, k, filter, kwargs)]
+        return [hit_document(hit) for hit in self._hits(query, k, filter, kwargs)]
 
     def similarity_search_with_score(
         self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """``similarity_search`` with each document's fused SMART score (higher is better)."""
-        return [(_document(hit), hit.score) for hit in self._hits(query, k, filter, kwargs)]
+        return [(hit_document(hit), hit.score) for hit in self._hits(query, k, filter, kwargs)]
 
     def _similarity_search_with_relevance_scores(
         self, query: str, k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         filter = kwargs.pop("filter", None)
-        return [(_document(hit), hit.relevance) for hit in self._hits(query, k, filter, kwargs)]
+        return [(hit_document(hit), hit.relevance) for hit in self._hits(query, k, filter, kwargs)]
 
     async def _asimilarity_search_with_relevance_scores(
         self, query: str, k: int = 4, **kwargs: Any
@@ -223,7 +184,7 @@ class SmartVectorStore(VectorStore):
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         """Fused score -> relevance in [0, 1], with the index's default weights."""
-        from ..scoring import relevance
+        from ...scoring import relevance
 
         lambda_pool, lambda_late = self.index.lambda_pool, self.index.lambda_late
         return lambda score: relevance(score, lambda_pool, lambda_late)
@@ -244,8 +205,8 @@ class SmartVectorStore(VectorStore):
         """``similarity_search_by_vector`` with each document's pooled cosine."""
         if kwargs:
             raise TypeError(f"unexpected arguments {sorted(kwargs)} for a pooled search by vector")
-        hits = self.index.search_encoded(vector_query(self.index, embedding), k=k, mode="pooled", where=filter)
-        return [(_document(hit), hit.score) for hit in hits]
+        hits = self.index.search_by_vector(embedding, k=k, where=filter)
+        return [(hit_document(hit), hit.score) for hit in hits]
 
     def max_marginal_relevance_search(
         self,
@@ -263,9 +224,8 @@ class SmartVectorStore(VectorStore):
         """
         if kwargs:
             raise TypeError(f"unexpected arguments {sorted(kwargs)} for an MMR search (on pooled vectors)")
-        query_encoding = self.index.encoder.encode_queries([query], show_progress=False)[0]
-        hits = mmr_search(self.index, query_encoding, k, fetch_k=fetch_k, lambda_mult=lambda_mult, where=filter)
-        return [_document(hit) for hit in hits]
+        hits = self.index.max_marginal_relevance(query, k, fetch_k=fetch_k, lambda_mult=lambda_mult, where=filter)
+        return [hit_document(hit) for hit in hits]
 
     def max_marginal_relevance_search_by_vector(
         self,
@@ -279,10 +239,8 @@ class SmartVectorStore(VectorStore):
         """:meth:`max_marginal_relevance_search` for a caller's vector (pooled vectors only)."""
         if kwargs:
             raise TypeError(f"unexpected arguments {sorted(kwargs)} for an MMR search (on pooled vectors)")
-        hits = mmr_search(
-            self.index, vector_query(self.index, embedding), k, fetch_k=fetch_k, lambda_mult=lambda_mult, where=filter
-        )
-        return [_document(hit) for hit in hits]
+        hits = self.index.max_marginal_relevance(embedding, k, fetch_k=fetch_k, lambda_mult=lambda_mult, where=filter)
+        return [hit_document(hit) for hit in hits]
 
     # ---- construction ---------------------------------------------------------------------
 
@@ -349,15 +307,3 @@ class SmartVectorStore(VectorStore):
         if index is not None:
             return cls(index=index)
         return cls(uri=uri, table=table, encoder=encoder, **index_kwargs)
-
-
-def _document(hit: Hit) -> Document:
-    """A stored row as a ``Document``: its id, text and stored metadata (no scores)."""
-    from ..encoders.images import location_field
-    from .langchain import IMAGE_KEYS
-
-    metadata = dict(hit.metadata)
-    if hit.modality == "image" and hit.image and not any(metadata.get(key) for key in IMAGE_KEYS):
-        key, location = location_field(hit.image)
-        metadata[key] = location
-    return Document(page_content=hit.text, metadata=metadata, id=hit.id)
