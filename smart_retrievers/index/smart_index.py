@@ -8,28 +8,28 @@ and :mod:`.vectors`, token upkeep to :mod:`.upkeep`, evidence to :mod:`smart_ret
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..codec import DEFAULT_COMPRESSION, TokenCodec
-from ..encoders import as_encoder, reads_images
+from ..encoders import as_encoder
 from ..encoders.images import IMAGE_TYPES, ImageInput
 from ..encoding import Encoder, Encoding
 from ..evaluation.calibrate import Calibration, calibrate_index
 from ..explain import Evidence, explain_row
 from ..options import DEFAULT_READ_CONSISTENCY, SearchOptions
-from ..store import DEFAULT_ANN_INDEX, DEFAULT_ANN_MIN_ROWS, META_COLUMNS, OptimizeReport, Record, SmartStore
+from ..store import DEFAULT_ANN_INDEX, DEFAULT_ANN_MIN_ROWS, META_COLUMNS, SmartStore
 from ..upgrade import upgrade_table
-from ..validation import aligned, check_text
-from . import ingest, upkeep
+from ..validation import check_text
 from .hits import Hit, hit_from_row
+from .maintenance import UpkeepVerbs
 from .options import DEFAULT_TOKEN_FETCH, IndexOptions, TokenFetch
 from .search import run_search
 from .vectors import mmr_select, vector_query
+from .writes import WriteVerbs
 
 __all__ = ["SmartIndex", "open_index"]
 
@@ -40,7 +40,7 @@ def _setting(name: str) -> property:
     )
 
 
-class SmartIndex:
+class SmartIndex(WriteVerbs, UpkeepVerbs):
     """A SMART late-interaction index on a single-vector embedder, stored in LanceDB.
 
     Args:
@@ -168,177 +168,6 @@ class SmartIndex:
         columns = {"text_column": text_column, "vector_column": vector_column, "id_column": id_column}
         upgrade_table(uri, table, encoder, storage_options=storage_options, **columns, **options)
         return cls(uri, encoder=encoder, table=table, storage_options=storage_options)
-
-    # ---- writes --------------------------------------------------------
-
-    def add(
-        self,
-        texts: Sequence[str],
-        *,
-        ids: Sequence[str] | None = None,
-        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
-        ref_ids: Sequence[str | None] | None = None,
-        upsert: bool = True,
-        show_progress: bool | None = None,
-    ) -> list[str]:
-        """Encode and upsert texts (same id twice leaves one row). Returns the ids.
-
-        The whole call is one LanceDB commit: texts are encoded ``write_batch_size`` at a
-        time and streamed into a single ``add``/``merge_insert``, so if validation,
-        encoding or the write fails (or the process dies), none of the call's rows appear
-        and other writers' commits are untouched. ``upsert=False`` appends without a merge
-        (faster for bulk loads) and refuses ids the table already holds
-        (:class:`~smart_retrievers.store.DuplicateIdError`). ``last_truncated`` tells how many
-        inputs were cut at the encoder's max_length.
-        """
-        if isinstance(texts, str):
-            raise TypeError("add() takes a sequence of texts, not a single string")
-        items = ingest.text_items(list(texts), ids, metadatas, ref_ids)
-        self._write(items, ingest.item_encoder(items, self.encoder), upsert, show_progress)
-        return items.ids
-
-    def add_encodings(
-        self,
-        encodings: Sequence[Encoding],
-        texts: Sequence[str],
-        *,
-        ids: Sequence[str] | None = None,
-        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
-        ref_ids: Sequence[str | None] | None = None,
-        upsert: bool = True,
-        show_progress: bool | None = None,
-    ) -> list[str]:
-        """Upsert items encoded elsewhere (by this index's encoder), with their texts; as :meth:`add`, with no forward pass."""
-        encodings, texts = list(encodings), list(texts)
-        if len(encodings) != len(texts):
-            raise ValueError(f"got {len(encodings)} encodings but {len(texts)} texts")
-        items = ingest.text_items(texts, ids, metadatas, ref_ids)
-        self._write(items, lambda start, stop: encodings[start:stop], upsert, show_progress)
-        return items.ids
-
-    def add_images(
-        self,
-        images: Sequence[ImageInput],
-        *,
-        ids: Sequence[str] | None = None,
-        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
-        ref_ids: Sequence[str | None] | None = None,
-        texts: Sequence[str | None] | None = None,
-        uris: Sequence[str | None] | None = None,
-        upsert: bool = True,
-        show_progress: bool | None = None,
-    ) -> list[str]:
-        """Encode and upsert images with a vision encoder (rows get modality "image"). Returns the ids.
-
-        ``images``: paths, ``file://``/``http(s)://``/``data:`` URIs, encoded bytes or PIL images.
-        ``texts``: an optional caption per image, stored (for display, full-text search and
-        framework nodes), not encoded. ``uris``: what the ``image`` column stores per item
-        (default: a path's absolute path, a URL as given, a PIL image's ``filename``; None for
-        bytes and in-memory images); pixels are never stored. Images are encoded
-        ``IMAGE_WRITE_BATCH`` at a time into the call's one commit; an unreadable image raises
-        :class:`~smart_retrievers.encoders.ImageLoadError` naming its position and id, and
-        nothing is written.
-        """
-        if isinstance(images, IMAGE_TYPES):
-            raise TypeError("add_images() takes a sequence of images, not a single image")
-        images = list(images)
-        self._image_encoder()
-        missing = next((i for i, im in enumerate(images) if im is None), None)
-        if missing is not None:
-            raise TypeError(f"image {missing} is None")
-        texts = aligned("texts", len(images), texts)
-        return self.add_items(
-            texts,
-            images,
-            ids=ids,
-            metadatas=metadatas,
-            ref_ids=ref_ids,
-            uris=uris,
-            upsert=upsert,
-            show_progress=show_progress,
-        )
-
-    def add_items(
-        self,
-        texts: Sequence[str | None],
-        images: Sequence[ImageInput | None] | None = None,
-        *,
-        ids: Sequence[str] | None = None,
-        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
-        ref_ids: Sequence[str | None] | None = None,
-        uris: Sequence[str | None] | None = None,
-        upsert: bool = True,
-        show_progress: bool | None = None,
-    ) -> list[str]:
-        """Upsert a mix of text and image items in one atomic call (one commit, as :meth:`add`). Returns the ids.
-
-        Item i is an image row when ``images[i]`` is given (``texts[i]`` its caption, ``uris[i]``
-        its ``image`` column, as in :meth:`add_images`), else a text row encoded from ``texts[i]``.
-        """
-        if isinstance(texts, str):
-            raise TypeError("add_items() takes a sequence of texts, not a single string")
-        items = ingest.mixed_items(list(texts), images, ids, metadatas, ref_ids, uris)
-        encoder = self._image_encoder() if items.has_images else self.encoder
-        batch = min(self.write_batch_size, ingest.IMAGE_WRITE_BATCH) if items.has_images else None
-        self._write(items, ingest.item_encoder(items, encoder), upsert, show_progress, batch_size=batch)
-        return items.ids
-
-    def add_records(
-        self,
-        batches: Iterable[Sequence[Record]],
-        *,
-        upsert: bool = True,
-        total: int | None = None,
-        show_progress: bool | None = None,
-        metadatas: Sequence[Mapping[str, Any]] | None = None,
-    ) -> int:
-        """Write rows encoded elsewhere (by this index's encoder, e.g. distributed workers), streamed, as one commit.
-
-        The first batch fits the table's codec if it has none yet. ``total`` sizes the progress
-        bar; ``metadatas``, when known up front, lets field types be checked before the first
-        batch. Returns the number of rows written.
-        """
-        self.last_truncated = 0
-        written, self.last_truncated = ingest.write_records(
-            self.store,
-            self.encoder,
-            batches,
-            upsert=upsert,
-            total=total,
-            show_progress=show_progress,
-            metadatas=metadatas,
-        )
-        return written
-
-    def _write(
-        self, items: ingest.Items, encode: Any, upsert: bool, show_progress: bool | None, batch_size: int | None = None
-    ) -> None:
-        batches = ingest.batches_of(items, encode, batch_size or self.write_batch_size)
-        metadatas = [m or {} for m in items.metadatas]
-        self.add_records(batches, upsert=upsert, total=len(items), show_progress=show_progress, metadatas=metadatas)
-
-    def _image_encoder(self) -> Any:
-        """The encoder, checked to be able to encode images."""
-        if not reads_images(self.encoder):
-            raise TypeError(
-                f"{type(self.encoder).__name__} cannot encode images; open the index with a vision encoder "
-                "(smart_retrievers.encoders.QwenVLEncoder or ClipEncoder)"
-            )
-        return self.encoder
-
-    def delete(
-        self, ids: Sequence[str] | None = None, *, ref_ids: Sequence[str] | None = None, where: Any = None
-    ) -> int:
-        """Delete by ids, by source-document ids (ref_ids) and/or by filter (ANDed); returns rows deleted.
-
-        A call with no condition, ``where={}`` or a filter matching every row is refused
-        (``ValueError``): emptying the table takes an explicit :meth:`delete_all`.
-        """
-        return self.store.delete(ids=ids, ref_ids=ref_ids, where=where)
-
-    def delete_all(self) -> int:
-        """Delete every row, in one commit (the table and its codec stay); returns rows deleted."""
-        return self.store.delete_all()
 
     # ---- reads ---------------------------------------------------------
 
@@ -502,82 +331,6 @@ class SmartIndex:
             )
             self.configure(lambda_pool=result.lambda_pool, lambda_late=result.lambda_late)
         return result
-
-    # ---- upkeep ----------------------------------------------------------
-
-    def optimize(
-        self,
-        *,
-        cleanup_older_than: timedelta | None = timedelta(days=7),
-        delete_unverified: bool = False,
-        rebuild_index: bool = False,
-        num_partitions: int | None = None,
-    ) -> OptimizeReport:
-        """Compact the table, drop versions older than ``cleanup_older_than``, and build or update the pooled ANN index.
-
-        Call it after bulk loads and then every so often (LanceDB's rule of thumb: after 100,000
-        changed rows or 20 write calls). The ANN index (``ann_index_type``, cosine) is built once
-        the table holds ``ann_min_rows`` rows, or again with ``rebuild_index=True``; rows written
-        since are still found (searched exhaustively and merged). See
-        :meth:`SmartStore.optimize <smart_retrievers.store.SmartStore.optimize>`.
-        """
-        return self.store.optimize(
-            cleanup_older_than=cleanup_older_than,
-            delete_unverified=delete_unverified,
-            ann_min_rows=self.ann_min_rows,
-            index_type=self.ann_index_type,
-            num_partitions=num_partitions,
-            rebuild_index=rebuild_index,
-        )
-
-    def reindex_tokens(
-        self, adapter_or_encoder: Any, *, batch_size: int = 1024, show_progress: bool | None = None
-    ) -> int:
-        """Re-encode the stored token states with another SMART adapter (after training one), keeping everything else.
-
-        ``adapter_or_encoder``: a :class:`~smart_retrievers.adapter.SmartAdapter`, its directory,
-        None (the plain final-layer states), or an encoder differing from the index's only by
-        its adapter. One overwrite commit (see :func:`.upkeep.reindex_tokens`); the index then
-        searches with the new encoder. Returns the number of rows re-encoded.
-        """
-        encoder = upkeep.adapter_encoder(self.encoder, adapter_or_encoder)
-        n_rows = upkeep.reindex_tokens(self.store, encoder, batch_size=batch_size, show_progress=show_progress)
-        self.encoder = encoder
-        return n_rows
-
-    @property
-    def codec(self) -> TokenCodec | None:
-        """The table's token codec (None: float16 token states, or not fitted yet)."""
-        return self.store.codec
-
-    def fit_codec(self, sample_texts: Sequence[str]) -> TokenCodec:
-        """Fit the table's codec on ``sample_texts`` (encoded as documents) before the first write.
-
-        Without it, the first :meth:`add` fits the codec on its own first batch. Later writes reuse it.
-        """
-        return upkeep.fit_texts_codec(self.store, self.encoder, sample_texts)
-
-    def recompress(
-        self,
-        compression: str = DEFAULT_COMPRESSION,
-        *,
-        batch_size: int = 1024,
-        sample_rows: int = 1024,
-        show_progress: bool | None = None,
-    ) -> int:
-        """Rewrite a float16 table's token states into ``compression``, without re-encoding; returns the rows rewritten.
-
-        The codec is fitted on the stored states of the first ``sample_rows`` rows; one
-        overwrite commit. A table that is already coded is refused: its float states are gone.
-        """
-        return upkeep.recompress(
-            self.store,
-            self.encoder,
-            compression,
-            batch_size=batch_size,
-            sample_rows=sample_rows,
-            show_progress=show_progress,
-        )
 
     def __len__(self) -> int:
         return self.count()

@@ -1,0 +1,194 @@
+"""The write verbs of :class:`~smart_retrievers.index.SmartIndex`: check, encode, and commit once (see :mod:`.ingest`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ..encoders import reads_images
+from ..encoders.images import IMAGE_TYPES, ImageInput
+from ..encoding import Encoding
+from ..store import Record, SmartStore
+from ..validation import aligned
+from . import ingest
+from .options import IndexOptions
+
+__all__ = ["WriteVerbs"]
+
+
+class WriteVerbs:
+    """add, add_encodings, add_images, add_items, add_records, delete, delete_all."""
+
+    encoder: Any
+    store: SmartStore
+    options: IndexOptions
+    last_truncated: int
+
+    def add(
+        self,
+        texts: Sequence[str],
+        *,
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        ref_ids: Sequence[str | None] | None = None,
+        upsert: bool = True,
+        show_progress: bool | None = None,
+    ) -> list[str]:
+        """Encode and upsert texts (same id twice leaves one row). Returns the ids.
+
+        The whole call is one LanceDB commit: texts are encoded ``write_batch_size`` at a
+        time and streamed into a single ``add``/``merge_insert``, so if validation,
+        encoding or the write fails (or the process dies), none of the call's rows appear
+        and other writers' commits are untouched. ``upsert=False`` appends without a merge
+        (faster for bulk loads) and refuses ids the table already holds
+        (:class:`~smart_retrievers.store.DuplicateIdError`). ``last_truncated`` tells how many
+        inputs were cut at the encoder's max_length.
+        """
+        if isinstance(texts, str):
+            raise TypeError("add() takes a sequence of texts, not a single string")
+        items = ingest.text_items(list(texts), ids, metadatas, ref_ids)
+        self._write(items, ingest.item_encoder(items, self.encoder), upsert, show_progress)
+        return items.ids
+
+    def add_encodings(
+        self,
+        encodings: Sequence[Encoding],
+        texts: Sequence[str],
+        *,
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        ref_ids: Sequence[str | None] | None = None,
+        upsert: bool = True,
+        show_progress: bool | None = None,
+    ) -> list[str]:
+        """Upsert items encoded elsewhere (by this index's encoder), with their texts; as :meth:`add`, with no forward pass."""
+        encodings, texts = list(encodings), list(texts)
+        if len(encodings) != len(texts):
+            raise ValueError(f"got {len(encodings)} encodings but {len(texts)} texts")
+        items = ingest.text_items(texts, ids, metadatas, ref_ids)
+        self._write(items, lambda start, stop: encodings[start:stop], upsert, show_progress)
+        return items.ids
+
+    def add_images(
+        self,
+        images: Sequence[ImageInput],
+        *,
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        ref_ids: Sequence[str | None] | None = None,
+        texts: Sequence[str | None] | None = None,
+        uris: Sequence[str | None] | None = None,
+        upsert: bool = True,
+        show_progress: bool | None = None,
+    ) -> list[str]:
+        """Encode and upsert images with a vision encoder (rows get modality "image"). Returns the ids.
+
+        ``images``: paths, ``file://``/``http(s)://``/``data:`` URIs, encoded bytes or PIL images.
+        ``texts``: an optional caption per image, stored (for display, full-text search and
+        framework nodes), not encoded. ``uris``: what the ``image`` column stores per item
+        (default: a path's absolute path, a URL as given, a PIL image's ``filename``; None for
+        bytes and in-memory images); pixels are never stored. Images are encoded
+        ``IMAGE_WRITE_BATCH`` at a time into the call's one commit; an unreadable image raises
+        :class:`~smart_retrievers.encoders.ImageLoadError` naming its position and id, and
+        nothing is written.
+        """
+        if isinstance(images, IMAGE_TYPES):
+            raise TypeError("add_images() takes a sequence of images, not a single image")
+        images = list(images)
+        self._image_encoder()
+        missing = next((i for i, im in enumerate(images) if im is None), None)
+        if missing is not None:
+            raise TypeError(f"image {missing} is None")
+        texts = aligned("texts", len(images), texts)
+        return self.add_items(
+            texts,
+            images,
+            ids=ids,
+            metadatas=metadatas,
+            ref_ids=ref_ids,
+            uris=uris,
+            upsert=upsert,
+            show_progress=show_progress,
+        )
+
+    def add_items(
+        self,
+        texts: Sequence[str | None],
+        images: Sequence[ImageInput | None] | None = None,
+        *,
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        ref_ids: Sequence[str | None] | None = None,
+        uris: Sequence[str | None] | None = None,
+        upsert: bool = True,
+        show_progress: bool | None = None,
+    ) -> list[str]:
+        """Upsert a mix of text and image items in one atomic call (one commit, as :meth:`add`). Returns the ids.
+
+        Item i is an image row when ``images[i]`` is given (``texts[i]`` its caption, ``uris[i]``
+        its ``image`` column, as in :meth:`add_images`), else a text row encoded from ``texts[i]``.
+        """
+        if isinstance(texts, str):
+            raise TypeError("add_items() takes a sequence of texts, not a single string")
+        items = ingest.mixed_items(list(texts), images, ids, metadatas, ref_ids, uris)
+        encoder = self._image_encoder() if items.has_images else self.encoder
+        batch = min(self.options.write_batch_size, ingest.IMAGE_WRITE_BATCH) if items.has_images else None
+        self._write(items, ingest.item_encoder(items, encoder), upsert, show_progress, batch_size=batch)
+        return items.ids
+
+    def add_records(
+        self,
+        batches: Iterable[Sequence[Record]],
+        *,
+        upsert: bool = True,
+        total: int | None = None,
+        show_progress: bool | None = None,
+        metadatas: Sequence[Mapping[str, Any]] | None = None,
+    ) -> int:
+        """Write rows encoded elsewhere (by this index's encoder, e.g. distributed workers), streamed, as one commit.
+
+        The first batch fits the table's codec if it has none yet. ``total`` sizes the progress
+        bar; ``metadatas``, when known up front, lets field types be checked before the first
+        batch. Returns the number of rows written.
+        """
+        self.last_truncated = 0
+        written, self.last_truncated = ingest.write_records(
+            self.store,
+            self.encoder,
+            batches,
+            upsert=upsert,
+            total=total,
+            show_progress=show_progress,
+            metadatas=metadatas,
+        )
+        return written
+
+    def _write(
+        self, items: ingest.Items, encode: Any, upsert: bool, show_progress: bool | None, batch_size: int | None = None
+    ) -> None:
+        batches = ingest.batches_of(items, encode, batch_size or self.options.write_batch_size)
+        metadatas = [m or {} for m in items.metadatas]
+        self.add_records(batches, upsert=upsert, total=len(items), show_progress=show_progress, metadatas=metadatas)
+
+    def _image_encoder(self) -> Any:
+        """The encoder, checked to be able to encode images."""
+        if not reads_images(self.encoder):
+            raise TypeError(
+                f"{type(self.encoder).__name__} cannot encode images; open the index with a vision encoder "
+                "(smart_retrievers.encoders.QwenVLEncoder or ClipEncoder)"
+            )
+        return self.encoder
+
+    def delete(
+        self, ids: Sequence[str] | None = None, *, ref_ids: Sequence[str] | None = None, where: Any = None
+    ) -> int:
+        """Delete by ids, by source-document ids (ref_ids) and/or by filter (ANDed); returns rows deleted.
+
+        A call with no condition, ``where={}`` or a filter matching every row is refused
+        (``ValueError``): emptying the table takes an explicit :meth:`delete_all`.
+        """
+        return self.store.delete(ids=ids, ref_ids=ref_ids, where=where)
+
+    def delete_all(self) -> int:
+        """Delete every row, in one commit (the table and its codec stay); returns rows deleted."""
+        return self.store.delete_all()
