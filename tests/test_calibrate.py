@@ -10,7 +10,6 @@ import pytest
 
 from smart_retrievers import SmartIndex
 from smart_retrievers.cli import main
-from smart_retrievers.demo import binding_corpus
 from smart_retrievers.evaluation import ndcg_at_k
 from smart_retrievers.evaluation.calibrate import (
     DEFAULT_GRID,
@@ -18,6 +17,7 @@ from smart_retrievers.evaluation.calibrate import (
     calibrate_scores,
     fold_assignment,
 )
+from smart_retrievers.sample_corpus import binding_corpus
 
 RANK_2 = 1 / math.log2(3)  # nDCG@10 of one relevant doc at rank 2
 

@@ -6,21 +6,22 @@ Bottom to top:
   (and ``_version``): import
   nothing from the package (``scoring`` names ``codec`` under ``TYPE_CHECKING`` only);
 * L1 ``encoders``, ``adapter``, ``layout``, ``store``: ``encoders`` may use ``adapter``, ``store`` may use ``layout``;
-* L2 ``evaluation``, ``training``, ``explain``, ``upgrade``, ``index``: ``training`` may use ``evaluation``, ``index``
-  may use ``evaluation``, ``explain`` and ``upgrade``, never the reverse;
-* L3 ``rerank``, ``distributed``;
-* L4 ``integrations``, ``langchain``, ``llama_index``, ``lancedb``, ``cli``, ``demo``; the package root is above all.
+* L2 ``evaluation``, ``training``, ``explain``, ``upgrade``: ``training`` may use ``evaluation``; ``explain`` and
+  ``evaluation.calibrate`` take an index as an argument, they never import it;
+* L3 ``index``: ``SmartIndex`` delegates down to explain, calibration and upgrade;
+* L4 ``rerank``, ``distributed``;
+* L5 ``integrations``, ``langchain``, ``llama_index``, ``lancedb``, ``cli``, ``sample_corpus``; the package root is above all.
 
 A module may import a lower layer, its own group (``encoders.text`` -> ``encoders.base``) and the same-layer
 groups listed in :data:`SAME_LAYER`. Nothing imports the package root (``from smart_retrievers import X``,
 ``from . import X`` at package level): the root re-exports, it is not a home. Imports under
-``if TYPE_CHECKING:`` are ignored (they never run). The core (L0-L3) imports no LangChain or LlamaIndex.
+``if TYPE_CHECKING:`` are ignored (they never run). The core (L0-L4) imports no LangChain or LlamaIndex.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -44,32 +45,32 @@ LAYERS: dict[str, int] = {
     "store": 1,
     "evaluation": 2,
     "training": 2,
-    "index": 2,
     "explain": 2,
     "upgrade": 2,
-    "rerank": 3,
-    "distributed": 3,
-    "integrations": 4,
-    "langchain": 4,
-    "llama_index": 4,
-    "lancedb": 4,
-    "cli": 4,
-    "demo": 4,
+    "index": 3,
+    "rerank": 4,
+    "distributed": 4,
+    "integrations": 5,
+    "langchain": 5,
+    "llama_index": 5,
+    "lancedb": 5,
+    "cli": 5,
+    "sample_corpus": 5,
 }
 """Group (first name under the package) -> layer. A new module needs a line here."""
 
 SAME_LAYER: dict[str, set[str]] = {
+    "options": {"validation"},  # check_count, the one positive-int check
     "encoders": {"adapter"},
     "store": {"layout"},
     "training": {"evaluation"},
-    "index": {"evaluation", "explain", "upgrade"},  # SmartIndex.calibrate / .explain / .upgrade delegate there
     "langchain": {"integrations"},
     "llama_index": {"integrations"},
     "lancedb": {"integrations"},
 }
 """Group -> the other groups of its own layer it may import."""
 
-CORE_LAYERS = range(4)
+CORE_LAYERS = range(5)
 FRAMEWORKS = ("langchain", "langchain_core", "langchain_classic", "llama_index")
 """Top-level third-party packages the core never imports (a prefix: ``langchain_*`` too)."""
 
@@ -106,11 +107,18 @@ def imports_of(source: str, module: str, is_package: bool, modules: set[str]) ->
 
     ``from X import name`` yields ``X.name`` when that is a module of the package (``modules``), else ``X``.
     """
+    for line, base, name in _imported_names(source, module, is_package):
+        sub = f"{base}.{name}"
+        yield line, base if name is None else sub if sub in modules else base
+
+
+def _imported_names(source: str, module: str, is_package: bool) -> Iterator[tuple[int, str, str | None]]:
+    """(line, module, name) for each imported name: ``from X import name`` gives (X, name), ``import X`` (X, None)."""
     package = module if is_package else module.rpartition(".")[0]
     for node in _import_nodes(ast.parse(source)):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield node.lineno, alias.name
+                yield node.lineno, alias.name, None
             continue
         if node.level:
             base_parts = package.split(".")
@@ -119,8 +127,7 @@ def imports_of(source: str, module: str, is_package: bool, modules: set[str]) ->
         else:
             base = node.module or ""
         for alias in node.names:
-            sub = f"{base}.{alias.name}"
-            yield node.lineno, sub if sub in modules else base
+            yield node.lineno, base, alias.name
 
 
 def group_of(name: str) -> str | None:
@@ -201,6 +208,84 @@ def test_codec_and_scoring_stand_alone():
         assert not {t for t in imported if t.split(".")[0] == PACKAGE}, (name, imported)
 
 
+# ---- files inside integrations/ -------------------------------------------------------
+
+INTEGRATIONS = f"{PACKAGE}.integrations"
+FACADES = tuple(f"{PACKAGE}.{name}" for name in ("langchain", "llama_index", "lancedb"))
+
+
+def in_integrations(module: str) -> bool:
+    return module == INTEGRATIONS or module.startswith(INTEGRATIONS + ".") or module in FACADES
+
+
+def private_imports(source: str, module: str, *, is_package: bool = False) -> list[str]:
+    """``from X import _y`` where X is another module of the package: ``"module:line: imports X._y"``."""
+    return [
+        f"{module}:{line}: imports {base}.{name} (a private name of another file)"
+        for line, base, name in _imported_names(source, module, is_package)
+        if name and name.startswith("_") and not name.startswith("__") and base != module and group_of(base)
+    ]
+
+
+def import_graph(modules: dict[str, Path], keep: Callable[[str], bool]) -> dict[str, set[str]]:
+    """Module -> the package modules it imports (anywhere in the file), for the modules ``keep`` selects."""
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        if keep(module):
+            imported = imports_of(path.read_text(encoding="utf-8"), module, path.name == "__init__.py", set(modules))
+            graph[module] = {name for _, name in imported if name in modules and keep(name) and name != module}
+    return graph
+
+
+def find_cycle(graph: Mapping[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` (``[a, b, a]``), or None if it has none."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        if node in path:
+            return path[path.index(node) :] + [node]
+        if node in done:
+            return None
+        for nxt in sorted(graph.get(node, ())):
+            cycle = visit(nxt, [*path, node])
+            if cycle:
+                return cycle
+        done.add(node)
+        return None
+
+    for start in sorted(graph):
+        cycle = visit(start, [])
+        if cycle:
+            return cycle
+    return None
+
+
+def test_integration_files_import_no_private_names():
+    """Integrations share public names only (no ``from .llama_index import _hit_node``)."""
+    found = []
+    for module, path in package_modules().items():
+        if in_integrations(module):
+            found += private_imports(path.read_text(encoding="utf-8"), module, is_package=path.name == "__init__.py")
+    assert not found, "private names imported across files:\n" + "\n".join(found)
+
+
+def test_integration_files_form_no_import_cycle():
+    """Inside integrations/ imports go one way between files, also those inside functions."""
+    cycle = find_cycle(import_graph(package_modules(), in_integrations))
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_file_checks_report_private_names_and_cycles():
+    source = "from .llama_index import _hit_node, to_smart_filter\nfrom .nodes import __all__\n"
+    found = private_imports(source, f"{INTEGRATIONS}.llama_index_store")
+    assert found == [
+        f"{INTEGRATIONS}.llama_index_store:1: imports {INTEGRATIONS}.llama_index._hit_node (a private name of another file)"
+    ]
+    assert private_imports("from typing import _T\n", f"{INTEGRATIONS}.x") == []  # not the package's
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
 # ---- the checker itself ---------------------------------------------------------------
 
 
@@ -210,7 +295,19 @@ MODULES = {f"{PACKAGE}.{m}" for m in ("index", "store", "codec", "encoders", "en
 @pytest.mark.parametrize(
     ("module", "source", "is_package", "expected"),
     [
-        ("smart_retrievers.store", "from .index import SmartIndex\n", False, "L1 store imports L2 index"),
+        ("smart_retrievers.store", "from .index import SmartIndex\n", False, "L1 store imports L3 index"),
+        (
+            "smart_retrievers.explain.rows",
+            "def f():\n    from ..index import SmartIndex\n",
+            False,
+            "L2 explain imports L3 index",
+        ),
+        (
+            "smart_retrievers.evaluation.calibrate",
+            "from ..index import SmartIndex\n",
+            False,
+            "L2 evaluation imports L3 index",
+        ),
         ("smart_retrievers.codec", "def f():\n    from .scoring import rank\n", False, "L0 codec imports L0 scoring"),
         (
             "smart_retrievers.evaluation.beir",
@@ -221,7 +318,7 @@ MODULES = {f"{PACKAGE}.{m}" for m in ("index", "store", "codec", "encoders", "en
         ("smart_retrievers.adapter", "from . import __version__\n", False, "imports the package root"),
         ("smart_retrievers.index", "import smart_retrievers\n", False, "imports the package root"),
         ("smart_retrievers.rerank", "from smart_retrievers import SmartIndex\n", False, "imports the package root"),
-        ("smart_retrievers.encoders", "from ..langchain import SmartRetriever\n", True, "L1 encoders imports L4"),
+        ("smart_retrievers.encoders", "from ..langchain import SmartRetriever\n", True, "L1 encoders imports L5"),
         ("smart_retrievers.scoring", "import langchain_core.documents\n", False, "imports the framework"),
         ("smart_retrievers.store", "from llama_index.core import Document\n", False, "imports the framework"),
         ("smart_retrievers.brand_new", "import numpy\n", False, "has no layer"),
