@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from .codec import TokenCodec, fit_codec
+from .codec import TokenCodec
 from .encoders import as_encoder
 from .encoding import Encoding
 from .index import SmartIndex
+from .index.upkeep import set_fitted_codec
 from .store import Record, tokens_from_arrow, tokens_to_arrow
 from .validation import check_count, corpus_item
 
@@ -173,7 +174,7 @@ def index_with_ray(
     if index.store.needs_codec:  # fitted here on a sample, so that the actors code in parallel
         sample = EncodeBatch.items(dataset.take(index.write_batch_size), lines)
         tokens = [e.tokens for e in index.encoder.encode_documents([i["text"] for i in sample], show_progress=False)]
-        index.store.set_codec(fit_codec(index.store.compression, tokens, index.encoder))
+        set_fitted_codec(index.store, tokens, index.encoder)
     encoded = dataset.map_batches(
         EncodeBatch,
         fn_constructor_kwargs={

@@ -56,6 +56,7 @@ from .store import (
 from .store.connection import connect
 from .store.layout import SMART_VECTOR, detect_layout
 from .store.schema import schema_metadata, stored_codec_ref, stored_fingerprint
+from .validation import check_count
 
 DEFAULT_MIN_COSINE = 0.99
 """Lowest cosine between a stored vector and the encoder's pooled vector of its text for the vector to be kept."""
@@ -144,10 +145,8 @@ def upgrade_table(
         FingerprintMismatchError: the table was (partly) upgraded with another encoder.
     """
     start = time.perf_counter()
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if isinstance(sample, bool) or not isinstance(sample, int) or sample < 1:
-        raise ValueError(f"sample must be a positive int, got {sample!r}")
+    check_count("batch_size", batch_size)
+    check_count("sample", sample)
     if not 0.0 < min_cosine <= 1.0:
         raise ValueError(f"min_cosine must be in (0, 1], got {min_cosine!r}")
     preset = compression or DEFAULT_COMPRESSION

@@ -3,9 +3,9 @@
 Bottom to top:
 
 * L0 ``encoding``, ``filters``, ``options``, ``codec``, ``scoring``, ``progress``, ``validation``, ``cache``
-  (and ``_version``): import
-  nothing from the package (``scoring`` names ``codec`` under ``TYPE_CHECKING`` only);
-* L1 ``encoders``, ``adapter``, ``layout``, ``store``: ``encoders`` may use ``adapter``, ``store`` may use ``layout``;
+  (and ``_version``): import nothing from the package, except ``options`` -> ``validation`` (``check_count``);
+  ``scoring`` names ``codec`` under ``TYPE_CHECKING`` only;
+* L1 ``encoders``, ``adapter``, ``store``: ``encoders`` may use ``adapter``;
 * L2 ``evaluation``, ``training``, ``explain``, ``upgrade``: ``training`` may use ``evaluation``; ``explain`` and
   ``evaluation.calibrate`` take an index as an argument, they never import it;
 * L3 ``index``: ``SmartIndex`` delegates down to explain, calibration and upgrade;
@@ -39,7 +39,6 @@ LAYERS: dict[str, int] = {
     "progress": 0,
     "validation": 0,
     "cache": 0,
-    "layout": 1,
     "encoders": 1,
     "adapter": 1,
     "store": 1,
@@ -62,7 +61,6 @@ LAYERS: dict[str, int] = {
 SAME_LAYER: dict[str, set[str]] = {
     "options": {"validation"},  # check_count, the one positive-int check
     "encoders": {"adapter"},
-    "store": {"layout"},
     "training": {"evaluation"},
     "langchain": {"integrations"},
     "llama_index": {"integrations"},

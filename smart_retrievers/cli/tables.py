@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..filters import RESERVED_FIELDS
 from .common import check_db, check_where, parse_where, table_options
 
 
@@ -54,7 +55,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "dim": described.dim,
         "token_dim": described.token_dim,
         "compression": described.codec or "none",
-        "metadata_fields": {k: v for k, v in described.field_types.items() if not k.startswith("_llama_index")},
+        "metadata_fields": {k: v for k, v in described.field_types.items() if k not in RESERVED_FIELDS},
         "encoder": described.fingerprint,
         "smart_retrievers_version": __version__,
     }

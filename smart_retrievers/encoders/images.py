@@ -42,6 +42,8 @@ from typing import Any
 
 from PIL import Image, ImageOps
 
+from ..validation import check_count
+
 ImageInput = str | os.PathLike | bytes | bytearray | Image.Image
 """What the vision encoders and :meth:`SmartIndex.add_images` accept as one image."""
 IMAGE_TYPES = (str, os.PathLike, bytes, bytearray, Image.Image)
@@ -158,8 +160,7 @@ class ImagePolicy:
             value = getattr(self, name)
             if value is None and name == "max_decode_pixels":
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"ImagePolicy {name} must be a positive int, got {value!r}")
+            check_count(f"ImagePolicy {name}", value)
         timeout = self.fetch_timeout
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
             raise ValueError(f"ImagePolicy fetch_timeout must be a positive number of seconds, got {timeout!r}")

@@ -25,9 +25,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..options import check_count
 from ..progress import progress_on
-from ..validation import check_text
+from ..validation import check_count, check_text
 from .metrics import ndcg_at_k
 
 __all__ = ["DEFAULT_GRID", "Calibration", "CandidateScores", "calibrate_index", "calibrate_scores", "fold_assignment"]
@@ -197,7 +196,7 @@ def _ranked(scores: CandidateScores, weights: Weights, k: int) -> list[str]:
     return [scores.doc_ids[i] for i in order]
 
 
-def per_query_ndcg(
+def ndcg_grid(
     scores: Mapping[str, CandidateScores], qrels: Mapping[str, Mapping[str, int]], grid: Sequence[Weights], k: int = 10
 ) -> np.ndarray:
     """nDCG@k of every (setting, query): shape (len(grid), len(qrels)), queries in ``qrels`` order.
@@ -248,7 +247,7 @@ def calibrate_scores(
         raise ValueError("qrels is empty: calibration needs judged queries")
     if min_gain < 0:
         raise ValueError(f"min_gain must be >= 0, got {min_gain}")
-    matrix = per_query_ndcg(scores, qrels, settings)
+    matrix = ndcg_grid(scores, qrels, settings)
     fold_of = fold_assignment(matrix.shape[1], folds, seed)
     d = settings.index(DEFAULT_WEIGHTS)
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from typing import Any, Literal
 
-from ..options import DEFAULT_READ_CONSISTENCY, check_count, check_weights
+from ..options import DEFAULT_READ_CONSISTENCY, check_weights
 from ..store import ANN_INDEX_TYPES, DEFAULT_ANN_INDEX, DEFAULT_ANN_MIN_ROWS
+from ..validation import check_count
 
 __all__ = ["DEFAULT_TOKEN_FETCH", "TOKEN_FETCHES", "IndexOptions", "TokenFetch"]
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from ..codec import TokenCodec, fit_codec
 from ..encoders.base import load_adapter
-from ..store import SmartStore, UpgradedTableError, tokens_from_arrow, tokens_to_arrow
+from ..store import SmartStore, n_tokens_column, tokens_from_arrow, tokens_to_arrow
 
 __all__ = ["adapter_encoder", "fit_texts_codec", "recompress", "reindex_tokens", "set_fitted_codec"]
 
@@ -58,7 +58,7 @@ def adapter_encoder(encoder: Any, adapter_or_encoder: Any) -> Any:
 
 def _tokens_columns(tokens: Sequence[np.ndarray], dim: int, codec: TokenCodec | None) -> tuple[pa.Array, pa.Array]:
     column = tokens_to_arrow(tokens, dim, codec)
-    return column, pa.array(np.diff(column.offsets.to_numpy()).astype(np.int32))
+    return column, n_tokens_column(column)
 
 
 def reindex_tokens(
@@ -71,11 +71,8 @@ def reindex_tokens(
     :class:`~smart_retrievers.store.UpgradedTableError`), another model (ValueError), image rows
     (NotImplementedError: they cannot be re-encoded from stored text yet).
     """
-    if store.table is not None and not store.layout.native:
-        raise UpgradedTableError(
-            f"cannot re-encode the token states of table {store.table_name!r}: it was upgraded in place from a "
-            f"{store.layout.owner} single-vector table. Run upgrade() again with the new encoder instead"
-        )
+    if store.table is not None:
+        store.require_native("re-encode the token states of")
     old_fp, new_fp = store.fingerprint, dict(encoder.fingerprint)
     changed = sorted(
         k

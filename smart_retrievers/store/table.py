@@ -213,7 +213,7 @@ class SmartStore(TableReads):
         holds (:class:`DuplicateIdError`). Nothing is ever restored: other writers' commits stay.
         """
         self._open_existing()
-        self._require_native("add rows to")
+        self.require_native("add rows to")
         types = merge_field_types(self.field_types, metadatas or [])
         batches = iter(batches)
         first = next(batches, None)  # may fit the codec (see SmartIndex), so before the schema
@@ -252,7 +252,8 @@ class SmartStore(TableReads):
         """Insert or replace these rows by id, in one commit (:meth:`write` of one batch)."""
         self.write([records], [r.metadata for r in records])
 
-    def _require_native(self, action: str) -> None:
+    def require_native(self, action: str) -> None:
+        """Raise :class:`UpgradedTableError` for ``action`` ("add rows to"...) if the table was upgraded in place."""
         if not self.layout.native:
             raise UpgradedTableError.refusing(action, self.table_name, self.layout.owner)
 
@@ -268,7 +269,7 @@ class SmartStore(TableReads):
         if self._table is None:  # nothing stored: the next first write fits the codec of the same preset
             self.fingerprint, self.codec, self.codec_ref = dict(fingerprint), codec, None
             return 0
-        self._require_native("rewrite the token states of")
+        self.require_native("rewrite the token states of")
         n_rows, codec_ref = overwrite_tokens(
             self.db, self.table_name, self._table, transform, fingerprint, codec, **options
         )
