@@ -48,7 +48,7 @@ def test_lazy_exports_resolve_to_their_modules():
         value = getattr(encoders, name)
         assert value is not None
     assert encoders.SmartEncoder.__module__ == "smart_retrievers.encoders.text"
-    assert encoders.ImageLoadError.__module__ == "smart_retrievers.encoders.images"
+    assert encoders.ImageLoadError.__module__ == "smart_retrievers.encoders.image_policy"
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         encoders.Nope  # noqa: B018
     from smart_retrievers import Encoding as PublicEncoding

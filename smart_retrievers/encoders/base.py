@@ -1,8 +1,9 @@
 """BaseEncoder: what every encoder (text or vision) shares.
 
 A subclass loads one model family (:meth:`BaseEncoder._load`) and encodes texts
-(:meth:`BaseEncoder._encode_texts`); this base class owns the device and dtype defaults,
-the load-error message, the weights fingerprint, adapter loading, the fingerprints, the
+(:meth:`BaseEncoder._encode_texts`); this base class applies the device and dtype defaults,
+the weights fingerprint and adapter loading (:mod:`~smart_retrievers.encoders.loading`), and owns
+the load-error message, the fingerprints, the
 token-policy punctuation mask, the progress bar of an encoding call (the rule itself is
 :func:`smart_retrievers.progress.progress_on`) and :meth:`BaseEncoder.encode_items`, the one
 place that splits a batch of text and image items.
@@ -12,7 +13,6 @@ No transformers import at module level: it is loaded with the first model.
 
 from __future__ import annotations
 
-import hashlib
 import string
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -27,87 +27,13 @@ from tqdm.auto import tqdm
 from ..encoding import Encoding, TokenPolicy
 from ..progress import progress_on
 from ..validation import check_count, check_unicode
+from .loading import auto_device, default_dtype, fingerprint_weights, load_adapter
 
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-_SAMPLE_BYTES = 1 << 20
 _PUNCTUATION = set(string.punctuation) | set("“”‘’«»…–—")
 _SUBWORD_MARKS = ("##", "Ġ", "▁", "Ċ")
 
 
 # ---- helpers ---------------------------------------------------------------
-
-
-def auto_device() -> str:
-    """The first available of "cuda", "mps" and "cpu"."""
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def default_dtype(device: str) -> torch.dtype:
-    """bfloat16 on CUDA devices that support it, float32 elsewhere."""
-    return torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
-
-
-def resolve_file(model_name_or_path: str, filename: str, local_files_only: bool) -> Path | None:
-    """A file of a model (local directory or hub cache/download), or None if it has none."""
-    from transformers.utils import cached_file
-
-    try:
-        resolved = cached_file(
-            model_name_or_path,
-            filename,
-            local_files_only=local_files_only,
-            _raise_exceptions_for_missing_entries=False,
-            _raise_exceptions_for_connection_errors=False,
-        )
-    except OSError:
-        return None
-    return None if resolved is None else Path(resolved)
-
-
-def fingerprint_weights(model_name_or_path: str, local_files_only: bool = True, *, subfolder: str = "") -> str:
-    """A short, fast hash of a model's (or one of its ``subfolder`` modules') config and weight files.
-
-    Hashes config.json plus each weight file's name, size and first/last MiB, so it
-    changes with the weights without reading gigabytes.
-    """
-    config = resolve_file(
-        model_name_or_path, f"{subfolder}/config.json" if subfolder else "config.json", local_files_only
-    )
-    digest = hashlib.sha256()
-    if config is None:
-        digest.update(model_name_or_path.encode())
-        return digest.hexdigest()[:16]
-    digest.update(config.read_bytes())
-    for weights in sorted(p for p in config.parent.iterdir() if p.suffix in _WEIGHT_SUFFIXES):
-        size = weights.stat().st_size
-        digest.update(f"{weights.name}:{size}".encode())
-        with weights.open("rb") as fh:
-            digest.update(fh.read(_SAMPLE_BYTES))
-            fh.seek(max(0, size - _SAMPLE_BYTES))
-            digest.update(fh.read(_SAMPLE_BYTES))
-    return digest.hexdigest()[:16]
-
-
-def load_adapter(
-    adapter: Any, base_fingerprint: dict[str, Any], device: str, *, state_dim: int | None = None
-) -> torch.nn.Module | None:
-    """Load (if given as a path) a SMART adapter, check it was trained on this base model, move it to ``device``.
-
-    ``state_dim`` is the encoder's token-state size before any adapter (its hidden size,
-    not the pooled ``dim``), which must be the adapter's input size (None: not checked).
-    """
-    if adapter is None:
-        return None
-    from ..adapter import SmartAdapter
-
-    if not isinstance(adapter, SmartAdapter):
-        adapter = SmartAdapter.load(adapter)
-    adapter.check_base(base_fingerprint, state_dim=state_dim)
-    return adapter.to(device).eval()
 
 
 def punctuation_token_ids(tokenizer: Any) -> torch.Tensor:

@@ -125,16 +125,21 @@ class ClipEncoder(VisionEncoder):
                 out[r] = enc
         return out  # type: ignore[return-value]
 
-    def text_states(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[bool]]:
-        """Pooled embeddings (B, d), projected token states (B, L, d), keep mask (B, L), truncated flags."""
-        tokenized = self.tokenizer(
+    def _tokenize(self, texts: str | list[str], **extra: Any) -> Any:
+        """The tokenizer's output as encoding sees it: truncated, padded, with special-token and attention masks."""
+        return self.tokenizer(
             texts,
             truncation=True,
             max_length=self.max_length,
             padding=self._text_padding,
             return_special_tokens_mask=True,
             return_attention_mask=True,
+            **extra,
         )
+
+    def text_states(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[bool]]:
+        """Pooled embeddings (B, d), projected token states (B, L, d), keep mask (B, L), truncated flags."""
+        tokenized = self._tokenize(texts)
         truncated = [bool(e.overflowing) for e in tokenized.encodings] if tokenized.encodings else [False] * len(texts)
         input_ids = torch.tensor(tokenized["input_ids"], device=self.device)
         attention = torch.tensor(tokenized["attention_mask"], device=self.device)
@@ -153,15 +158,7 @@ class ClipEncoder(VisionEncoder):
     def token_spans(self, text: str, *, query: bool = False) -> tuple[Spans, bool]:
         """The spans in ``text`` of the token states kept for it (no prompt: queries and documents alike)."""
         require_offsets(self)
-        tokenized = self.tokenizer(
-            text,
-            truncation=True,
-            max_length=self.max_length,
-            padding=self._text_padding,
-            return_special_tokens_mask=True,
-            return_attention_mask=True,
-            return_offsets_mapping=True,
-        )
+        tokenized = self._tokenize(text, return_offsets_mapping=True)
         keep = self._text_keep(
             torch.tensor(tokenized["input_ids"]),
             torch.tensor(tokenized["attention_mask"]),

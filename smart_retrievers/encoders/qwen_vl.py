@@ -34,7 +34,8 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenize
 
 from ..encoding import Encoding
 from . import model_types_of
-from .base import resolve_file, states_to_encodings
+from .base import states_to_encodings
+from .loading import resolve_file
 from .spans import Spans, kept_spans, require_offsets
 from .vision import ImageGrid, VisionEncoder
 

@@ -24,7 +24,8 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from ..encoding import Encoding
-from .base import BaseEncoder, check_texts, fingerprint_weights, resolve_file, states_to_encodings, tokenizer_limit
+from .base import BaseEncoder, check_texts, states_to_encodings, tokenizer_limit
+from .loading import fingerprint_weights, resolve_file
 from .spans import Spans, kept_spans, require_offsets
 
 POOLING_MODES = ("mean", "cls", "lasttoken")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .evidence import Evidence, Match
+from .evidence import Evidence
 from .matching import match_tokens, query_side
 
 __all__ = ["explain_image"]
@@ -43,36 +43,24 @@ def explain_image(
         )
     q_enc, q_spans = query_side(encoder, query)
     matched = match_tokens(q_enc, d_enc, lambda_pool, lambda_late)
-    matches = []
-    for i, j in enumerate(matched.best):
-        qs, qe = q_spans[i]
+
+    def patch_token(j: int) -> dict[str, Any]:
         cell = grid.cells[j]
         patch = divmod(cell, grid.cols) if cell is not None else None
-        matches.append(
-            Match(
-                query_token=query[qs:qe] if qs is not None else "",
-                query_start=qs,
-                query_end=qe,
-                doc_token=f"patch {patch[0]},{patch[1]}" if patch is not None else "",
-                start=None,
-                end=None,
-                similarity=float(matched.similarities[i]),
-                share=float(matched.shares[i]),
-                doc_position=j,
-                patch=patch,
-                box=grid.cell_box(cell) if cell is not None else None,
-            )
-        )
-    return Evidence(
-        query=query,
-        doc_id=doc_id,
-        text=text,
-        pooled=matched.pooled,
-        late=matched.late,
-        score=matched.score,
-        lambda_pool=lambda_pool,
-        lambda_late=lambda_late,
-        matches=matches,
+        return {
+            "doc_token": f"patch {patch[0]},{patch[1]}" if patch is not None else "",
+            "start": None,
+            "end": None,
+            "patch": patch,
+            "box": grid.cell_box(cell) if cell is not None else None,
+        }
+
+    return matched.evidence(
+        query,
+        q_spans,
+        doc_id,
+        text,
+        patch_token,
         modality="image",
         grid=(grid.rows, grid.cols),
         grid_box=grid.box,

@@ -6,6 +6,7 @@ exactly what a search scores; only the *which token* (the arg max) is evidence's
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from ..encoding import Encoding
 from ..scoring import PackedTokens, fuse, rank
+from .evidence import Evidence, Match
 
 __all__ = ["Matched", "match_tokens", "query_side"]
 
@@ -21,7 +23,8 @@ Span = tuple[int | None, int | None]
 
 @dataclass(frozen=True)
 class Matched:
-    """Per query token: its best document token (``best``), their cosine and its share of the late score; the scores."""
+    """Per query token: its best document token (``best``), their cosine and its share of the late score; the scores
+    and the fusion weights they were fused with."""
 
     best: list[int]
     similarities: np.ndarray
@@ -29,6 +32,47 @@ class Matched:
     pooled: float
     late: float
     score: float
+    lambda_pool: float
+    lambda_late: float
+
+    def evidence(
+        self,
+        query: str,
+        query_spans: Sequence[Span],
+        doc_id: str | None,
+        text: str,
+        doc_token: Callable[[int], dict[str, Any]],
+        **extra: Any,
+    ) -> Evidence:
+        """The :class:`Evidence` of this pair: one :class:`Match` per query token, whose document side
+        (``doc_token``, ``start``, ``end``; ``patch`` and ``box`` for an image) ``doc_token(position)`` gives;
+        ``extra``: the other :class:`Evidence` fields (``truncated``, ``modality``, ``grid``...)."""
+        matches = []
+        for i, j in enumerate(self.best):
+            qs, qe = query_spans[i]
+            matches.append(
+                Match(
+                    query_token=query[qs:qe] if qs is not None else "",
+                    query_start=qs,
+                    query_end=qe,
+                    similarity=float(self.similarities[i]),
+                    share=float(self.shares[i]),
+                    doc_position=j,
+                    **doc_token(j),
+                )
+            )
+        return Evidence(
+            query=query,
+            doc_id=doc_id,
+            text=text,
+            pooled=self.pooled,
+            late=self.late,
+            score=self.score,
+            lambda_pool=self.lambda_pool,
+            lambda_late=self.lambda_late,
+            matches=matches,
+            **extra,
+        )
 
 
 def query_side(encoder: Any, query: str) -> tuple[Encoding, list[Span]]:
@@ -56,4 +100,6 @@ def match_tokens(q_enc: Encoding, d_enc: Encoding, lambda_pool: float, lambda_la
         pooled=float(pooled[0]),
         late=float(late[0]),
         score=float(fuse(pooled, late, lambda_pool, lambda_late)[0]),
+        lambda_pool=lambda_pool,
+        lambda_late=lambda_late,
     )

@@ -9,10 +9,10 @@ rules as its encoding), so spans cannot drift from what was scored. A document c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from .evidence import Evidence, Match
+from .evidence import Evidence
 from .matching import match_tokens, query_side
 
 __all__ = ["explain_text", "explain_texts"]
@@ -55,35 +55,18 @@ def explain_texts(
         if len(d_spans) != len(d_enc.tokens):
             d_spans = [(None, None)] * len(d_enc.tokens)
         matched = match_tokens(q_enc, d_enc, lambda_pool, lambda_late)
-        matches = []
-        for i, j in enumerate(matched.best):
-            qs, qe = q_spans[i]
-            ds, de = d_spans[j]
-            matches.append(
-                Match(
-                    query_token=query[qs:qe] if qs is not None else "",
-                    query_start=qs,
-                    query_end=qe,
-                    doc_token=text[ds:de] if ds is not None else "",
-                    start=ds,
-                    end=de,
-                    similarity=float(matched.similarities[i]),
-                    share=float(matched.shares[i]),
-                    doc_position=j,
-                )
-            )
+        doc_token = _span_token(text, d_spans)
         out.append(
-            Evidence(
-                query=query,
-                doc_id=doc_id,
-                text=text,
-                pooled=matched.pooled,
-                late=matched.late,
-                score=matched.score,
-                lambda_pool=lambda_pool,
-                lambda_late=lambda_late,
-                matches=matches,
-                truncated=truncated or bool(d_enc.truncated),
-            )
+            matched.evidence(query, q_spans, doc_id, text, doc_token, truncated=truncated or bool(d_enc.truncated))
         )
     return out
+
+
+def _span_token(text: str, spans: Sequence[tuple[int | None, int | None]]) -> Callable[[int], dict[str, Any]]:
+    """The document side of a match on ``text``: the token state's character span and its text."""
+
+    def token(j: int) -> dict[str, Any]:
+        start, end = spans[j]
+        return {"doc_token": text[start:end] if start is not None else "", "start": start, "end": end}
+
+    return token

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..codec import TokenCodec, fit_codec
-from ..encoders.base import load_adapter
+from ..encoders.loading import load_adapter
 from ..store import SmartStore, n_tokens_column, tokens_from_arrow, tokens_to_arrow
 
 __all__ = ["adapter_encoder", "fit_texts_codec", "recompress", "reindex_tokens", "set_fitted_codec"]
