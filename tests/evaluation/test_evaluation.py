@@ -25,7 +25,7 @@ from smart_retrievers.evaluation import (
 )
 from smart_retrievers.scoring import PackedTokens, maxsim_flat
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 SCIFACT = SHARED_DATA / "scifact"
 FLICKR = SHARED_DATA / "flickr8k-1k"
 

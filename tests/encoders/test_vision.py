@@ -32,7 +32,7 @@ from smart_retrievers.encoders import (
 from smart_retrievers.evaluation import encode_corpus, load_beir
 from smart_retrievers.store import FingerprintMismatchError
 
-FLICKR = Path(__file__).resolve().parents[2] / "shared" / "data" / "flickr8k-1k"
+FLICKR = Path(__file__).resolve().parents[3] / "shared" / "data" / "flickr8k-1k"
 TEXTS = ["a red star in the night sky", "two children play with a ball on the grass", "A black dog ."]
 
 

@@ -39,7 +39,7 @@ from smart_retrievers.integrations.llama_index import (
 )
 from smart_retrievers.sample_corpus import binding_corpus
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "llama_index_rag.py"
 
 # ---- fixtures ----------------------------------------------------------------------

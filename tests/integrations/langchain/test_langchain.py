@@ -30,7 +30,7 @@ from smart_retrievers import SmartEncoder, SmartIndex  # noqa: E402
 from smart_retrievers.langchain import SmartReranker, SmartRetriever  # noqa: E402
 from smart_retrievers.rerank import SmartScorer  # noqa: E402
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "langchain_rag.py"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "langchain_rag.py"
 
 CORPUS = [
     Document(

@@ -93,7 +93,7 @@ def test_eval_writes_json(beir_dir, tmp_path, capsys):
     results = payload["results"]
     assert set(results) == {"single", "smart-rerank", "smart-exhaustive"}
     assert set(results["single"]) == {"ndcg@10", "recall@100", "mrr@10"}
-    # 5 of 6 answers first with SMART vs 3 of 6 single-vector (see tests/test_index.py)
+    # 5 of 6 answers first with SMART vs 3 of 6 single-vector (see tests/index/test_index.py)
     assert results["smart-exhaustive"]["mrr@10"] > results["single"]["mrr@10"]
     assert results["smart-rerank"] == results["smart-exhaustive"]  # 12 docs < 100 candidates
     assert {"encode_corpus_s", "smart_exhaustive_s"} <= set(payload["timings"])

@@ -35,7 +35,7 @@ from llama_index.core.vector_stores.types import (  # noqa: E402
 from smart_retrievers import SmartEncoder, SmartIndex  # noqa: E402
 from smart_retrievers.llama_index import SmartEmbedding, SmartVectorIndex, SmartVectorStore  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "llama_index_vector_store.py"
 QUERY = "which code labels the red star?"
 

@@ -27,7 +27,7 @@ from smart_retrievers import SmartEncoder, SmartIndex  # noqa: E402
 from smart_retrievers.langchain import SmartEmbeddings, SmartVectorStore  # noqa: E402
 from smart_retrievers.scoring import relevance  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "langchain_vector_store.py"
 
 CORPUS = [
