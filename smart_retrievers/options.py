@@ -9,8 +9,11 @@ from typing import Any, Literal
 
 from .validation import check_count
 
-SearchMode = Literal["rerank", "exhaustive", "pooled"]
-SEARCH_MODES: tuple[str, ...] = ("rerank", "exhaustive", "pooled")
+SearchMode = Literal["hybrid", "rerank", "exhaustive", "pooled", "text"]
+SEARCH_MODES: tuple[str, ...] = ("hybrid", "rerank", "exhaustive", "pooled", "text")
+DEFAULT_MODE: SearchMode = "hybrid"
+"""The default search mode: "hybrid" where the table has a full-text index and the query has text,
+"rerank" otherwise (image queries, tables without one)."""
 Modality = Literal["text", "image"]
 MODALITIES: tuple[str, ...] = ("text", "image")
 DEFAULT_READ_CONSISTENCY = timedelta(0)
@@ -26,16 +29,26 @@ def check_weights(lambda_pool: float, lambda_late: float) -> None:
         raise ValueError(f"lambda_pool and lambda_late must be >= 0 and not both 0, got {lambda_pool}, {lambda_late}")
 
 
+def check_lambda_lex(value: float) -> None:
+    """Raise ValueError unless ``lambda_lex`` is a finite number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"lambda_lex must be a finite number >= 0, got {value!r}")
+
+
 @dataclass(frozen=True)
 class SearchOptions:
     """The settings of one search; None means "the index's default".
 
     Attributes:
         k: number of hits.
-        mode: "rerank" (pooled top-``candidates``, then exact SMART), "exhaustive" (exact
-            SMART over every matching row) or "pooled" (single-vector cosine, the baseline).
-        candidates: pooled candidates re-scored in "rerank" mode.
+        mode: "hybrid" (the default: "rerank" plus lexical evidence, see
+            :mod:`smart_retrievers.lexical`), "rerank" (pooled top-``candidates``, then exact
+            SMART), "exhaustive" (exact SMART over every matching row), "pooled" (single-vector
+            cosine, the baseline) or "text" (BM25 alone, from the full-text index).
+        candidates: pooled candidates re-scored in "rerank" and "hybrid" mode.
+        text_candidates: full-text candidates added to them in "hybrid" mode (None: ``candidates``).
         lambda_pool / lambda_late: fusion weights.
+        lambda_lex: weight of the normalised BM25 term in "hybrid" mode (0: exactly "rerank").
         where: metadata filter (dict or :mod:`smart_retrievers.filters` model).
         modality: only "text" or only "image" rows (None: both).
         nprobes: ANN stage (once :meth:`SmartIndex.optimize` has built the pooled vector
@@ -50,10 +63,12 @@ class SearchOptions:
     """
 
     k: int = 10
-    mode: SearchMode = "rerank"
+    mode: SearchMode = DEFAULT_MODE
     candidates: int | None = None
+    text_candidates: int | None = None
     lambda_pool: float | None = None
     lambda_late: float | None = None
+    lambda_lex: float | None = None
     where: Any = None
     modality: Modality | None = None
     nprobes: int | None = None
@@ -63,8 +78,11 @@ class SearchOptions:
 
     def __post_init__(self) -> None:
         check_count("k", self.k)
-        if self.candidates is not None:
-            check_count("candidates", self.candidates)
+        for name in ("candidates", "text_candidates"):
+            if getattr(self, name) is not None:
+                check_count(name, getattr(self, name))
+        if self.lambda_lex is not None:
+            check_lambda_lex(self.lambda_lex)
         for name in ("nprobes", "ef"):  # ANN knobs
             if getattr(self, name) is not None:
                 check_count(name, getattr(self, name))
@@ -89,13 +107,18 @@ class SearchOptions:
             raise TypeError(f"unknown search option(s) {unknown}; known: {sorted(known)}")
         return replace(self, **{name: value for name, value in changes.items() if value is not None})
 
-    def resolved(self, *, candidates: int, lambda_pool: float, lambda_late: float) -> SearchOptions:
+    def resolved(
+        self, *, candidates: int, lambda_pool: float, lambda_late: float, lambda_lex: float = 0.0
+    ) -> SearchOptions:
         """Every None default filled from the index's; the weights are checked together."""
+        candidates = self.candidates if self.candidates is not None else candidates
         out = replace(
             self,
-            candidates=self.candidates if self.candidates is not None else candidates,
+            candidates=candidates,
+            text_candidates=self.text_candidates if self.text_candidates is not None else candidates,
             lambda_pool=self.lambda_pool if self.lambda_pool is not None else lambda_pool,
             lambda_late=self.lambda_late if self.lambda_late is not None else lambda_late,
+            lambda_lex=self.lambda_lex if self.lambda_lex is not None else lambda_lex,
         )
         check_count("candidates", out.candidates)  # the index's default too
         check_weights(out.lambda_pool, out.lambda_late)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..codec import DEFAULT_COMPRESSION
+from ..lexical import DEFAULT_LAMBDA_LEX
 from .common import check_db, encoder_options, load_model, open_index, table_options
 
 
@@ -22,6 +23,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--candidates", type=int, default=100)
     p.add_argument("--lambda-pool", type=float, default=1.0)
     p.add_argument("--lambda-late", type=float, default=1.0)
+    p.add_argument(
+        "--lambda-lex",
+        type=float,
+        default=DEFAULT_LAMBDA_LEX,
+        help="weight of the lexical (BM25) term in smart-hybrid, at full lexical trust",
+    )
+    p.add_argument(
+        "--no-lexical",
+        action="store_true",
+        help="leave out the lexical methods (bm25, hybrid-rrf, smart-hybrid), which build a full-text index",
+    )
     p.add_argument(
         "--compression",
         default=DEFAULT_COMPRESSION,
@@ -92,6 +104,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         lambda_late=args.lambda_late,
         compression=args.compression,
         encoder=encoder,
+        doc_texts=None if args.no_lexical else [dataset.doc_text(d) for d in doc_ids],
+        query_texts=None if args.no_lexical else [dataset.queries[q] for q in query_ids],
+        lambda_lex=args.lambda_lex,
     )
     timings = {"encode_corpus_s": encode_docs_s, "encode_queries_s": encode_queries_s, **result.timings}
     print(f"{dataset.name} ({args.split}): {len(doc_ids)} docs, {len(query_ids)} queries, model {encoder.name}")

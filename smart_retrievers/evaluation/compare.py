@@ -17,7 +17,9 @@ from tqdm.auto import tqdm
 
 from ..codec import fit_codec
 from ..encoding import Encoding
+from ..lexical import DEFAULT_LAMBDA_LEX
 from ..scoring import PackedTokens, fuse, maxsim_flat, rerank_candidates
+from .hybrid import lexical_rankings
 from .metrics import evaluate_ranking
 
 __all__ = ["METHODS", "Comparison", "compare"]
@@ -76,6 +78,9 @@ def compare(
     fit_docs: int = 1024,
     encoder: Any = None,
     show_progress: bool = True,
+    doc_texts: Sequence[str] | None = None,
+    query_texts: Sequence[str] | None = None,
+    lambda_lex: float = DEFAULT_LAMBDA_LEX,
 ) -> Comparison:
     """Rank with pooled cosine, SMART over the pooled top-``candidates``, and exhaustive SMART.
 
@@ -87,6 +92,9 @@ def compare(
     score them: the codec is fitted on the first ``fit_docs`` documents (a new index's first
     write batch; topped up with ``encoder``'s generic sample when they hold too few
     tokens), every document's tokens are coded, and float queries score the codes.
+
+    With ``doc_texts`` and ``query_texts`` (aligned with ``docs`` / ``queries``), the lexical
+    methods of :mod:`.hybrid` are added: "bm25", "hybrid-rrf" and "smart-hybrid".
     """
     doc_ids = list(doc_ids)
     depth = min(depth, len(doc_ids))
@@ -139,11 +147,32 @@ def compare(
     rankings["smart-exhaustive"] = top
     timings["smart_exhaustive_s"] = time.perf_counter() - start
 
+    if doc_texts is not None and query_texts is not None:
+        start = time.perf_counter()
+        rankings.update(
+            lexical_rankings(
+                doc_texts,
+                query_texts,
+                q_pooled,
+                q_tokens,
+                pooled,
+                d_pooled,
+                d_tokens,
+                candidates=candidates,
+                depth=depth,
+                lambda_pool=lambda_pool,
+                lambda_late=lambda_late,
+                lambda_lex=lambda_lex,
+                codec=codec,
+                show_progress=show_progress,
+            )
+        )
+        timings["lexical_s"] = time.perf_counter() - start
     ranked_ids = {
         method: {qid: [doc_ids[i] for i in rows] for qid, rows in zip(query_ids, rankings[method])}
-        for method in METHODS
+        for method in rankings
     }
-    results = {method: evaluate_ranking(ranked_ids[method], qrels) for method in METHODS}
+    results = {method: evaluate_ranking(ranked_ids[method], qrels) for method in rankings}
     coverage = {}
     for depth_k in sorted({candidates, *COVERAGE_DEPTHS}):
         pools = torch.topk(pooled, min(depth_k, len(doc_ids)), dim=1).indices.tolist()

@@ -17,9 +17,12 @@ __all__ = ["Hit", "hit_from_row", "load_metadata"]
 class Hit:
     """One search result. ``score`` is the fused SMART score used for ranking.
 
-    ``relevance`` is the fused score mapped into [0, 1] by :func:`~smart_retrievers.scoring.relevance`
-    (``clip(score / (lambda_pool + lambda_late), 0, 1)`` with the search's weights): what score
-    thresholds and framework relevance functions use. 0 for rows read without a search.
+    ``score = λ_pool·pooled_score + λ_late·late_score + λ_lex·lex_score`` with the search's
+    weights; ``lex_score`` is the normalised BM25 times the query's lexical trust
+    (:mod:`smart_retrievers.lexical`), 0 outside "hybrid" mode. ``relevance`` is the score mapped
+    into [0, 1] by :func:`~smart_retrievers.scoring.relevance` (``clip(score / Σ weights, 0, 1)``,
+    the lexical weight counted at the query's trust): what score thresholds and framework
+    relevance functions use. 0 for rows read without a search.
     """
 
     id: str
@@ -28,6 +31,7 @@ class Hit:
     score: float = 0.0
     pooled_score: float = 0.0
     late_score: float = 0.0
+    lex_score: float = 0.0
     ref_id: str | None = None
     image: str | None = None
     modality: str = "text"
@@ -50,8 +54,10 @@ def hit_from_row(
     late: Any = 0.0,
     *,
     weights: tuple[float, float] | None = None,
+    lex: Any = 0.0,
 ) -> Hit:
-    """A stored row (``META_COLUMNS``) and its scores as a :class:`Hit`; ``weights`` (the search's) set its relevance."""
+    """A stored row (``META_COLUMNS``) and its scores as a :class:`Hit`; ``weights`` (the search's, the second
+    including the lexical weight in "hybrid" mode) set its relevance."""
     return Hit(
         id=row["id"],
         text=row["text"],
@@ -59,6 +65,7 @@ def hit_from_row(
         score=float(fused),
         pooled_score=float(pooled),
         late_score=float(late),
+        lex_score=float(lex),
         ref_id=row.get("ref_id"),
         image=row.get("image"),
         modality=row.get("modality") or "text",

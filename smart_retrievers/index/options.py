@@ -7,17 +7,21 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from typing import Any, Literal
 
-from ..options import DEFAULT_READ_CONSISTENCY, check_weights
-from ..store import ANN_INDEX_TYPES, DEFAULT_ANN_INDEX, DEFAULT_ANN_MIN_ROWS
+from ..lexical import DEFAULT_LAMBDA_LEX
+from ..options import DEFAULT_READ_CONSISTENCY, check_lambda_lex, check_weights
+from ..store import ANN_INDEX_TYPES, DEFAULT_ANN_INDEX, DEFAULT_ANN_MIN_ROWS, TextIndexSettings
 from ..validation import check_count
 
-__all__ = ["DEFAULT_TOKEN_FETCH", "TOKEN_FETCHES", "IndexOptions", "TokenFetch"]
+__all__ = ["DEFAULT_TEXT_INDEX", "DEFAULT_TOKEN_FETCH", "TOKEN_FETCHES", "IndexOptions", "TokenFetch"]
 
 TokenFetch = Literal["query", "take"]
 TOKEN_FETCHES: tuple[str, ...] = ("query", "take")
 DEFAULT_TOKEN_FETCH: TokenFetch = "query"
 """How "rerank" gets its candidates' tokens: in the pooled search itself ("query"), or by a
 second ``take`` of the candidates' rows by row id ("take"). Measured in benchmarks/scale.py."""
+
+DEFAULT_TEXT_INDEX = TextIndexSettings()
+"""The full-text index a new table gets: English, stemmed, stop words dropped, accents folded."""
 
 FIXED_AT_OPEN = ("compression", "storage_options", "read_consistency_interval", "connect_kwargs")
 """Settings of the connection and the table: an open index cannot change them (:meth:`IndexOptions.updated` refuses)."""
@@ -30,7 +34,11 @@ class IndexOptions:
     Attributes:
         lambda_pool / lambda_late: default fusion weights; None takes the weights saved in the
             table by ``calibrate(save=True)``, else 1.
-        candidates: default number of pooled candidates re-scored in "rerank" mode.
+        lambda_lex: default weight of the lexical (BM25) term in "hybrid" mode.
+        candidates: default number of pooled candidates re-scored in "rerank" and "hybrid" mode.
+        text_index: how the full-text (BM25) index tokenizes (:class:`~smart_retrievers.store.TextIndexSettings`),
+            built by the first write to a new table and kept by ``optimize()``; None: build none
+            (searches then run "rerank" where "hybrid" was asked).
         write_batch_size: rows encoded (and held in memory) at a time in ``add``.
         compression: how token states are stored (a :mod:`smart_retrievers.codec` preset,
             "none", or None: the table's own, else the default preset).
@@ -42,12 +50,14 @@ class IndexOptions:
 
     lambda_pool: float | None = None
     lambda_late: float | None = None
+    lambda_lex: float = DEFAULT_LAMBDA_LEX
     candidates: int = 100
     write_batch_size: int = 1024
     compression: str | None = None
     ann_min_rows: int | None = DEFAULT_ANN_MIN_ROWS
     ann_index_type: str = DEFAULT_ANN_INDEX
     token_fetch: TokenFetch = DEFAULT_TOKEN_FETCH
+    text_index: TextIndexSettings | None = DEFAULT_TEXT_INDEX
     storage_options: Mapping[str, str] | None = None
     read_consistency_interval: timedelta | None = DEFAULT_READ_CONSISTENCY
     connect_kwargs: Mapping[str, Any] = field(default_factory=dict)
@@ -66,6 +76,9 @@ class IndexOptions:
             raise ValueError(f"token_fetch must be one of {TOKEN_FETCHES}, got {self.token_fetch!r}")
         check_count("candidates", self.candidates)
         check_count("write_batch_size", self.write_batch_size)
+        check_lambda_lex(self.lambda_lex)
+        if self.text_index is not None and not isinstance(self.text_index, TextIndexSettings):
+            raise ValueError(f"text_index must be a TextIndexSettings or None, got {self.text_index!r}")
 
     def updated(self, **changes: Any) -> IndexOptions:
         """A checked copy with ``changes``; unknown names raise TypeError, connection and table settings ValueError."""

@@ -1,5 +1,10 @@
-"""The search modes: each is one function ``(store, query, where_sql, options, settings) -> hits``.
+"""The search modes: each is one function ``(store, query, where_sql, options, settings, text) -> hits``.
 
+* "hybrid" (the default): "rerank"'s candidates plus the full-text top-``text_candidates``, ranked by
+  exact SMART plus ``λ_lex`` times the normalised BM25 at the query's lexical trust
+  (:mod:`smart_retrievers.lexical`); "rerank" where the table has no full-text index or the query
+  no text, and exactly "rerank" when the trust or ``λ_lex`` is 0;
+* "text": BM25 alone, from the full-text index;
 * "rerank": the pooled top-``candidates`` (ANN or flat, with the SQL prefilter), then exact SMART
   on their token states; the tokens come with the pooled search (``token_fetch="query"``) or by a
   second read of the candidates' rows (``"take"``);
@@ -11,11 +16,14 @@ A new mode is one function and one entry of :data:`MODES`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
+import numpy as np
 import pyarrow as pa
 
 from ..encoding import Encoding
+from ..lexical import lexical_scores, lexical_weight, mean_words, normalised_bm25
 from ..options import SearchOptions
 from ..scoring import Ranking, rank
 from ..store import META_COLUMNS, SmartStore, tokens_from_arrow, vectors_block
@@ -24,18 +32,25 @@ from .options import IndexOptions
 
 __all__ = ["MODES", "rank_rows", "run_search"]
 
-SearchFunction = Callable[[SmartStore, Encoding, "str | None", SearchOptions, IndexOptions], list[Hit]]
+logger = logging.getLogger(__name__)
+
+SearchFunction = Callable[[SmartStore, Encoding, "str | None", SearchOptions, IndexOptions, "str | None"], list[Hit]]
 
 
-def run_search(store: SmartStore, query: Encoding, opts: SearchOptions, settings: IndexOptions) -> list[Hit]:
-    """``opts`` (resolved) searched in its mode: the filter and modality rendered to SQL once, then the mode's function."""
+def run_search(
+    store: SmartStore, query: Encoding, opts: SearchOptions, settings: IndexOptions, *, text: str | None = None
+) -> list[Hit]:
+    """``opts`` (resolved) searched in its mode: the filter and modality rendered to SQL once, then the mode's function.
+
+    ``text`` is the query's words, for the full-text index ("hybrid", "text").
+    """
     if store.table is None:  # nothing written yet: no fields to filter on, no hits
         return []
     where_sql = store.where_sql(opts.where)
     modality_sql = None if opts.modality is None else store.modality_sql(opts.modality)
     if modality_sql is not None:
         where_sql = f"({where_sql}) AND {modality_sql}" if where_sql else modality_sql
-    return MODES[opts.mode](store, query, where_sql, opts, settings)
+    return MODES[opts.mode](store, query, where_sql, opts, settings, text)
 
 
 def rank_rows(
@@ -70,7 +85,12 @@ def _ann(opts: SearchOptions) -> dict:
 
 
 def search_pooled(
-    store: SmartStore, query: Encoding, where_sql: str | None, opts: SearchOptions, settings: IndexOptions
+    store: SmartStore,
+    query: Encoding,
+    where_sql: str | None,
+    opts: SearchOptions,
+    settings: IndexOptions,
+    text: str | None = None,
 ) -> list[Hit]:
     """The pooled top-``k`` by cosine alone (weights 1 / 0)."""
     rows = store.search_pooled(query.pooled, opts.k, where=where_sql, columns=[*META_COLUMNS, "vector"], **_ann(opts))
@@ -78,9 +98,21 @@ def search_pooled(
 
 
 def search_rerank(
-    store: SmartStore, query: Encoding, where_sql: str | None, opts: SearchOptions, settings: IndexOptions
+    store: SmartStore,
+    query: Encoding,
+    where_sql: str | None,
+    opts: SearchOptions,
+    settings: IndexOptions,
+    text: str | None = None,
 ) -> list[Hit]:
     """The pooled top-``candidates``, ranked by exact SMART on their token states."""
+    return _ranked_hits(store, query, _pooled_candidates(store, query, where_sql, opts, settings), opts)
+
+
+def _pooled_candidates(
+    store: SmartStore, query: Encoding, where_sql: str | None, opts: SearchOptions, settings: IndexOptions
+) -> pa.Table:
+    """The pooled top-``candidates`` rows with ``META_COLUMNS``, ``vector`` and ``tokens``."""
     n_candidates = max(opts.k, opts.candidates)
     if settings.token_fetch == "query":
         columns = [*META_COLUMNS, "vector", "tokens"]
@@ -96,11 +128,16 @@ def search_rerank(
         )
         tokens = store.take_rows(found.column("_rowid").to_pylist(), ["tokens"])
         rows = found.drop_columns(["_rowid"]).append_column("tokens", tokens.column("tokens"))
-    return _ranked_hits(store, query, rows, opts)
+    return rows
 
 
 def search_exhaustive(
-    store: SmartStore, query: Encoding, where_sql: str | None, opts: SearchOptions, settings: IndexOptions
+    store: SmartStore,
+    query: Encoding,
+    where_sql: str | None,
+    opts: SearchOptions,
+    settings: IndexOptions,
+    text: str | None = None,
 ) -> list[Hit]:
     """Exact SMART over every matching row, batch by batch, keeping the best ``k`` (ties: table order)."""
     best: list[tuple[float, int, dict, float, float]] = []
@@ -118,5 +155,96 @@ def search_exhaustive(
     return [hit_from_row(m, f, p, late, weights=weights) for f, _, m, p, late in best]
 
 
-MODES: dict[str, SearchFunction] = {"rerank": search_rerank, "pooled": search_pooled, "exhaustive": search_exhaustive}
+_warned_no_text_index: set[tuple[str, str]] = set()
+
+
+def _has_text_index(store: SmartStore) -> bool:
+    """Whether the table has its full-text index; the first time it has none, say how to build it."""
+    if store.text_index is not None:
+        return True
+    key = (str(store.uri), store.table_name)
+    if key not in _warned_no_text_index:
+        _warned_no_text_index.add(key)
+        logger.warning(
+            "table %r has no full-text index: 'hybrid' searches rank as 'rerank' until optimize() builds it",
+            store.table_name,
+        )
+    return False
+
+
+def search_hybrid(
+    store: SmartStore,
+    query: Encoding,
+    where_sql: str | None,
+    opts: SearchOptions,
+    settings: IndexOptions,
+    text: str | None = None,
+) -> list[Hit]:
+    """Exact SMART plus lexical evidence over the pooled top-``candidates`` ∪ the BM25 top-``text_candidates``.
+
+    The pooled candidates come first; their mean length in words gates the lexical term
+    (short texts: none, and no full-text query is made); then the full-text search gives the
+    query's BM25 scores (same filter, prefiltered) and its lexical trust. Candidates the
+    full-text search did not return have BM25 0.
+    """
+    if not text or not opts.lambda_lex or not _has_text_index(store):
+        return search_rerank(store, query, where_sql, opts, settings)
+    rows = _pooled_candidates(store, query, where_sql, opts, settings)
+    words = mean_words(rows.column("text").to_pylist())
+    if lexical_weight(mean_words=words, best_bm25=1.0, n_terms=1, n_rows=1) == 0.0:  # the length gate alone
+        return _ranked_hits(store, query, rows, opts)
+    found = store.search_text(text, opts.text_candidates, columns=["id"], where=where_sql, with_row_id=True)
+    bm25 = dict(zip(found.column("id").to_pylist(), found.column("_score").to_pylist()))
+    best = max(bm25.values(), default=0.0)
+    _, trust = lexical_scores([], best_bm25=best, words=words, text=text, n_rows=store.count())
+    if trust == 0.0:
+        return _ranked_hits(store, query, rows, opts)
+    pooled_ids = set(rows.column("id").to_pylist())
+    new_rows = [
+        r for i, r in zip(found.column("id").to_pylist(), found.column("_rowid").to_pylist()) if i not in pooled_ids
+    ]
+    if new_rows:
+        taken = store.take_rows(new_rows, rows.column_names)
+        rows = pa.concat_tables([rows, taken.cast(rows.schema)])
+    lex = trust * np.asarray([bm25.get(i, 0.0) for i in rows.column("id").to_pylist()]) / best
+    ranking = rank_rows(store, query, rows, opts, k=len(rows))
+    total = np.asarray(ranking.fused, dtype=np.float64) + opts.lambda_lex * lex
+    order = sorted(range(len(rows)), key=lambda i: -total[i])[: opts.k]
+    meta = rows.select(META_COLUMNS).to_pylist()
+    weights = (opts.lambda_pool, opts.lambda_late + opts.lambda_lex * trust)
+    return [
+        hit_from_row(meta[i], total[i], ranking.pooled[i], ranking.late[i], weights=weights, lex=lex[i]) for i in order
+    ]
+
+
+def search_text(
+    store: SmartStore,
+    query: Encoding,
+    where_sql: str | None,
+    opts: SearchOptions,
+    settings: IndexOptions,
+    text: str | None = None,
+) -> list[Hit]:
+    """BM25 alone: ``score`` is the BM25 score, ``lex_score`` and ``relevance`` it over the query's best."""
+    if not text:
+        raise ValueError("mode='text' needs a query text (an image or a bare vector has no words to match)")
+    if store.text_index is None:
+        raise ValueError(f"table {store.table_name!r} has no full-text index: call optimize() to build it")
+    found = store.search_text(text, opts.k, columns=META_COLUMNS, where=where_sql)
+    scores = found.column("_score").to_pylist()
+    lex = normalised_bm25(scores)
+    meta = found.select(META_COLUMNS).to_pylist()
+    hits = [hit_from_row(row, score, lex=lex[i]) for i, (row, score) in enumerate(zip(meta, scores))]
+    for hit in hits:
+        hit.relevance = hit.lex_score
+    return hits
+
+
+MODES: dict[str, SearchFunction] = {
+    "hybrid": search_hybrid,
+    "rerank": search_rerank,
+    "pooled": search_pooled,
+    "exhaustive": search_exhaustive,
+    "text": search_text,
+}
 """Search mode (``SearchOptions.mode``) -> the function that runs it."""

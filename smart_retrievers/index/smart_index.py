@@ -20,13 +20,14 @@ from ..encoders.images import IMAGE_TYPES, ImageInput
 from ..encoding import Encoder, Encoding
 from ..evaluation.calibrate import Calibration, calibrate_index
 from ..explain import Evidence, explain_row
+from ..lexical import DEFAULT_LAMBDA_LEX
 from ..options import DEFAULT_READ_CONSISTENCY, SearchOptions
-from ..store import DEFAULT_ANN_INDEX, DEFAULT_ANN_MIN_ROWS, META_COLUMNS, SmartStore
+from ..store import DEFAULT_ANN_INDEX, DEFAULT_ANN_MIN_ROWS, META_COLUMNS, SmartStore, TextIndexSettings, vectors_block
 from ..upgrade import upgrade_table
 from ..validation import check_text
 from .hits import Hit, hit_from_row
 from .maintenance import UpkeepVerbs
-from .options import DEFAULT_TOKEN_FETCH, IndexOptions, TokenFetch
+from .options import DEFAULT_TEXT_INDEX, DEFAULT_TOKEN_FETCH, IndexOptions, TokenFetch
 from .search import run_search
 from .vectors import mmr_select, vector_query
 from .writes import WriteVerbs
@@ -50,8 +51,9 @@ class SmartIndex(WriteVerbs, UpkeepVerbs):
             all-MiniLM-L6-v2 when None; a hub id or local model directory (str or path) is
             loaded through :func:`~smart_retrievers.encoders.load_encoder` (text or vision).
         table: table name inside the database.
-        lambda_pool / lambda_late / candidates / write_batch_size / compression / ann_min_rows /
-            ann_index_type / token_fetch / storage_options / read_consistency_interval: the
+        lambda_pool / lambda_late / lambda_lex / candidates / write_batch_size / compression /
+            ann_min_rows / ann_index_type / token_fetch / text_index / storage_options /
+            read_consistency_interval: the
             :class:`~smart_retrievers.index.IndexOptions` (see there); ``compression`` is
             ``"pca128-sign"`` style presets or ``"none"``, fitted on the first write; an existing
             table keeps its own (None). ``read_consistency_interval`` is how often a read looks for
@@ -79,6 +81,7 @@ class SmartIndex(WriteVerbs, UpkeepVerbs):
 
     lambda_pool = _setting("lambda_pool")
     lambda_late = _setting("lambda_late")
+    lambda_lex = _setting("lambda_lex")
     candidates = _setting("candidates")
     write_batch_size = _setting("write_batch_size")
     ann_min_rows = _setting("ann_min_rows")
@@ -93,12 +96,14 @@ class SmartIndex(WriteVerbs, UpkeepVerbs):
         *,
         lambda_pool: float | None = None,
         lambda_late: float | None = None,
+        lambda_lex: float = DEFAULT_LAMBDA_LEX,
         candidates: int = 100,
         write_batch_size: int = 1024,
         compression: str | None = None,
         ann_min_rows: int | None = DEFAULT_ANN_MIN_ROWS,
         ann_index_type: str = DEFAULT_ANN_INDEX,
         token_fetch: TokenFetch = DEFAULT_TOKEN_FETCH,
+        text_index: TextIndexSettings | None = DEFAULT_TEXT_INDEX,
         storage_options: Mapping[str, str] | None = None,
         read_consistency_interval: timedelta | None = DEFAULT_READ_CONSISTENCY,
         **connect_kwargs: Any,
@@ -106,12 +111,14 @@ class SmartIndex(WriteVerbs, UpkeepVerbs):
         options = IndexOptions(  # every setting is checked before the model loads
             lambda_pool=lambda_pool,
             lambda_late=lambda_late,
+            lambda_lex=lambda_lex,
             candidates=candidates,
             write_batch_size=write_batch_size,
             compression=compression,
             ann_min_rows=ann_min_rows,
             ann_index_type=ann_index_type,
             token_fetch=token_fetch,
+            text_index=text_index,
             storage_options=storage_options,
             read_consistency_interval=read_consistency_interval,
             connect_kwargs=connect_kwargs,
@@ -179,6 +186,11 @@ class SmartIndex(WriteVerbs, UpkeepVerbs):
         """Stored items for these ids, in the given order (missing ids are skipped; scores are 0)."""
         return [hit_from_row(row) for row in self.store.get(ids).to_pylist()]
 
+    def pooled_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored pooled vectors (float32) of these ids; missing ids are absent."""
+        rows = self.store.get(ids, columns=["id", "vector"])
+        return dict(zip(rows.column("id").to_pylist(), vectors_block(rows.column("vector")).numpy()))
+
     def rows(self, where: Any = None, *, batch_size: int = 2048) -> Iterator[Hit]:
         """Every stored item (matching ``where``), streamed in table order, without vectors (scores are 0)."""
         if self.store.table is None:
@@ -192,15 +204,16 @@ class SmartIndex(WriteVerbs, UpkeepVerbs):
         """Search with SMART scoring: the ``k`` (default 10) best rows for the query text.
 
         ``options`` is a :class:`~smart_retrievers.options.SearchOptions`; ``k`` and ``settings`` (any of
-        its fields: ``where``, ``candidates``, ``mode`` ("rerank", "exhaustive" or "pooled"),
-        ``lambda_pool`` / ``lambda_late``, ``modality``, the ANN knobs) override it; None means
-        the index's default.
+        its fields: ``where``, ``candidates``, ``mode`` ("hybrid", the default, "rerank",
+        "exhaustive", "pooled" or "text"), ``lambda_pool`` / ``lambda_late`` / ``lambda_lex``,
+        ``modality``, the ANN knobs) override it; None means the index's default.
         """
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
         check_text(query, what="query")  # a lone surrogate: a clear error, not the tokenizer's
         opts = (options or SearchOptions()).updated(k=k, **settings)
-        return self.search_encoded(self.encoder.encode_queries([query], show_progress=False)[0], options=opts)
+        encoded = self.encoder.encode_queries([query], show_progress=False)[0]
+        return self.search_encoded(encoded, options=opts, text=query)
 
     def search_image(
         self,
@@ -224,13 +237,20 @@ class SmartIndex(WriteVerbs, UpkeepVerbs):
             check_text(text, what="text")
         opts = (options or SearchOptions()).updated(k=k, **settings)
         query = self._image_encoder().encode_inputs(texts=[text], images=[image], query=True, show_progress=False)[0]
-        return self.search_encoded(query, options=opts)
+        return self.search_encoded(query, options=opts)  # an image query has no words for the full-text index
 
     def search_encoded(
-        self, query: Encoding, k: int | None = None, *, options: SearchOptions | None = None, **settings: Any
+        self,
+        query: Encoding,
+        k: int | None = None,
+        *,
+        options: SearchOptions | None = None,
+        text: str | None = None,
+        **settings: Any,
     ) -> list[Hit]:
-        """:meth:`search` for an already encoded query (text or image)."""
-        return run_search(self.store, query, self.resolve(options, k=k, **settings), self.options)
+        """:meth:`search` for an already encoded query (text or image); ``text`` (the query's words) feeds
+        the full-text index in "hybrid" and "text" mode (without it, "hybrid" ranks as "rerank")."""
+        return run_search(self.store, query, self.resolve(options, k=k, **settings), self.options, text=text)
 
     def search_by_vector(
         self, vector: Sequence[float] | np.ndarray, k: int | None = None, *, where: Any = None
@@ -267,7 +287,12 @@ class SmartIndex(WriteVerbs, UpkeepVerbs):
     def resolve(self, options: SearchOptions | None = None, **settings: Any) -> SearchOptions:
         """``options`` with ``settings`` applied and every default taken from this index."""
         opts = (options or SearchOptions()).updated(**settings)
-        return opts.resolved(candidates=self.candidates, lambda_pool=self.lambda_pool, lambda_late=self.lambda_late)
+        return opts.resolved(
+            candidates=self.candidates,
+            lambda_pool=self.lambda_pool,
+            lambda_late=self.lambda_late,
+            lambda_lex=self.lambda_lex,
+        )
 
     def explain(
         self,

@@ -149,9 +149,11 @@ class WriteVerbs:
 
         The first batch fits the table's codec if it has none yet. ``total`` sizes the progress
         bar; ``metadatas``, when known up front, lets field types be checked before the first
-        batch. Returns the number of rows written.
+        batch. Returns the number of rows written. The call that creates the table also builds its
+        full-text index (an index-only commit after the rows'; ``text_index=None``: none).
         """
         self.last_truncated = 0
+        creates = self.store.table is None
         written, self.last_truncated = ingest.write_records(
             self.store,
             self.encoder,
@@ -161,6 +163,8 @@ class WriteVerbs:
             show_progress=show_progress,
             metadatas=metadatas,
         )
+        if creates and written and self.options.text_index is not None:
+            self.store.build_text_index(self.options.text_index)
         return written
 
     def _write(

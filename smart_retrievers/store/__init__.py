@@ -20,6 +20,7 @@ from .arrow import (
 )
 from .codec_table import CODEC_TABLE_SUFFIX, load_codec, save_codec
 from .errors import DuplicateIdError, FingerprintMismatchError, TableNotFoundError, UpgradedTableError
+from .fulltext import TextIndexSettings
 from .info import TableInfo
 from .layout import NATIVE, TableLayout
 from .query import DEFAULT_EF, DEFAULT_NPROBES, DEFAULT_REFINE_FACTOR
@@ -67,6 +68,7 @@ __all__ = [
     "TableInfo",
     "TableLayout",
     "TableNotFoundError",
+    "TextIndexSettings",
     "UpgradedTableError",
     "describe_mismatch",
     "is_coded",

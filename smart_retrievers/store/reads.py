@@ -13,6 +13,7 @@ from ..codec import TokenCodec
 from ..filters import parse_filter, to_sql
 from ..validation import id_list
 from .arrow import in_order
+from .fulltext import text_index, text_query
 from .layout import TableLayout, logical_rows, read_columns
 from .query import pooled_query
 from .schema import META_COLUMNS, FieldTypes
@@ -78,6 +79,33 @@ class TableReads:
             return self._empty(columns)
         found = self.pooled_query(vector, k, columns=columns, **query_options).to_arrow()
         return self._logical(found, columns, extra=["_rowid"] if "_rowid" in found.column_names else [])
+
+    @property
+    def text_index(self) -> Any:
+        """The full-text (BM25) index on the text column (LanceDB's index config), or None."""
+        return text_index(self.table, self.layout.text)
+
+    def search_text(
+        self,
+        text: str,
+        k: int,
+        *,
+        columns: Sequence[str] = META_COLUMNS,
+        where: str | None = None,
+        with_row_id: bool = False,
+    ) -> pa.Table:
+        """Top-k rows by BM25 on the text column (needs :attr:`text_index`), filter applied first, plus ``_score``.
+
+        Rows written since the index was last updated are searched too. ``with_row_id=True``
+        adds ``_rowid`` (for :meth:`take_rows`).
+        """
+        if self.table is None:
+            return self._empty(columns).append_column("_score", pa.array([], pa.float32()))
+        found = text_query(
+            self._table, self.layout.text, text, k, select=self._physical(columns), where=where, with_row_id=with_row_id
+        ).to_arrow()
+        extra = ["_score", *(["_rowid"] if with_row_id else [])]
+        return self._logical(found, columns, extra=extra)
 
     def take_rows(self, row_ids: Sequence[int], columns: Sequence[str]) -> pa.Table:
         """The ``columns`` of the rows with these LanceDB ``_rowid`` values, in the order given."""

@@ -24,6 +24,7 @@ from .arrow import Record
 from .codec_table import load_codec, save_codec
 from .connection import connect, existing_fingerprint
 from .errors import FingerprintMismatchError, UpgradedTableError
+from .fulltext import TextIndexSettings, create_text_index
 from .info import TableInfo, table_info
 from .layout import NATIVE, TableLayout
 from .reads import TableReads
@@ -322,4 +323,13 @@ class SmartStore(TableReads):
         ``options``: :func:`~smart_retrievers.store.upkeep.optimize_table`'s (``cleanup_older_than``,
         ``delete_unverified``, ``ann_min_rows``, ``index_type``, ``num_partitions``, ``rebuild_index``).
         """
-        return optimize_table(self.table, self.layout.vector, **options)
+        return optimize_table(self.table, self.layout.vector, text_column=self.layout.text, **options)
+
+    def build_text_index(self, settings: TextIndexSettings | None = None) -> None:
+        """Build the full-text (BM25) index on the text column over every row (one index commit).
+
+        ``optimize()`` builds it when missing and keeps it up to date; rows written since are
+        searched exhaustively until then.
+        """
+        if self.table is not None:
+            create_text_index(self._table, self.layout.text, settings or TextIndexSettings())

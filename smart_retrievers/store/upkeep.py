@@ -1,4 +1,5 @@
-"""Table upkeep: compaction, old versions and the pooled ANN index (defaults measured in benchmarks/scale.py)."""
+"""Table upkeep: compaction, old versions, the pooled ANN index (defaults measured in benchmarks/scale.py) and the
+full-text index."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+
+from .fulltext import TextIndexSettings, create_text_index, text_index
 
 ANN_INDEX_TYPES: tuple[str, ...] = (
     "IVF_FLAT",
@@ -50,6 +53,9 @@ class OptimizeReport:
         index_name / index_type: the vector index after the call (None: no index).
         indexed_rows / unindexed_rows: rows the index covers / rows still searched flat.
         index_seconds: time spent training the index (0 when not built).
+        text_index_built: True when this call built the full-text (BM25) index on the text column.
+        text_indexed_rows / text_unindexed_rows: rows the full-text index covers / rows it still
+            searches exhaustively (both 0 without one).
         optimize_seconds: time in LanceDB's ``optimize`` (compaction, cleanup, index update).
         seconds: the whole call.
     """
@@ -65,6 +71,9 @@ class OptimizeReport:
     indexed_rows: int = 0
     unindexed_rows: int = 0
     index_seconds: float = 0.0
+    text_index_built: bool = False
+    text_indexed_rows: int = 0
+    text_unindexed_rows: int = 0
     optimize_seconds: float = 0.0
     seconds: float = 0.0
 
@@ -104,6 +113,8 @@ def optimize_table(
     index_type: str = DEFAULT_ANN_INDEX,
     num_partitions: int | None = None,
     rebuild_index: bool = False,
+    text_column: str | None = None,
+    text_settings: TextIndexSettings | None = None,
 ) -> OptimizeReport:
     """Compact a LanceDB ``table`` (None: not created yet), drop old versions, and keep its ANN index on ``column``.
 
@@ -117,7 +128,10 @@ def optimize_table(
        (None: never), or ``rebuild_index`` is set, a LanceDB ``index_type`` index with
        cosine distance is trained on every row (``num_partitions`` None: LanceDB's own
        choice from the row count).
-    3. Versions past ``cleanup_older_than`` are removed once more, so that those the
+    3. With a ``text_column``, the full-text (BM25) index on it is built once the table has
+       rows and none exists (``text_settings``, None: the defaults); step 1 keeps an existing
+       one up to date.
+    4. Versions past ``cleanup_older_than`` are removed once more, so that those the
        steps above committed go too when the retention allows.
     """
     _check_options(index_type, ann_min_rows, cleanup_older_than)
@@ -140,7 +154,10 @@ def optimize_table(
         table.create_index(column, config=ann_config(index_type, num_partitions), replace=True)
         report.index_built = True
         report.index_seconds = time.perf_counter() - index_start
-    if cleanup_older_than is not None and (existing is not None or report.index_built):
+    if text_column is not None and report.rows and text_index(table, text_column) is None:
+        create_text_index(table, text_column, text_settings or TextIndexSettings())
+        report.text_index_built = True
+    if cleanup_older_than is not None and (existing is not None or report.index_built or report.text_index_built):
         # the versions committed after LanceDB's cleanup step (the index build, an index remapped by
         # the compaction) hold whole index copies: a second pass (no compaction left to do) drops them
         # too, retention permitting
@@ -155,6 +172,10 @@ def optimize_table(
         report.index_type = _INDEX_TYPE_NAMES.get(index.index_type, index.index_type)
         report.indexed_rows = index.num_indexed_rows
         report.unindexed_rows = index.num_unindexed_rows
+    fulltext = None if text_column is None else text_index(table, text_column)
+    if fulltext is not None:
+        report.text_indexed_rows = fulltext.num_indexed_rows
+        report.text_unindexed_rows = fulltext.num_unindexed_rows
     report.seconds = time.perf_counter() - start
     return report
 
