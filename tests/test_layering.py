@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "options": 0,
     "codec": 0,
     "scoring": 0,
+    "lexical": 0,
     "progress": 0,
     "validation": 0,
     "cache": 0,
