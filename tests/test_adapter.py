@@ -186,7 +186,7 @@ def test_reindex_tokens_swaps_the_adapter(tmp_path, encoder, adapter_dir):
     version = index.store.version
 
     assert index.reindex_tokens(adapter_dir, batch_size=2) == len(TEXTS)
-    assert index.store.version == version + 1
+    assert index.store.version > version  # hidden columns added, swapped in one commit, the old ones dropped
     assert index.encoder.token_dim == 8 and index.store.fingerprint["token_dim"] == 8
     after = {h.id: h for h in index.get(ids)}
     assert {k: (h.text, h.metadata, h.ref_id) for k, h in after.items()} == {

@@ -1,7 +1,8 @@
 """Token-state upkeep of a written table: the codec (fit, recompress) and re-encoding with another adapter.
 
 Every rewrite goes through :meth:`SmartStore.replace_tokens <smart_retrievers.store.SmartStore.replace_tokens>`:
-one overwrite commit, so readers see the old table or the new one, never a mix.
+only the token columns are rewritten and swapped in by one commit, so readers see the old states or the new
+ones, never a mix, and rows other writers commit meanwhile are kept (and coded too).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def reindex_tokens(
     store: SmartStore, encoder: Any, *, batch_size: int = 1024, show_progress: bool | None = None
 ) -> int:
     """Re-encode every stored text's token states with ``encoder`` (which differs from the table's only by
-    its adapter), as one overwrite commit with the new fingerprint. Returns the rows re-encoded.
+    its adapter), swapped in by one commit with the new fingerprint. Returns the rows re-encoded.
 
     Refused before anything is encoded: an upgraded table (its owner's store writes its rows:
     :class:`~smart_retrievers.store.UpgradedTableError`), another model (ValueError), image rows
@@ -113,7 +114,7 @@ def recompress(
     show_progress: bool | None = None,
 ) -> int:
     """Code a float16 table's stored token states into ``compression`` (fitted on the first ``sample_rows``
-    rows), without re-encoding, as one overwrite commit. Returns the rows rewritten."""
+    rows), without re-encoding, swapped in by one commit (concurrent writers' rows are kept). Returns the rows rewritten."""
     if compression == "none" or store.compression != "none":
         raise ValueError(
             f"recompress() codes a float16 table; this one is {store.compression!r} and "

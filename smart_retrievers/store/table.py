@@ -114,6 +114,18 @@ class SmartStore(TableReads):
         """Open the table if it exists (now, or since another writer created it), checking it fits."""
         if self._table is None and self.table_name in self.db.table_names():
             self._adopt(self.db.open_table(self.table_name))
+        elif self._table is not None and self.layout.native:
+            self._follow_rewrite()
+
+    def _follow_rewrite(self) -> None:
+        """Take up the codec another handle's ``recompress`` committed (a changed adapter is refused)."""
+        schema = self._table.schema
+        codec_ref = stored_codec_ref(schema)
+        if codec_ref != self.codec_ref and (codec_ref is not None or self.codec is not None):
+            check_fingerprint(schema, self.fingerprint, f"table {self.table_name!r} at {self.uri}")
+            self.codec, self.codec_ref = load_codec(self.db, codec_ref), codec_ref
+            self.compression = self.codec.preset if self.codec else "none"
+
 
     def _adopt(self, table: Any) -> None:
         """Use ``table`` (opened, or created first by another writer) with its own codec."""
@@ -261,7 +273,7 @@ class SmartStore(TableReads):
     def replace_tokens(
         self, transform: TokenTransform, fingerprint: Mapping[str, Any], *, codec: TokenCodec | None, **options: Any
     ) -> int:
-        """Rewrite ``tokens`` / ``n_tokens`` of every row in one overwrite commit; returns the number of rows.
+        """Rewrite ``tokens`` / ``n_tokens`` of every row, swapped in by one commit; returns the number of rows.
 
         ``transform`` maps a batch of stored rows to its new columns, coded by ``codec`` (None:
         float16 states); ``codec`` and ``fingerprint`` become the table's. ``options``:

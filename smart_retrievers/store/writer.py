@@ -189,8 +189,47 @@ def records_to_arrow(records: Sequence[Record], schema: pa.Schema, codec: TokenC
     return pa.Table.from_pydict(columns, schema=schema)
 
 
-def record_field_types(table: Any, types: Mapping[str, str], attempts: int = 20) -> None:
-    """Widen the field map stored on a native ``table`` to cover ``types`` (retrying over concurrent updates)."""
+def record_field_types(table: Any, types: Mapping[str, str], attempts: int = 50) -> None:
+    """Widen the field map stored on a native ``table`` to cover ``types``, never losing another writer's fields.
+
+    The map is read at a version and the widened map committed against that version
+    (Lance's conflict detection: a concurrent update of the map makes the commit fail),
+    then re-read and merged again until a commit lands on top of what it read.
+    """
+    try:
+        dataset = table.to_lance()
+    except (AttributeError, NotImplementedError, ValueError):  # a remote table: LanceDB's own update
+        dataset = None
+    if dataset is None:
+        _record_field_types_remote(table, types, attempts)
+        return
+    import lance  # noqa: PLC0415 (pylance comes with lancedb)
+    from lance.commit import CommitConflictError  # noqa: PLC0415
+
+    for _ in range(attempts):
+        dataset = dataset.checkout_version(dataset.latest_version)
+        stored = schema_field_types(dataset.schema, NATIVE)
+        widened = widen_field_types(stored, types)
+        if widened == stored:
+            table.checkout_latest()
+            return
+        update = lance.LanceOperation.UpdateMap({FIELDS_KEY: json.dumps(widened, sort_keys=True)})
+        field_id = dataset.lance_schema.field("metadata").id()
+        operation = lance.LanceOperation.UpdateConfig(field_metadata_updates={field_id: update})
+        try:
+            lance.LanceDataset.commit(dataset, operation, read_version=dataset.version, max_retries=0)
+        except CommitConflictError:  # another writer committed a map meanwhile: re-read, merge, retry
+            continue
+        except OSError as exc:  # that version's manifest was written meanwhile
+            if "exist" not in str(exc).lower() and "conflict" not in str(exc).lower():
+                raise
+            continue
+        table.checkout_latest()
+        return
+    raise RuntimeError(f"could not record metadata field types after {attempts} concurrent updates")
+
+
+def _record_field_types_remote(table: Any, types: Mapping[str, str], attempts: int) -> None:
     for _ in range(attempts):
         stored = schema_field_types(table.schema, NATIVE)
         widened = widen_field_types(stored, types)

@@ -1,0 +1,127 @@
+"""Token rewrites (recompress, reindex_tokens) keep rows other writers commit while they run (issue 25: 1).
+
+The rewrite is driven from inside: another handle writes in the middle of the column
+computation and right before the swap commit, the windows in which the old overwrite (from
+the version it started from) erased other writers' rows and broke their handles.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import lance
+import numpy as np
+
+from smart_retrievers.index import SmartIndex, upkeep
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
+from hash_encoder import HashEncoder  # noqa: E402
+
+PRESET = "pca16-int8"
+
+
+def _float_index(path: str, n: int = 40) -> SmartIndex:
+    index = SmartIndex(path, encoder=HashEncoder(), compression="none", write_batch_size=8)
+    for start in range(0, n, 10):  # several fragments
+        ids = [f"d{i}" for i in range(start, start + 10)]
+        index.add([f"base text {i}" for i in range(start, start + 10)], ids=ids, metadatas=[{"n": 1}] * 10)
+    return index
+
+
+def _check_coded(index: SmartIndex, expected: dict[str, str]) -> None:
+    rows = index.store.table.to_arrow().to_pylist()
+    assert {r["id"]: r["text"] for r in rows} == expected
+    assert index.store.compression == PRESET and index.store.codec is not None
+    assert not [c for c in index.store.table.schema.names if c.startswith("__smart")]
+    for row in rows:  # every row holds codes of its own text's states
+        assert isinstance(row["tokens"], bytes | list) and row["n_tokens"] == len(
+            HashEncoder().encode_documents([row["text"]])[0].tokens
+        )
+    for text_id, text in list(expected.items())[:: max(1, len(expected) // 8)]:
+        assert index.search(text, k=1)[0].id == text_id
+
+
+def test_recompress_keeps_rows_written_while_it_computes(tmp_path, monkeypatch):
+    path = str(tmp_path / "db")
+    index = _float_index(path)
+    other = SmartIndex(path, encoder=HashEncoder())  # another writer's handle, opened before
+    expected = {f"d{i}": f"base text {i}" for i in range(40)}
+    calls = []
+    real_merge = lance.fragment.LanceFragment.merge_columns
+
+    def merge_columns(self, *args, **kwargs):  # another writer commits while fragments are computed
+        calls.append(self.fragment_id)
+        if len(calls) == 2:
+            other.add(["written meanwhile"], ids=["new1"])
+            other.add(["d3 changed meanwhile"], ids=["d3"])  # an upsert: its row moves
+            other.delete(["d7"])
+        return real_merge(self, *args, **kwargs)
+
+    monkeypatch.setattr(lance.fragment.LanceFragment, "merge_columns", merge_columns)
+    assert index.recompress(PRESET, batch_size=4) == 40
+    expected.update({"new1": "written meanwhile", "d3": "d3 changed meanwhile"})
+    del expected["d7"]
+    _check_coded(index, expected)
+    # the other handle follows the new codec: its writes and reads keep working
+    other.add(["after the rewrite"], ids=["after"])
+    expected["after"] = "after the rewrite"
+    assert other.count() == len(expected) and other.search("after the rewrite", k=1)[0].id == "after"
+    _check_coded(index, expected)
+
+
+def test_a_commit_just_before_the_swap_is_kept_and_only_new_fragments_are_computed(tmp_path, monkeypatch):
+    path = str(tmp_path / "db")
+    index = _float_index(path)
+    other = SmartIndex(path, encoder=HashEncoder())
+    expected = {f"d{i}": f"base text {i}" for i in range(40)}
+    real_commit, real_merge = lance.LanceDataset.commit, lance.fragment.LanceFragment.merge_columns
+    merges, computed = [], []
+
+    def commit(uri, operation, *args, **kwargs):  # another writer commits first: the swap must be retried
+        if type(operation).__name__ == "Merge":
+            merges.append(kwargs.get("read_version"))
+            if len(merges) == 1:
+                other.add(["appended before the swap"], ids=["new2"])
+                other.add(["d5 upserted before the swap"], ids=["d5"])
+                other.delete(["d9"])
+        return real_commit(uri, operation, *args, **kwargs)
+
+    def merge_columns(self, *args, **kwargs):
+        computed.append(self.fragment_id)
+        return real_merge(self, *args, **kwargs)
+
+    monkeypatch.setattr(lance.LanceDataset, "commit", staticmethod(commit))
+    monkeypatch.setattr(lance.fragment.LanceFragment, "merge_columns", merge_columns)
+    assert index.recompress(PRESET, batch_size=4) == 40
+    assert len(merges) == 2 and merges[1] > merges[0]  # the first swap conflicted, the second landed
+    assert len(computed) == len(set(computed)) == 4 + 2  # each fragment computed once: 4 old, 2 new
+    expected.update({"new2": "appended before the swap", "d5": "d5 upserted before the swap"})
+    del expected["d9"]
+    _check_coded(index, expected)
+
+
+def test_a_failing_rewrite_commits_nothing(tmp_path, monkeypatch):
+    path = str(tmp_path / "db")
+    index = _float_index(path, n=20)
+    version = index.store.version
+    calls = []
+    real = upkeep._tokens_columns
+
+    def failing(*args, **kwargs):  # the second batch fails, after the first fragment was computed
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("transform exploded")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(upkeep, "_tokens_columns", failing)
+    try:
+        index.recompress(PRESET, batch_size=4)
+    except RuntimeError as exc:
+        assert "transform exploded" in str(exc)
+    else:
+        raise AssertionError("the failing rewrite did not fail")
+    assert index.store.version == version and index.store.compression == "none"
+    table = index.store.table.to_arrow()
+    assert not [c for c in table.schema.names if c.startswith("__smart")]
+    assert np.array(table.column("tokens")[0].as_py()).dtype != object
