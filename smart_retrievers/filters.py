@@ -51,6 +51,7 @@ Semantics:
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import reprlib
@@ -346,7 +347,9 @@ def _render_list(cond: Condition, target: SqlTarget) -> str:
         length = f"json_array_length({target.metadata}, {path})"
 
         def member_of(value: Any) -> str:
-            return f"json_array_contains({target.metadata}, {path}, {_literal(value, 'list', cond.field)})"
+            # the element's JSON text is compared: escape `"`, `\` and control characters as the JSON does
+            escaped = json.dumps(value, ensure_ascii=False)[1:-1] if isinstance(value, str) else value
+            return f"json_array_contains({target.metadata}, {path}, {_literal(escaped, 'list', cond.field)})"
 
     op = cond.op
     if op == "is_empty":
