@@ -8,8 +8,9 @@ conflicts: when another writer committed meanwhile (an add, an upsert, a delete,
 it is retried on the latest version, reusing every fragment already computed (rows deleted
 meanwhile stay deleted) and computing only the new ones, so no committed row is lost and every
 row is rewritten. Nothing is committed before that one commit, so a failure or a kill leaves the
-table as it was (the unreferenced files go at the next ``optimize()``). The old columns' bytes
-stay in the data files until ``optimize()`` compacts them.
+table as it was (the unreferenced files go at the next ``optimize()``). The old columns' bytes stay
+in the data files until their fragments are rewritten by a compaction (known limitation: Lance's
+``compact_files`` rewrites only the fragments it picks, so the table may not shrink on disk yet).
 """
 
 from __future__ import annotations
