@@ -26,15 +26,22 @@ Semantics:
 * Nesting of ``$and`` / ``$or`` / ``$not`` (and of ``And`` / ``Or`` / ``Not`` objects) is
   limited to ``MAX_FILTER_DEPTH`` (64) levels; a deeper filter raises ``ValueError``.
 * Field names are literal top-level keys (``"a.b"`` is the key ``a.b``, not a
-  nested path) made of ``[A-Za-z0-9_.-]``; ``id`` and ``ref_id`` always mean
-  the table columns. ``doc_id``, ``ref_doc_id`` and ``document_id`` (LlamaIndex's
-  names) mean ``ref_id``, and ``node_id`` means ``id``, unless the table has a
-  metadata field of that name.
+  nested path) made of ``[A-Za-z0-9_.-]``. **A metadata field comes first**: a key
+  that some row has held as metadata is that metadata field; otherwise ``id`` and
+  ``ref_id`` mean the table columns, ``doc_id``, ``ref_doc_id`` and ``document_id``
+  (LlamaIndex's names) mean ``ref_id``, and ``node_id`` means ``id``
+  (:data:`FIELD_ALIASES`). So ``{"id": "a"}`` filters a metadata ``id`` where the
+  documents carry one (as Chroma, Qdrant and LlamaIndex's simple store do), and the
+  row id otherwise; :func:`column_in` always means the column.
+* An empty list matches nothing: ``$in: []`` matches no row, ``$nin: []`` every row
+  (so an empty ``doc_ids`` / ``node_ids`` / ``ids`` scope is no row, never "no scope").
 * A field that no row holds (never written, or only ``null`` so far, on an empty
   table too) is missing on every row, so the rules above apply: ``eq``, ``gt``...,
   ``in``, ``contains``, ``like`` and ``exists`` match no row, ``ne`` and ``nin``
   every row. This is what Chroma and LanceDB give for an unknown key: no match,
-  not an error. The key :data:`LLAMA_INDEX_KEY` is internal (LlamaIndex node data)
+  not an error. A field that no row has ever held (not in the field map) also gives an
+  :class:`UnknownFieldWarning`, once per field and process: usually a misspelt key.
+  The key :data:`LLAMA_INDEX_KEY` is internal (LlamaIndex node data)
   and cannot be filtered on.
 * ``exists``: ``True`` matches rows where the field is set to a non-null value,
   ``False`` rows where it is missing or ``null``.
@@ -55,6 +62,7 @@ import json
 import math
 import re
 import reprlib
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -125,19 +133,39 @@ def _supported_operators() -> str:
     return ", ".join([*LOGICAL_OPERATORS, *("$" + op for op in OPERATORS)])
 
 
+class UnknownFieldWarning(UserWarning):
+    """A filter names a field that no row of the table has ever held (often a misspelt key)."""
+
+
+_WARNED_FIELDS: set[str] = set()
+
+
 @dataclass(frozen=True)
 class Condition:
-    """``field op value``; ``op`` is one of ``OPERATORS``."""
+    """``field op value``; ``op`` is one of ``OPERATORS``.
+
+    ``column`` True: ``field`` (``id`` or ``ref_id``) is the table column even where a metadata
+    field has that name (see :func:`column_in`).
+    """
 
     field: str
     op: str
     value: Any = None
+    column: bool = False
 
     def __post_init__(self) -> None:
         if self.op not in OPERATORS:
             raise ValueError(f"Unknown filter operator {self.op!r}; supported operators: {', '.join(OPERATORS)}")
         if not isinstance(self.field, str) or not _FIELD_NAME.fullmatch(self.field):
             raise ValueError(f"Invalid filter field name {self.field!r}; allowed characters are [A-Za-z0-9_.-]")
+        if self.column and self.field not in COLUMNS:
+            raise ValueError(f"column=True needs a column field ({', '.join(COLUMNS)}), got {self.field!r}")
+
+
+def column_in(column: str, values: Any) -> Condition:
+    """``column`` (``"id"`` or ``"ref_id"``, the table column even where metadata has a field of that name)
+    is one of ``values``; an empty list matches no row."""
+    return Condition(column, "in", list(values), column=True)
 
 
 @dataclass(frozen=True)
@@ -250,13 +278,28 @@ def _render(node: Filter, field_types: FieldTypes, target: SqlTarget, depth: int
     raise TypeError(f"Not a filter: {reprlib.repr(node)}")
 
 
-def _field_type(field: str, field_types: FieldTypes) -> str | None:
+def _is_column(cond: Condition, field_types: FieldTypes) -> bool:
+    """Whether ``cond`` reads the ``id`` / ``ref_id`` column: a metadata field of that name comes first."""
+    return cond.column or ((cond.field in COLUMNS or cond.field in FIELD_ALIASES) and cond.field not in field_types)
+
+
+def _field_type(cond: Condition, field_types: FieldTypes) -> str | None:
     """The field's type (``"str"`` for the id columns and their aliases); None: no row holds it."""
+    field = cond.field
     if field in RESERVED_FIELDS:
         raise ValueError(f"{field!r} is an internal metadata key (LlamaIndex node data), not a filterable field")
-    if field in COLUMNS or (field in FIELD_ALIASES and field not in field_types):
+    if _is_column(cond, field_types):
         return "str"
     kind = field_types.get(field)
+    if kind is None and field not in _WARNED_FIELDS:
+        _WARNED_FIELDS.add(field)
+        known = ", ".join(sorted(k for k in field_types if k not in RESERVED_FIELDS)) or "none"
+        warnings.warn(
+            f"filter field {field!r} is not a metadata field of any row, so it matches no row "
+            f"(only $ne / $nin / $exists: false match); known fields: {known}",
+            UnknownFieldWarning,
+            stacklevel=4,
+        )
     if kind in (None, "null"):  # never written, or only null so far: missing on every row
         return None
     if kind not in (*_GETTERS, "list"):
@@ -290,9 +333,9 @@ def _render_missing(cond: Condition) -> str:
 
 
 def _render_condition(cond: Condition, field_types: FieldTypes, target: SqlTarget) -> str:
-    kind = _field_type(cond.field, field_types)
+    kind = _field_type(cond, field_types)
     _check_value(cond)
-    is_column = cond.field in COLUMNS or (cond.field in FIELD_ALIASES and cond.field not in field_types)
+    is_column = _is_column(cond, field_types)
     column = target.columns.get(FIELD_ALIASES.get(cond.field, cond.field)) if is_column else None
     if kind is None or (is_column and column is None):
         return _render_missing(cond)

@@ -108,7 +108,10 @@ def check_fingerprint(schema: pa.Schema, fingerprint: Mapping[str, Any], where: 
     """Raise :class:`FingerprintMismatchError` unless the table (named by ``where``) fits ``fingerprint``."""
     stored = stored_fingerprint(schema)
     if stored is None:
-        raise FingerprintMismatchError(f"{where} was not written by smart-retrievers (no fingerprint)")
+        raise FingerprintMismatchError(
+            f"{where} was not written by smart-retrievers (no fingerprint); if it is a single-vector LanceDB "
+            "table, SmartIndex.upgrade() (smart-retrievers upgrade) gives it token states in place"
+        )
     if describe_mismatch(stored, fingerprint):
         raise FingerprintMismatchError(
             f"{where} was built with encoder {stored}, but this encoder is {dict(fingerprint)} "

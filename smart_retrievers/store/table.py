@@ -126,7 +126,6 @@ class SmartStore(TableReads):
             self.codec, self.codec_ref = load_codec(self.db, codec_ref), codec_ref
             self.compression = self.codec.preset if self.codec else "none"
 
-
     def _adopt(self, table: Any) -> None:
         """Use ``table`` (opened, or created first by another writer) with its own codec."""
         check_fingerprint(table.schema, self.fingerprint, f"table {self.table_name!r} at {self.uri}")
@@ -290,6 +289,15 @@ class SmartStore(TableReads):
         self.fingerprint, self.codec, self.codec_ref = dict(fingerprint), codec, codec_ref
         self.compression = codec.preset if codec else "none"
         return n_rows
+
+    def _in_sql(self, column: str, values: Sequence[str]) -> str | None:
+        """The ``id`` / ``ref_id`` column (never a metadata field of that name) is one of ``values``."""
+        # shadows TableReads._in_sql (reads.py), which renders {column: {"$in": ...}}: a metadata field named
+        # "id" now comes first in a filter dict, so ids must be selected through filters.column_in
+        from ..filters import column_in, to_sql
+        from ..validation import id_list
+
+        return to_sql(column_in(column, id_list(values, f"{column}s")), self.field_types, self.layout.sql_target)
 
     def delete(
         self, *, ids: Sequence[str] | None = None, ref_ids: Sequence[str] | None = None, where: Any = None
