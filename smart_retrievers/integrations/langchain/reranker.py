@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RELEVANCE_KEYS", "SmartReranker"]
 
-RELEVANCE_KEYS = ("relevance_score", "pooled_score", "late_score")
-"""Metadata keys of a reranked document's fused, pooled and late scores."""
+RELEVANCE_KEYS = ("relevance_score", "smart_score", "pooled_score", "late_score")
+"""Metadata keys of a reranked document's relevance in [0, 1] and its raw fused, pooled and late scores."""
 
 
 def _encoder(value: Any) -> Any:
@@ -36,8 +36,9 @@ class SmartReranker(BaseDocumentCompressor):
 
     ``compress_documents`` returns copies of the documents (the inputs are never modified),
     keeping ``id``, best first by the fused score, cut to ``top_n``, with
-    ``metadata["relevance_score"]`` (the fused score), ``metadata["pooled_score"]`` and
-    ``metadata["late_score"]``.
+    ``metadata["relevance_score"]`` (the relevance in [0, 1], :func:`~smart_retrievers.scoring.relevance`:
+    the one scale of every score the package gives a framework), and the raw scores
+    ``metadata["smart_score"]`` (fused), ``metadata["pooled_score"]`` and ``metadata["late_score"]``.
 
     Scoring is :class:`~smart_retrievers.rerank.SmartScorer`'s: documents are encoded once and
     kept in an LRU cache (keyed by text). With an ``index``, documents whose ``id`` the index
@@ -148,12 +149,14 @@ class SmartReranker(BaseDocumentCompressor):
         return await step.ainvoke({"documents": documents, "query": query}, config={"callbacks": callbacks})
 
     def _rerank(self, documents: Sequence[Document], query: str) -> list[Document]:
+        from ...scoring import relevance
+
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
         documents = list(documents)
         if not documents:
             return []
-        warn_reserved(documents, ("relevance_score",), "SmartReranker")
+        warn_reserved(documents, ("relevance_score", "smart_score"), "SmartReranker")
         images = [document_image(doc) for doc in documents]
         # SmartScorer reuses the index's stored states only where id, text and image location all match
         ranked = self._scorer.score(
@@ -166,7 +169,8 @@ class SmartReranker(BaseDocumentCompressor):
         results = []
         for cand in ranked:
             doc = documents[cand.position].model_copy(deep=True)
-            doc.metadata.update(zip(RELEVANCE_KEYS, (cand.score, cand.pooled_score, cand.late_score)))
+            scores = (relevance(cand.score, self.lambda_pool, self.lambda_late), cand.score, cand.pooled_score)
+            doc.metadata.update(zip(RELEVANCE_KEYS, (*scores, cand.late_score)))
             results.append(doc)
         return results
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["SmartVectorStore"]
 
 _SEARCH_SETTINGS = ("candidates", "mode", "lambda_pool", "lambda_late", "modality", "nprobes", "refine_factor", "ef")
-"""SMART settings a search call may pass as keyword arguments (besides ``k`` and ``filter``)."""
+"""SMART settings a search call may pass as keyword arguments (besides ``k``, ``filter`` and ``query_type``)."""
+QUERY_TYPES = {"vector": None, "fts": "text", "hybrid": "hybrid"}
+"""``query_type`` values (as LangChain's LanceDB store names them) and the SmartIndex search mode of each."""
 
 
 class SmartVectorStore(VectorStore):
@@ -35,21 +38,25 @@ class SmartVectorStore(VectorStore):
     * **Writes.** ``add_texts`` / ``add_documents`` upsert by id (``ids=``, else
       ``Document.id``, else a new uuid) in one commit and never modify the input documents;
       image documents (``metadata["image_path"]`` / ``["image_url"]``) are encoded from their
-      image (a vision encoder is needed). ``delete(ids)`` returns True (unknown ids are
-      ignored); ``delete()`` without ids is refused: empty the table with
-      ``store.index.delete_all()``.
+      image (a vision encoder is needed). ``delete(ids)`` / ``delete(where={...})`` (both: AND)
+      return True (unknown ids are ignored; ``ids=[]`` deletes nothing); ``delete()`` without
+      either is refused: empty the table with ``store.index.delete_all()``.
     * **Search.** ``similarity_search(query, k=4, filter=None, **settings)`` ranks by SMART;
       ``filter`` is a Mongo-style dict (:mod:`smart_retrievers.filters`) and ``settings`` any of
-      ``mode``, ``candidates``, ``lambda_pool``, ``lambda_late``, ``modality`` (and the ANN settings). Documents come
-      back with their id and stored metadata only. ``similarity_search_with_score`` pairs each
-      with its **fused** score (in [-(λ_pool+λ_late), λ_pool+λ_late], higher is better);
-      ``similarity_search_with_relevance_scores`` with its relevance in [0, 1]
+      ``mode``, ``candidates``, ``lambda_pool``, ``lambda_late``, ``modality`` (and the ANN settings),
+      or ``query_type`` ``"vector"`` (SMART), ``"fts"`` / ``"hybrid"``; any other keyword raises. Documents come
+      back with their id and stored metadata only. An empty query returns the rows matching ``filter``
+      (up to ``k``, in table order, score 0), as Chroma answers a metadata-only query.
+    * **One score scale.** ``similarity_search_with_score`` and
+      ``similarity_search_with_relevance_scores`` both pair each document with its relevance in [0, 1]
       (:func:`~smart_retrievers.scoring.relevance`, ``clip(fused / (λ_pool + λ_late), 0, 1)``),
       which ``as_retriever(search_type="similarity_score_threshold", search_kwargs={"score_threshold": ...})``
-      thresholds.
-    * **Pooled only.** ``similarity_search_by_vector`` ranks by the cosine of a caller's
-      vector with the stored pooled vectors: a vector carries no token states, so there is no
-      late interaction. ``max_marginal_relevance_search`` (``as_retriever(search_type="mmr")``)
+      thresholds; ``relevance_score_fn=`` replaces that mapping for the relevance scores (it receives
+      the relevance). The raw fused, pooled and late scores are in the metadata of
+      :class:`~smart_retrievers.langchain.SmartRetriever`'s documents.
+    * **Pooled only.** ``similarity_search_by_vector`` (and ``..._with_relevance_scores``) ranks by the
+      cosine of a caller's vector with the stored pooled vectors: a vector carries no token states, so
+      there is no late interaction; the score is that cosine clipped to [0, 1]. ``max_marginal_relevance_search`` (``as_retriever(search_type="mmr")``)
       runs MMR on the pooled vectors of the pooled top ``fetch_k``: like any single-vector store.
 
     Example:
@@ -70,8 +77,12 @@ class SmartVectorStore(VectorStore):
         encoder: SmartEncoder | None = None,
         *,
         index: SmartIndex | None = None,
+        relevance_score_fn: Callable[[float], float] | None = None,
         **index_kwargs: Any,
     ) -> None:
+        if relevance_score_fn is not None and not callable(relevance_score_fn):
+            raise TypeError(f"relevance_score_fn must be callable, got {type(relevance_score_fn).__name__}")
+        self.override_relevance_score_fn = relevance_score_fn
         self.index = open_smart_index(
             index, uri, table=table, encoder=encoder, owner="SmartVectorStore", **index_kwargs
         )
@@ -134,15 +145,22 @@ class SmartVectorStore(VectorStore):
     async def aadd_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
         return await asyncio.to_thread(self.add_documents, documents, **kwargs)
 
-    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
-        """Delete documents by id (unknown ids are ignored); True once done."""
+    def delete(
+        self, ids: list[str] | None = None, *, where: dict[str, Any] | None = None, **kwargs: Any
+    ) -> bool | None:
+        """Delete documents by id and/or by a metadata filter ``where`` (both: AND; unknown ids are ignored);
+        True once done. ``ids=[]`` deletes nothing."""
         from ...validation import id_list  # a single string is refused, never split into characters
 
-        if ids is None:
-            raise ValueError("delete() needs ids; to empty the store call store.index.delete_all()")
-        ids = id_list(ids, "ids")
-        if ids:
-            self.index.delete(ids)
+        if kwargs:
+            raise TypeError(f"delete() got unexpected keyword argument(s) {sorted(kwargs)}; it takes ids and where")
+        if ids is None and where is None:
+            raise ValueError("delete() needs ids or where; to empty the store call store.index.delete_all()")
+        if ids is not None:
+            ids = id_list(ids, "ids")
+            if not ids:
+                return True
+        self.index.delete(ids, where=where)
         return True
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
@@ -154,10 +172,21 @@ class SmartVectorStore(VectorStore):
     # ---- search ---------------------------------------------------------------------------
 
     def _hits(self, query: str, k: int, filter: dict[str, Any] | None, kwargs: dict[str, Any]) -> list[Hit]:
+        kwargs = dict(kwargs)
+        query_type = kwargs.pop("query_type", None)
         unknown = set(kwargs) - set(_SEARCH_SETTINGS)
         if unknown:
-            raise TypeError(f"unexpected search arguments {sorted(unknown)}; SMART takes {', '.join(_SEARCH_SETTINGS)}")
-        return self.index.search(query, options=SearchOptions(k=k, where=filter, **kwargs))
+            raise TypeError(
+                f"unexpected search arguments {sorted(unknown)}; SMART takes query_type, {', '.join(_SEARCH_SETTINGS)}"
+            )
+        if query_type not in (None, *QUERY_TYPES):
+            raise ValueError(f"query_type must be one of {', '.join(map(repr, QUERY_TYPES))}, got {query_type!r}")
+        if QUERY_TYPES.get(query_type) is not None:
+            kwargs["mode"] = QUERY_TYPES[query_type]
+        options = SearchOptions(k=k, where=filter, **kwargs)
+        if isinstance(query, str) and not query.strip():  # no query: the rows matching the filter, as Chroma gives
+            return list(itertools.islice(self.index.rows(filter, batch_size=options.k), options.k))
+        return self.index.search(query, options=options)
 
     def similarity_search(
         self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
@@ -168,14 +197,15 @@ class SmartVectorStore(VectorStore):
     def similarity_search_with_score(
         self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
-        """``similarity_search`` with each document's fused SMART score (higher is better)."""
-        return [(hit_document(hit), hit.score) for hit in self._hits(query, k, filter, kwargs)]
+        """``similarity_search`` with each document's relevance in [0, 1] (higher is better)."""
+        return [(hit_document(hit), hit.relevance) for hit in self._hits(query, k, filter, kwargs)]
 
     def _similarity_search_with_relevance_scores(
         self, query: str, k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         filter = kwargs.pop("filter", None)
-        return [(hit_document(hit), hit.relevance) for hit in self._hits(query, k, filter, kwargs)]
+        to_relevance = self._select_relevance_score_fn()
+        return [(hit_document(hit), to_relevance(hit.relevance)) for hit in self._hits(query, k, filter, kwargs)]
 
     async def _asimilarity_search_with_relevance_scores(
         self, query: str, k: int = 4, **kwargs: Any
@@ -183,11 +213,10 @@ class SmartVectorStore(VectorStore):
         return await asyncio.to_thread(self._similarity_search_with_relevance_scores, query, k, **kwargs)
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
-        """Fused score -> relevance in [0, 1], with the index's default weights."""
-        from ...scoring import relevance
-
-        lambda_pool, lambda_late = self.index.lambda_pool, self.index.lambda_late
-        return lambda score: relevance(score, lambda_pool, lambda_late)
+        """The scores are relevances in [0, 1] already: the identity, unless ``relevance_score_fn=`` was given."""
+        if self.override_relevance_score_fn is not None:
+            return self.override_relevance_score_fn
+        return lambda score: score
 
     def similarity_search_by_vector(
         self, embedding: list[float], k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
@@ -202,11 +231,19 @@ class SmartVectorStore(VectorStore):
     def similarity_search_with_score_by_vector(
         self, embedding: list[float], k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
-        """``similarity_search_by_vector`` with each document's pooled cosine."""
+        """``similarity_search_by_vector`` with each document's pooled cosine clipped to [0, 1] (its relevance)."""
         if kwargs:
             raise TypeError(f"unexpected arguments {sorted(kwargs)} for a pooled search by vector")
         hits = self.index.search_by_vector(embedding, k=k, where=filter)
-        return [(hit_document(hit), hit.score) for hit in hits]
+        return [(hit_document(hit), hit.relevance) for hit in hits]
+
+    def similarity_search_by_vector_with_relevance_scores(
+        self, embedding: list[float], k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """:meth:`similarity_search_with_score_by_vector` through ``relevance_score_fn`` (if given): pooled only."""
+        to_relevance = self._select_relevance_score_fn()
+        pairs = self.similarity_search_with_score_by_vector(embedding, k, filter, **kwargs)
+        return [(doc, to_relevance(score)) for doc, score in pairs]
 
     def max_marginal_relevance_search(
         self,

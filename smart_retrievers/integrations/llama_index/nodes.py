@@ -27,7 +27,7 @@ from llama_index.core.schema import (
 from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 
 from ...filters import LLAMA_INDEX_KEY as NODE_KEY
-from ...filters import And, Condition, Filter, Not, Or
+from ...filters import And, Condition, Filter, Not, Or, column_in
 
 if TYPE_CHECKING:
     from ...encoders.images import ImageInput
@@ -90,10 +90,10 @@ def to_smart_filter(filters: MetadataFilters | None) -> Filter | None:
     store does); ``MetadataFilters`` nest. An empty ``MetadataFilters`` matches every row.
     Missing fields follow :mod:`smart_retrievers.filters` (only ``NE``/``NIN`` match them;
     a key no row holds matches nothing, as in LlamaIndex's LanceDB and Chroma stores).
-    The keys ``id`` and ``ref_id`` are the node id and its source document id;
-    ``doc_id``, ``ref_doc_id`` and ``document_id`` are ``ref_id`` too and ``node_id`` is ``id``, unless a
-    metadata field has that name: then the metadata field (:data:`~smart_retrievers.filters.FIELD_ALIASES`,
-    the one rule for every LlamaIndex class).
+    A key that names a metadata field is that field; otherwise the keys ``id`` and ``ref_id`` are the
+    node id and its source document id, ``doc_id``, ``ref_doc_id`` and ``document_id`` are ``ref_id`` too
+    and ``node_id`` is ``id`` (:data:`~smart_retrievers.filters.FIELD_ALIASES`, the one rule for every
+    class of the package: metadata first).
 
     Raises:
         ValueError: for an operator LanceDB cannot express here or a malformed value.
@@ -136,18 +136,19 @@ def _convert(item: MetadataFilter | MetadataFilters) -> Filter:
 
 
 def _id_filter(column: str, values: Sequence[str] | None, name: str) -> Filter | None:
-    """``column IN values``; None or an empty list means no constraint, as in ``VectorIndexRetriever``."""
+    """``column IN values`` (the column, even where metadata has a field of its name); None means no
+    constraint and an empty list matches no row (a scope with no documents is empty, never everything)."""
     if values is None:
         return None
     if isinstance(values, str) or not all(isinstance(v, str) for v in values):
         raise TypeError(f"{name} must be a list of str, got {values!r}")
-    return Condition(column, "in", list(values)) if values else None
+    return column_in(column, values)
 
 
 def where(
     filters: MetadataFilters | None, node_ids: Sequence[str] | None = None, doc_ids: Sequence[str] | None = None
 ) -> Filter | None:
-    """``filters`` AND ``id IN node_ids`` AND ``ref_id IN doc_ids`` (each None or empty: no constraint)."""
+    """``filters`` AND ``id IN node_ids`` AND ``ref_id IN doc_ids`` (None: no constraint; ``[]``: no row)."""
     parts = [
         f
         for f in (
@@ -166,12 +167,16 @@ def where(
 class SmartNodeWithScore(NodeWithScore):
     """A ``NodeWithScore`` scored by SMART.
 
-    ``score`` is the fused score ``lambda_pool * pooled_score + lambda_late * late_score``
-    that ranks the nodes; the two parts are kept here rather than in the node's metadata,
-    so they never reach the LLM prompt or the node itself. ``late_score`` is None when no
-    late interaction was computed (``mode="pooled"`` or ``lambda_late=0``).
+    ``score`` is the relevance in [0, 1] (:func:`~smart_retrievers.scoring.relevance` of the fused
+    score, the one scale of every score the package gives a framework, so
+    ``SimilarityPostprocessor(similarity_cutoff=...)`` means the same for every class). The raw
+    parts are kept here rather than in the node's metadata, so they never reach the LLM prompt or
+    the node itself: ``smart_score`` the fused score ``lambda_pool * pooled_score + lambda_late *
+    late_score`` that ranks the nodes, ``pooled_score`` and ``late_score`` (None when no late
+    interaction was computed: ``mode="pooled"`` or ``lambda_late=0``).
     """
 
+    smart_score: float | None = None
     pooled_score: float | None = None
     late_score: float | None = None
 

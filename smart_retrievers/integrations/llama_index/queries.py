@@ -13,7 +13,24 @@ if TYPE_CHECKING:
     from ...encoders import SmartEncoder
     from ...encoding import Encoding
 
-__all__ = ["as_query_bundle", "encode_query_bundle", "model_id"]
+__all__ = [
+    "DEFAULT_MMR_FETCH_K",
+    "QUERY_KWARGS",
+    "as_query_bundle",
+    "encode_query_bundle",
+    "mmr_fetch_k",
+    "model_id",
+    "query_settings",
+    "search_mode",
+]
+
+DEFAULT_MMR_FETCH_K = 20
+"""Pooled candidates MMR chooses from (at least 4 x similarity_top_k), unless ``mmr_prefetch_k`` is given."""
+QUERY_KWARGS = ("mmr_threshold", "mmr_prefetch_k", "mmr_prefetch_factor", "query_type")
+"""What ``SmartVectorStore.query`` understands in its keyword arguments (a retriever's ``vector_store_kwargs``)."""
+QUERY_TYPES = {"vector": None, "fts": "text", "hybrid": "hybrid"}
+"""``query_type`` values (as LlamaIndex's LanceDB store names them) and the SmartIndex search mode of each
+(None: the default SMART search)."""
 
 logger = logging.getLogger(__name__)
 
@@ -80,3 +97,46 @@ def model_id(encoder: Any) -> str:
     if name in BUNDLED_MODEL_NAMES:
         return name
     return str(getattr(encoder, "model_name_or_path", None) or name or type(encoder).__name__)
+
+
+def query_settings(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` of a vector store query, checked: an unknown key raises rather than being dropped."""
+    unknown = sorted(set(kwargs) - set(QUERY_KWARGS))
+    if unknown:
+        raise TypeError(
+            f"SmartVectorStore.query() got unexpected keyword argument(s) {unknown} (from vector_store_kwargs?); "
+            f"it understands {', '.join(QUERY_KWARGS)}"
+        )
+    if kwargs.get("mmr_prefetch_k") is not None and kwargs.get("mmr_prefetch_factor") is not None:
+        raise ValueError("'mmr_prefetch_factor' and 'mmr_prefetch_k' cannot coexist; pass one of them")
+    return dict(kwargs)
+
+
+def mmr_fetch_k(k: int, settings: dict[str, Any]) -> int:
+    """Pooled candidates for MMR: ``mmr_prefetch_k``, else ``k * mmr_prefetch_factor``, else max(20, 4 k)."""
+    if settings.get("mmr_prefetch_k") is not None:
+        return settings["mmr_prefetch_k"]
+    factor = settings.get("mmr_prefetch_factor")
+    if factor is not None:
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 0:
+            raise ValueError(f"mmr_prefetch_factor must be a number > 0, got {factor!r}")
+        return max(k, int(k * factor))
+    return max(DEFAULT_MMR_FETCH_K, 4 * k)
+
+
+def search_mode(query_type: Any) -> dict[str, Any]:
+    """The SmartIndex search settings for a ``query_type`` ("vector": SMART; "fts": full text; "hybrid")."""
+    from typing import get_args
+
+    from ...options import SearchMode
+
+    if query_type is None or query_type == "vector":
+        return {}
+    if not isinstance(query_type, str) or query_type not in QUERY_TYPES:
+        raise ValueError(f"query_type must be one of {', '.join(map(repr, QUERY_TYPES))}, got {query_type!r}")
+    mode = QUERY_TYPES[query_type]
+    if mode not in get_args(SearchMode):
+        raise ValueError(
+            f"query_type={query_type!r} needs the SmartIndex search mode {mode!r}, which this version lacks"
+        )
+    return {"mode": mode}

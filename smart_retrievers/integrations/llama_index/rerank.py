@@ -31,7 +31,8 @@ class SmartRerank(BaseNodePostprocessor):
     Each node is scored on ``node.get_content(metadata_mode=MetadataMode.EMBED)`` (what an
     embedding model sees), an image node on its image (through a vision encoder; an
     ``ImageNode`` without image data, e.g. one indexed from inline data, on its text), and
-    returned as a :class:`SmartNodeWithScore`, best first, cut to ``top_n``. A query bundle
+    returned as a :class:`SmartNodeWithScore` (``score`` the relevance in [0, 1], the raw fused score in
+    ``smart_score``), best first, cut to ``top_n``. A query bundle
     with an ``image_path`` is an image query. Nodes are encoded once and kept in an LRU cache; with an ``index``, nodes
     whose id the index holds with that same content reuse its stored token states, without
     a forward pass. The input nodes are never modified. Like LlamaIndex's rerankers it emits
@@ -168,6 +169,12 @@ class SmartRerank(BaseNodePostprocessor):
         node = original.node
         if self.keep_retrieval_score:
             node = node.model_copy(update={"metadata": {**node.metadata, "retrieval_score": original.score}})
+        from ...scoring import relevance
+
         return SmartNodeWithScore(
-            node=node, score=score, pooled_score=pooled, late_score=late if self.lambda_late != 0 else None
+            node=node,
+            score=relevance(score, self.lambda_pool, self.lambda_late),
+            smart_score=score,
+            pooled_score=pooled,
+            late_score=late if self.lambda_late != 0 else None,
         )

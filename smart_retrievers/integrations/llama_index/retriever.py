@@ -30,7 +30,8 @@ class SmartRetriever(MultiModalRetriever):
     The arguments follow ``VectorIndexRetriever``, so ``index.as_retriever(...)`` calls
     carry over, plus SMART's own. Every result is a :class:`SmartNodeWithScore` whose node
     is a ``TextNode`` (an ``ImageNode`` for image rows) with its stored id, text, metadata
-    and relationships (``ref_doc_id`` as SOURCE), scored by the fused SMART score.
+    and relationships (``ref_doc_id`` as SOURCE), ranked by the fused SMART score; its ``score`` is the
+    relevance in [0, 1] and ``smart_score`` / ``pooled_score`` / ``late_score`` the raw scores.
 
     Like LlamaIndex's ``MultiModalRetriever``: ``retrieve`` searches every row (a
     ``QueryBundle`` with an ``image_path`` is an image query), ``text_retrieve`` returns
@@ -43,8 +44,8 @@ class SmartRetriever(MultiModalRetriever):
         similarity_top_k: number of nodes returned.
         filters: LlamaIndex ``MetadataFilters`` (see :func:`to_smart_filter`), applied
             before the search.
-        node_ids: only these node ids (None or empty: no constraint).
-        doc_ids: only nodes of these source documents (None or empty: no constraint).
+        node_ids: only these node ids (None: no constraint; an empty list matches no node).
+        doc_ids: only nodes of these source documents (None: no constraint; an empty list matches no node).
         mode: ``"rerank"`` (pooled top-``candidates``, then exact SMART), ``"exhaustive"``
             (exact SMART over every matching row) or ``"pooled"`` (single-vector cosine).
         candidates: pooled candidates re-scored in ``"rerank"`` mode (None: the index's).
@@ -147,7 +148,8 @@ class SmartRetriever(MultiModalRetriever):
         return [
             SmartNodeWithScore(
                 node=node,
-                score=hit.score,
+                score=hit.relevance,
+                smart_score=hit.score,
                 pooled_score=hit.pooled_score,
                 late_score=hit.late_score if has_late else None,
             )

@@ -16,6 +16,7 @@ from llama_index.core.schema import BaseNode, Document, TextNode, TransformCompo
 from llama_index.core.storage.docstore.types import BaseDocumentStore, RefDocInfo
 from llama_index.core.storage.storage_context import StorageContext
 
+from ...filters import Condition, Not, column_in
 from ..indexes import open_smart_index
 from .arguments import RETRIEVER_ARGS, check_retriever_kwargs, check_storage_context, embed_model_encoder
 from .nodes import NODE_KEY, as_image_document, check_documents, check_node, hit_node, node_image, node_row
@@ -234,7 +235,7 @@ class SmartVectorIndex(BaseManagedIndex):
         )  # one version per id: the last
         nodes = run_transformations(documents, self._transformations, show_progress=self._show_progress)
         ids = self._write_nodes(nodes, {doc.id_: doc.hash for doc in documents})
-        self._smart_index.delete(ref_ids=[doc.id_ for doc in documents], where={"id": {"$nin": ids}})
+        self._smart_index.delete(ref_ids=[doc.id_ for doc in documents], where=Not(column_in("id", ids)))
 
     def _insert(self, nodes: Sequence[BaseNode], **insert_kwargs: Any) -> None:
         """Encode and upsert nodes by node id."""
@@ -301,7 +302,7 @@ class SmartVectorIndex(BaseManagedIndex):
     def _stored_hashes(self, ref_doc_ids: list[str]) -> dict[str, set[str | None]]:
         hashes: dict[str, set[str | None]] = {}
         if ref_doc_ids:
-            for hit in self._smart_index.rows({"ref_id": {"$in": ref_doc_ids}}):
+            for hit in self._smart_index.rows(column_in("ref_id", ref_doc_ids)):
                 info = hit.metadata.get(NODE_KEY) or {}
                 hashes.setdefault(hit.ref_id, set()).add(info.get("doc_hash"))
         return hashes
@@ -316,7 +317,7 @@ class SmartVectorIndex(BaseManagedIndex):
     def ref_doc_info(self) -> dict[str, RefDocInfo]:
         """Source document id -> its node ids and metadata, read from the table."""
         info: dict[str, RefDocInfo] = {}
-        for hit in self._smart_index.rows({"ref_id": {"$is_empty": False}}):
+        for hit in self._smart_index.rows(Condition("ref_id", "is_empty", False, column=True)):
             doc = info.get(hit.ref_id)
             if doc is None:
                 metadata = dict(hit.metadata)

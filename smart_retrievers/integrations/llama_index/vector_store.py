@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,10 +18,11 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryResult,
 )
 
-from ...filters import And, Condition
+from ...filters import And, column_in
 from ..indexes import open_smart_index
 from .embedding import SmartEmbedding
 from .nodes import check_node, hit_node, node_image, node_row, where
+from .queries import DEFAULT_MMR_FETCH_K, mmr_fetch_k, query_settings, search_mode
 
 if TYPE_CHECKING:
     from ...encoders import SmartEncoder
@@ -28,9 +30,6 @@ if TYPE_CHECKING:
     from ...index import Hit, SmartIndex
 
 __all__ = ["DEFAULT_MMR_FETCH_K", "SmartVectorStore"]
-
-DEFAULT_MMR_FETCH_K = 20
-"""Pooled candidates MMR chooses from (at least 4 x similarity_top_k), unless ``mmr_prefetch_k`` is given."""
 
 
 class SmartVectorStore(BasePydanticVectorStore):
@@ -60,7 +59,14 @@ class SmartVectorStore(BasePydanticVectorStore):
     * **Filters.** ``MetadataFilters`` translate as in
       :func:`~smart_retrievers.llama_index.to_smart_filter`, as for :class:`SmartVectorIndex`: the keys
       ``doc_id``, ``ref_doc_id`` and ``document_id`` mean the node's source document and ``node_id`` the
-      node id, unless a metadata field has that name. ``VectorStoreQuery.doc_ids`` / ``node_ids`` restrict too.
+      node id, unless a metadata field has that name. ``VectorStoreQuery.doc_ids`` / ``node_ids`` restrict too:
+      ``doc_ids=[]`` matches no node, while ``node_ids=[]`` means no constraint (``VectorStoreIndex.as_retriever``
+      passes ``[]`` for every store that keeps the text, as the LanceDB, Qdrant and Chroma stores read it).
+    * **Filter only.** A query with neither ``query_str`` nor ``query_embedding`` returns the nodes matching
+      its filters (up to ``similarity_top_k``, in table order, similarity 0), as Chroma answers it.
+    * **Query arguments** (a retriever's ``vector_store_kwargs``): ``mmr_threshold`` (overrides the query's),
+      ``mmr_prefetch_k`` or ``mmr_prefetch_factor`` (not both), ``query_type`` (``"vector"``: SMART,
+      ``"fts"``, ``"hybrid"``); any other key raises ``TypeError``.
     * **Embeddings.** ``is_embedding_query`` is False: a ``VectorStoreIndex`` retriever does
       not embed the query for this store. ``VectorStoreIndex`` and ``IngestionPipeline`` do
       embed nodes before ``add``: give them :meth:`embed_model` (or any
@@ -214,20 +220,24 @@ class SmartVectorStore(BasePydanticVectorStore):
     # ---- reads ------------------------------------------------------------------------------
 
     def get_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None) -> list[BaseNode]:
-        """The stored nodes with these ids (in that order; unknown ids skipped) and/or matching ``filters``."""
+        """The stored nodes with these ids (in that order; unknown ids skipped) and/or matching ``filters``,
+        each with its stored pooled vector as ``embedding``."""
         if node_ids is not None:
             from ...validation import id_list
 
             hits = self._index.get(id_list(node_ids, "node_ids"))
             condition = where(filters)
             if condition is not None:
-                keep = {
-                    hit.id for hit in self._index.rows(And((condition, Condition("id", "in", [h.id for h in hits]))))
-                }
+                keep = {hit.id for hit in self._index.rows(And((condition, column_in("id", [h.id for h in hits]))))}
                 hits = [hit for hit in hits if hit.id in keep]
         else:
             hits = list(self._index.rows(where(filters)))
-        return [hit_node(hit) for hit in hits]
+        nodes = [hit_node(hit) for hit in hits]
+        vectors = self._index.pooled_vectors([node.node_id for node in nodes]) if nodes else {}
+        for node in nodes:  # the stored pooled vector, as Qdrant and LanceDB return a node's embedding
+            vector = vectors.get(node.node_id)
+            node.embedding = None if vector is None else vector.tolist()
+        return nodes
 
     async def aget_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
@@ -235,31 +245,42 @@ class SmartVectorStore(BasePydanticVectorStore):
         return await asyncio.to_thread(self.get_nodes, node_ids, filters)
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        """SMART (``DEFAULT``) or pooled MMR (``MMR``) search for ``query.query_str``; see the class."""
+        """SMART (``DEFAULT``) or pooled MMR (``MMR``) search for ``query.query_str``; see the class.
+
+        ``kwargs`` (a retriever's ``vector_store_kwargs``) may be ``mmr_threshold``, ``mmr_prefetch_k``,
+        ``mmr_prefetch_factor`` and ``query_type``; any other key raises ``TypeError``.
+        """
+        settings = query_settings(kwargs)
         mode = VectorStoreQueryMode(query.mode)
         if mode not in (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR):
             raise ValueError(
                 f"SmartVectorStore supports VectorStoreQueryMode.DEFAULT (SMART) and MMR (on pooled vectors), "
                 f"not {mode.name}"
             )
+        k = query.similarity_top_k
+        # node_ids=[] is "no constraint" here: VectorStoreIndex.as_retriever passes the index struct's node ids,
+        # [] for every store that keeps the text (as LlamaIndex's LanceDB, Qdrant and Chroma stores read it);
+        # doc_ids=[] (only ever the caller's) matches no node
+        condition = where(query.filters, query.node_ids or None, query.doc_ids)
         text = query.query_str
+        if text is None and query.query_embedding is None:  # filter only: the matching rows, as Chroma answers it
+            return _result(list(itertools.islice(self._index.rows(condition, batch_size=max(k, 1)), k)))
         if not isinstance(text, str) or not text.strip():
             raise ValueError(
                 "SmartVectorStore needs VectorStoreQuery.query_str: SMART encodes the query text with the "
-                "store's encoder (a query_embedding alone carries no token states)"
+                "store's encoder (a query_embedding alone carries no token states); a query with neither "
+                "returns the rows matching its filters"
             )
-        k = query.similarity_top_k
-        condition = where(query.filters, query.node_ids, query.doc_ids)
         if mode == VectorStoreQueryMode.MMR:
-            fetch_k = kwargs.get("mmr_prefetch_k") or max(DEFAULT_MMR_FETCH_K, 4 * k)
-            # as LlamaIndex's simple store: VectorIndexRetriever passes it in vector_store_kwargs
-            threshold = query.mmr_threshold if query.mmr_threshold is not None else kwargs.get("mmr_threshold")
+            fetch_k = mmr_fetch_k(k, settings)
+            # a query() argument (a retriever's vector_store_kwargs) overrides the query's own value
+            threshold = settings.get("mmr_threshold", query.mmr_threshold)
             lambda_mult = 0.5 if threshold is None else threshold
             hits = self._index.max_marginal_relevance(
                 text, k, fetch_k=fetch_k, lambda_mult=lambda_mult, where=condition
             )
         else:
-            hits = self._index.search(text, k=k, where=condition)
+            hits = self._index.search(text, k=k, where=condition, **search_mode(settings.get("query_type")))
         return _result(hits)
 
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
@@ -268,7 +289,7 @@ class SmartVectorStore(BasePydanticVectorStore):
 
 def _result(hits: list[Hit]) -> VectorStoreQueryResult:
     return VectorStoreQueryResult(
-        nodes=[hit_node(hit) for hit in hits],
+        nodes=[hit_node(hit) for hit in hits],  # rows read by a filter only: score 0
         similarities=[hit.relevance for hit in hits],
         ids=[hit.id for hit in hits],
     )

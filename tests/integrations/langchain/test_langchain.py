@@ -29,6 +29,7 @@ import smart_retrievers  # noqa: E402
 from smart_retrievers import SmartEncoder, SmartIndex  # noqa: E402
 from smart_retrievers.langchain import SmartReranker, SmartRetriever  # noqa: E402
 from smart_retrievers.rerank import SmartScorer  # noqa: E402
+from smart_retrievers.scoring import relevance  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "langchain_rag.py"
 
@@ -281,9 +282,10 @@ def test_reranker_returns_scored_copies_and_never_mutates(encoder: SmartEncoder)
     assert scores == sorted(scores, reverse=True)
     for doc in ranked:
         original = next(d for d in docs if d.id == doc.id and d.page_content == doc.page_content)
-        added = {key: doc.metadata.pop(key) for key in ("relevance_score", "pooled_score", "late_score")}
+        added = {key: doc.metadata.pop(key) for key in ("relevance_score", "smart_score", "pooled_score", "late_score")}
         assert doc.metadata == original.metadata  # the rest of the metadata is kept as it was
-        assert added["relevance_score"] == pytest.approx(added["pooled_score"] + added["late_score"])
+        assert added["smart_score"] == pytest.approx(added["pooled_score"] + added["late_score"])
+        assert added["relevance_score"] == pytest.approx(relevance(added["smart_score"]))  # the one [0, 1] scale
     expected = SmartScorer(encoder).score(QUERY, [d.page_content for d in docs])
     assert [d.page_content for d in ranked] == [docs[c.position].page_content for c in expected]
     assert ids(SmartReranker(encoder=encoder, top_n=2).compress_documents(docs, QUERY)) == ids(ranked[:2])
@@ -314,7 +316,7 @@ def test_reranker_reuses_stored_states_only_for_matching_text(
     ranked = SmartReranker(index=corpus_index, top_n=None).compress_documents(stored, QUERY)
     assert encoded == []  # every document's id and text match a stored row: no forward pass
     assert ids(ranked) == ids(stored)
-    assert [d.metadata["relevance_score"] for d in ranked] == pytest.approx(
+    assert [d.metadata["smart_score"] for d in ranked] == pytest.approx(
         [d.metadata["smart_score"] for d in stored], abs=1e-5
     )
 
@@ -330,8 +332,8 @@ def test_reranker_reuses_stored_states_only_for_matching_text(
     )
     assert encoded == [impostor.page_content] * 2
     assert scored.id == "star-1" and scored.metadata == pytest.approx(fresh[0].metadata, abs=1e-5)
-    assert scored.metadata["relevance_score"] == pytest.approx(memo.metadata["smart_score"], abs=1e-3)
-    assert scored.metadata["relevance_score"] < stored[0].metadata["smart_score"] - 0.3
+    assert scored.metadata["smart_score"] == pytest.approx(memo.metadata["smart_score"], abs=1e-3)
+    assert scored.metadata["smart_score"] < stored[0].metadata["smart_score"] - 0.3
 
 
 async def test_reranker_as_lcel_step(encoder: SmartEncoder, retriever: SmartRetriever) -> None:
@@ -402,7 +404,7 @@ def test_reranker_moves_the_binding_document_up(encoder: SmartEncoder, tmp_path:
         reranked = reranker.compress_documents(candidates, query)
         assert sorted(ids(reranked)) == sorted(ids(candidates))  # ids kept
         pooled[binding] = rank_and_margin(candidates, "pooled_score", relevant)
-        smart[binding] = rank_and_margin(reranked, "relevance_score", relevant)
+        smart[binding] = rank_and_margin(reranked, "smart_score", relevant)
     # Measured (all-MiniLM-L6-v2): rank sum 16 -> 12, mean margin +0.0007 -> +0.0081, margin up for 8/8 queries.
     assert sum(rank for rank, _ in smart.values()) < sum(rank for rank, _ in pooled.values())
     assert sum(m for _, m in smart.values()) / 8 - sum(m for _, m in pooled.values()) / 8 > 0.004

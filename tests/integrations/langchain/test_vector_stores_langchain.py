@@ -83,12 +83,13 @@ def test_similarity_search_is_smart_and_returns_clean_documents(store: SmartVect
 def test_scores_and_relevance(store: SmartVectorStore) -> None:
     with_score = store.similarity_search_with_score(QUERY, k=5)
     hits = store.index.search(QUERY, k=5)
-    assert [(d.id, s) for d, s in with_score] == [(h.id, h.score) for h in hits]
-    assert with_score[0][1] > 1.0  # the fused score: pooled + late, not in [0, 1]
+    # one scale: both give the relevance in [0, 1] (the fused score / 2 with the default weights)
+    assert [(d.id, s) for d, s in with_score] == [(h.id, h.relevance) for h in hits]
+    assert hits[0].score > 1.0 and with_score[0][1] == pytest.approx(hits[0].score / 2.0, abs=1e-6)
     rel = store.similarity_search_with_relevance_scores(QUERY, k=5)
     assert [d.id for d, _ in rel] == [d.id for d, _ in with_score]
-    for (_, fused), (_, r) in zip(with_score, rel):
-        assert r == pytest.approx(min(1.0, max(0.0, fused / 2.0)), abs=1e-6)
+    for (_, scored), (_, r) in zip(with_score, rel):
+        assert r == pytest.approx(scored, abs=1e-6)
         assert 0.0 <= r <= 1.0
     # the relevance function LangChain's base class would use agrees
     assert store._select_relevance_score_fn()(with_score[0][1]) == pytest.approx(rel[0][1])

@@ -38,6 +38,7 @@ from smart_retrievers.integrations.llama_index import (
     to_smart_filter,
 )
 from smart_retrievers.sample_corpus import binding_corpus
+from smart_retrievers.scoring import relevance
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "llama_index_rag.py"
@@ -153,10 +154,11 @@ def test_retrieve_returns_scored_text_nodes(binding_index: SmartVectorIndex, bin
     originals = {n.node_id: n for n in binding_nodes}
     for r in results:
         assert r.node == originals[r.node.node_id]  # same id, text, metadata (empty: no score in it)
-        assert r.score == pytest.approx(r.pooled_score + r.late_score, abs=1e-5)
-    assert [r.score for r in results] == sorted((r.score for r in results), reverse=True)
+        assert r.smart_score == pytest.approx(r.pooled_score + r.late_score, abs=1e-5)
+        assert r.score == pytest.approx(relevance(r.smart_score), abs=1e-6)  # the one [0, 1] scale
+    assert [r.smart_score for r in results] == sorted((r.smart_score for r in results), reverse=True)
     pooled = SmartRetriever(binding_index, similarity_top_k=4, mode="pooled").retrieve("K7 red star")
-    assert all(r.late_score is None and r.score == r.pooled_score for r in pooled)
+    assert all(r.late_score is None and r.smart_score == r.pooled_score for r in pooled)
 
 
 async def test_aretrieve_matches_retrieve_off_the_event_loop(
@@ -203,7 +205,7 @@ def test_query_bundle_embedding_strs_and_foreign_embedding(binding_index: SmartV
         QueryBundle(query_str="x", custom_embedding_strs=["Z9 green square", "M4 yellow triangle"])
     )
     assert [n.node.node_id for n in both] == [h.id for h in expected]
-    assert [n.score for n in both] == pytest.approx([h.score for h in expected], abs=1e-5)
+    assert [n.score for n in both] == pytest.approx([h.relevance for h in expected], abs=1e-5)
 
 
 def _f(key: str, value, op: FilterOperator) -> MetadataFilter:
@@ -314,12 +316,13 @@ def test_unset_settings_follow_the_index(binding_index: SmartVectorIndex, monkey
     retriever = SmartRetriever(binding_index, similarity_top_k=3)
     fused = retriever.retrieve("K7 red star")
     assert all(
-        r.late_score is not None and r.score == pytest.approx(r.pooled_score + r.late_score, abs=1e-5) for r in fused
+        r.late_score is not None and r.smart_score == pytest.approx(r.pooled_score + r.late_score, abs=1e-5)
+        for r in fused
     )
     smart = binding_index.smart_index
     monkeypatch.setattr(smart, "options", smart.options.updated(lambda_late=0.0))
     pooled = retriever.retrieve("K7 red star")
-    assert all(r.late_score is None and r.score == pytest.approx(r.pooled_score) for r in pooled)
+    assert all(r.late_score is None and r.smart_score == pytest.approx(r.pooled_score) for r in pooled)
     pinned = SmartRetriever(binding_index, similarity_top_k=3, lambda_late=1.0).retrieve("K7 red star")
     assert [(r.node.node_id, r.score) for r in pinned] == [(r.node.node_id, r.score) for r in fused]
 
@@ -461,7 +464,7 @@ def test_binding_rerank_moves_the_answer_up(
         pooled_first += before[case.answer_id][0] == 0
         smart_first += after[case.answer_id][0] == 0
         pooled_margins.append(before[case.answer_id][1] - before[case.twin_id][1])
-        smart_margins.append(after[case.answer_id][1].score - after[case.twin_id][1].score)
+        smart_margins.append(after[case.answer_id][1].smart_score - after[case.twin_id][1].smart_score)
         late_margins.append(after[case.answer_id][1].late_score - after[case.twin_id][1].late_score)
     # measured on all-MiniLM-L6-v2: answer first 3/6 (pooled) vs 5/6 (SMART); the late score
     # puts every answer above its twin (min +0.0015), while pooled puts 2 of 6 twins first
