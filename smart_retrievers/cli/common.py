@@ -68,8 +68,13 @@ def open_index(
     ``then`` tells the user what to do about an empty table; ``options`` go to :class:`SmartIndex`.
     """
     from ..index import SmartIndex
+    from ..store import SmartStore
 
     check_db(args.db)
+    try:  # before the model loads: a missing table is named with the tables there
+        SmartStore.open_existing(args.db, args.table)
+    except ValueError as exc:  # TableNotFoundError, FingerprintMismatchError (a plain LanceDB table: upgrade)
+        raise SystemExit(str(exc)) from None
     index = SmartIndex(args.db, encoder=load_model(args), table=args.table, **options)
     if index.count() == 0:
         raise SystemExit(f"no rows in table {args.table!r} at {args.db}; {then}")

@@ -36,6 +36,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         ]
         print(json.dumps(rows, indent=2))
         return 0
+    if not hits:
+        print(f"0 results{' (--where matched no row)' if where is not None else ''}")
     for rank, hit in enumerate(hits, 1):
         snippet = hit.text if len(hit.text) <= 100 else hit.text[:97] + "..."
         print(

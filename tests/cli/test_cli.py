@@ -209,3 +209,24 @@ def test_cli_info_and_delete(tmp_path, capsys):
     with pytest.raises(SystemExit, match="no index at"):
         main(["info", "--db", str(tmp_path / "nope")])
     assert not (tmp_path / "nope").exists()
+
+
+def test_search_says_0_results_and_names_a_missing_table(beir_dir, tmp_path, capsys):
+    db = str(tmp_path / "db")
+    assert main(["index", str(beir_dir / "corpus.jsonl"), "--db", db, "--compression", "none"]) == 0
+    capsys.readouterr()
+    assert main(["search", "P2 blue circle", "--db", db, "--where", '{"id": {"$in": []}}']) == 0
+    assert "0 results" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no table 'smrat'.*tables there: smart"):
+        main(["search", "P2 blue circle", "--db", db, "--table", "smrat"])
+
+
+def test_a_plain_lancedb_table_suggests_upgrade(tmp_path):
+    import lancedb
+    import pyarrow as pa
+
+    from smart_retrievers.store import FingerprintMismatchError
+
+    lancedb.connect(str(tmp_path / "db")).create_table("plain", pa.table({"id": ["a"], "text": ["x"]}))
+    with pytest.raises(FingerprintMismatchError, match="upgrade"):
+        SmartIndex(str(tmp_path / "db"), table="plain")
