@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..options import DEFAULT_MODE, SEARCH_MODES
 from .common import check_where, encoder_options, open_index, parse_where, table_options
 
 
@@ -13,7 +14,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("query")
     table_options(p)
     p.add_argument("-k", type=int, default=5)
-    p.add_argument("--mode", choices=("rerank", "exhaustive", "pooled"), default="rerank")
+    p.add_argument(
+        "--mode", choices=SEARCH_MODES, default=DEFAULT_MODE, help="hybrid: SMART plus BM25 evidence (default)"
+    )
     p.add_argument("--candidates", type=int, default=100)
     p.add_argument("--where", help='metadata filter as JSON, e.g. \'{"year": {"$gte": 2020}}\' (default: no filter)')
     p.add_argument("--json", action="store_true", help="print hits as JSON")
@@ -41,7 +44,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     for rank, hit in enumerate(hits, 1):
         snippet = hit.text if len(hit.text) <= 100 else hit.text[:97] + "..."
         print(
-            f"{rank:>2}. {hit.score:.4f} (pooled {hit.pooled_score:.4f}, late {hit.late_score:.4f})  [{hit.id}] {snippet}"
+            f"{rank:>2}. {hit.score:.4f} (pooled {hit.pooled_score:.4f}, late {hit.late_score:.4f}, "
+            f"lexical {hit.lex_score:.4f})  [{hit.id}] {snippet}"
         )
         if args.explain:
             print("    " + index.explain(args.query, hit).render().replace("\n", "\n    "))

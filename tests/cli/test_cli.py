@@ -43,7 +43,8 @@ def test_index_then_search(beir_dir, tmp_path, capsys):
     assert main(["search", "P2 blue circle", "--db", db, "-k", "2", "--json"]) == 0
     hits = json.loads(capsys.readouterr().out)
     assert [h["id"] for h in hits] == ["report-1", "report-1-swapped"]
-    assert hits[0]["score"] == pytest.approx(hits[0]["pooled_score"] + hits[0]["late_score"], abs=1e-5)
+    parts = hits[0]["pooled_score"] + hits[0]["late_score"] + 0.5 * hits[0]["lex_score"]  # hybrid, λ_lex 0.5
+    assert hits[0]["score"] == pytest.approx(parts, abs=1e-5)
     assert main(["search", "P2 blue circle", "--db", db, "--mode", "pooled", "-k", "1"]) == 0
     assert "[report-1-swapped]" in capsys.readouterr().out
 
@@ -91,7 +92,9 @@ def test_eval_writes_json(beir_dir, tmp_path, capsys):
     payload = json.loads(out.read_text())
     assert payload["dataset"] == "bind" and payload["model"] == "all-MiniLM-L6-v2"
     results = payload["results"]
-    assert set(results) == {"single", "smart-rerank", "smart-exhaustive"}
+    assert set(results) == {"single", "smart-rerank", "smart-exhaustive", "bm25", "hybrid-rrf", "smart-hybrid"}
+    # 12 short documents: the length gate gives lexical evidence no weight, so hybrid ranks as rerank
+    assert results["smart-hybrid"] == results["smart-rerank"]
     assert set(results["single"]) == {"ndcg@10", "recall@100", "mrr@10"}
     # 5 of 6 answers first with SMART vs 3 of 6 single-vector (see tests/index/test_index.py)
     assert results["smart-exhaustive"]["mrr@10"] > results["single"]["mrr@10"]

@@ -14,7 +14,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ...filters import parse_filter
-from ...options import Modality, SearchMode, SearchOptions
+from ...options import DEFAULT_MODE, Modality, SearchMode, SearchOptions
 from ..indexes import open_smart_index, smart_index_of
 from .documents import SCORE_KEYS, check_documents, document_image, hit_document, warn_reserved
 
@@ -102,7 +102,7 @@ class SmartRetriever(BaseRetriever):
     index: Any  # a SmartIndex (checked by _check_index; Any keeps the index out of this module's imports)
     k: int = Field(default=4, ge=1)
     candidates: int | None = Field(default=None, ge=1)
-    mode: SearchMode = "rerank"
+    mode: SearchMode = DEFAULT_MODE
     lambda_pool: float | None = None
     lambda_late: float | None = None
     filter: dict[str, Any] | None = None

@@ -13,7 +13,7 @@ from llama_index.core.indices.query.schema import QueryType
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from llama_index.core.vector_stores.types import MetadataFilters
 
-from ...options import Modality, SearchMode, SearchOptions
+from ...options import DEFAULT_MODE, Modality, SearchMode, SearchOptions
 from ..indexes import smart_index_of
 from .nodes import SmartNodeWithScore, hit_node, where
 from .queries import as_query_bundle, encode_query_bundle, model_id
@@ -94,7 +94,7 @@ class SmartRetriever(MultiModalRetriever):
         node_ids: Sequence[str] | None = None,
         doc_ids: Sequence[str] | None = None,
         *,
-        mode: SearchMode = "rerank",
+        mode: SearchMode = DEFAULT_MODE,
         candidates: int | None = None,
         lambda_pool: float | None = None,
         lambda_late: float | None = None,
