@@ -93,6 +93,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     queries = encoder.encode_queries([dataset.queries[q] for q in query_ids], show_progress=True)
     encode_queries_s = time.perf_counter() - start
+    # image rows have no text for the full-text index: the lexical methods are for text corpora
+    lexical_off = args.no_lexical or any(dataset.corpus[d].get("image") for d in doc_ids)
     result = compare(
         query_ids,
         queries,
@@ -104,8 +106,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         lambda_late=args.lambda_late,
         compression=args.compression,
         encoder=encoder,
-        doc_texts=None if args.no_lexical else [dataset.doc_text(d) for d in doc_ids],
-        query_texts=None if args.no_lexical else [dataset.queries[q] for q in query_ids],
+        doc_texts=None if lexical_off else [dataset.doc_text(d) for d in doc_ids],
+        query_texts=None if lexical_off else [dataset.queries[q] for q in query_ids],
         lambda_lex=args.lambda_lex,
     )
     timings = {"encode_corpus_s": encode_docs_s, "encode_queries_s": encode_queries_s, **result.timings}

@@ -73,7 +73,9 @@ def plot_comparison(
         raise ValueError("this Comparison has no rankings to plot (it was built without them)")
     methods = list(comparison.rankings)
     fig, (bars, hist, curves) = plt.subplots(1, 3, figsize=FIGSIZE, dpi=DPI)
-    colors = {m: c for m, c in zip(methods, ("#7f7f7f", "#1f77b4", "#ff7f0e", "#2ca02c"))}
+    colors = {
+        m: c for m, c in zip(methods, ("#7f7f7f", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"))
+    }
 
     values = [comparison.results[m]["ndcg@10"] for m in methods]
     drawn = bars.bar([_LABELS.get(m, m) for m in methods], values, color=[colors[m] for m in methods])

@@ -45,6 +45,8 @@ class UpkeepVerbs:
             index_type=self.options.ann_index_type,
             num_partitions=num_partitions,
             rebuild_index=rebuild_index,
+            text_column=None if self.options.text_index is None else self.store.layout.text,
+            text_settings=self.options.text_index,
         )
 
     def reindex_tokens(

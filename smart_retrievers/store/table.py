@@ -343,7 +343,7 @@ class SmartStore(TableReads):
         ``options``: :func:`~smart_retrievers.store.upkeep.optimize_table`'s (``cleanup_older_than``,
         ``delete_unverified``, ``ann_min_rows``, ``index_type``, ``num_partitions``, ``rebuild_index``).
         """
-        return optimize_table(self.table, self.layout.vector, text_column=self.layout.text, **options)
+        return optimize_table(self.table, self.layout.vector, **{"text_column": self.layout.text, **options})
 
     def build_text_index(self, settings: TextIndexSettings | None = None) -> None:
         """Build the full-text (BM25) index on the text column over every row (one index commit).

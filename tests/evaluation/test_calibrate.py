@@ -159,8 +159,10 @@ def test_saved_weights_are_the_default_and_explicit_ones_win(encoder, tmp_path):
     index.store.set_fusion_weights(0.0, 1.0)
     reopened = SmartIndex(str(tmp_path / "db"), encoder=encoder)
     assert (reopened.lambda_pool, reopened.lambda_late) == (0.0, 1.0)
-    hit = reopened.search("P2 blue circle", k=1)[0]
+    hit = reopened.search("P2 blue circle", k=1, mode="rerank")[0]
     assert hit.score == pytest.approx(hit.late_score)
+    hybrid = reopened.search("P2 blue circle", k=1)[0]  # the default adds λ_lex · lex_score
+    assert hybrid.score == pytest.approx(hybrid.late_score + 0.5 * hybrid.lex_score)
     explicit = SmartIndex(str(tmp_path / "db"), encoder=encoder, lambda_pool=1.0)
     assert (explicit.lambda_pool, explicit.lambda_late) == (1.0, 1.0)
     assert search_ids(reopened) != [] and reopened.count() == 12  # rows untouched by the metadata commit

@@ -43,10 +43,13 @@ def test_first_write_builds_the_text_index_and_later_rows_are_found(long_index):
     assert long_index.search(RARE, k=1, mode="text")[0].id == "late"
 
 
-def test_optimize_builds_a_missing_text_index(tmp_path, encoder):
-    index = SmartIndex(str(tmp_path / "db"), encoder=encoder, text_index=None)
+def test_optimize_builds_a_missing_text_index_unless_told_not_to(tmp_path, encoder):
+    db = str(tmp_path / "db")
+    index = SmartIndex(db, encoder=encoder, text_index=None)
     index.add(["one text", "another text"], ids=["a", "b"])
     assert index.store.text_index is None
+    assert not index.optimize().text_index_built and index.store.text_index is None
+    index = SmartIndex(db, encoder=encoder)  # e.g. a table written before the package kept one
     report = index.optimize()
     assert report.text_index_built and report.text_indexed_rows == 2
     assert index.store.text_index is not None

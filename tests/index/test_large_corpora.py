@@ -50,7 +50,7 @@ def _flat_top(index: SmartIndex, vector: np.ndarray, k: int, where: str | None =
 @pytest.fixture
 def big(tmp_path, encoder) -> tuple[SmartIndex, list[Encoding]]:
     """600 rows in 4 writes, ANN index built by optimize() (4 IVF partitions)."""
-    index = SmartIndex(str(tmp_path / "db"), encoder=encoder, compression="none", ann_min_rows=500)
+    index = SmartIndex(str(tmp_path / "db"), encoder=encoder, compression="none", ann_min_rows=500, text_index=None)
     encodings = []
     for part in range(4):
         encodings += _write(index, 150 * part, 150, seed=part)
@@ -60,7 +60,7 @@ def big(tmp_path, encoder) -> tuple[SmartIndex, list[Encoding]]:
 
 
 def test_optimize_waits_for_ann_min_rows(tmp_path, encoder):
-    index = SmartIndex(str(tmp_path / "db"), encoder=encoder, compression="none", ann_min_rows=300)
+    index = SmartIndex(str(tmp_path / "db"), encoder=encoder, compression="none", ann_min_rows=300, text_index=None)
     assert index.optimize().rows == 0  # no table yet: nothing to do
     _write(index, 0, 200, seed=0)
     report = index.optimize()
@@ -79,7 +79,7 @@ def test_optimize_waits_for_ann_min_rows(tmp_path, encoder):
     segments = index.store.vector_index().num_segments
     assert len(list((tmp_path / "db" / "smart.lance" / "_indices").iterdir())) == segments <= 2
     # ann_min_rows=None never builds one
-    never = SmartIndex(str(tmp_path / "db2"), encoder=encoder, compression="none", ann_min_rows=None)
+    never = SmartIndex(str(tmp_path / "db2"), encoder=encoder, compression="none", ann_min_rows=None, text_index=None)
     _write(never, 0, 50, seed=2)
     assert never.optimize().index_type is None
 
@@ -151,7 +151,7 @@ def test_filters_stay_prefilters_with_the_index(big):
 
 
 def test_compaction_keeps_every_row_and_its_contents(tmp_path, encoder):
-    index = SmartIndex(str(tmp_path / "db"), encoder=encoder, compression="none", ann_min_rows=None)
+    index = SmartIndex(str(tmp_path / "db"), encoder=encoder, compression="none", ann_min_rows=None, text_index=None)
     for part in range(8):
         _write(index, 25 * part, 25, seed=part)
     index.delete(ids=["r3", "r190"])
@@ -168,7 +168,7 @@ def test_compaction_keeps_every_row_and_its_contents(tmp_path, encoder):
 
 
 def test_retention_keeps_recent_versions(tmp_path, encoder):
-    index = SmartIndex(str(tmp_path / "db"), encoder=encoder, compression="none", ann_min_rows=None)
+    index = SmartIndex(str(tmp_path / "db"), encoder=encoder, compression="none", ann_min_rows=None, text_index=None)
     for part in range(3):
         _write(index, 10 * part, 10, seed=part)
     report = index.optimize()  # default retention: 7 days, nothing that recent is removed
