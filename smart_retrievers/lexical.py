@@ -33,6 +33,7 @@ __all__ = [
     "LENGTH_GATE",
     "SPECIFICITY_GATE",
     "STOP_WORDS",
+    "length_trust",
     "lexical_scores",
     "lexical_weight",
     "mean_words",
@@ -73,6 +74,11 @@ def _ramp(value: float, bounds: tuple[float, float]) -> float:
     return min(1.0, max(0.0, (value - low) / (high - low)))
 
 
+def length_trust(mean_words: float) -> float:
+    """The length gate alone, in [0, 1]: 0 means no lexical term whatever the query's matches."""
+    return _ramp(mean_words, LENGTH_GATE)
+
+
 def lexical_weight(*, mean_words: float, best_bm25: float, n_terms: int, n_rows: int) -> float:
     """The query's trust in lexical evidence, in [0, 1] (``w`` in the module docstring).
 
@@ -82,7 +88,7 @@ def lexical_weight(*, mean_words: float, best_bm25: float, n_terms: int, n_rows:
         n_terms: the query's terms (:func:`query_terms`).
         n_rows: rows in the table (for the largest possible IDF, ``ln(1 + rows)``).
     """
-    length = _ramp(mean_words, LENGTH_GATE)
+    length = length_trust(mean_words)
     if length == 0.0 or best_bm25 <= 0.0 or n_terms == 0:
         return 0.0
     specificity = best_bm25 / (n_terms * math.log1p(max(n_rows, 1)))

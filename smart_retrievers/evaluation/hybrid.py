@@ -81,7 +81,8 @@ def lexical_rankings(
         pool = by_pooled[:candidates]
         words = mean_words([doc_texts[d] for d in pool])
         best = max(bm25.values(), default=0.0)
-        union = pool + [d for d in by_bm25[:candidates] if d not in set(pool)]
+        in_pool = set(pool)
+        union = pool + [d for d in by_bm25[:candidates] if d not in in_pool]
         lex, _ = lexical_scores(
             [bm25.get(d, 0.0) for d in union], best_bm25=best, words=words, text=query_texts[i], n_rows=n_docs
         )

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..encoding import Encoding
-from ..lexical import lexical_scores, lexical_weight, mean_words, normalised_bm25
+from ..lexical import length_trust, lexical_scores, mean_words, normalised_bm25
 from ..options import SearchOptions
 from ..scoring import Ranking, rank
 from ..store import META_COLUMNS, SmartStore, tokens_from_arrow, vectors_block
@@ -191,12 +191,13 @@ def search_hybrid(
         return search_rerank(store, query, where_sql, opts, settings)
     rows = _pooled_candidates(store, query, where_sql, opts, settings)
     words = mean_words(rows.column("text").to_pylist())
-    if lexical_weight(mean_words=words, best_bm25=1.0, n_terms=1, n_rows=1) == 0.0:  # the length gate alone
+    if length_trust(words) == 0.0:  # short texts: no full-text query at all
         return _ranked_hits(store, query, rows, opts)
     found = store.search_text(text, opts.text_candidates, columns=["id"], where=where_sql, with_row_id=True)
     bm25 = dict(zip(found.column("id").to_pylist(), found.column("_score").to_pylist()))
     best = max(bm25.values(), default=0.0)
-    _, trust = lexical_scores([], best_bm25=best, words=words, text=text, n_rows=store.count())
+    n_rows = store.count()
+    _, trust = lexical_scores([], best_bm25=best, words=words, text=text, n_rows=n_rows)
     if trust == 0.0:
         return _ranked_hits(store, query, rows, opts)
     pooled_ids = set(rows.column("id").to_pylist())
@@ -206,7 +207,9 @@ def search_hybrid(
     if new_rows:
         taken = store.take_rows(new_rows, rows.column_names)
         rows = pa.concat_tables([rows, taken.cast(rows.schema)])
-    lex = trust * np.asarray([bm25.get(i, 0.0) for i in rows.column("id").to_pylist()]) / best
+    lex, _ = lexical_scores(
+        [bm25.get(i, 0.0) for i in rows.column("id").to_pylist()], best_bm25=best, words=words, text=text, n_rows=n_rows
+    )
     ranking = rank_rows(store, query, rows, opts, k=len(rows))
     total = np.asarray(ranking.fused, dtype=np.float64) + opts.lambda_lex * lex
     order = sorted(range(len(rows)), key=lambda i: -total[i])[: opts.k]
