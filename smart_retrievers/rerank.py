@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .encoders import SmartEncoder
+from .encoders import SmartEncoder, default_encoder
 from .encoders.images import ImageInput, image_cache_key, image_uri
 from .encoding import Encoding
 from .index import SmartIndex
@@ -91,7 +91,7 @@ class SmartScorer:
     ) -> None:
         check_weights(lambda_pool, lambda_late)
         self.index = index
-        self._encoder = encoder if encoder is not None or index is not None else SmartEncoder.default()
+        self._encoder = encoder if encoder is not None or index is not None else default_encoder()
         self.lambda_pool = lambda_pool
         self.lambda_late = lambda_late
         self.batch_size = batch_size

