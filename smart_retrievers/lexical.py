@@ -39,6 +39,7 @@ __all__ = [
     "mean_words",
     "normalised_bm25",
     "query_terms",
+    "query_words",
     "rrf",
 ]
 
@@ -64,9 +65,14 @@ term count leaves them out. Written here because LanceDB does not expose its tok
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
+def query_words(text: str) -> list[str]:
+    """The lower-cased words of ``text``, in order, stop words included (the full-text index drops its own)."""
+    return _WORD.findall(text.lower())
+
+
 def query_terms(text: str) -> list[str]:
     """The lower-cased words of ``text`` that can match in the full-text index (stop words dropped)."""
-    return [w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
+    return [w for w in query_words(text) if w not in STOP_WORDS]
 
 
 def _ramp(value: float, bounds: tuple[float, float]) -> float:

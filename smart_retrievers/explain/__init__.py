@@ -14,7 +14,7 @@ result types and their renderings.
 
 from __future__ import annotations
 
-from .evidence import Evidence, Match
+from .evidence import Evidence, Match, TermMatch
 from .image import explain_image
 from .rows import EVIDENCE_SPANS, compact_evidence, explain_row
 from .text import explain_text, explain_texts
@@ -23,6 +23,7 @@ __all__ = [
     "EVIDENCE_SPANS",
     "Evidence",
     "Match",
+    "TermMatch",
     "compact_evidence",
     "explain_image",
     "explain_row",

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-__all__ = ["Evidence", "Match"]
+__all__ = ["Evidence", "Match", "TermMatch"]
 
 _SHADES = " .:-=+*#%@"  # terminal heat map, cold to hot
 
@@ -52,11 +52,31 @@ class Match:
 
 
 @dataclass
-class Evidence:
-    """Why a document matched a query: the two score parts and one :class:`Match` per query token.
+class TermMatch:
+    """One query word that matched the document in the full-text index.
 
-    ``score = lambda_pool * pooled + lambda_late * late``; ``late`` is the mean of the matches'
-    similarities. ``truncated`` says the document was cut at the encoder's ``max_length`` (no
+    Attributes:
+        term: the word, lower-cased, as the query holds it.
+        count: how often the query holds it (each occurrence counts in BM25).
+        bm25: its BM25 in this document, all occurrences together.
+        contribution: its part of the hit's score: ``λ_lex · lex · bm25 / Σ bm25``.
+    """
+
+    term: str
+    count: int
+    bm25: float
+    contribution: float
+
+
+@dataclass
+class Evidence:
+    """Why a document matched a query: the score parts, one :class:`Match` per query token and, for a
+    hybrid hit, one :class:`TermMatch` per query word the full-text index matched.
+
+    ``score = lambda_pool * pooled + lambda_late * late + lambda_lex * lex``; ``late`` is the mean of
+    the matches' similarities; ``lex`` is the hit's lexical term (normalised BM25 at the query's
+    lexical trust, 0 outside "hybrid" search) and the terms' contributions add up to
+    ``lambda_lex * lex``. ``truncated`` says the document was cut at the encoder's ``max_length`` (no
     evidence can come from past the cut).
 
     For an image document (``modality == "image"``), ``text`` is the row's stored caption (not
@@ -79,6 +99,9 @@ class Evidence:
     grid: tuple[int, int] | None = None
     grid_box: tuple[float, float, float, float] | None = None
     image: Any = field(default=None, repr=False, compare=False)
+    lex: float = 0.0
+    lambda_lex: float = 0.0
+    terms: list[TermMatch] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (every field but ``image``, matches as dicts)."""
@@ -205,8 +228,22 @@ class Evidence:
         return (
             f"<div><b>{html.escape(self.doc_id or '')}</b> score {self.score:.4f} = "
             f"{self.lambda_pool:g}&times;pooled {self.pooled:.4f} + {self.lambda_late:g}&times;late {self.late:.4f}"
-            f"{' (document truncated)' if self.truncated else ''}</div>"
+            f"{self._lexical_sum('&times;')}{' (document truncated)' if self.truncated else ''}</div>"
+            f"{self._terms_html()}"
         )
+
+    def _lexical_sum(self, times: str) -> str:
+        """`` + λ_lex × lex`` for the score line, "" when the hit has no lexical part."""
+        return f" + {self.lambda_lex:g}{times}lex {self.lex:.4f}" if self.terms or self.lex else ""
+
+    def _terms_html(self) -> str:
+        if not self.terms:
+            return ""
+        items = ", ".join(f"<b>{html.escape(t.term)}</b> +{t.contribution:.4f}" for t in self.terms)
+        return f'<div style="font-size: 90%">matched words (BM25): {items}</div>'
+
+    def _terms_lines(self) -> list[str]:
+        return [f"  word {t.term!r:>16}  bm25 {t.bm25:.3f}  adds {t.contribution:.4f}" for t in self.terms]
 
     def _image_html(self, uid: str) -> str:
         png = base64.b64encode(self.heatmap_png()).decode() if self.image is not None else None
@@ -232,6 +269,7 @@ class Evidence:
             color = _supports_color(sys.stdout)
         lines = [
             f"score {self.score:.4f} = {self.lambda_pool:g}*pooled {self.pooled:.4f} + {self.lambda_late:g}*late {self.late:.4f}"
+            + self._lexical_sum("*")
             + (" (document truncated)" if self.truncated else "")
         ]
         if self.modality == "image":  # the heat map in characters, then the top patches
@@ -267,7 +305,7 @@ class Evidence:
         )
         for m in sorted(self.matches, key=lambda m: -m.share)[:top]:
             lines.append(f"  {m.query_token!r:>16} -> {m.doc_token!r:<18} cos {m.similarity:.3f}  share {m.share:.3f}")
-        return "\n".join(lines)
+        return "\n".join(lines + self._terms_lines())
 
     def __str__(self) -> str:
         return self.render(color=False)

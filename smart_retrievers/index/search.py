@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -30,7 +31,7 @@ from ..store import META_COLUMNS, SmartStore, tokens_from_arrow, vectors_block
 from .hits import Hit, hit_from_row
 from .options import IndexOptions
 
-__all__ = ["MODES", "rank_rows", "run_search"]
+__all__ = ["MODES", "LexicalContext", "lexical_context", "rank_rows", "run_search"]
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +173,42 @@ def _has_text_index(store: SmartStore) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class LexicalContext:
+    """What a query's lexical term is made of: the pooled candidates, the full-text results (``id``,
+    ``_rowid``, ``_score``), the candidates' mean words, the query's best BM25 and its lexical trust
+    (0: no lexical term, and then no full-text query was made when the texts are short)."""
+
+    rows: pa.Table
+    found: pa.Table | None
+    words: float
+    best: float
+    trust: float
+    n_rows: int
+
+    def bm25(self) -> dict[str, float]:
+        """Each full-text result's BM25 by row id."""
+        if self.found is None:
+            return {}
+        return dict(zip(self.found.column("id").to_pylist(), self.found.column("_score").to_pylist()))
+
+
+def lexical_context(
+    store: SmartStore, query: Encoding, where_sql: str | None, opts: SearchOptions, settings: IndexOptions, text: str
+) -> LexicalContext:
+    """The pooled candidates, then (unless their texts are short) the full-text search with the same
+    filter, prefiltered, and the query's lexical trust (:func:`~smart_retrievers.lexical.lexical_scores`)."""
+    rows = _pooled_candidates(store, query, where_sql, opts, settings)
+    words = mean_words(rows.column("text").to_pylist())
+    if length_trust(words) == 0.0:  # short texts: no full-text query at all
+        return LexicalContext(rows, None, words, 0.0, 0.0, 0)
+    found = store.search_text(text, opts.text_candidates, columns=["id"], where=where_sql, with_row_id=True)
+    best = max(found.column("_score").to_pylist(), default=0.0)
+    n_rows = store.count()
+    _, trust = lexical_scores([], best_bm25=best, words=words, text=text, n_rows=n_rows)
+    return LexicalContext(rows, found, words, best, trust, n_rows)
+
+
 def search_hybrid(
     store: SmartStore,
     query: Encoding,
@@ -189,32 +226,29 @@ def search_hybrid(
     """
     if not text or not opts.lambda_lex or not _has_text_index(store):
         return search_rerank(store, query, where_sql, opts, settings)
-    rows = _pooled_candidates(store, query, where_sql, opts, settings)
-    words = mean_words(rows.column("text").to_pylist())
-    if length_trust(words) == 0.0:  # short texts: no full-text query at all
+    context = lexical_context(store, query, where_sql, opts, settings, text)
+    rows = context.rows
+    if context.trust == 0.0 or context.found is None:
         return _ranked_hits(store, query, rows, opts)
-    found = store.search_text(text, opts.text_candidates, columns=["id"], where=where_sql, with_row_id=True)
-    bm25 = dict(zip(found.column("id").to_pylist(), found.column("_score").to_pylist()))
-    best = max(bm25.values(), default=0.0)
-    n_rows = store.count()
-    _, trust = lexical_scores([], best_bm25=best, words=words, text=text, n_rows=n_rows)
-    if trust == 0.0:
-        return _ranked_hits(store, query, rows, opts)
+    bm25 = context.bm25()
     pooled_ids = set(rows.column("id").to_pylist())
-    new_rows = [
-        r for i, r in zip(found.column("id").to_pylist(), found.column("_rowid").to_pylist()) if i not in pooled_ids
-    ]
+    found_ids = context.found.column("id").to_pylist()
+    new_rows = [r for i, r in zip(found_ids, context.found.column("_rowid").to_pylist()) if i not in pooled_ids]
     if new_rows:
         taken = store.take_rows(new_rows, rows.column_names)
         rows = pa.concat_tables([rows, taken.cast(rows.schema)])
     lex, _ = lexical_scores(
-        [bm25.get(i, 0.0) for i in rows.column("id").to_pylist()], best_bm25=best, words=words, text=text, n_rows=n_rows
+        [bm25.get(i, 0.0) for i in rows.column("id").to_pylist()],
+        best_bm25=context.best,
+        words=context.words,
+        text=text,
+        n_rows=context.n_rows,
     )
     ranking = rank_rows(store, query, rows, opts, k=len(rows))
     total = np.asarray(ranking.fused, dtype=np.float64) + opts.lambda_lex * lex
     order = sorted(range(len(rows)), key=lambda i: -total[i])[: opts.k]
     meta = rows.select(META_COLUMNS).to_pylist()
-    weights = (opts.lambda_pool, opts.lambda_late + opts.lambda_lex * trust)
+    weights = (opts.lambda_pool, opts.lambda_late + opts.lambda_lex * context.trust)
     return [
         hit_from_row(meta[i], total[i], ranking.pooled[i], ranking.late[i], weights=weights, lex=lex[i]) for i in order
     ]

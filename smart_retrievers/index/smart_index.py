@@ -26,6 +26,7 @@ from ..store import DEFAULT_ANN_INDEX, DEFAULT_ANN_MIN_ROWS, META_COLUMNS, Smart
 from ..upgrade import upgrade_table
 from ..validation import check_text
 from .hits import Hit, hit_from_row
+from .lexical_evidence import add_lexical_evidence
 from .maintenance import UpkeepVerbs
 from .options import DEFAULT_TEXT_INDEX, DEFAULT_TOKEN_FETCH, IndexOptions, TokenFetch
 from .search import run_search
@@ -301,16 +302,27 @@ class SmartIndex(WriteVerbs, UpkeepVerbs):
         *,
         lambda_pool: float | None = None,
         lambda_late: float | None = None,
+        lambda_lex: float | None = None,
         image: ImageInput | None = None,
     ) -> Evidence:
         """Why a stored row matched ``query``: an :class:`~smart_retrievers.explain.Evidence` (see
         :func:`~smart_retrievers.explain.explain_row`). Weights default to the index's; ``image`` is
-        the source of an image row stored without a location."""
+        the source of an image row stored without a location.
+
+        A text row of a table with a full-text index also gets its lexical part
+        (:attr:`Evidence.terms`): the query words that matched and what each added. For a hit, its
+        own ``lex_score`` (pass the ``lambda_lex`` it was searched with, if not the index's); for a
+        row id, what an unfiltered "hybrid" search gives the row. ``lambda_lex=0`` leaves it out.
+        """
         weights = (
             self.lambda_pool if lambda_pool is None else lambda_pool,
             self.lambda_late if lambda_late is None else lambda_late,
         )
-        return explain_row(self, query, doc_id_or_hit, weights=weights, image=image)
+        evidence = explain_row(self, query, doc_id_or_hit, weights=weights, image=image)
+        if evidence.modality != "text":
+            return evidence
+        lam_lex = self.lambda_lex if lambda_lex is None else lambda_lex
+        return add_lexical_evidence(self, query, evidence, doc_id_or_hit, lam_lex)
 
     def calibrate(
         self,

@@ -121,3 +121,32 @@ def test_bad_lambda_lex_is_refused(long_index):
     for bad in (-0.1, float("nan"), "0.5", True):
         with pytest.raises(ValueError, match="lambda_lex"):
             long_index.search("kinase", lambda_lex=bad)
+
+
+def test_evidence_lists_the_matched_words_and_their_bm25_adds_up_to_the_hit(long_index):
+    query = f"{RARE} {RARE} kinase inhibitor"
+    hit = long_index.search(query, k=1)[0]
+    assert hit.id == "d7" and hit.lex_score > 0
+    evidence = long_index.explain(query, hit)
+    words = {t.term: t for t in evidence.terms}
+    assert set(words) == {RARE, "kinase"}  # "inhibitor" is not in d7 ("inhibits" stems elsewhere)
+    assert words[RARE].count == 2 and words["kinase"].count == 1
+    bm25_alone = long_index.search(query, k=12, mode="text")
+    assert sum(t.bm25 for t in evidence.terms) == pytest.approx(next(h.score for h in bm25_alone if h.id == "d7"))
+    assert evidence.lex == hit.lex_score and evidence.lambda_lex == 0.5
+    assert sum(t.contribution for t in evidence.terms) == pytest.approx(0.5 * hit.lex_score, rel=1e-6)
+    assert evidence.score == pytest.approx(
+        evidence.lambda_pool * evidence.pooled + evidence.lambda_late * evidence.late + 0.5 * evidence.lex, abs=1e-6
+    )
+    assert "kinase" in evidence.render(color=False) and "lex" in evidence.to_html()
+    by_id = long_index.explain(query, "d7")  # a row id: what an unfiltered hybrid search gives it
+    assert by_id.lex == pytest.approx(hit.lex_score, rel=1e-5)
+    assert long_index.explain(query, hit, lambda_lex=0.0).terms == []
+
+
+def test_evidence_of_a_rerank_hit_has_no_lexical_part_in_its_score(long_index):
+    query = f"{RARE} kinase"
+    hit = long_index.search(query, k=1, mode="rerank")[0]
+    evidence = long_index.explain(query, hit)
+    assert hit.lex_score == 0.0 and evidence.lex == 0.0
+    assert all(t.contribution == 0.0 for t in evidence.terms) and evidence.terms  # matched, but weighed 0
