@@ -1,8 +1,10 @@
-"""Every Python block of README.md runs as written: self-contained, offline, on the bundled model.
+"""Every Python block of README.md and of the docs site (docs/**/*.md) runs as written: self-contained,
+offline, on the bundled model.
 
 A block that cannot run here says why, in an HTML comment on the line before its fence:
-``<!-- readme-test: skip REASON -->`` (e.g. it needs a vision model's weights). Blocks are found
-when the tests are collected, so sections added later are covered without touching this file.
+``<!-- readme-test: skip REASON -->`` (e.g. it needs a vision model's weights). Pages and blocks are
+found when the tests are collected, so pages and sections added later are covered without touching
+this file.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*(\S*)")
 SKIP = re.compile(r"<!--\s*readme-test:\s*skip\b\s*(.*?)\s*-->")
 
@@ -43,7 +46,11 @@ def python_blocks(text: str) -> list[tuple[int, str, str | None]]:
     return blocks
 
 
-BLOCKS = python_blocks(README.read_text(encoding="utf-8"))
+BLOCKS = [
+    (f"{page.relative_to(ROOT).as_posix()}:{line}", code, reason)
+    for page in PAGES
+    for line, code, reason in python_blocks(page.read_text(encoding="utf-8"))
+]
 
 
 def test_parser_finds_blocks_and_markers() -> None:
@@ -51,18 +58,20 @@ def test_parser_finds_blocks_and_markers() -> None:
     assert python_blocks(sample) == [(3, "x = 1", "needs weights"), (7, "y = 2", None)]
 
 
-def test_readme_has_python_blocks_and_every_skip_says_why() -> None:
-    assert len(BLOCKS) >= 8
-    assert sum(reason is None for _, _, reason in BLOCKS) >= 6  # most blocks run
-    for line, _, reason in BLOCKS:
-        assert reason is None or len(reason) > 10, f"README.md:{line}: a skipped block must say why"
+def test_pages_have_python_blocks_and_every_skip_says_why() -> None:
+    pages = {where.split(":")[0] for where, _, _ in BLOCKS}
+    assert {"README.md", "docs/getting-started.md", "docs/llama-index.md", "docs/langchain.md"} <= pages
+    assert len(BLOCKS) >= 15
+    assert sum(reason is None for _, _, reason in BLOCKS) >= 12  # most blocks run
+    for where, _, reason in BLOCKS:
+        assert reason is None or len(reason) > 10, f"{where}: a skipped block must say why"
 
 
-@pytest.mark.parametrize(("line", "code", "reason"), BLOCKS, ids=[f"README.md:{line}" for line, _, _ in BLOCKS])
-def test_readme_block_runs(line: int, code: str, reason: str | None, tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize(("where", "code", "reason"), BLOCKS, ids=[where for where, _, _ in BLOCKS])
+def test_doc_block_runs(where: str, code: str, reason: str | None, tmp_path, monkeypatch) -> None:
     if reason is not None:
         pytest.skip(reason)
     monkeypatch.chdir(tmp_path)  # ./smart_db and friends land in a fresh directory
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # offline, as the README promises
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # offline, as the docs promise
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    exec(compile(code, f"README.md:{line}", "exec"), {"__name__": "__readme__"})  # noqa: S102
+    exec(compile(code, where, "exec"), {"__name__": "__docs__"})  # noqa: S102
