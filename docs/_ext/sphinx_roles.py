@@ -16,7 +16,8 @@ from typing import Any
 import griffe
 
 EXAMPLE = re.compile(r"^(\s*)Example:\s*$", re.MULTILINE)
-ROLE = re.compile(r":(?:py:)?(?:class|func|meth|mod|data|attr|exc|obj|const):`(~?)([^`<>]+)`")
+ROLE = re.compile(r":(?:py:)?(?:class|func|meth|mod|data|attr|exc|obj|const):`(~?)([^`]+)`")
+EXPLICIT = re.compile(r"^(.*?)\s*<([^<>]+)>$")  # :meth:`title <target>`
 
 
 def _target(obj: griffe.Object, name: str) -> str:
@@ -41,7 +42,11 @@ def _target(obj: griffe.Object, name: str) -> str:
 
 def _render(obj: griffe.Object, match: re.Match[str]) -> str:
     short, name = match.group(1) == "~", match.group(2).strip()
-    title = name.rsplit(".", 1)[-1] if short else name.lstrip(".")
+    explicit = EXPLICIT.match(name)
+    if explicit:
+        title, name = explicit.group(1), explicit.group(2)
+    else:
+        title = name.rsplit(".", 1)[-1] if short else name.lstrip(".")
     target = html.escape(_target(obj, name), quote=True)
     return f'<autoref identifier="{target}" optional><code>{html.escape(title)}</code></autoref>'
 
