@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..codec import DEFAULT_COMPRESSION
+from ..evaluation.calibrate import DEFAULT_GRID, DEFAULT_LEX_GRID
 from ..lexical import DEFAULT_LAMBDA_LEX
 from .common import check_db, encoder_options, load_model, open_index, table_options
 
@@ -48,23 +51,33 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     p = commands.add_parser(
         "calibrate",
-        help="choose lambda_pool/lambda_late for an index by k-fold cross-validated nDCG@10 on judged queries",
-        description="Grid-search the fusion weights (pooled only, late only and ratios between) on a BEIR-layout "
-        "split's queries and qrels against an index holding its corpus (row ids = corpus ids), with k-fold "
-        "cross-validation; keeps 1/1 unless calibrating wins under cross-validation.",
+        help="choose lambda_pool/lambda_late/lambda_lex for an index by k-fold cross-validated nDCG@10 on judged queries",
+        description="Grid-search the fusion weights (pooled only, late only and ratios between, each with "
+        "several lexical weights) on a BEIR-layout split's queries and qrels against an index holding its "
+        "corpus (row ids = corpus ids), with k-fold cross-validation; keeps the default "
+        f"1/1/{DEFAULT_LAMBDA_LEX:g} unless calibrating wins under cross-validation.",
     )
     p.add_argument("beir_dir", help="BEIR dataset directory (queries.jsonl, qrels/SPLIT.tsv; corpus.jsonl for the ids)")
     table_options(p)
     p.add_argument("--split", default="test")
     p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--candidates", type=int, default=100, help="pooled candidates re-scored per query")
+    p.add_argument("--candidates", type=int, default=100, help="pooled (and full-text) candidates re-scored per query")
     p.add_argument(
         "--grid",
         nargs="+",
-        metavar="POOL/LATE",
-        help="settings to try, e.g. 1/0 1/1 1/2 0/1 (default: 1/0 1/0.25 1/0.5 1/1 1/2 1/4 0/1)",
+        metavar="POOL/LATE[/LEX]",
+        help="settings to try, e.g. 1/0 1/1 1/2 0/1 (each with every --lex-grid value) or 1/1/0.3 "
+        f"(default: {' '.join(f'{a:g}/{b:g}' for a, b in DEFAULT_GRID)})",
     )
-    p.add_argument("--min-gain", type=float, default=0.0, help="CV nDCG@10 gain over 1/1 needed to move off 1/1")
+    p.add_argument(
+        "--lex-grid",
+        nargs="+",
+        type=float,
+        default=list(DEFAULT_LEX_GRID),
+        metavar="LEX",
+        help=f"lambda_lex values tried with each POOL/LATE (default: {' '.join(f'{x:g}' for x in DEFAULT_LEX_GRID)})",
+    )
+    p.add_argument("--min-gain", type=float, default=0.0, help="CV nDCG@10 gain over the default needed to move off it")
     p.add_argument("--seed", type=int, default=0, help="fold shuffle seed")
     p.add_argument(
         "--save", action="store_true", help="store the chosen weights in the table (searches default to them)"
@@ -139,17 +152,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_grid(raw: Sequence[str] | None) -> list[tuple[float, float]] | None:
-    """``--grid 1/0 1/1 0/1`` as (lambda_pool, lambda_late) pairs; a bad entry is a ValueError naming it."""
+def parse_grid(raw: Sequence[str] | None) -> list[tuple[float, ...]] | None:
+    """``--grid 1/0 1/1 0/1/0.5`` as (lambda_pool, lambda_late[, lambda_lex]) tuples; a bad entry is a
+    ValueError naming it."""
     if not raw:
         return None
     out = []
     for entry in raw:
         try:
-            pool, late = (float(x) for x in entry.split("/"))
+            weights = tuple(float(x) for x in entry.split("/"))
         except ValueError:
-            raise ValueError(f"--grid entry {entry!r} is not POOL/LATE, e.g. 1/2") from None
-        out.append((pool, late))
+            weights = ()
+        if len(weights) not in (2, 3):
+            raise ValueError(f"--grid entry {entry!r} is not POOL/LATE or POOL/LATE/LEX, e.g. 1/2 or 1/1/0.3")
+        out.append(weights)
     return out
 
 
@@ -159,25 +175,33 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     grid = parse_grid(args.grid)  # before a model is loaded
     check_db(args.db)
     dataset = load_beir(args.beir_dir, split=args.split)
-    index = open_index(args, then=f"index {args.beir_dir}/corpus.jsonl first")
+    index = open_index(args, then=f"index {args.beir_dir} first")
     start = time.perf_counter()
-    result = index.calibrate(
-        dataset.queries,
-        dataset.qrels,
-        grid=grid,
-        folds=args.folds,
-        candidates=args.candidates,
-        min_gain=args.min_gain,
-        seed=args.seed,
-        save=args.save,
-        show_progress=True,
-    )
+    with warnings.catch_warnings(record=True) as caught:  # printed as one line each, not with a source line
+        warnings.simplefilter("always", UserWarning)
+        result = index.calibrate(
+            dataset.queries,
+            dataset.qrels,
+            grid=grid,
+            lex_grid=args.lex_grid,
+            folds=args.folds,
+            candidates=args.candidates,
+            min_gain=args.min_gain,
+            seed=args.seed,
+            save=args.save,
+            show_progress=True,
+        )
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
     took = time.perf_counter() - start
     print(f"{dataset.name} ({args.split}): {result.n_queries} judged queries, index {args.db} ({index.count()} rows)")
     print(result.table())
     print(f"took {took:.1f}s")
     if args.save:
-        print(f"saved lambda_pool={result.lambda_pool:g}, lambda_late={result.lambda_late:g} in table {args.table!r}")
+        print(
+            f"saved lambda_pool={result.lambda_pool:g}, lambda_late={result.lambda_late:g}, "
+            f"lambda_lex={result.lambda_lex:g} in table {args.table!r}"
+        )
     if args.json:
         Path(args.json).write_text(
             json.dumps({"dataset": dataset.name, "split": args.split, **result.to_dict()}, indent=2)

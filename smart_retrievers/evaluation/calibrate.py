@@ -1,23 +1,26 @@
-"""Cross-validated calibration of the fusion weights ``lambda_pool`` / ``lambda_late`` on judged queries.
+"""Cross-validated calibration of the fusion weights ``lambda_pool`` / ``lambda_late`` / ``lambda_lex`` on judged queries.
 
-Each query's candidates are scored **once** (their pooled and late cosines); every weight
-setting of the grid then only re-fuses ``lambda_pool * pooled + lambda_late * late`` and
-re-sorts, so a grid of any size costs one search per query.
+Each query's candidates are scored **once** (their pooled and late cosines, and their lexical
+term from a "hybrid" search: the pooled top-K ∪ the BM25 top-K); every weight setting of the
+grid then only re-fuses ``lambda_pool * pooled + lambda_late * late + lambda_lex * lex`` and
+re-sorts, so a grid of any size costs one scoring per query. A setting with ``lambda_lex = 0``
+ranks the pooled candidates alone, as a search with it does ("rerank").
 
 The queries are split into ``folds`` folds (shuffled with a fixed seed). For each fold the
 setting with the best mean nDCG@10 on the *other* folds is chosen and scored on the held-out
 fold; the mean of those held-out scores is the cross-validated nDCG@10 of calibrating at all
 (``cv_selected``). The recommended setting is the one that is best on all queries, but only
-when ``cv_selected`` beats the cross-validated nDCG@10 of the default (1, 1) by more than
-``min_gain``: otherwise the default is kept. A setting that only wins on the queries it was
-chosen on is therefore never recommended.
+when ``cv_selected`` beats the cross-validated nDCG@10 of the default (1, 1, λ_lex default) by
+more than ``min_gain``: otherwise the default is kept. A setting that only wins on the queries it
+was chosen on is therefore never recommended.
 
 :func:`calibrate_scores` takes plain arrays; :func:`calibrate_index` gets them from an index's own
-search (what :meth:`SmartIndex.calibrate <smart_retrievers.index.SmartIndex.calibrate>` runs).
+searches (what :meth:`SmartIndex.calibrate <smart_retrievers.index.SmartIndex.calibrate>` runs).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,16 +28,26 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..lexical import DEFAULT_LAMBDA_LEX
 from ..progress import progress_on
 from ..validation import check_count, check_text
 from .metrics import ndcg_at_k
 
-__all__ = ["DEFAULT_GRID", "Calibration", "CandidateScores", "calibrate_index", "calibrate_scores", "fold_assignment"]
+__all__ = [
+    "DEFAULT_GRID",
+    "DEFAULT_LEX_GRID",
+    "Calibration",
+    "CandidateScores",
+    "calibrate_index",
+    "calibrate_scores",
+    "fold_assignment",
+]
 
-Weights = tuple[float, float]
+Weights = tuple[float, float, float]
+"""(lambda_pool, lambda_late, lambda_lex)."""
 
-DEFAULT_WEIGHTS: Weights = (1.0, 1.0)
-DEFAULT_GRID: tuple[Weights, ...] = (
+DEFAULT_WEIGHTS: Weights = (1.0, 1.0, DEFAULT_LAMBDA_LEX)
+DEFAULT_GRID: tuple[tuple[float, float], ...] = (
     (1.0, 0.0),  # pooled only: the single-vector ranking of the candidates
     (1.0, 0.25),
     (1.0, 0.5),
@@ -43,17 +56,28 @@ DEFAULT_GRID: tuple[Weights, ...] = (
     (1.0, 4.0),
     (0.0, 1.0),  # late only
 )
-"""(lambda_pool, lambda_late) settings tried by default. Rankings depend only on the ratio
+"""(lambda_pool, lambda_late) settings tried by default, each with every ``lambda_lex`` of
+:data:`DEFAULT_LEX_GRID`. Without the lexical term rankings depend only on the ratio
 lambda_late / lambda_pool, so the grid spans ratios from 0 (pooled only) to infinity (late only)."""
+DEFAULT_LEX_GRID: tuple[float, ...] = tuple(sorted({0.0, 0.25, DEFAULT_LAMBDA_LEX, 1.0}))
+"""lambda_lex settings tried by default: 0 (no lexical term: "rerank"), the default
+(:data:`~smart_retrievers.lexical.DEFAULT_LAMBDA_LEX`) and values around it."""
 
 
 @dataclass(frozen=True)
 class CandidateScores:
-    """One query's scored candidates: their doc ids, pooled cosines and late (MaxSim) scores, aligned."""
+    """One query's scored candidates: their doc ids, pooled cosines and late (MaxSim) scores, aligned.
+
+    ``lex`` is each candidate's lexical term (``Hit.lex_score``: trusted BM25 over the query's best;
+    None: no lexical evidence). ``pooled_candidate`` marks the pooled top-K, the candidates a search
+    without the lexical term ranks (None: all of them).
+    """
 
     doc_ids: Sequence[str]
     pooled: np.ndarray
     late: np.ndarray
+    lex: np.ndarray | None = None
+    pooled_candidate: np.ndarray | None = None
 
 
 @dataclass
@@ -61,15 +85,19 @@ class Calibration:
     """The result of a cross-validated λ calibration.
 
     Attributes:
-        grid: the (lambda_pool, lambda_late) settings tried, in order.
+        grid: the (lambda_pool, lambda_late, lambda_lex) settings tried, in order.
         cv_ndcg: setting -> mean over folds of its held-out nDCG@10 (every query held out once).
         fold_choices: per fold, ``{"fold", "n_queries", "chosen", "train_ndcg", "test_ndcg",
             "default_test_ndcg"}``: the setting chosen on the other folds and how it scored.
         cv_selected: mean held-out nDCG@10 of the per-fold choices (the honest estimate of calibrating).
-        default: the default setting, (1, 1).
+        default: the default setting, (1, 1, :data:`~smart_retrievers.lexical.DEFAULT_LAMBDA_LEX`).
         best_all: the setting with the best nDCG@10 on all queries.
         chosen: ``best_all`` when ``cv_selected - cv_ndcg[default] > min_gain``, else ``default``.
         folds / n_queries / candidates / min_gain / seed: how it was run.
+        lexical: whether any candidate had lexical evidence (without it, only the default
+            ``lambda_lex`` is tried: every value ranks alike).
+        missing_judged: judged documents absent from the index (each costs its queries nDCG under
+            every setting); ``judged``: how many judged documents there are.
     """
 
     grid: list[Weights]
@@ -85,6 +113,9 @@ class Calibration:
     min_gain: float = 0.0
     seed: int = 0
     full_ndcg: dict[Weights, float] = field(default_factory=dict)
+    lexical: bool = True
+    missing_judged: list[str] = field(default_factory=list)
+    judged: int = 0
 
     @property
     def lambda_pool(self) -> float:
@@ -97,6 +128,11 @@ class Calibration:
         return self.chosen[1]
 
     @property
+    def lambda_lex(self) -> float:
+        """The chosen lambda_lex."""
+        return self.chosen[2]
+
+    @property
     def kept_default(self) -> bool:
         """True when calibration kept the default weights."""
         return self.chosen == self.default
@@ -104,51 +140,58 @@ class Calibration:
     def table(self) -> str:
         """A plain-text report: CV nDCG@10 of each setting against the default, then the per-fold choices."""
         base = self.cv_ndcg[self.default]
-        lines = [f"{'lambda_pool':>11} {'lambda_late':>11} {'CV ndcg@10':>11} {'Δ vs 1/1':>9}  note"]
+        lines = [
+            f"{'lambda_pool':>11} {'lambda_late':>11} {'lambda_lex':>10} {'CV ndcg@10':>11} {'Δ vs default':>12}  note"
+        ]
         for w in self.grid:
             notes = []
             if w == self.default:
                 notes.append("default")
-            if w[1] == 0:
+            no_lex = w[2] == 0 or not self.lexical
+            if w[1] == 0 and no_lex:
                 notes.append("pooled only")
-            if w[0] == 0:
+            if w[0] == 0 and no_lex:
                 notes.append("late only")
             if w == self.chosen:
                 notes.append("CHOSEN")
             lines.append(
-                f"{w[0]:>11g} {w[1]:>11g} {self.cv_ndcg[w]:>11.4f} {self.cv_ndcg[w] - base:>+9.4f}  {', '.join(notes)}"
-            )
-        lines.append("")
-        lines.append(f"{'fold':>4} {'queries':>7} {'chosen (pool/late)':>19} {'train':>8} {'test':>8} {'test 1/1':>9}")
-        for f in self.fold_choices:
-            lp, ll = f["chosen"]
-            lines.append(
-                f"{f['fold']:>4} {f['n_queries']:>7} {f'{lp:g}/{ll:g}':>19} {f['train_ndcg']:>8.4f} "
-                f"{f['test_ndcg']:>8.4f} {f['default_test_ndcg']:>9.4f}"
+                f"{w[0]:>11g} {w[1]:>11g} {w[2]:>10g} {self.cv_ndcg[w]:>11.4f} {self.cv_ndcg[w] - base:>+12.4f}  "
+                + ", ".join(notes)
             )
         lines.append("")
         lines.append(
-            f"cross-validated nDCG@10 of calibrating: {self.cv_selected:.4f} vs {base:.4f} at 1/1 "
-            f"({self.cv_selected - base:+.4f}; {self.folds} folds, {self.n_queries} queries)"
+            f"{'fold':>4} {'queries':>7} {'chosen (pool/late/lex)':>23} {'train':>8} {'test':>8} {'default':>8}"
         )
-        verdict = (
-            "kept the default"
-            if self.kept_default
-            else f"best on all queries: {self.best_all[0]:g}/{self.best_all[1]:g}"
+        for f in self.fold_choices:
+            lines.append(
+                f"{f['fold']:>4} {f['n_queries']:>7} {_key(f['chosen']):>23} {f['train_ndcg']:>8.4f} "
+                f"{f['test_ndcg']:>8.4f} {f['default_test_ndcg']:>8.4f}"
+            )
+        lines.append("")
+        lines.append(
+            f"cross-validated nDCG@10 of calibrating: {self.cv_selected:.4f} vs {base:.4f} at the default "
+            f"{_key(self.default)} ({self.cv_selected - base:+.4f}; {self.folds} folds, {self.n_queries} queries)"
         )
-        lines.append(f"chosen: lambda_pool={self.chosen[0]:g}, lambda_late={self.chosen[1]:g} ({verdict})")
+        if not self.lexical:
+            lines.append(
+                "no candidate had lexical evidence (short texts, or no full-text index): "
+                f"lambda_lex kept at {self.default[2]:g}"
+            )
+        if self.missing_judged:
+            lines.append(f"warning: {missing_message(self.missing_judged, self.judged)}")
+        verdict = "kept the default" if self.kept_default else f"best on all queries: {_key(self.best_all)}"
+        lines.append(
+            f"chosen: lambda_pool={self.chosen[0]:g}, lambda_late={self.chosen[1]:g}, "
+            f"lambda_lex={self.chosen[2]:g} ({verdict})"
+        )
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable form (settings as ``"pool/late"`` strings)."""
-
-        def key(w: Weights) -> str:
-            return f"{w[0]:g}/{w[1]:g}"
-
+        """A JSON-serialisable form (settings as ``"pool/late/lex"`` strings)."""
         return {
             "grid": [list(w) for w in self.grid],
-            "cv_ndcg@10": {key(w): v for w, v in self.cv_ndcg.items()},
-            "ndcg@10_all_queries": {key(w): v for w, v in self.full_ndcg.items()},
+            "cv_ndcg@10": {_key(w): v for w, v in self.cv_ndcg.items()},
+            "ndcg@10_all_queries": {_key(w): v for w, v in self.full_ndcg.items()},
             "folds": [{**f, "chosen": list(f["chosen"])} for f in self.fold_choices],
             "cv_selected": self.cv_selected,
             "default": list(self.default),
@@ -160,7 +203,22 @@ class Calibration:
             "candidates": self.candidates,
             "min_gain": self.min_gain,
             "seed": self.seed,
+            "lexical": self.lexical,
+            "judged_documents": self.judged,
+            "missing_judged_documents": self.missing_judged,
         }
+
+
+def _key(w: Weights) -> str:
+    return "/".join(f"{x:g}" for x in w)
+
+
+def missing_message(missing: Sequence[str], judged: int) -> str:
+    """What :func:`calibrate_index` warns when judged documents are not in the index."""
+    return (
+        f"{len(missing)} of {judged} judged documents are not in the index (e.g. {list(missing[:3])}): "
+        "their queries score lower under every setting; index the whole corpus with its ids as row ids"
+    )
 
 
 def fold_assignment(n: int, folds: int, seed: int = 0) -> np.ndarray:
@@ -175,16 +233,28 @@ def fold_assignment(n: int, folds: int, seed: int = 0) -> np.ndarray:
     return out
 
 
-def _check_grid(grid: Sequence[Sequence[float]]) -> list[Weights]:
+def _lambda_lex(value: float) -> float:
+    value = float(value)
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"lambda_lex values must be finite and >= 0, got {value!r}")
+    return value
+
+
+def _check_grid(grid: Sequence[Sequence[float]], lex_grid: Sequence[float]) -> list[Weights]:
+    """The settings to try: each (pool, late) entry with every ``lex_grid`` value; (pool, late, lex) entries as given."""
+    lexes = [_lambda_lex(x) for x in lex_grid]
+    if not lexes:
+        raise ValueError("lex_grid is empty: give at least one lambda_lex")
     out: list[Weights] = []
     for w in grid:
-        if len(w) != 2:
-            raise ValueError(f"each grid entry is (lambda_pool, lambda_late), got {w!r}")
+        if len(w) not in (2, 3):
+            raise ValueError(f"each grid entry is (lambda_pool, lambda_late[, lambda_lex]), got {w!r}")
         lp, ll = float(w[0]), float(w[1])
         if not (np.isfinite(lp) and np.isfinite(ll)) or lp < 0 or ll < 0 or lp + ll == 0:
             raise ValueError(f"grid weights must be finite, non-negative and not both 0, got {w!r}")
-        if (lp, ll) not in out:
-            out.append((lp, ll))
+        for lx in [_lambda_lex(w[2])] if len(w) == 3 else lexes:
+            if (lp, ll, lx) not in out:
+                out.append((lp, ll, lx))
     return out
 
 
@@ -192,7 +262,12 @@ def _ranked(scores: CandidateScores, weights: Weights, k: int) -> list[str]:
     fused = weights[0] * np.asarray(scores.pooled, dtype=np.float64) + weights[1] * np.asarray(
         scores.late, dtype=np.float64
     )
-    order = np.argsort(-fused, kind="stable")[:k]  # ties keep the candidates' own order
+    if weights[2] and scores.lex is not None:
+        fused = fused + weights[2] * np.asarray(scores.lex, dtype=np.float64)
+    rows = np.arange(len(fused))
+    if not weights[2] and scores.pooled_candidate is not None:  # no lexical term: the pooled candidates alone
+        rows = np.flatnonzero(scores.pooled_candidate)
+    order = rows[np.argsort(-fused[rows], kind="stable")][:k]  # ties keep the candidates' own order
     return [scores.doc_ids[i] for i in order]
 
 
@@ -220,18 +295,23 @@ def calibrate_scores(
     qrels: Mapping[str, Mapping[str, int]],
     *,
     grid: Sequence[Sequence[float]] = DEFAULT_GRID,
+    lex_grid: Sequence[float] = DEFAULT_LEX_GRID,
     folds: int = 5,
     min_gain: float = 0.0,
     seed: int = 0,
     candidates: int = 0,
 ) -> Calibration:
-    """Choose (lambda_pool, lambda_late) by ``folds``-fold cross-validated nDCG@10.
+    """Choose (lambda_pool, lambda_late, lambda_lex) by ``folds``-fold cross-validated nDCG@10.
 
     Args:
-        scores: query id -> its candidates' pooled and late scores (scored once).
+        scores: query id -> its candidates' pooled, late and lexical scores (scored once).
         qrels: query id -> {doc id: relevance}; every judged query counts (one without
             candidates scores 0).
-        grid: settings to try; the default (1, 1) is always added.
+        grid: (lambda_pool, lambda_late) settings, each tried with every ``lex_grid`` value, or
+            (lambda_pool, lambda_late, lambda_lex) settings tried as given; the default
+            (1, 1, ``DEFAULT_LAMBDA_LEX``) is always added.
+        lex_grid: the lambda_lex values for the (pool, late) entries; when no candidate has
+            lexical evidence every value ranks alike, and only the default's is tried.
         folds: number of folds (>= 2, at most the number of judged queries).
         min_gain: how much the cross-validated nDCG@10 of calibrating must beat the
             default's before another setting is recommended.
@@ -240,7 +320,8 @@ def calibrate_scores(
 
     Within a fold, ties on the training nDCG go to the default, then to the earlier grid entry.
     """
-    settings = _check_grid(grid)
+    lexical = any(c.lex is not None and np.any(np.asarray(c.lex) > 0) for c in scores.values())
+    settings = _check_grid(grid, lex_grid if lexical else [DEFAULT_WEIGHTS[2]])
     if DEFAULT_WEIGHTS not in settings:
         settings.append(DEFAULT_WEIGHTS)
     if not qrels:
@@ -289,6 +370,7 @@ def calibrate_scores(
         min_gain=min_gain,
         seed=seed,
         full_ndcg={w: float(matrix[i].mean()) for i, w in enumerate(settings)},
+        lexical=lexical,
     )
 
 
@@ -299,6 +381,7 @@ def calibrate_index(
     *,
     candidates: int,
     grid: Sequence[Sequence[float]] | None = None,
+    lex_grid: Sequence[float] = DEFAULT_LEX_GRID,
     folds: int = 5,
     min_gain: float = 0.0,
     seed: int = 0,
@@ -307,15 +390,18 @@ def calibrate_index(
 ) -> Calibration:
     """Calibrate the fusion weights of an index (a :class:`~smart_retrievers.index.SmartIndex`) on judged queries.
 
-    Each query is searched once in "rerank" mode (its pooled top-``candidates`` with their pooled and
-    late scores, weights 1/1); :func:`calibrate_scores` then re-fuses them for every setting of
-    ``grid`` (default :data:`DEFAULT_GRID`).
+    Each query is encoded once and searched twice: "rerank" (its pooled top-``candidates``, the
+    candidates of a search without the lexical term) and "hybrid" (those ∪ the BM25
+    top-``candidates``, with their lexical term); :func:`calibrate_scores` then re-fuses the
+    candidates' pooled, late and lexical scores for every setting of ``grid`` (default
+    :data:`DEFAULT_GRID`) × ``lex_grid``. Judged documents missing from the index are warned
+    about (``UserWarning``) and listed in the result.
 
     Args:
         queries: query id -> text (ids not in ``qrels`` are ignored).
         qrels: query id -> {doc id (the index's row id): relevance}.
-        candidates: pooled candidates per query.
-        grid / folds / min_gain / seed: as in :func:`calibrate_scores`.
+        candidates: pooled (and full-text) candidates per query.
+        grid / lex_grid / folds / min_gain / seed: as in :func:`calibrate_scores`.
         where: a metadata filter applied to every query's search.
     """
     missing = [qid for qid in qrels if qid not in queries]
@@ -325,24 +411,59 @@ def calibrate_index(
     for qid in qids:
         check_text(queries[qid], what=f"query {qid!r}")
     check_count("candidates", candidates)
+    judged = list(dict.fromkeys(doc for qid in qids for doc in qrels[qid]))
+    absent = missing_documents(index, judged)
+    if absent:
+        warnings.warn(missing_message(absent, len(judged)), UserWarning, stacklevel=3)
     encoded = index.encoder.encode_queries([queries[q] for q in qids], show_progress=show_progress)
     scores = {}
     bar = not progress_on(show_progress, len(qids))
     for qid, query in tqdm(list(zip(qids, encoded)), desc="Scoring candidates", disable=bar):
-        hits = index.search_encoded(
-            query, k=candidates, mode="rerank", candidates=candidates, lambda_pool=1.0, lambda_late=1.0, where=where
-        )
-        scores[qid] = CandidateScores(
-            doc_ids=[h.id for h in hits],
-            pooled=np.array([h.pooled_score for h in hits]),
-            late=np.array([h.late_score for h in hits]),
-        )
-    return calibrate_scores(
+        scores[qid] = candidate_scores(index, query, queries[qid], candidates=candidates, where=where)
+    result = calibrate_scores(
         scores,
         qrels,
         grid=DEFAULT_GRID if grid is None else grid,
+        lex_grid=lex_grid,
         folds=folds,
         min_gain=min_gain,
         seed=seed,
         candidates=candidates,
     )
+    result.missing_judged, result.judged = absent, len(judged)
+    return result
+
+
+def candidate_scores(index: Any, query: Any, text: str, *, candidates: int, where: Any = None) -> CandidateScores:
+    """One encoded query's candidates in ``index``: the pooled top-``candidates`` in "rerank" order, then
+    the full-text candidates a "hybrid" search adds, with their pooled, late and lexical scores."""
+    common = {"candidates": candidates, "lambda_pool": 1.0, "lambda_late": 1.0, "where": where}
+    pooled = index.search_encoded(query, k=candidates, mode="rerank", **common)
+    hybrid = index.search_encoded(
+        query,
+        k=2 * candidates,  # every row of the union
+        mode="hybrid",
+        text_candidates=candidates,
+        lambda_lex=DEFAULT_LAMBDA_LEX,  # any value > 0: the candidates and lexical terms do not depend on it
+        text=text,
+        **common,
+    )
+    lex = {h.id: h.lex_score for h in hybrid}
+    pooled_ids = {h.id for h in pooled}
+    hits = pooled + [h for h in hybrid if h.id not in pooled_ids]
+    return CandidateScores(
+        doc_ids=[h.id for h in hits],
+        pooled=np.array([h.pooled_score for h in hits]),
+        late=np.array([h.late_score for h in hits]),
+        lex=np.array([lex.get(h.id, 0.0) for h in hits]),
+        pooled_candidate=np.arange(len(hits)) < len(pooled),
+    )
+
+
+def missing_documents(index: Any, doc_ids: Sequence[str], chunk: int = 1000) -> list[str]:
+    """The ``doc_ids`` that are not rows of ``index`` (looked up ``chunk`` ids at a time)."""
+    found: set[str] = set()
+    for start in range(0, len(doc_ids), chunk):
+        part = doc_ids[start : start + chunk]
+        found.update(index.store.get(part, columns=["id"]).column("id").to_pylist())
+    return [d for d in doc_ids if d not in found]

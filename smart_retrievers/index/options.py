@@ -34,7 +34,8 @@ class IndexOptions:
     Attributes:
         lambda_pool / lambda_late: default fusion weights; None takes the weights saved in the
             table by ``calibrate(save=True)``, else 1.
-        lambda_lex: default weight of the lexical (BM25) term in "hybrid" mode.
+        lambda_lex: default weight of the lexical (BM25) term in "hybrid" mode (a ``SmartIndex`` opened
+            without one takes the weight saved by ``calibrate(save=True)``, else ``DEFAULT_LAMBDA_LEX``).
         candidates: default number of pooled candidates re-scored in "rerank" and "hybrid" mode.
         text_index: how the full-text (BM25) index tokenizes (:class:`~smart_retrievers.store.TextIndexSettings`),
             built by the first write to a new table and kept by ``optimize()``; None: build none

@@ -131,13 +131,17 @@ def schema_field_types(schema: pa.Schema, layout: TableLayout) -> FieldTypes:
     return json.loads(raw) if raw else {}
 
 
-def stored_fusion_weights(schema: pa.Schema, layout: TableLayout) -> tuple[float, float] | None:
-    """The ``(lambda_pool, lambda_late)`` saved on the table's vector field, or None."""
+FUSION_WEIGHTS = ("lambda_pool", "lambda_late", "lambda_lex")
+"""The weights ``SmartIndex.calibrate(save=True)`` saves (tables saved before hybrid search have no ``lambda_lex``)."""
+
+
+def stored_fusion_weights(schema: pa.Schema, layout: TableLayout) -> dict[str, float] | None:
+    """The fusion weights saved on the table's vector field (name -> value, of :data:`FUSION_WEIGHTS`), or None."""
     raw = (schema.field(layout.vector).metadata or {}).get(WEIGHTS_KEY.encode())
     if not raw:
         return None
     saved = json.loads(raw)
-    return float(saved["lambda_pool"]), float(saved["lambda_late"])
+    return {name: float(saved[name]) for name in FUSION_WEIGHTS if name in saved}
 
 
 # ---- metadata field types ------------------------------------------------------------

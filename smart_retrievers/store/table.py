@@ -181,18 +181,22 @@ class SmartStore(TableReads):
         return {} if self.table is None else schema_field_types(self._table.schema, self.layout)
 
     @property
-    def fusion_weights(self) -> tuple[float, float] | None:
-        """The ``(lambda_pool, lambda_late)`` saved with the table (:meth:`set_fusion_weights`), or None."""
+    def fusion_weights(self) -> dict[str, float] | None:
+        """The weights saved with the table (:meth:`set_fusion_weights`): ``lambda_pool``, ``lambda_late`` and, if
+        saved, ``lambda_lex``; None when none were saved."""
         return None if self.table is None else stored_fusion_weights(self._table.schema, self.layout)
 
-    def set_fusion_weights(self, lambda_pool: float, lambda_late: float, **info: Any) -> None:
+    def set_fusion_weights(
+        self, lambda_pool: float, lambda_late: float, lambda_lex: float | None = None, **info: Any
+    ) -> None:
         """Save default fusion weights in the table's schema (field metadata of ``vector``; a metadata-only commit).
 
         ``info`` (JSON values: how they were chosen) is stored beside them. The table must exist.
         """
         if self.table is None:
             raise ValueError(f"table {self.table_name!r} does not exist yet: write rows before saving weights")
-        value = {"lambda_pool": float(lambda_pool), "lambda_late": float(lambda_late), **info}
+        lex = {} if lambda_lex is None else {"lambda_lex": float(lambda_lex)}
+        value = {"lambda_pool": float(lambda_pool), "lambda_late": float(lambda_late), **lex, **info}
         self._table.update_field_metadata({"path": self.layout.vector, "metadata": {WEIGHTS_KEY: json.dumps(value)}})
 
     @property

@@ -13,10 +13,12 @@ from smart_retrievers.cli import main
 from smart_retrievers.evaluation import ndcg_at_k
 from smart_retrievers.evaluation.calibrate import (
     DEFAULT_GRID,
+    DEFAULT_LEX_GRID,
     CandidateScores,
     calibrate_scores,
     fold_assignment,
 )
+from smart_retrievers.lexical import DEFAULT_LAMBDA_LEX as L
 from smart_retrievers.sample_corpus import binding_corpus
 
 RANK_2 = 1 / math.log2(3)  # nDCG@10 of one relevant doc at rank 2
@@ -43,23 +45,24 @@ def _late_wins(n: int = 20) -> tuple[dict, dict]:
 def test_picks_the_setting_that_clearly_wins():
     scores, qrels = _late_wins()
     result = calibrate_scores(scores, qrels, folds=5)
-    assert result.cv_ndcg[(1.0, 1.0)] == pytest.approx(RANK_2)
-    assert result.cv_ndcg[(1.0, 2.0)] == pytest.approx(RANK_2)  # the tie goes to the distractor
-    assert result.cv_ndcg[(1.0, 4.0)] == pytest.approx(1.0)
-    assert result.cv_ndcg[(0.0, 1.0)] == pytest.approx(1.0)
-    assert result.cv_ndcg[(1.0, 0.0)] == pytest.approx(RANK_2)
+    assert result.cv_ndcg[(1.0, 1.0, L)] == pytest.approx(RANK_2)
+    assert result.cv_ndcg[(1.0, 2.0, L)] == pytest.approx(RANK_2)  # the tie goes to the distractor
+    assert result.cv_ndcg[(1.0, 4.0, L)] == pytest.approx(1.0)
+    assert result.cv_ndcg[(0.0, 1.0, L)] == pytest.approx(1.0)
+    assert result.cv_ndcg[(1.0, 0.0, L)] == pytest.approx(RANK_2)
     # the first best of the grid, in every fold and on all queries
-    assert [f["chosen"] for f in result.fold_choices] == [(1.0, 4.0)] * 5
+    assert [f["chosen"] for f in result.fold_choices] == [(1.0, 4.0, L)] * 5
     assert all(f["test_ndcg"] == pytest.approx(1.0) for f in result.fold_choices)
     assert all(f["default_test_ndcg"] == pytest.approx(RANK_2) for f in result.fold_choices)
     assert result.cv_selected == pytest.approx(1.0)
-    assert result.chosen == result.best_all == (1.0, 4.0)
-    assert (result.lambda_pool, result.lambda_late) == (1.0, 4.0) and not result.kept_default
+    assert result.chosen == result.best_all == (1.0, 4.0, L)
+    assert (result.lambda_pool, result.lambda_late, result.lambda_lex) == (1.0, 4.0, L) and not result.kept_default
     assert sum(f["n_queries"] for f in result.fold_choices) == result.n_queries == 20
     table = result.table()
     assert "CHOSEN" in table and "late only" in table and "pooled only" in table
     payload = json.loads(json.dumps(result.to_dict()))
-    assert payload["chosen"] == [1.0, 4.0] and payload["cv_ndcg@10"]["1/1"] == pytest.approx(RANK_2)
+    assert payload["chosen"] == [1.0, 4.0, L] and payload["cv_ndcg@10"]["1/1/0.5"] == pytest.approx(RANK_2)
+    assert not result.lexical and "lambda_lex kept at 0.5" in table  # no candidate had lexical evidence
 
 
 def test_keeps_the_default_when_nothing_beats_it():
@@ -68,15 +71,15 @@ def test_keeps_the_default_when_nothing_beats_it():
         cand.pooled[:] = cand.late
     result = calibrate_scores(scores, qrels, folds=4)
     assert all(v == pytest.approx(1.0) for v in result.cv_ndcg.values())
-    assert [f["chosen"] for f in result.fold_choices] == [(1.0, 1.0)] * 4  # ties go to the default
-    assert result.chosen == (1.0, 1.0) and result.kept_default
+    assert [f["chosen"] for f in result.fold_choices] == [(1.0, 1.0, L)] * 4  # ties go to the default
+    assert result.chosen == (1.0, 1.0, L) and result.kept_default
 
 
 def test_min_gain_keeps_the_default():
     scores, qrels = _late_wins()
     result = calibrate_scores(scores, qrels, folds=5, min_gain=0.5)  # the gain is 1 - 0.631 = 0.369
-    assert result.best_all == (1.0, 4.0) and result.chosen == (1.0, 1.0)
-    assert calibrate_scores(scores, qrels, folds=5, min_gain=0.3).chosen == (1.0, 4.0)
+    assert result.best_all == (1.0, 4.0, L) and result.chosen == (1.0, 1.0, L)
+    assert calibrate_scores(scores, qrels, folds=5, min_gain=0.3).chosen == (1.0, 4.0, L)
 
 
 def test_the_choice_follows_the_cross_validated_comparison():
@@ -98,8 +101,8 @@ def test_the_choice_follows_the_cross_validated_comparison():
     # every query held out once: calibrating's CV score is the mean of each held-out query's chosen setting
     per_fold = [f["test_ndcg"] for f in result.fold_choices]
     assert result.cv_selected == pytest.approx(np.mean(per_fold))
-    assert result.cv_ndcg[(1.0, 1.0)] == pytest.approx(result.full_ndcg[(1.0, 1.0)])
-    assert (result.chosen == result.best_all) == (result.cv_selected > result.cv_ndcg[(1.0, 1.0)])
+    assert result.cv_ndcg[(1.0, 1.0, L)] == pytest.approx(result.full_ndcg[(1.0, 1.0, L)])
+    assert (result.chosen == result.best_all) == (result.cv_selected > result.cv_ndcg[(1.0, 1.0, L)])
 
 
 def test_bad_inputs():
@@ -113,7 +116,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="qrels is empty"):
         calibrate_scores(scores, {}, folds=2)
     result = calibrate_scores(scores, qrels, folds=2, grid=[(1, 0), (0, 1)])
-    assert result.grid == [(1.0, 0.0), (0.0, 1.0), (1.0, 1.0)]  # the default is always compared
+    assert result.grid == [(1.0, 0.0, L), (0.0, 1.0, L), (1.0, 1.0, L)]  # the default is always compared
 
 
 def test_fold_assignment_is_balanced_and_seeded():
@@ -136,22 +139,23 @@ def test_index_calibrate_fuses_as_a_search_ranks(encoder, tmp_path):
     """Re-fusing the candidates' scores gives what a search with those weights gives; saved weights persist."""
     index, queries, qrels = _binding_index(encoder, tmp_path / "db")
     result = index.calibrate(queries, qrels, folds=3, candidates=100)
-    for weights in DEFAULT_GRID:
+    assert result.lexical and len(result.grid) == len(DEFAULT_GRID) * len(DEFAULT_LEX_GRID)
+    for pool, late, lex in result.grid:  # lambda_lex 0 is "rerank": the pooled candidates alone
         ranking = {
-            qid: [h.id for h in index.search(q, k=10, lambda_pool=weights[0], lambda_late=weights[1])]
+            qid: [h.id for h in index.search(q, k=10, lambda_pool=pool, lambda_late=late, lambda_lex=lex)]
             for qid, q in queries.items()
         }
-        assert result.full_ndcg[weights] == pytest.approx(ndcg_at_k(ranking, qrels, 10), abs=1e-9), weights
+        assert result.full_ndcg[(pool, late, lex)] == pytest.approx(ndcg_at_k(ranking, qrels, 10), abs=1e-9)
     # SMART binds codes to their shapes where the pooled vector does not (5/6 vs 3/6 answers first)
-    assert result.full_ndcg[(1.0, 1.0)] > result.full_ndcg[(1.0, 0.0)]
-    assert (index.lambda_pool, index.lambda_late) == (1.0, 1.0)  # not saved
+    assert result.full_ndcg[(1.0, 1.0, L)] > result.full_ndcg[(1.0, 0.0, L)]
+    assert (index.lambda_pool, index.lambda_late, index.lambda_lex) == (1.0, 1.0, L)  # not saved
     assert SmartIndex(str(tmp_path / "db"), encoder=encoder).store.fusion_weights is None
 
     saved = index.calibrate(queries, qrels, folds=3, save=True)
-    assert (index.lambda_pool, index.lambda_late) == saved.chosen
+    assert (index.lambda_pool, index.lambda_late, index.lambda_lex) == saved.chosen
     reopened = SmartIndex(str(tmp_path / "db"), encoder=encoder)
-    assert (reopened.lambda_pool, reopened.lambda_late) == saved.chosen
-    assert reopened.store.fusion_weights == saved.chosen
+    assert (reopened.lambda_pool, reopened.lambda_late, reopened.lambda_lex) == saved.chosen
+    assert tuple(reopened.store.fusion_weights.values()) == saved.chosen
 
 
 def test_saved_weights_are_the_default_and_explicit_ones_win(encoder, tmp_path):
@@ -191,9 +195,10 @@ def test_cli_calibrate_saves(binding_beir_dir, tmp_path, capsys):
     assert "cross-validated nDCG@10 of calibrating" in printed and "saved lambda_pool=" in printed
     payload = json.loads(out.read_text())
     assert payload["dataset"] == "bind" and len(payload["folds"]) == 3 and payload["n_queries"] == 6
-    assert set(payload["cv_ndcg@10"]) == {"1/0", "1/0.25", "1/0.5", "1/1", "1/2", "1/4", "0/1"}
+    pool_late = ("1/0", "1/0.25", "1/0.5", "1/1", "1/2", "1/4", "0/1")
+    assert set(payload["cv_ndcg@10"]) == {f"{w}/{x}" for w in pool_late for x in ("0", "0.25", "0.5", "1")}
     import lancedb
 
     meta = lancedb.connect(db).open_table("smart").schema.field("vector").metadata
     stored = json.loads(meta[b"smart_retrievers.weights"])
-    assert [stored["lambda_pool"], stored["lambda_late"]] == payload["chosen"]
+    assert [stored["lambda_pool"], stored["lambda_late"], stored["lambda_lex"]] == payload["chosen"]
