@@ -3,7 +3,7 @@
     python examples/multimodal_rag.py --model PATH      # or: SMART_VISION_MODEL=PATH python examples/multimodal_rag.py
 
 PATH is a local vision-language embedder: GME-Qwen2-VL, Qwen3-VL-Embedding, a Qwen2-VL
-based VLM2Vec, CLIP, SigLIP or SigLIP 2 (see the README's "Multimodal (images)" section).
+based VLM2Vec, CLIP, SigLIP or SigLIP 2 (see docs/multimodal.md).
 
 It indexes the images of ``../shared/data/flickr8k-1k`` (the first ``--n-images``) when that
 directory exists, otherwise a few images drawn with PIL. Then it runs:
