@@ -38,10 +38,12 @@ def _user_rows(uri: str, table: str, columns: list[str] = USER_COLUMNS) -> list[
     return sorted(rows, key=lambda r: r[columns[0]])
 
 
-def _native_hits(tmp_path: Path, encoder: Any, query: str, **kwargs: Any) -> list[tuple[str, float]]:
+def _native_hits(
+    tmp_path: Path, encoder: Any, query: str, texts: list[str] = TEXTS, **kwargs: Any
+) -> list[tuple[str, float]]:
     """The same texts in a table written by smart-retrievers itself (the reference ranking)."""
     native = SmartIndex(str(tmp_path / "native"), encoder=encoder, compression="none")
-    native.add(TEXTS, ids=[f"n{i}" for i in range(len(TEXTS))])
+    native.add(texts, ids=[f"n{i}" for i in range(len(texts))])
     return [(h.id, h.score) for h in native.search(query, k=3, **kwargs)]
 
 
@@ -49,22 +51,33 @@ def _native_hits(tmp_path: Path, encoder: Any, query: str, **kwargs: Any) -> lis
 
 
 def _llama_index_store(uri: str, encoder: Any, texts: list[str], first: int = 0) -> Any:
-    from llama_index.core.schema import TextNode
     from llama_index.vector_stores.lancedb import LanceDBVectorStore
 
     store = LanceDBVectorStore(uri=uri, table_name="docs")
-    pooled = [e.pooled for e in encoder.encode_documents(texts, show_progress=False)]
-    nodes = [
+    nodes = _llama_index_nodes(texts, first)
+    for node, encoding in zip(nodes, encoder.encode_documents(_embed_texts(nodes), show_progress=False), strict=True):
+        node.embedding = encoding.pooled.tolist()  # as LlamaIndex embeds a node: its metadata lines and text
+    store.add(nodes)
+    return store
+
+
+def _llama_index_nodes(texts: list[str], first: int = 0) -> list[Any]:
+    from llama_index.core.schema import TextNode
+
+    return [
         TextNode(
             text=text,
             id_=f"n{first + i}",
             metadata={"topic": TOPICS[(first + i) % len(TOPICS)], "year": 2000 + first + i},
-            embedding=vector.tolist(),
         )
-        for i, (text, vector) in enumerate(zip(texts, pooled, strict=True))
+        for i, text in enumerate(texts)
     ]
-    store.add(nodes)
-    return store
+
+
+def _embed_texts(nodes: list[Any]) -> list[str]:
+    from llama_index.core.schema import MetadataMode
+
+    return [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
 
 
 def _llama_index_query(store: Any, encoder: Any, query: str) -> list[str]:
@@ -94,7 +107,7 @@ def test_llama_index_table_serves_smart_search_and_its_own_store(tmp_path, encod
     index = SmartIndex(uri, encoder=encoder, table="docs")
     assert index.store.layout.owner == "llama-index"
     hits = index.search("kitten on a rug", k=3)
-    expected = _native_hits(tmp_path, encoder, "kitten on a rug")
+    expected = _native_hits(tmp_path, encoder, "kitten on a rug", _embed_texts(_llama_index_nodes(TEXTS)))
     assert [h.id for h in hits] == [i for i, _ in expected]
     np.testing.assert_allclose([h.score for h in hits], [s for _, s in expected], atol=2e-3)  # fp16 tokens
     assert hits[0].metadata == {"topic": "animals", "year": 2000}  # LlamaIndex's internal keys left out
@@ -138,7 +151,7 @@ def test_rows_the_store_writes_later_are_found_then_caught_up(tmp_path, encoder)
     after = index.search("kittens napping on a rug", k=2)
     assert after[0].id == "n9" and after[0].late_score != pytest.approx(before[0].late_score)
     fresh = SmartIndex(str(tmp_path / "fresh"), encoder=encoder, compression="none")
-    fresh.add(["Kittens nap on soft rugs."], ids=["n9"])
+    fresh.add(_embed_texts(_llama_index_nodes(["Kittens nap on soft rugs."], first=9)), ids=["n9"])
     assert after[0].late_score == pytest.approx(fresh.search("kittens napping on a rug", k=1)[0].late_score, abs=2e-3)
     assert upgrade_table(uri, "docs", encoder).caught_up == 0  # nothing left to do
 

@@ -29,7 +29,9 @@ LAYOUT_KEY = "smart_retrievers.layout"
 """Schema metadata key of a table's :class:`TableLayout` (absent: the native layout)."""
 LLAMA_INDEX_KEYS = ("_node_content", "_node_type", "document_id", "doc_id", "ref_doc_id")
 """Keys LlamaIndex's ``node_to_metadata_dict`` adds to a node's metadata: its internals, not the user's."""
-TOKEN_COLUMNS = ("tokens", "n_tokens")
+TEXT_HASH = "tokens_text_hash"
+"""The column where an upgrade records a hash of the text each row's token states were computed from."""
+TOKEN_COLUMNS = ("tokens", "n_tokens", TEXT_HASH)
 """The columns an upgrade adds (their names are fixed)."""
 SMART_VECTOR = "smart_vector"
 """The pooled-vector column an upgrade adds when the table's own vectors come from another model."""
