@@ -9,6 +9,7 @@ this file.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import textwrap
 from pathlib import Path
@@ -75,3 +76,39 @@ def test_doc_block_runs(where: str, code: str, reason: str | None, tmp_path, mon
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # offline, as the docs promise
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     exec(compile(code, where, "exec"), {"__name__": "__docs__"})  # noqa: S102
+
+
+def test_docs_extension_turns_sphinx_roles_into_links(tmp_path) -> None:
+    """docs/_ext/sphinx_roles.py: each role is an optional autorefs link to the resolved target, and a
+    singular ``Example:`` is a doctest section (as in Napoleon), so the API pages render them."""
+    griffe = pytest.importorskip("griffe", reason="griffe comes with llama-index-core (through banks) and with [docs]")
+    spec = importlib.util.spec_from_file_location("sphinx_roles", ROOT / "docs" / "_ext" / "sphinx_roles.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "mod.py").write_text(
+        "class Thing:\n"
+        '    """See :class:`Other`, :meth:`~pkg.mod.Thing.run`, :mod:`.mod` and :func:`the helper <pkg.mod.helper>`.\n\n'
+        "    Example:\n"
+        "        >>> 1 + 1\n"
+        "        2\n"
+        '    """\n\n'
+        "    def run(self) -> None:\n"
+        '        """Run; :unknownrole:`x` stays as it is."""\n\n\n'
+        "class Other:\n    pass\n\n\n"
+        "def helper() -> None:\n    pass\n"
+    )
+    pkg = griffe.load("pkg", search_paths=[tmp_path], extensions=griffe.load_extensions(module.SphinxRoles()))
+    text = pkg["mod.Thing"].docstring.value
+
+    def link(target: str, title: str) -> str:
+        return f'<autoref identifier="{target}" optional><code>{title}</code></autoref>'
+
+    assert link("pkg.mod.Other", "Other") in text
+    assert link("pkg.mod.Thing.run", "run") in text
+    assert link("pkg.mod", "mod") in text
+    assert link("pkg.mod.helper", "the helper") in text
+    assert ":class:`" not in text and "Examples:" in text
+    assert [section.kind.value for section in pkg["mod.Thing"].docstring.parse("google")][-1] == "examples"
+    assert pkg["mod.Thing.run"].docstring.value == "Run; :unknownrole:`x` stays as it is."
