@@ -19,7 +19,8 @@ HELP = {
     "epochs": "training epochs",
     "lr": "learning rate",
     "seed": "random seed",
-    "path": "JSONL file: a BEIR corpus or {id, text, metadata} lines",
+    "path": "what to index: a JSONL file (a BEIR corpus or {id, text, metadata} lines), a BEIR folder "
+    "(its corpus.jsonl) or a folder of .txt/.md files (one document per file, id = its relative path)",
     "query": "the query text",
     "beir_dir": "BEIR-layout dataset directory (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)",
     "index_type": "LanceDB ANN index type on the pooled vectors (cosine)",

@@ -40,21 +40,29 @@ def open_store(args: argparse.Namespace) -> Any:
     return SmartStore.open_existing(args.db, args.table)
 
 
+def folder_bytes(folder: Path) -> int | None:
+    """Bytes of every file under a local ``folder`` (all its versions), or None where there is no such folder."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else None
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .._version import __version__
+    from ..store import CODEC_TABLE_SUFFIX
 
     described = open_store(args).describe()
-    folder = Path(args.db) / f"{args.table}.lance"
-    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else None
+    on_disk = [folder_bytes(Path(args.db) / f"{name}.lance") for name in (args.table, args.table + CODEC_TABLE_SUFFIX)]
     info = {
         "db": args.db,
         "table": args.table,
         "rows": described.rows,
         "table_version": described.version,
-        "storage_bytes": size,
+        "storage_bytes": None if on_disk[0] is None else on_disk[0] + (on_disk[1] or 0),
+        "data_bytes": described.table_bytes + described.codec_table_bytes,
+        "codec_table_bytes": described.codec_table_bytes,
         "dim": described.dim,
         "token_dim": described.token_dim,
         "compression": described.codec or "none",
+        "bytes_per_original_token": described.bytes_per_token,
         "metadata_fields": {k: v for k, v in described.field_types.items() if k not in RESERVED_FIELDS},
         "encoder": described.fingerprint,
         "smart_retrievers_version": __version__,
@@ -62,9 +70,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
+    notes = {
+        "storage_bytes": "on disk: the table and its codec table, every kept version",
+        "data_bytes": "the current version's data, codec table included",
+        "bytes_per_original_token": "stored bytes per token state the encoder gave (a pooling codec keeps fewer)",
+    }
     for key, value in info.items():
-        shown = f"{value / 1e6:.2f} MB ({value} bytes)" if key == "storage_bytes" and value is not None else value
-        print(f"{key + ':':<26}{shown}")
+        shown = f"{value / 1e6:.2f} MB ({value} bytes)" if key.endswith("_bytes") and value is not None else value
+        note = f"  ({notes[key]})" if key in notes and value is not None else ""
+        print(f"{key + ':':<26}{shown}{note}")
     return 0
 
 

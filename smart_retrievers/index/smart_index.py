@@ -18,7 +18,8 @@ import numpy as np
 from ..encoders import as_encoder
 from ..encoders.images import IMAGE_TYPES, ImageInput
 from ..encoding import Encoder, Encoding
-from ..evaluation.calibrate import Calibration, calibrate_index
+from ..evaluation.calibrate import DEFAULT_LEX_GRID, Calibration
+from ..evaluation.index_calibration import calibrate_index
 from ..explain import Evidence, explain_row
 from ..lexical import DEFAULT_LAMBDA_LEX
 from ..options import DEFAULT_READ_CONSISTENCY, SearchOptions
@@ -52,9 +53,7 @@ class SmartIndex(WriteVerbs, UpkeepVerbs):
             all-MiniLM-L6-v2 when None; a hub id or local model directory (str or path) is
             loaded through :func:`~smart_retrievers.encoders.load_encoder` (text or vision).
         table: table name inside the database.
-        lambda_pool / lambda_late / lambda_lex / candidates / write_batch_size / compression /
-            ann_min_rows / ann_index_type / token_fetch / text_index / storage_options /
-            read_consistency_interval: the
+        lambda_pool / lambda_late / lambda_lex / candidates / write_batch_size / compression / ann_min_rows / ann_index_type / token_fetch / text_index / storage_options / read_consistency_interval: the
             :class:`~smart_retrievers.index.IndexOptions` (see there); ``compression`` is
             ``"pca128-sign"`` style presets or ``"none"``, fitted on the first write; an existing
             table keeps its own (None). ``read_consistency_interval`` is how often a read looks for
@@ -97,7 +96,7 @@ class SmartIndex(WriteVerbs, UpkeepVerbs):
         *,
         lambda_pool: float | None = None,
         lambda_late: float | None = None,
-        lambda_lex: float = DEFAULT_LAMBDA_LEX,
+        lambda_lex: float | None = None,
         candidates: int = 100,
         write_batch_size: int = 1024,
         compression: str | None = None,
@@ -112,7 +111,7 @@ class SmartIndex(WriteVerbs, UpkeepVerbs):
         options = IndexOptions(  # every setting is checked before the model loads
             lambda_pool=lambda_pool,
             lambda_late=lambda_late,
-            lambda_lex=lambda_lex,
+            lambda_lex=DEFAULT_LAMBDA_LEX if lambda_lex is None else lambda_lex,
             candidates=candidates,
             write_batch_size=write_batch_size,
             compression=compression,
@@ -134,10 +133,11 @@ class SmartIndex(WriteVerbs, UpkeepVerbs):
             read_consistency_interval=read_consistency_interval,
             **connect_kwargs,
         )
-        saved = self.store.fusion_weights or (1.0, 1.0)  # saved by calibrate(save=True), else 1/1
+        saved = self.store.fusion_weights or {}  # saved by calibrate(save=True), else 1/1 and the default λ_lex
         self.options = options.updated(
-            lambda_pool=saved[0] if lambda_pool is None else lambda_pool,
-            lambda_late=saved[1] if lambda_late is None else lambda_late,
+            lambda_pool=saved.get("lambda_pool", 1.0) if lambda_pool is None else lambda_pool,
+            lambda_late=saved.get("lambda_late", 1.0) if lambda_late is None else lambda_late,
+            lambda_lex=saved.get("lambda_lex", DEFAULT_LAMBDA_LEX) if lambda_lex is None else lambda_lex,
         )
         self.last_truncated = 0
 
@@ -330,6 +330,7 @@ class SmartIndex(WriteVerbs, UpkeepVerbs):
         qrels: Mapping[str, Mapping[str, int]],
         *,
         grid: Sequence[Sequence[float]] | None = None,
+        lex_grid: Sequence[float] = DEFAULT_LEX_GRID,
         folds: int = 5,
         candidates: int | None = None,
         min_gain: float = 0.0,
@@ -338,9 +339,10 @@ class SmartIndex(WriteVerbs, UpkeepVerbs):
         save: bool = False,
         show_progress: bool | None = None,
     ) -> Calibration:
-        """Choose ``lambda_pool`` / ``lambda_late`` for this table by cross-validated nDCG@10 on judged queries.
+        """Choose ``lambda_pool`` / ``lambda_late`` / ``lambda_lex`` for this table by cross-validated nDCG@10
+        on judged queries.
 
-        See :func:`~smart_retrievers.evaluation.calibrate.calibrate_index` for the arguments (``candidates``
+        See :func:`~smart_retrievers.evaluation.index_calibration.calibrate_index` for the arguments (``candidates``
         defaults to the index's). ``save`` stores the chosen weights in the table: this index and any
         opened on it later without explicit weights then default to them. ``.table()`` of the result
         prints the report.
@@ -350,6 +352,7 @@ class SmartIndex(WriteVerbs, UpkeepVerbs):
             queries,
             qrels,
             grid=grid,
+            lex_grid=lex_grid,
             folds=folds,
             candidates=self.candidates if candidates is None else candidates,
             min_gain=min_gain,
@@ -361,12 +364,13 @@ class SmartIndex(WriteVerbs, UpkeepVerbs):
             self.store.set_fusion_weights(
                 result.lambda_pool,
                 result.lambda_late,
+                result.lambda_lex,
                 cv_ndcg_at_10=result.cv_selected,
                 default_cv_ndcg_at_10=result.cv_ndcg[result.default],
                 folds=result.folds,
                 n_queries=result.n_queries,
             )
-            self.configure(lambda_pool=result.lambda_pool, lambda_late=result.lambda_late)
+            self.configure(lambda_pool=result.lambda_pool, lambda_late=result.lambda_late, lambda_lex=result.lambda_lex)
         return result
 
     def __len__(self) -> int:

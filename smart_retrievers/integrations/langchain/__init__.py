@@ -23,10 +23,13 @@ One translator (:mod:`.documents`: documents <-> rows) and one file per class; t
 (``pip install "smart-retrievers[langchain]"``).
 """
 
-from .documents import IMAGE_KEYS, document_image
-from .embeddings import SmartEmbeddings
-from .reranker import SmartReranker
-from .retriever import SmartRetriever
-from .vector_store import SmartVectorStore
+from ..extras import requires_extra
+
+with requires_extra("langchain_core"):  # a missing framework names the extra to install
+    from .documents import IMAGE_KEYS, document_image
+    from .embeddings import SmartEmbeddings
+    from .reranker import SmartReranker
+    from .retriever import SmartRetriever
+    from .vector_store import SmartVectorStore
 
 __all__ = ["IMAGE_KEYS", "SmartEmbeddings", "SmartReranker", "SmartRetriever", "SmartVectorStore", "document_image"]

@@ -26,12 +26,15 @@ One translator (:mod:`.nodes`: nodes <-> rows, filters) and one file per class; 
 (``pip install "smart-retrievers[llama-index]"``).
 """
 
-from .embedding import SmartEmbedding
-from .nodes import NODE_KEY, SmartNodeWithScore, to_smart_filter
-from .rerank import SmartRerank
-from .retriever import SmartRetriever
-from .vector_index import SmartVectorIndex
-from .vector_store import SmartVectorStore
+from ..extras import requires_extra
+
+with requires_extra("llama_index"):  # a missing framework names the extra to install
+    from .embedding import SmartEmbedding
+    from .nodes import NODE_KEY, SmartNodeWithScore, to_smart_filter
+    from .rerank import SmartRerank
+    from .retriever import SmartRetriever
+    from .vector_index import SmartVectorIndex
+    from .vector_store import SmartVectorStore
 
 __all__ = [
     "NODE_KEY",
