@@ -11,14 +11,20 @@ Every check names the input and, where there is one, its position and id:
   ``int`` within int64, finite ``float``, ``str`` (valid Unicode), lists and dicts of these,
   nested at most :data:`MAX_METADATA_DEPTH` levels. ``date`` / ``datetime`` values (LangChain
   loaders produce them) are accepted and stored as ISO 8601 strings (:func:`json_default`), so
-  they come back as strings and filter as strings.
+  they come back as strings and filter as strings. numpy and pandas scalars (``np.int64``,
+  ``np.float32``, ``np.bool_``, ``pd.Timestamp``...) are their Python values
+  (:func:`plain_value`); ``pd.NaT`` is ``None``. Keys are not :func:`reserved <check_metadata_key>`.
+* :func:`ordered`: a per-item argument is not a ``set`` (its order is arbitrary, so item i
+  would not meet its id, metadata...).
 """
 
 from __future__ import annotations
 
 import math
 import reprlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date, datetime
 from typing import Any
 
@@ -26,6 +32,15 @@ MAX_METADATA_DEPTH = 32
 """Deepest nesting of lists/dicts inside one metadata value (the top-level mapping is level 0)."""
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+LLAMA_INDEX_KEY = "_llama_index"
+"""The metadata key under which the LlamaIndex integration keeps what rebuilds a node (its one spelling)."""
+INTERNAL_PREFIX = "smart_retrievers:"
+"""Metadata keys starting with this are the package's own (e.g. the stored key order)."""
+RESERVED_KEYS = frozenset({LLAMA_INDEX_KEY})
+"""Internal metadata keys besides those under :data:`INTERNAL_PREFIX`: never a user field, never filtered on,
+never shown by another framework."""
+_ALLOWED_KEYS: ContextVar[frozenset[str]] = ContextVar("smart_retrievers_internal_keys", default=frozenset())
 
 _short = reprlib.Repr()
 _short.maxstring = _short.maxother = 60
@@ -52,6 +67,72 @@ def _where(position: int | None, item_id: Any, what: str) -> str:
     if position is None:
         return what
     return f"{what} {position}" + (f" (id {item_id!r})" if item_id is not None else "")
+
+
+def is_reserved_key(key: str) -> bool:
+    """Whether ``key`` is one of the package's internal metadata keys.
+
+    >>> is_reserved_key("_llama_index"), is_reserved_key("smart_retrievers:key_order"), is_reserved_key("year")
+    (True, True, False)
+    """
+    return key in RESERVED_KEYS or key.startswith(INTERNAL_PREFIX)
+
+
+@contextmanager
+def internal_keys(keys: Collection[str]) -> Iterator[None]:
+    """Let the writes made inside the block (in this thread or task) carry the internal metadata ``keys``.
+
+    Only the package's own integrations use it (the LlamaIndex stores write :data:`LLAMA_INDEX_KEY`);
+    everywhere else a reserved key is refused (:func:`check_metadata_key`).
+    """
+    token = _ALLOWED_KEYS.set(_ALLOWED_KEYS.get() | frozenset(keys))
+    try:
+        yield
+    finally:
+        _ALLOWED_KEYS.reset(token)
+
+
+def check_metadata_key(key: Any, where: str) -> None:
+    """Raise ValueError unless ``key`` is a non-empty str of valid Unicode that is not a reserved key."""
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"{where}: metadata keys must be non-empty strings, got {short_repr(key)}")
+    check_unicode(key, f"{where} key {short_repr(key)}")
+    if is_reserved_key(key) and key not in _ALLOWED_KEYS.get():
+        raise ValueError(
+            f"{where}: metadata key {key!r} is reserved for smart-retrievers' own data "
+            f"({'LlamaIndex node data' if key == LLAMA_INDEX_KEY else 'internal bookkeeping'}); rename or drop it"
+        )
+
+
+def ordered(**values: Any) -> None:
+    """Raise TypeError for an argument (by name) that is a set: its order is arbitrary, so items would not line up.
+
+    >>> ordered(ids={"a", "b"})
+    Traceback (most recent call last):
+    TypeError: ids is a set, whose order is arbitrary; pass a list (e.g. sorted(ids))
+    """
+    for name, value in values.items():
+        if isinstance(value, (set, frozenset)):
+            raise TypeError(
+                f"{name} is a {type(value).__name__}, whose order is arbitrary; pass a list (e.g. sorted({name}))"
+            )
+
+
+def plain_value(value: Any) -> Any:
+    """A numpy or pandas scalar as the Python value it holds (``pd.NaT`` / ``np.datetime64("NaT")``: None).
+
+    >>> import numpy as np
+    >>> plain_value(np.int64(3)), plain_value(np.bool_(True)), plain_value("x")
+    (3, True, 'x')
+    """
+    kind = type(value)
+    if kind.__name__ == "NaTType" and kind.__module__.startswith("pandas"):
+        return None
+    if kind.__module__ == "numpy" and hasattr(value, "item"):
+        if kind.__name__ == "datetime64":  # item() of a nanosecond datetime64 is an int: take microseconds
+            value = value.astype("datetime64[us]")
+        return value.item()
+    return value
 
 
 def id_list(values: Any, name: str = "ids", *, allow_none: bool = False) -> list[Any]:
@@ -128,9 +209,9 @@ def check_metadata(metadata: Any, position: int | None = None, item_id: Any = No
 
     Raises:
         TypeError: not a mapping, or a value of a non-JSON type (set, bytes, a custom object...).
-        ValueError: a key that is not a non-empty string, an int outside int64, a NaN or
-            infinite float, a string with a lone surrogate, or nesting deeper than
-            :data:`MAX_METADATA_DEPTH`.
+        ValueError: a key that is not a non-empty string or is reserved (:func:`check_metadata_key`),
+            an int outside int64, a NaN or infinite float, a string with a lone surrogate, a
+            field's list holding lists or dicts, or nesting deeper than :data:`MAX_METADATA_DEPTH`.
     """
     where = _where(position, item_id, "metadata")
     if metadata is None:
@@ -140,10 +221,10 @@ def check_metadata(metadata: Any, position: int | None = None, item_id: Any = No
             f"{where} is {type(metadata).__name__} {short_repr(metadata)}; each metadata must be a mapping (or None)"
         )
     for key, value in metadata.items():
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"{where}: metadata keys must be non-empty strings, got {short_repr(key)}")
-        check_unicode(key, f"{where} key {short_repr(key)}")
+        check_metadata_key(key, where)
         check_metadata_value(value, f"{where} field {key!r}")
+        if isinstance(value, (list, tuple)) and any(isinstance(item, (dict, list, tuple)) for item in value):
+            raise ValueError(f"{where} field {key!r}: metadata lists may hold only scalars (filters test elements)")
     return dict(metadata)
 
 
@@ -154,15 +235,20 @@ def _child(where: str, step: str, depth: int) -> str:
     return where if where.endswith("[...]") else where + "[...]"
 
 
-def json_default(value: Any) -> str:
-    """``json.dumps(default=...)`` for metadata: ``date`` / ``datetime`` as ISO 8601 strings."""
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
+def json_default(value: Any) -> Any:
+    """``json.dumps(default=...)`` for metadata: ``date`` / ``datetime`` as ISO 8601 strings, numpy and pandas
+    scalars as their Python values (:func:`plain_value`)."""
+    plain = plain_value(value)
+    if isinstance(plain, (date, datetime)):
+        return plain.isoformat()
+    if plain is not value:
+        return plain
     raise TypeError(f"{type(value).__name__} value {short_repr(value)} is not JSON")
 
 
 def check_metadata_value(value: Any, where: str, depth: int = 1) -> None:
     """Raise unless ``value`` is storable JSON (see :func:`check_metadata`); ``where`` names it in errors."""
+    value = plain_value(value)
     if isinstance(value, (date, datetime)):  # stored as its ISO 8601 string (json_default)
         return
     if value is None or isinstance(value, (bool, str)):
@@ -193,7 +279,7 @@ def check_metadata_value(value: Any, where: str, depth: int = 1) -> None:
     raise TypeError(
         f"{where}: {type(value).__name__} value {short_repr(value)} is not JSON; "
         "metadata values must be str, int, float, bool, None, date/datetime (stored as ISO strings), "
-        "or lists/dicts of these"
+        "numpy / pandas scalars (stored as their Python values), or lists/dicts of these"
     )
 
 

@@ -9,7 +9,7 @@ from ..encoders import reads_images
 from ..encoders.images import IMAGE_TYPES, ImageInput
 from ..encoding import Encoding
 from ..store import Record, SmartStore
-from ..validation import aligned
+from ..validation import aligned, ordered
 from . import ingest
 from .options import IndexOptions
 
@@ -46,6 +46,7 @@ class WriteVerbs:
         """
         if isinstance(texts, str):
             raise TypeError("add() takes a sequence of texts, not a single string")
+        ordered(texts=texts, ids=ids, metadatas=metadatas, ref_ids=ref_ids)
         items = ingest.text_items(list(texts), ids, metadatas, ref_ids)
         self._write(items, ingest.item_encoder(items, self.encoder), upsert, show_progress)
         return items.ids
@@ -62,6 +63,7 @@ class WriteVerbs:
         show_progress: bool | None = None,
     ) -> list[str]:
         """Upsert items encoded elsewhere (by this index's encoder), with their texts; as :meth:`add`, with no forward pass."""
+        ordered(encodings=encodings, texts=texts, ids=ids, metadatas=metadatas, ref_ids=ref_ids)
         encodings, texts = list(encodings), list(texts)
         if len(encodings) != len(texts):
             raise ValueError(f"got {len(encodings)} encodings but {len(texts)} texts")
@@ -94,6 +96,7 @@ class WriteVerbs:
         """
         if isinstance(images, IMAGE_TYPES):
             raise TypeError("add_images() takes a sequence of images, not a single image")
+        ordered(images=images, texts=texts, uris=uris)
         images = list(images)
         self._image_encoder()
         missing = next((i for i, im in enumerate(images) if im is None), None)
@@ -130,6 +133,7 @@ class WriteVerbs:
         """
         if isinstance(texts, str):
             raise TypeError("add_items() takes a sequence of texts, not a single string")
+        ordered(texts=texts, images=images, ids=ids, metadatas=metadatas, ref_ids=ref_ids, uris=uris)
         items = ingest.mixed_items(list(texts), images, ids, metadatas, ref_ids, uris)
         encoder = self._image_encoder() if items.has_images else self.encoder
         batch = min(self.options.write_batch_size, ingest.IMAGE_WRITE_BATCH) if items.has_images else None

@@ -4,13 +4,13 @@ read through its layout as the logical SMART columns."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from ..codec import TokenCodec
-from ..filters import parse_filter, to_sql
+from ..filters import column_in, parse_filter, to_sql
 from ..validation import id_list
 from .arrow import in_order
 from .fulltext import text_index, text_query
@@ -27,19 +27,22 @@ class TableReads:
     table: Any
     layout: TableLayout
     codec: TokenCodec | None
-    field_types: FieldTypes
-    token_dim: int
     _schema: Callable[..., pa.Schema]
+    if TYPE_CHECKING:  # SmartStore's read-only properties
+
+        @property
+        def field_types(self) -> FieldTypes: ...
+
+        @property
+        def token_dim(self) -> int: ...
 
     def where_sql(self, where: Any) -> str | None:
         """Render a filter dict / Filter to SQL against this table's metadata fields."""
         return to_sql(parse_filter(where), self.field_types, self.layout.sql_target)
 
     def _in_sql(self, column: str, values: Sequence[str]) -> str | None:
-        """The condition ``column`` (``id`` / ``ref_id``) is one of ``values``."""
-        return to_sql(
-            parse_filter({column: {"$in": id_list(values, f"{column}s")}}), self.field_types, self.layout.sql_target
-        )
+        """The condition: the ``id`` / ``ref_id`` column (never a metadata field of that name) is one of ``values``."""
+        return to_sql(column_in(column, id_list(values, f"{column}s")), self.field_types, self.layout.sql_target)
 
     def modality_sql(self, modality: str) -> str | None:
         """The condition selecting rows of ``modality`` ("text" / "image"; None: every row is of it)."""

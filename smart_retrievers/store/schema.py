@@ -4,17 +4,17 @@ metadata fields and their types, the fusion weights, and the user's metadata key
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
 import pyarrow as pa
 
 from ..codec import TokenCodec
-from ..validation import check_metadata_value
+from ..validation import INTERNAL_PREFIX, check_metadata_key, check_metadata_value, plain_value
 from .arrow import tokens_type
 from .errors import FingerprintMismatchError
+from .format import format_metadata
 from .layout import LAYOUT_KEY, NATIVE, TableLayout, struct_field_types
 
 FINGERPRINT_KEY = "smart_retrievers.fingerprint"
@@ -27,13 +27,14 @@ WEIGHTS_KEY = "smart_retrievers.weights"
 """Field metadata of ``vector``: the default fusion weights saved by ``SmartIndex.calibrate(save=True)``."""
 META_COLUMNS = ["id", "ref_id", "text", "image", "modality", "metadata"]
 """The columns a row's non-vector content comes back in."""
-ORDER_KEY = "smart_retrievers:key_order"
+ORDER_KEY = INTERNAL_PREFIX + "key_order"
 """Internal key of a stored metadata JSON holding the user's key order.
 
 LanceDB stores JSON as JSONB, which sorts object keys. LlamaIndex hashes ``str(metadata)``
 (``node.hash``) and fusion (``QueryFusionRetriever``) matches nodes by hash, so the order the
 user gave is recorded here when it is not already sorted, and restored on read
-(:func:`restore_key_order`). The ``:`` keeps it out of the filterable field names."""
+(:func:`restore_key_order`). The ``:`` keeps it out of the filterable field names, and the
+prefix (:data:`~smart_retrievers.validation.INTERNAL_PREFIX`) is refused in users' metadata."""
 FieldTypes = dict[str, str]
 
 
@@ -74,7 +75,7 @@ def schema_metadata(
     fingerprint: Mapping[str, Any], codec_ref: str | None, layout: TableLayout = NATIVE
 ) -> dict[str, str]:
     """The schema metadata recording an encoder ``fingerprint``, a codec reference and a non-native layout."""
-    metadata = {FINGERPRINT_KEY: json.dumps(dict(fingerprint), sort_keys=True)}
+    metadata = {FINGERPRINT_KEY: json.dumps(dict(fingerprint), sort_keys=True), **format_metadata()}
     if codec_ref is not None:
         metadata[CODEC_KEY] = codec_ref
     if not layout.native:
@@ -147,18 +148,34 @@ def stored_fusion_weights(schema: pa.Schema, layout: TableLayout) -> dict[str, f
 # ---- metadata field types ------------------------------------------------------------
 
 
-def merge_field_types(known: Mapping[str, str], metadatas: Sequence[Mapping[str, Any]]) -> FieldTypes:
-    """Union of metadata field types; int and float merge to float, other clashes raise.
+def merge_field_types(
+    known: Mapping[str, str], metadatas: Sequence[Mapping[str, Any]], ids: Sequence[Any] | None = None
+) -> FieldTypes:
+    """Union of metadata field types; int and float merge to float, other types are recorded as a mix.
 
-    >>> merge_field_types({"year": "int"}, [{"year": 2.5, "tags": ["a"]}])
-    {'year': 'float', 'tags': 'list'}
+    A field whose type differs between rows is recorded as its types joined by ``|`` in sorted
+    order (``"int|str"``), which filters read exactly (:mod:`smart_retrievers.filters`). Errors
+    (a reserved or non-string key, a value that is not storable JSON) name the row's position in
+    ``metadatas`` and its id (``ids``).
+
+    >>> merge_field_types({"year": "int"}, [{"year": 2.5, "tags": ["a"]}, {"year": "MMXX"}])
+    {'year': 'float|str', 'tags': 'list'}
     """
     merged = dict(known)
+    for i, meta in enumerate(metadatas):
+        where = f"metadata {i}" + (f" (id {ids[i]!r})" if ids is not None else "")
+        for key, value in meta.items():
+            check_metadata_key(key, where)
+            _widen(merged, key, _json_type(value, f"{where} field {key!r}"))
+    return merged
+
+
+def held_field_types(metadatas: Iterable[Mapping[str, Any]]) -> FieldTypes:
+    """The field types of stored metadata dicts (read back, so no key checks: internal keys count too)."""
+    merged: FieldTypes = {}
     for meta in metadatas:
         for key, value in meta.items():
-            if not isinstance(key, str) or not key:
-                raise ValueError(f"metadata keys must be non-empty strings, got {key!r}")
-            _widen(merged, key, _json_type(value), f"value {value!r}")
+            _widen(merged, key, _json_type(value, f"field {key!r}"))
     return merged
 
 
@@ -166,44 +183,36 @@ def widen_field_types(known: Mapping[str, str], types: Mapping[str, str]) -> Fie
     """``known`` widened to cover the field types ``types`` (same rules as :func:`merge_field_types`)."""
     merged = dict(known)
     for key, new in types.items():
-        _widen(merged, key, new, "values")
+        _widen(merged, key, new)
     return merged
 
 
-def _widen(merged: FieldTypes, key: str, new: str, shown: str) -> None:
-    old = merged.get(key)
-    if new == "null" or old == new:
-        merged.setdefault(key, new)
-    elif old in (None, "null"):
-        merged[key] = new
-    elif {old, new} == {"int", "float"}:
-        merged[key] = "float"
-    else:
-        raise ValueError(f"metadata field {key!r} holds {old} values, got {new} {shown}")
+def _widen(merged: FieldTypes, key: str, new: str) -> None:
+    kinds = {k for k in (merged.get(key) or "null").split("|") + new.split("|") if k != "null"}
+    if {"int", "float"} <= kinds:
+        kinds.discard("int")
+    merged[key] = "|".join(sorted(kinds)) or "null"
 
 
-def _json_type(value: Any) -> str:
-    check_metadata_value(value, "metadata value")  # int64 range, NaN/inf, JSON types and depth, nested too
+def _json_type(value: Any, where: str) -> str:
+    check_metadata_value(value, where)  # int64 range, NaN/inf, JSON types and depth, nested too
+    value = plain_value(value)  # numpy / pandas scalars: their Python values
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
         return "int"
     if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"metadata value {value!r} is not a finite number")
         return "float"
     if isinstance(value, (str, date)):  # date / datetime: stored as ISO 8601 strings
         return "str"
     if isinstance(value, (list, tuple)):
         for item in value:
             if isinstance(item, (dict, list, tuple)):
-                raise ValueError("metadata lists may hold only scalars")
+                raise ValueError(f"{where}: metadata lists may hold only scalars")
         return "list"
     if value is None:
         return "null"
-    if isinstance(value, dict):
-        return "dict"
-    raise ValueError(f"metadata value {value!r} of type {type(value).__name__} is not JSON-serialisable")
+    return "dict"
 
 
 # ---- the user's key order ----------------------------------------------------------------

@@ -27,7 +27,9 @@ from .layout import NATIVE
 from .schema import (
     FIELDS_KEY,
     FieldTypes,
+    held_field_types,
     merge_field_types,
+    restore_key_order,
     schema_field_types,
     stored_fingerprint,
     token_dim_of,
@@ -130,18 +132,17 @@ def write_records(
     an empty table is always appended to. An id may appear once in the whole call.
     """
     append = not upsert or table.count_rows() == 0
-    types = streamed_types
+    own: FieldTypes = {}  # the call's own fields
     seen: set[str] = set()
 
     def checked() -> Iterator[Sequence[Record]]:
-        nonlocal types
+        nonlocal own
         for records in batches:
             ids = [r.id for r in records]
             repeated = _first_repeat(ids, seen)
             if repeated is not None:
                 raise ValueError(f"duplicate id {repeated!r} in one write")
-            if types is not None:
-                types = merge_field_types(types, [r.metadata for r in records])
+            own = merge_field_types(own, [r.metadata for r in records], ids)
             if not upsert:
                 _check_new(table, ids, table_name)
             yield records
@@ -150,14 +151,18 @@ def write_records(
         return records_to_arrow(records, schema, codec).to_batches()
 
     def before_commit() -> None:
-        record_field_types(table, types or {})
+        record_field_types(table, widen_field_types(streamed_types or {}, own))
 
     commit = (
         table.add
         if append
         else table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute
     )
-    stream_into(schema, checked(), convert, commit, before_commit=before_commit if types is not None else None)
+    streamed = streamed_types is not None
+    stream_into(schema, checked(), convert, commit, before_commit=before_commit if streamed else None)
+    # a delete_all() committed between the map update and the rows resets the map: once this call
+    # returns, the map holds the call's fields again (no commit when it does already)
+    record_field_types(table, own)
 
 
 def records_to_arrow(records: Sequence[Record], schema: pa.Schema, codec: TokenCodec | None) -> pa.Table:
@@ -196,12 +201,34 @@ def record_field_types(table: Any, types: Mapping[str, str], attempts: int = 50)
     (Lance's conflict detection: a concurrent update of the map makes the commit fail),
     then re-read and merged again until a commit lands on top of what it read.
     """
+    _update_field_map(table, lambda stored, _rows: widen_field_types(stored, types), attempts)
+
+
+def reset_field_types(table: Any, attempts: int = 50) -> None:
+    """Narrow the field map of a native ``table`` to the fields its rows hold (after ``delete_all``).
+
+    The narrowed map is committed against the version whose rows it was derived from; then the
+    map is widened to the rows of the latest version, so a writer whose rows landed meanwhile
+    keeps its fields (and a writer whose rows land later re-records them: :func:`write_records`).
+    """
+    _update_field_map(table, lambda _stored, rows: _held(rows()), attempts)
+    _update_field_map(table, lambda stored, rows: widen_field_types(stored, _held(rows())), attempts)
+
+
+def _held(metadatas: list[str | None]) -> FieldTypes:
+    return held_field_types(restore_key_order(json.loads(text or "{}")) for text in metadatas)
+
+
+def _update_field_map(
+    table: Any, update: Callable[[FieldTypes, Callable[[], list[str | None]]], FieldTypes], attempts: int
+) -> None:
+    """Commit ``update(stored map, rows' metadata)`` as the field map, against the version both were read at."""
     try:
         dataset = table.to_lance()
     except (AttributeError, NotImplementedError, ValueError):  # a remote table: LanceDB's own update
         dataset = None
     if dataset is None:
-        _record_field_types_remote(table, types, attempts)
+        _update_field_map_remote(table, update, attempts)
         return
     import lance  # noqa: PLC0415 (pylance comes with lancedb)
     from lance.commit import CommitConflictError  # noqa: PLC0415
@@ -209,13 +236,13 @@ def record_field_types(table: Any, types: Mapping[str, str], attempts: int = 50)
     for _ in range(attempts):
         dataset = dataset.checkout_version(dataset.latest_version)
         stored = schema_field_types(dataset.schema, NATIVE)
-        widened = widen_field_types(stored, types)
-        if widened == stored:
+        wanted = update(stored, lambda read=dataset: read.to_table(columns=["metadata"]).column("metadata").to_pylist())
+        if wanted == stored:
             table.checkout_latest()
             return
-        update = lance.LanceOperation.UpdateMap({FIELDS_KEY: json.dumps(widened, sort_keys=True)})
+        change = lance.LanceOperation.UpdateMap({FIELDS_KEY: json.dumps(wanted, sort_keys=True)})
         field_id = dataset.lance_schema.field("metadata").id()
-        operation = lance.LanceOperation.UpdateConfig(field_metadata_updates={field_id: update})
+        operation = lance.LanceOperation.UpdateConfig(field_metadata_updates={field_id: change})
         try:
             lance.LanceDataset.commit(dataset, operation, read_version=dataset.version, max_retries=0)
         except CommitConflictError:  # another writer committed a map meanwhile: re-read, merge, retry
@@ -229,15 +256,19 @@ def record_field_types(table: Any, types: Mapping[str, str], attempts: int = 50)
     raise RuntimeError(f"could not record metadata field types after {attempts} concurrent updates")
 
 
-def _record_field_types_remote(table: Any, types: Mapping[str, str], attempts: int) -> None:
+def _update_field_map_remote(
+    table: Any, update: Callable[[FieldTypes, Callable[[], list[str | None]]], FieldTypes], attempts: int
+) -> None:
     for _ in range(attempts):
         stored = schema_field_types(table.schema, NATIVE)
-        widened = widen_field_types(stored, types)
-        if widened == stored:
+        wanted = update(
+            stored, lambda: table.search().select(["metadata"]).limit(None).to_arrow().column("metadata").to_pylist()
+        )
+        if wanted == stored:
             return
         try:
             table.update_field_metadata(
-                {"path": "metadata", "metadata": {FIELDS_KEY: json.dumps(widened, sort_keys=True)}}
+                {"path": "metadata", "metadata": {FIELDS_KEY: json.dumps(wanted, sort_keys=True)}}
             )
             return
         except RuntimeError as exc:  # another writer updated the map meanwhile: re-read, merge, retry

@@ -124,14 +124,18 @@ def test_a_streamed_write_checks_fields_per_batch_and_records_them_before_its_co
             yield [Record(id=f"s{b}-{i}", text=f"s{b} {i}", encoding=enc, metadata=meta) for i in range(3)]
 
     before, version = _rows(index), index.store.version
-    with pytest.raises(ValueError, match="metadata field 'year' holds int values, got str"):
-        index.store.write(batches({"year": 1}, {"shape": "round"}, {"year": "late"}))  # no metadatas up front
+    bad = {"tags": [{"nested": 1}]}
+    with pytest.raises(
+        ValueError, match=r"metadata 0 \(id 's2-0'\) field 'tags': metadata lists may hold only scalars"
+    ):
+        index.store.write(batches({"year": 1}, {"shape": "round"}, bad))  # no metadatas up front
     assert _rows(index) == before and index.store.version == version and "shape" not in index.store.field_types
     with pytest.raises(ValueError, match="duplicate id 's0-0' in one write"):
         index.store.write(itertools.chain(batches({}), batches({})))
-    index.store.write(batches({"year": 1}, {"shape": "round"}))
-    assert index.store.field_types == {"year": "int", "shape": "str"}
-    assert index.count(where={"shape": "round"}) == 3 and index.count() == 9
+    index.store.write(batches({"year": 1}, {"shape": "round"}, {"year": "late"}))
+    assert index.store.field_types == {"year": "int|str", "shape": "str"}
+    assert index.count(where={"shape": "round"}) == 3 and index.count() == 12
+    assert index.count(where={"year": "late"}) == 3 and index.count(where={"year": 1}) == 3
 
 
 def test_tokens_coded_elsewhere_are_stored_as_they_are(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
 from llama_index.core.data_structs.data_structs import IndexDict
@@ -17,6 +17,7 @@ from llama_index.core.storage.docstore.types import BaseDocumentStore, RefDocInf
 from llama_index.core.storage.storage_context import StorageContext
 
 from ...filters import Condition, Not, column_in
+from ...validation import internal_keys
 from ..indexes import open_smart_index
 from .arguments import RETRIEVER_ARGS, check_retriever_kwargs, check_storage_context, embed_model_encoder
 from .nodes import NODE_KEY, as_image_document, check_documents, check_node, hit_node, node_image, node_row
@@ -208,9 +209,10 @@ class SmartVectorIndex(BaseManagedIndex):
         texts = [text for text, _ in rows]
         # one EMBEDDING event per write, as VectorStoreIndex emits (TokenCountingHandler counts its chunks)
         serialized = {"model_name": model_id(self._smart_index.encoder)}
-        with self._callback_manager.event(
-            CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: serialized}
-        ) as event:
+        with (
+            self._callback_manager.event(CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: serialized}) as event,
+            internal_keys([NODE_KEY]),
+        ):  # the node data key, refused in users' metadata
             ids = self._smart_index.add_items(
                 texts,
                 [node_image(node) for node in checked],
@@ -304,7 +306,7 @@ class SmartVectorIndex(BaseManagedIndex):
         if ref_doc_ids:
             for hit in self._smart_index.rows(column_in("ref_id", ref_doc_ids)):
                 info = hit.metadata.get(NODE_KEY) or {}
-                hashes.setdefault(hit.ref_id, set()).add(info.get("doc_hash"))
+                hashes.setdefault(cast(str, hit.ref_id), set()).add(info.get("doc_hash"))  # selected by ref_id
         return hashes
 
     def get_nodes(self, node_ids: Sequence[str]) -> list[TextNode]:
@@ -318,11 +320,12 @@ class SmartVectorIndex(BaseManagedIndex):
         """Source document id -> its node ids and metadata, read from the table."""
         info: dict[str, RefDocInfo] = {}
         for hit in self._smart_index.rows(Condition("ref_id", "is_empty", False, column=True)):
-            doc = info.get(hit.ref_id)
+            ref_id = cast(str, hit.ref_id)  # the filter selects rows that have one
+            doc = info.get(ref_id)
             if doc is None:
                 metadata = dict(hit.metadata)
                 metadata.pop(NODE_KEY, None)
-                doc = info[hit.ref_id] = RefDocInfo(node_ids=[], metadata=metadata)
+                doc = info[ref_id] = RefDocInfo(node_ids=[], metadata=metadata)
             doc.node_ids.append(hit.id)
         return info
 
