@@ -41,7 +41,7 @@ from .schema import (
     token_dim_of,
 )
 from .upkeep import OptimizeReport, optimize_table, vector_index
-from .writer import record_field_types, write_records
+from .writer import record_field_types, reset_field_types, write_records
 
 
 class SmartStore(TableReads):
@@ -237,7 +237,7 @@ class SmartStore(TableReads):
             return
         streamed = metadatas is None  # field types known only batch by batch
         if streamed:
-            types = merge_field_types(types, [r.metadata for r in first])
+            types = merge_field_types(types, [r.metadata for r in first], [r.id for r in first])
         if self._table is None:
             self._create(types)
         record_field_types(self._table, types)
@@ -294,15 +294,6 @@ class SmartStore(TableReads):
         self.compression = codec.preset if codec else "none"
         return n_rows
 
-    def _in_sql(self, column: str, values: Sequence[str]) -> str | None:
-        """The ``id`` / ``ref_id`` column (never a metadata field of that name) is one of ``values``."""
-        # shadows TableReads._in_sql (reads.py), which renders {column: {"$in": ...}}: a metadata field named
-        # "id" now comes first in a filter dict, so ids must be selected through filters.column_in
-        from ..filters import column_in, to_sql
-        from ..validation import id_list
-
-        return to_sql(column_in(column, id_list(values, f"{column}s")), self.field_types, self.layout.sql_target)
-
     def delete(
         self, *, ids: Sequence[str] | None = None, ref_ids: Sequence[str] | None = None, where: Any = None
     ) -> int:
@@ -330,10 +321,17 @@ class SmartStore(TableReads):
         return self._table.delete(predicate).num_deleted_rows  # counted in the delete's own commit
 
     def delete_all(self) -> int:
-        """Delete every row in one commit (the table, its schema and codec stay); returns how many went."""
+        """Delete every row in one commit (the table, its schema and codec stay); returns how many went.
+
+        The field map is then narrowed to the fields the rows left hold (none, unless another writer
+        added rows meanwhile), in a metadata-only commit that keeps concurrent writers' fields.
+        """
         if self.table is None:
             return 0
-        return self._table.delete("TRUE").num_deleted_rows
+        deleted = self._table.delete("TRUE").num_deleted_rows
+        if self.layout.native:
+            reset_field_types(self._table)
+        return deleted
 
     # ---- upkeep --------------------------------------------------------
 

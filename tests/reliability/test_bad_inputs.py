@@ -136,7 +136,11 @@ CASES: list[Any] = [
     ("add-meta-deep-100000", lambda c: c.index.add(["x"], ids=["n1"], metadatas=[{"extra": _deep_dict(100_000)}]), ValueError, f"nested deeper than {MAX_METADATA_DEPTH} levels"),
     ("add-meta-key-not-str", lambda c: c.index.add(["x"], ids=["n1"], metadatas=[{7: "a"}]), ValueError, "metadata keys must be non-empty strings, got 7"),
     ("add-meta-nested-key-not-str", lambda c: c.index.add(["x"], ids=["n1"], metadatas=[{"extra": {7: "a"}}]), ValueError, "field 'extra': metadata keys must be strings"),
-    ("add-meta-type-clash", lambda c: c.index.add(["x"], ids=["n1"], metadatas=[{"year": "twenty"}]), ValueError, "metadata field 'year' holds int"),
+    ("add-meta-reserved-llama-index", lambda c: c.index.add(["x", "y"], ids=["n1", "n2"], metadatas=[{}, {"_llama_index": {"node": {}}}]), ValueError, "metadata 1 (id 'n2'): metadata key '_llama_index' is reserved"),
+    ("add-meta-reserved-prefix", lambda c: c.index.add(["x"], ids=["n1"], metadatas=[{"smart_retrievers:key_order": [["a"]]}]), ValueError, "metadata key 'smart_retrievers:key_order' is reserved"),
+    ("add-meta-list-of-lists", lambda c: c.index.add(["x"], ids=["n1"], metadatas=[{"tags": [["a"]]}]), ValueError, "metadata 0 (id 'n1') field 'tags': metadata lists may hold only scalars"),
+    ("add-texts-set", lambda c: c.index.add({"a", "b"}), TypeError, "texts is a set, whose order is arbitrary"),
+    ("add-ids-set", lambda c: c.index.add(["a", "b"], ids={"n1", "n2"}), TypeError, "ids is a set, whose order is arbitrary"),
     ("add-meta-list-of-dicts", lambda c: c.index.add(["x"], ids=["n1"], metadatas=[{"tags": [{"a": 1}]}]), ValueError, "metadata lists may hold only scalars"),
     ("add-meta-surrogate", lambda c: c.index.add(["x"], ids=["n1"], metadatas=[{"author": "O\udc80Brien"}]), ValueError, "field 'author' holds a lone surrogate"),
     # ---- add: texts, ids, ref_ids (items 6, 9) -----------------------------------------
@@ -257,16 +261,19 @@ def test_datetime_metadata_is_stored_as_iso_strings(tmp_path, encoder):
     assert index.count({"day": datetime.date(2024, 1, 2)}) == index.count({"day": "2024-01-02"}) == 1
 
 
-def test_delete_all_is_explicit_and_one_commit(tmp_path, encoder):
+def test_delete_all_is_explicit_one_commit_and_resets_the_field_map(tmp_path, encoder):
     index = SmartIndex(str(tmp_path / "db"), encoder=encoder, compression="none")
     assert index.delete_all() == 0  # no table yet
     index.add(["one", "two", "three"], ids=["a", "b", "c"], metadatas=[{"n": 1}, {"n": 2}, {"n": 3}])
     version = index.store.version
     assert index.delete(ids=[]) == 0 and index.count() == 3  # an empty list selects nothing
     assert index.delete_all() == 3
-    assert index.count() == 0 and index.store.version == version + 1
-    index.add(["four"], ids=["d"], metadatas=[{"n": 4}])  # the table, its schema and fields stay usable
-    assert [h.id for h in index.search("four", k=5, where={"n": {"$gte": 4}})] == ["d"]
+    # the rows go in one commit; the field map is then narrowed in a metadata-only commit (issue 25: 10)
+    assert index.count() == 0 and index.store.version == version + 2 and index.store.field_types == {}
+    assert index.store.table.to_lance().checkout_version(version + 1).count_rows() == 0
+    index.add(["four"], ids=["d"], metadatas=[{"n": "four"}])  # the table stays usable; "n" is a str field now
+    assert index.store.field_types == {"n": "str"}
+    assert [h.id for h in index.search("four", k=5, where={"n": "four"})] == ["d"]
 
 
 def test_old_fingerprint_without_max_length_still_opens(tmp_path, encoder, monkeypatch):

@@ -19,9 +19,10 @@ from llama_index.core.vector_stores.types import (
 )
 
 from ...filters import And, column_in
+from ...validation import internal_keys
 from ..indexes import open_smart_index
 from .embedding import SmartEmbedding
-from .nodes import check_node, hit_node, node_image, node_row, where
+from .nodes import NODE_KEY, check_node, hit_node, node_image, node_row, where
 from .queries import DEFAULT_MMR_FETCH_K, mmr_fetch_k, query_settings, search_mode
 
 if TYPE_CHECKING:
@@ -151,10 +152,11 @@ class SmartVectorStore(BasePydanticVectorStore):
         metadatas = [metadata for _, metadata in rows]
         ref_ids = [node.ref_doc_id for node in checked]
         images = [node_image(node) for node in checked]
-        if any(image is not None for image in images):
-            return self._index.add_items(texts, images, ids=ids, metadatas=metadatas, ref_ids=ref_ids)
-        encodings = self._encodings(checked, texts)
-        return self._index.add_encodings(encodings, texts, ids=ids, metadatas=metadatas, ref_ids=ref_ids)
+        with internal_keys([NODE_KEY]):  # the node data key, refused in users' metadata
+            if any(image is not None for image in images):
+                return self._index.add_items(texts, images, ids=ids, metadatas=metadatas, ref_ids=ref_ids)
+            encodings = self._encodings(checked, texts)
+            return self._index.add_encodings(encodings, texts, ids=ids, metadatas=metadatas, ref_ids=ref_ids)
 
     def _encodings(self, nodes: list[TextNode], texts: list[str]) -> list[Encoding]:
         """Each node's encoding: the one its :meth:`embed_model` computed, else encoded now."""
