@@ -2,7 +2,7 @@
 
 * :mod:`.indexing`: ``index``;
 * :mod:`.search`: ``search`` (``--explain`` for match evidence);
-* :mod:`.tables`: ``info`` and ``delete`` (no model is loaded);
+* :mod:`.tables`: ``info`` and ``delete`` (no model is loaded); :mod:`.migrate`: ``migrate`` (table format);
 * :mod:`.upkeep`: ``optimize``, ``recompress`` (``compact``, deprecated) and ``upgrade``;
 * :mod:`.evaluate`: ``eval`` and ``calibrate``; :mod:`.train`: ``train``;
 * :mod:`.common`: the shared options and helpers; :mod:`.help`: help texts that state every default.
@@ -14,12 +14,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import evaluate, indexing, search, tables, train, upkeep
+from . import evaluate, indexing, migrate, search, tables, train, upkeep
 from .help import document
 
 __all__ = ["build_parser", "main"]
 
-GROUPS = (indexing, search, tables, upkeep, evaluate, train)
+GROUPS = (indexing, search, tables, upkeep, migrate, evaluate, train)
 """The command modules, in the order ``--help`` lists their commands."""
 
 

@@ -5,7 +5,8 @@ existing table's fingerprint), ``schema`` (schema, metadata keys, field types, k
 ``arrow`` (token states and vectors to and from Arrow), ``codec_table`` (the codec side
 table), ``writer`` (the one-commit writer), ``rewrite`` (token rewrites), ``query`` (the
 pooled query), ``upkeep`` (compaction, ANN index), ``layout`` (upgraded tables' columns),
-``info`` (:class:`TableInfo`), ``errors``.
+``info`` (:class:`TableInfo`), ``errors``, ``format`` (the table format version) and ``migrate``
+(bring an older format up to date).
 """
 
 from .arrow import (
@@ -20,9 +21,11 @@ from .arrow import (
 )
 from .codec_table import CODEC_TABLE_SUFFIX, load_codec, save_codec
 from .errors import DuplicateIdError, FingerprintMismatchError, TableNotFoundError, UpgradedTableError
+from .format import FORMAT_KEY, FORMAT_VERSION, TableFormatError
 from .fulltext import TextIndexSettings
 from .info import TableInfo
 from .layout import NATIVE, TableLayout
+from .migrate import MigrationReport, migrate_table
 from .query import DEFAULT_EF, DEFAULT_NPROBES, DEFAULT_REFINE_FACTOR
 from .schema import (
     CODEC_KEY,
@@ -55,6 +58,8 @@ __all__ = [
     "DEFAULT_REFINE_FACTOR",
     "FIELDS_KEY",
     "FINGERPRINT_KEY",
+    "FORMAT_KEY",
+    "FORMAT_VERSION",
     "META_COLUMNS",
     "NATIVE",
     "ORDER_KEY",
@@ -62,10 +67,12 @@ __all__ = [
     "DuplicateIdError",
     "FieldTypes",
     "FingerprintMismatchError",
+    "MigrationReport",
     "OptimizeReport",
     "Record",
     "SmartStore",
     "TableInfo",
+    "TableFormatError",
     "TableLayout",
     "TableNotFoundError",
     "TextIndexSettings",
@@ -74,6 +81,7 @@ __all__ = [
     "is_coded",
     "load_codec",
     "merge_field_types",
+    "migrate_table",
     "n_tokens_column",
     "restore_key_order",
     "save_codec",

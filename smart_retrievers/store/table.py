@@ -24,6 +24,7 @@ from .arrow import Record
 from .codec_table import load_codec, save_codec
 from .connection import connect, existing_fingerprint
 from .errors import FingerprintMismatchError, UpgradedTableError
+from .format import check_format
 from .fulltext import TextIndexSettings, create_text_index
 from .info import TableInfo, table_info
 from .layout import NATIVE, TableLayout
@@ -129,6 +130,7 @@ class SmartStore(TableReads):
     def _adopt(self, table: Any) -> None:
         """Use ``table`` (opened, or created first by another writer) with its own codec."""
         check_fingerprint(table.schema, self.fingerprint, f"table {self.table_name!r} at {self.uri}")
+        check_format(table.schema, self.uri, self.table_name)  # older: migrate; newer: upgrade the package
         layout = TableLayout.from_schema(table.schema)
         if not layout.native and "tokens" not in table.schema.names:
             raise ValueError(
