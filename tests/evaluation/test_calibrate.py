@@ -202,3 +202,95 @@ def test_cli_calibrate_saves(binding_beir_dir, tmp_path, capsys):
     meta = lancedb.connect(db).open_table("smart").schema.field("vector").metadata
     stored = json.loads(meta[b"smart_retrievers.weights"])
     assert [stored["lambda_pool"], stored["lambda_late"], stored["lambda_lex"]] == payload["chosen"]
+
+
+def test_lambda_lex_zero_ranks_the_pooled_candidates_alone():
+    """The relevant doc is a full-text candidate only: found under every lambda_lex > 0, never at 0 (as "rerank")."""
+    scores, qrels = {}, {}
+    for q in range(6):
+        scores[f"q{q}"] = CandidateScores(
+            doc_ids=["dis", f"rel{q}"],
+            pooled=np.array([0.5, 0.9]),
+            late=np.array([0.5, 0.9]),
+            lex=np.array([0.0, 0.2]),
+            pooled_candidate=np.array([True, False]),
+        )
+        qrels[f"q{q}"] = {f"rel{q}": 1}
+    result = calibrate_scores(scores, qrels, folds=3, grid=[(1, 1)], lex_grid=[0.0, 0.25, 1.0])
+    assert result.lexical and result.grid == [(1.0, 1.0, 0.0), (1.0, 1.0, 0.25), (1.0, 1.0, 1.0), (1.0, 1.0, L)]
+    assert result.full_ndcg[(1.0, 1.0, 0.0)] == 0.0  # not a pooled candidate: a search without lexical term misses it
+    assert all(result.full_ndcg[w] == 1.0 for w in result.grid[1:])
+    assert result.chosen == (1.0, 1.0, L)  # ties go to the default
+    with pytest.raises(ValueError, match="lambda_lex values must be finite and >= 0"):
+        calibrate_scores(scores, qrels, folds=3, lex_grid=[-1.0])
+    with pytest.raises(ValueError, match="lex_grid is empty"):
+        calibrate_scores(scores, qrels, folds=3, lex_grid=[])
+    assert calibrate_scores(scores, qrels, folds=3, grid=[(1, 1, 0)]).grid == [(1.0, 1.0, 0.0), (1.0, 1.0, L)]
+
+
+# Twelve ~95-word work orders that differ only in a ticket number (permutations of the same five digits, which
+# the embedder barely tells apart) and in one sentence saying what was wrong.
+FILLER = (
+    "The maintenance crew inspected the site on the north side of the plant and logged the readings for each "
+    "room, the state of the main line and the temperature of the equipment before noon.",
+    "They replaced worn parts where needed, cleaned the screens and checked the rest of the building. Nothing "
+    "else unusual was reported and the issue will be reviewed at the next visit by the team. The supervisor "
+    "signed the sheet and the crew moved on to the east reservoir for the afternoon round.",
+)
+FAULTS = [  # (what the work order says, a query's paraphrase sharing no word with it)
+    ("the boiler in the basement was leaking water", "furnace dripping"),
+    ("the roof over the garage had loose shingles", "carport tiles"),
+    ("the elevator stopped between floors", "lift stuck"),
+    ("the parking lot lights were flickering", "lamps blinking"),
+    ("the kitchen sink drain was clogged", "blocked basin"),
+    ("the front door lock was jammed", "latch stuck"),
+    ("the air conditioner made a loud rattling noise", "cooling clattering"),
+    ("the fire alarm went off without any smoke", "siren blaze"),
+    ("a window pane in the lobby was cracked", "broken glass"),
+    ("the water heater produced no hot water", "geyser cold"),
+    ("the backup generator failed to start", "standby power"),
+    ("the conveyor belt slipped off its rollers", "transport band"),
+]
+TICKETS = ["95137", "51397", "91375", "95731", "51973", "13975", "35791", "57931", "57319", "51793", "97351", "91735"]
+
+
+def test_calibrate_fits_lambda_lex_where_lexical_evidence_decides_and_drops_it_where_it_misleads(encoder, tmp_path):
+    index = SmartIndex(str(tmp_path / "db"), encoder=encoder, compression="none")
+    n = len(FAULTS)
+    texts = [f"{FILLER[0]} Ticket {TICKETS[i]}: {fault}. {FILLER[1]}" for i, (fault, _) in enumerate(FAULTS)]
+    index.add(texts, ids=[f"r{i}" for i in range(n)])
+    qrels = {f"q{i}": {f"r{i}": 1} for i in range(n)}
+    # the ticket number decides: only the exact number in the full-text index tells the work orders apart
+    by_ticket = {f"q{i}": f"ticket {TICKETS[i]}" for i in range(n)}
+    decisive = index.calibrate(by_ticket, qrels, folds=3, grid=[(1, 1)])
+    assert decisive.lambda_lex > 0 and decisive.lexical
+    assert decisive.cv_ndcg[(1.0, 1.0, 0.0)] < decisive.cv_ndcg[decisive.chosen] == 1.0
+    # the query excludes the next work order's number: its exact match misleads, the paraphrase is the answer
+    excluding = {f"q{i}": f"{FAULTS[i][1]} not {TICKETS[(i + 1) % n]}" for i in range(n)}
+    misleading = index.calibrate(excluding, qrels, folds=3, grid=[(1, 1)])
+    assert misleading.lambda_lex == 0 and not misleading.kept_default
+    assert misleading.cv_ndcg[(1.0, 1.0, 0.0)] > misleading.cv_ndcg[(1.0, 1.0, L)] + 0.1
+
+
+def test_judged_documents_missing_from_the_index_are_warned_about(encoder, tmp_path, binding_beir_dir, capsys):
+    index, queries, qrels = _binding_index(encoder, tmp_path / "db")
+    qrels = {**qrels, "q0": {**qrels["q0"], "gone-1": 1}, "q1": {**qrels["q1"], "gone-2": 2}}
+    with pytest.warns(
+        UserWarning, match=r"2 of 8 judged documents are not in the index \(e\.g\. \['gone-1', 'gone-2'\]\)"
+    ):
+        result = index.calibrate(queries, qrels, folds=3, grid=[(1, 1)])
+    assert result.missing_judged == ["gone-1", "gone-2"] and result.judged == 8
+    assert "warning: 2 of 8 judged documents are not in the index" in result.table()
+    assert result.to_dict()["missing_judged_documents"] == ["gone-1", "gone-2"]
+    # the CLI says it on stderr, once: an index built from part of the corpus
+    db = str(tmp_path / "cli")
+    answer = next(iter(qrels["q0"]))
+    lines = (binding_beir_dir / "corpus.jsonl").read_text().splitlines(keepends=True)
+    part = tmp_path / "part.jsonl"
+    part.write_text("".join(line for line in lines if json.loads(line)["_id"] != answer))
+    assert main(["index", str(part), "--db", db, "--compression", "none"]) == 0
+    capsys.readouterr()
+    assert main(["calibrate", str(binding_beir_dir), "--db", db, "--folds", "3", "--grid", "1/1"]) == 0
+    out, err = capsys.readouterr()
+    assert err.count(f"warning: 1 of 6 judged documents are not in the index (e.g. [{answer!r}])") == 1
+    assert "warning: 1 of 6 judged documents" in out  # in the report too
