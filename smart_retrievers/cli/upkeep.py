@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ..codec import DEFAULT_COMPRESSION
-from .common import encoder_options, load_model, open_index, table_options
+from .common import encoder_options, load_model, open_index, show_progress, table_options
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -84,11 +84,11 @@ def _register_upgrade(commands: argparse._SubParsersAction) -> None:
 def cmd_recompress(args: argparse.Namespace) -> int:
     index = open_index(args, then="nothing to recompress")
     start = time.perf_counter()
-    rows = index.recompress(args.compression, show_progress=True)
-    codec = index.codec.describe()
+    rows = index.recompress(args.compression, show_progress=show_progress(args))
+    codec = index.codec.describe() if index.codec is not None else None  # --compression none: float16 states
+    stored = f"{codec['preset']!r} ({codec['bytes_per_token']} bytes per stored token)" if codec else "float16 states"
     print(
-        f"compressed {rows} rows of table {args.table!r} at {args.db} to {codec['preset']!r} "
-        f"({codec['bytes_per_token']} bytes per stored token) in {time.perf_counter() - start:.1f}s"
+        f"compressed {rows} rows of table {args.table!r} at {args.db} to {stored} in {time.perf_counter() - start:.1f}s"
     )
     return 0
 
@@ -126,28 +126,33 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
 
 def cmd_upgrade(args: argparse.Namespace) -> int:
-    from ..upgrade import upgrade_table
+    from ..upgrade import UpgradeConflictError, upgrade_table
 
     if "://" not in args.db and not Path(args.db).exists():
         raise SystemExit(f"no LanceDB database at {args.db}")
-    report = upgrade_table(
-        args.db,
-        args.table,
-        load_model(args),
-        text_column=args.text_column,
-        vector_column=args.vector_column,
-        id_column=args.id_column,
-        metadata_column=None if args.no_metadata else args.metadata_column,
-        ref_id_column=args.ref_id_column,
-        compression=args.compression,
-        reencode_vectors=args.reencode_vectors,
-        batch_size=args.batch_size,
-        show_progress=True,
-    )
+    try:
+        report = upgrade_table(
+            args.db,
+            args.table,
+            load_model(args),
+            text_column=args.text_column,
+            vector_column=args.vector_column,
+            id_column=args.id_column,
+            metadata_column=None if args.no_metadata else args.metadata_column,
+            ref_id_column=args.ref_id_column,
+            compression=args.compression,
+            reencode_vectors=args.reencode_vectors,
+            batch_size=args.batch_size,
+            show_progress=show_progress(args),
+        )
+    except UpgradeConflictError as exc:  # other writers kept committing: nothing lost, a re-run finishes
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     checked = "" if report.min_cosine is None else f"; vectors checked (lowest cosine {report.min_cosine:.4f})"
     print(
         f"upgraded table {args.table!r} at {args.db}: {report.rows} rows, {report.backfilled} backfilled, "
-        f"{report.caught_up} caught up, pooled vectors from {report.vector_column!r}{checked}; "
+        f"{report.caught_up} caught up, {report.refreshed} re-encoded (text changed), "
+        f"pooled vectors from {report.vector_column!r}{checked}; "
         f"{report.bytes_per_row:,.0f} bytes added per row; {report.seconds:.1f}s"
     )
     return 0

@@ -77,9 +77,9 @@ class TableLayout:
     def sql_target(self) -> SqlTarget:
         """How filters reach this layout's metadata and id columns."""
         return SqlTarget(
-            metadata=self.metadata or "metadata",
+            metadata=sql_name(self.metadata or "metadata"),
             struct=self.metadata_struct,
-            columns={"id": self.id, "ref_id": self.ref_id},
+            columns={"id": sql_name(self.id), "ref_id": None if self.ref_id is None else sql_name(self.ref_id)},
         )
 
     def modality_sql(self, modality: str) -> str | None:
@@ -105,6 +105,11 @@ class TableLayout:
 
 
 NATIVE = TableLayout()
+
+
+def sql_name(column: str) -> str:
+    """``column`` as a LanceDB SQL identifier (quoted: an upgraded table's names may hold spaces)."""
+    return "`" + column.replace("`", "``") + "`"
 _LOGICAL = ("id", "ref_id", "text", "image", "modality", "metadata", "vector")
 
 

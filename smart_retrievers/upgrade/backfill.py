@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import sqlite3
+import time
 from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
@@ -40,6 +42,8 @@ __all__ = ["MAX_ATTEMPTS", "BatchCheckpoint", "UpgradeConflictError", "backfill"
 
 MAX_ATTEMPTS = 10
 """Commits the backfill tries before giving up (each failed one means another writer committed meanwhile)."""
+RETRY_PAUSE = 0.05
+"""Seconds: before try n, a random pause of up to n times this."""
 
 
 class UpgradeConflictError(RuntimeError):
@@ -139,6 +143,7 @@ def backfill(
     with bar:
         for attempt in range(MAX_ATTEMPTS):
             if attempt:
+                time.sleep(random.uniform(0, RETRY_PAUSE * attempt))  # out of step with a writer's rhythm
                 lance_table.checkout_latest()
                 dataset = lance_table.to_lance()
                 if dataset.schema.names != user_columns:

@@ -45,12 +45,12 @@ from ..store import (
     vectors_block,
 )
 from ..store.connection import connect
-from ..store.layout import SMART_VECTOR, TEXT_HASH, detect_layout
+from ..store.layout import SMART_VECTOR, TEXT_HASH, detect_layout, sql_name
 from ..store.schema import schema_metadata, stored_codec_ref, stored_fingerprint
 from ..validation import check_count
 from .backfill import BatchCheckpoint, backfill, checkpoint_path
 from .catch_up import catch_up, pending_rows
-from .texts import RowEncoder, sql_name
+from .texts import RowEncoder
 
 DEFAULT_MIN_COSINE = 0.99
 """Lowest cosine between a stored vector and the encoder's pooled vector of its text for the vector to be kept."""

@@ -25,17 +25,12 @@ from ..codec import TokenCodec
 from ..store import TableLayout, n_tokens_column, tokens_to_arrow, tokens_type, vectors_to_arrow
 from ..store.layout import SMART_VECTOR, TEXT_HASH
 
-__all__ = ["RowEncoder", "llama_index_embed_text", "sql_name", "text_hash"]
+__all__ = ["RowEncoder", "llama_index_embed_text", "text_hash"]
 
 NODE_CONTENT = "_node_content"
 """The metadata key where LanceDB's LlamaIndex store keeps each node as JSON."""
 _DEFAULT_TEXT_TEMPLATE = "{metadata_str}\n\n{content}"
 _DEFAULT_METADATA_TEMPLATE = "{key}: {value}"
-
-
-def sql_name(column: str) -> str:
-    """``column`` as a LanceDB SQL identifier (quoted: names with spaces or capitals)."""
-    return "`" + column.replace("`", "``") + "`"
 
 
 def text_hash(text: str) -> str:
@@ -57,7 +52,7 @@ def llama_index_embed_text(text: str, node_content: str | None) -> str:
         return text
     excluded = set(node.get("excluded_embed_metadata_keys") or ())
     template = node.get("metadata_template") or _DEFAULT_METADATA_TEMPLATE
-    separator = node.get("metadata_separator", node.get("metadata_seperator", "\n"))  # the older spelling
+    separator = str(node.get("metadata_separator", node.get("metadata_seperator", "\n")))  # the older spelling
     lines = [template.format(key=k, value=str(v)) for k, v in (node.get("metadata") or {}).items() if k not in excluded]
     metadata_str = separator.join(lines).strip()
     if not metadata_str:
@@ -75,7 +70,8 @@ class RowEncoder:
     def __init__(self, encoder: Any, layout: TableLayout, token_dim: int, codec: TokenCodec | None) -> None:
         self.encoder, self.layout, self.token_dim, self.codec = encoder, layout, token_dim, codec
         self.llama_index = layout.metadata is not None and NODE_CONTENT in layout.hidden_keys
-        self.source_columns = [layout.text, *([layout.metadata] if self.llama_index else [])]
+        metadata = [layout.metadata] if layout.metadata is not None and self.llama_index else []
+        self.source_columns: list[str] = [layout.text, *metadata]
         fields = [
             pa.field("tokens", tokens_type(token_dim, codec)),
             pa.field("n_tokens", pa.int32()),

@@ -420,7 +420,7 @@ def test_a_killed_upgrade_leaves_the_users_table_and_a_rerun_finishes(tmp_path):
     )
     lancedb.connect(uri).create_table("plain", data)
     script = KILL_SCRIPT.format(
-        tests=str(Path(__file__).parent), progress=str(progress), uri=uri, checkpoints=str(checkpoints)
+        tests=str(Path(__file__).parents[1]), progress=str(progress), uri=uri, checkpoints=str(checkpoints)
     )
     child = subprocess.Popen([sys.executable, "-c", script])
     deadline = time.monotonic() + 120
