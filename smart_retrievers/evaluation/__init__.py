@@ -4,6 +4,7 @@
 * :mod:`.metrics`: :func:`ndcg_at_k` (:func:`ndcg_per_query`), :func:`recall_at_k`, :func:`mrr_at_k`, :func:`evaluate_ranking`;
 * :mod:`.compare`: :func:`compare` (what ``smart-retrievers eval`` reports) and :class:`Comparison`.
 * :mod:`.calibrate`: cross-validated λ calibration on scored candidates (``SmartIndex.calibrate``);
+* :mod:`.index_calibration`: an index's judged queries scored for :mod:`.calibrate`;
 * :mod:`.plots`: ``eval --plot`` (matplotlib, extra ``[plot]``; imported only when used).
 """
 
