@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..cache import default_cache_dir
+from ..encoding import Encoding
 from ..scoring import PackedTokens
 
 __all__ = ["TokenStates", "default_cache_dir", "encode_states"]
@@ -57,6 +58,11 @@ class TokenStates:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def to_encodings(self) -> list[Encoding]:
+        """One :class:`~smart_retrievers.encoding.Encoding` per item (its float16 token states, as stored)."""
+        values, offsets = np.asarray(self.tokens.values), self.tokens.offsets
+        return [Encoding(pooled=self.pooled[i], tokens=values[offsets[i] : offsets[i + 1]]) for i in range(len(self))]
 
     @property
     def dim(self) -> int:
