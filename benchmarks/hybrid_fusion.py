@@ -31,7 +31,6 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _data import require  # noqa: E402
