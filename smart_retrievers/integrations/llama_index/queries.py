@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from llama_index.core.indices.query.schema import QueryType
 from llama_index.core.schema import QueryBundle
+from llama_index.core.vector_stores.types import VectorStoreQueryMode
 
 if TYPE_CHECKING:
     from ...encoders import SmartEncoder
@@ -16,9 +17,11 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MMR_FETCH_K",
     "QUERY_KWARGS",
+    "QUERY_MODES",
     "as_query_bundle",
     "encode_query_bundle",
     "mmr_fetch_k",
+    "mode_settings",
     "model_id",
     "query_settings",
     "search_mode",
@@ -31,6 +34,14 @@ QUERY_KWARGS = ("mmr_threshold", "mmr_prefetch_k", "mmr_prefetch_factor", "query
 QUERY_TYPES = {"vector": None, "fts": "text", "hybrid": "hybrid"}
 """``query_type`` values (as LlamaIndex's LanceDB store names them) and the SmartIndex search mode of each
 (None: the default SMART search)."""
+
+QUERY_MODES = (
+    VectorStoreQueryMode.DEFAULT,
+    VectorStoreQueryMode.HYBRID,
+    VectorStoreQueryMode.TEXT_SEARCH,
+    VectorStoreQueryMode.MMR,
+)
+"""The ``VectorStoreQueryMode`` values ``SmartVectorStore.query`` answers."""
 
 logger = logging.getLogger(__name__)
 
@@ -140,3 +151,21 @@ def search_mode(query_type: Any) -> dict[str, Any]:
             f"query_type={query_type!r} needs the SmartIndex search mode {mode!r}, which this version lacks"
         )
     return {"mode": mode}
+
+
+def mode_settings(mode: VectorStoreQueryMode, alpha: float | None, dense_weight: float) -> dict[str, Any]:
+    """The SmartIndex search settings for a query mode: ``TEXT_SEARCH`` is "text"; ``HYBRID`` is "hybrid" with
+    ``alpha`` (LlamaIndex's share of the dense part) mapped onto λ_lex, so that
+    ``alpha = (λ_pool + λ_late) / (λ_pool + λ_late + λ_lex)``, ``dense_weight`` being the index's
+    ``λ_pool + λ_late``; DEFAULT: nothing (the index's own mode)."""
+    if mode == VectorStoreQueryMode.TEXT_SEARCH:
+        return {"mode": "text"}
+    if mode != VectorStoreQueryMode.HYBRID:
+        return {}
+    if alpha is None:
+        return {"mode": "hybrid"}
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    if alpha == 0.0:  # the dense part weighs nothing: BM25 alone
+        return {"mode": "text"}
+    return {"mode": "hybrid", "lambda_lex": dense_weight * (1.0 - alpha) / alpha}

@@ -23,7 +23,7 @@ from ...validation import internal_keys
 from ..indexes import open_smart_index
 from .embedding import SmartEmbedding
 from .nodes import NODE_KEY, check_node, hit_node, node_image, node_row, where
-from .queries import DEFAULT_MMR_FETCH_K, mmr_fetch_k, query_settings, search_mode
+from .queries import DEFAULT_MMR_FETCH_K, QUERY_MODES, mmr_fetch_k, mode_settings, query_settings, search_mode
 
 if TYPE_CHECKING:
     from ...encoders import SmartEncoder
@@ -45,13 +45,17 @@ class SmartVectorStore(BasePydanticVectorStore):
       equal to those added: id, text, metadata, relationships. ``delete(ref_doc_id)`` removes a
       document's nodes, ``delete_nodes(node_ids, filters)`` nodes by id and/or filter,
       ``clear()`` every node (the table and its codec stay).
-    * **Query.** ``VectorStoreQueryMode.DEFAULT``: SMART ("rerank" mode: pooled candidates,
-      then late interaction on stored token states). ``query_str`` is encoded by the store's
-      encoder; ``query_embedding`` is ignored. ``VectorStoreQueryMode.MMR``: maximal marginal
+    * **Query.** ``VectorStoreQueryMode.DEFAULT``: the index's SMART search ("hybrid" by default:
+      pooled and full-text candidates, late interaction on stored token states plus the gated
+      BM25 term). ``query_str`` is encoded by the store's encoder; ``query_embedding`` is ignored.
+      ``HYBRID``: "hybrid" with ``query.alpha`` as the share of the embedding weights,
+      ``alpha = (λ_pool + λ_late) / (λ_pool + λ_late + λ_lex)``: None keeps the index's λ_lex
+      (0.5, i.e. alpha 0.8 at λ 1/1), 1 is SMART alone, 0 BM25 alone. ``TEXT_SEARCH``: BM25 alone
+      ("text"). ``VectorStoreQueryMode.MMR``: maximal marginal
       relevance on the **pooled vectors only** (no late interaction), over the pooled top
       ``mmr_prefetch_k`` (default max(20, 4 x top_k)) with ``mmr_threshold`` (the query's, or
       ``vector_store_kwargs={"mmr_threshold": ...}`` of a retriever) as the relevance weight
-      (default 0.5). Any other mode (``HYBRID``, ``SPARSE``, ``TEXT_SEARCH``...) raises
+      (default 0.5). Any other mode (``SPARSE``, ``SEMANTIC_HYBRID``...) raises
       ``ValueError``. ``similarities`` are relevance scores in [0, 1]
       (:func:`~smart_retrievers.scoring.relevance` of the fused score), so
       ``SimilarityPostprocessor(similarity_cutoff=...)`` thresholds them; the raw fused,
@@ -108,7 +112,7 @@ class SmartVectorStore(BasePydanticVectorStore):
     ) -> None:
         from ...rerank import EncodingCache
 
-        super().__init__()
+        super().__init__(stores_text=True)
         self._index = open_smart_index(
             index, uri, table=table, encoder=encoder, owner="SmartVectorStore", **index_kwargs
         )
@@ -234,7 +238,7 @@ class SmartVectorStore(BasePydanticVectorStore):
                 hits = [hit for hit in hits if hit.id in keep]
         else:
             hits = list(self._index.rows(where(filters)))
-        nodes = [hit_node(hit) for hit in hits]
+        nodes: list[BaseNode] = [hit_node(hit) for hit in hits]
         vectors = self._index.pooled_vectors([node.node_id for node in nodes]) if nodes else {}
         for node in nodes:  # the stored pooled vector, as Qdrant and LanceDB return a node's embedding
             vector = vectors.get(node.node_id)
@@ -254,10 +258,9 @@ class SmartVectorStore(BasePydanticVectorStore):
         """
         settings = query_settings(kwargs)
         mode = VectorStoreQueryMode(query.mode)
-        if mode not in (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR):
+        if mode not in QUERY_MODES:
             raise ValueError(
-                f"SmartVectorStore supports VectorStoreQueryMode.DEFAULT (SMART) and MMR (on pooled vectors), "
-                f"not {mode.name}"
+                f"SmartVectorStore supports VectorStoreQueryMode {', '.join(m.name for m in QUERY_MODES)}, not {mode.name}"
             )
         k = query.similarity_top_k
         # node_ids=[] is "no constraint" here: VectorStoreIndex.as_retriever passes the index struct's node ids,
@@ -282,7 +285,9 @@ class SmartVectorStore(BasePydanticVectorStore):
                 text, k, fetch_k=fetch_k, lambda_mult=lambda_mult, where=condition
             )
         else:
-            hits = self._index.search(text, k=k, where=condition, **search_mode(settings.get("query_type")))
+            dense_weight = self._index.lambda_pool + self._index.lambda_late
+            search = mode_settings(mode, query.alpha, dense_weight) | search_mode(settings.get("query_type"))
+            hits = self._index.search(text, k=k, where=condition, **search)
         return _result(hits)
 
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:

@@ -4,8 +4,6 @@ MMR arguments, and one [0, 1] score scale for every class. Real bundled model, L
 
 from __future__ import annotations
 
-from typing import get_args
-
 import pytest
 
 pytest.importorskip("llama_index.core", reason="the [llama-index] extra is not installed")
@@ -21,7 +19,6 @@ from llama_index.core.vector_stores.types import (  # noqa: E402
 
 from smart_retrievers import SmartIndex  # noqa: E402
 from smart_retrievers.llama_index import SmartRerank, SmartRetriever, SmartVectorStore  # noqa: E402
-from smart_retrievers.options import SearchMode  # noqa: E402
 from smart_retrievers.scoring import relevance  # noqa: E402
 
 TEXTS = {
@@ -68,12 +65,51 @@ def test_unknown_query_kwargs_raise(store):
         store.query(_query(), query_type="sparse")
 
 
-@pytest.mark.skipif("text" not in get_args(SearchMode), reason="hybrid mode lands with issue 23")
 def test_query_type_fts_and_hybrid_use_the_index_modes(store):
     index = store.smart_index
     index.optimize()
     assert store.query(_query(k=2), query_type="fts").ids == [h.id for h in index.search(QUERY, k=2, mode="text")]
     assert store.query(_query(k=2), query_type="hybrid").ids == [h.id for h in index.search(QUERY, k=2, mode="hybrid")]
+
+
+LONG = (
+    "cells proteins membrane signalling pathway expression tissue samples patients cohort analysis response "
+    "treatment levels increased decreased observed measured regulation growth factor receptor binding activity "
+).split()
+
+
+@pytest.fixture
+def long_store(tmp_path, encoder) -> SmartVectorStore:
+    """Eight ~100-word abstracts (long enough for the lexical term); two name a rare compound."""
+    texts = [" ".join(LONG[(i * 7 + j) % len(LONG)] for j in range(100)) for i in range(8)]
+    texts[5] += " zyxoprene inhibits the kinase"
+    texts[2] += " a zyxoprene analogue"
+    store = SmartVectorStore(uri=str(tmp_path / "long"), encoder=encoder, compression="none")
+    store.add([TextNode(id_=f"d{i}", text=t) for i, t in enumerate(texts)])
+    return store
+
+
+def test_hybrid_and_text_search_modes_map_onto_the_index(long_store):
+    index, query = long_store.smart_index, "zyxoprene kinase inhibitor"
+
+    def ask(mode, alpha=None):
+        result = long_store.query(VectorStoreQuery(query_str=query, similarity_top_k=4, mode=mode, alpha=alpha))
+        return result.ids, result.similarities
+
+    def same(hits):
+        return [h.id for h in hits], pytest.approx([h.relevance for h in hits])
+
+    text = index.search(query, k=4, mode="text")
+    assert ask(VectorStoreQueryMode.TEXT_SEARCH) == same(text) and text[0].id == "d5"
+    hybrid = index.search(query, k=4, mode="hybrid")
+    assert hybrid[0].lex_score > 0  # the lexical term is on: the mapping below is tested, not gated away
+    assert ask(VectorStoreQueryMode.HYBRID) == same(hybrid)
+    assert ask(VectorStoreQueryMode.HYBRID, alpha=0.8) == same(hybrid)  # λ_lex 0.5 at λ_pool = λ_late = 1
+    assert ask(VectorStoreQueryMode.HYBRID, alpha=0.5) == same(index.search(query, k=4, mode="hybrid", lambda_lex=2.0))
+    assert ask(VectorStoreQueryMode.HYBRID, alpha=1.0) == same(index.search(query, k=4, mode="rerank"))
+    assert ask(VectorStoreQueryMode.HYBRID, alpha=0.0) == same(text)
+    with pytest.raises(ValueError, match="alpha"):
+        ask(VectorStoreQueryMode.HYBRID, alpha=1.5)
 
 
 def test_a_filter_only_query_returns_the_matching_rows(store):

@@ -252,7 +252,7 @@ def test_query_modes_and_the_callers_embedding(node_store: SmartVectorStore) -> 
         VectorStoreQuery(query_str=QUERY, similarity_top_k=2, mode=VectorStoreQueryMode.MMR, mmr_threshold=1.0)
     )
     assert mmr.ids == [h.id for h in node_store.smart_index.search(QUERY, k=2, mode="pooled")]
-    for mode in (VectorStoreQueryMode.HYBRID, VectorStoreQueryMode.SPARSE, VectorStoreQueryMode.TEXT_SEARCH):
+    for mode in (VectorStoreQueryMode.SPARSE, VectorStoreQueryMode.SEMANTIC_HYBRID):
         with pytest.raises(ValueError, match=mode.name):
             node_store.query(VectorStoreQuery(query_str=QUERY, mode=mode))
     with pytest.raises(ValueError, match="query_str"):
