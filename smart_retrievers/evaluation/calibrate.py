@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..lexical import DEFAULT_LAMBDA_LEX
+from ..options import check_lambda_lex
 from .metrics import ndcg_at_k
 
 __all__ = [
@@ -232,10 +233,8 @@ def fold_assignment(n: int, folds: int, seed: int = 0) -> np.ndarray:
 
 
 def _lambda_lex(value: float) -> float:
-    value = float(value)
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"lambda_lex values must be finite and >= 0, got {value!r}")
-    return value
+    check_lambda_lex(value)
+    return float(value)
 
 
 def _check_grid(grid: Sequence[Sequence[float]], lex_grid: Sequence[float]) -> list[Weights]:

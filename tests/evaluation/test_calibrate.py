@@ -221,7 +221,7 @@ def test_lambda_lex_zero_ranks_the_pooled_candidates_alone():
     assert result.full_ndcg[(1.0, 1.0, 0.0)] == 0.0  # not a pooled candidate: a search without lexical term misses it
     assert all(result.full_ndcg[w] == 1.0 for w in result.grid[1:])
     assert result.chosen == (1.0, 1.0, L)  # ties go to the default
-    with pytest.raises(ValueError, match="lambda_lex values must be finite and >= 0"):
+    with pytest.raises(ValueError, match="lambda_lex must be a finite number >= 0"):
         calibrate_scores(scores, qrels, folds=3, lex_grid=[-1.0])
     with pytest.raises(ValueError, match="lex_grid is empty"):
         calibrate_scores(scores, qrels, folds=3, lex_grid=[])
