@@ -1,11 +1,15 @@
-"""Warm query latency of SmartIndex.search (query encoding included), SMART rerank vs pooled-only.
+"""Warm query latency of SmartIndex.search (query encoding included): pooled-only, SMART rerank and hybrid SMART.
 
 Encodes SciFact once (cached with the training state cache), then builds one LanceDB table per
 ``--compression`` preset and grows them together to each size by re-inserting the same encodings
 under new ids (``SmartIndex.add_encodings``: the codec is fitted on the first write, as for ``add``).
-At each size it times pooled-only and SMART-rerank searches (k=10, 100 candidates) of every preset,
-alternated query by query (so load on a shared machine hits every arm alike), over the SciFact test
-queries and reports p50/p95, the p50 ratio, and bytes on disk per doc/token.
+At each size (after ``SmartIndex.optimize()``: ANN and full-text index up to date) it times
+pooled-only, SMART-rerank and hybrid searches (k=10, 100 candidates; hybrid also the full-text
+top-100) of every preset, alternated query by query (so load on a shared machine hits every arm
+alike), over the SciFact test queries, and reports p50/p95, the p50 ratios (rerank / pooled,
+hybrid / rerank), the candidate stage alone (pooled top-100 and full-text top-100 of an encoded
+query, ids only), bytes on disk per doc/token, the 1-minute load average before and after, and the
+process CPU time beside the wall time.
 
 ``--plot PNG`` draws the latency-vs-rows curve of the entries (p50/p95 of both searches and
 their ratio against table rows; needs matplotlib); ``--json`` saves the entries and
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import time
 from datetime import timedelta
@@ -29,13 +34,32 @@ from _data import require
 
 from smart_retrievers import SmartEncoder, SmartIndex
 from smart_retrievers.codec import DEFAULT_COMPRESSION
-from smart_retrievers.encoding import Encoding
 from smart_retrievers.evaluation import load_beir
 from smart_retrievers.training import encode_states
+
+MODES = ("pooled", "rerank", "hybrid")
 
 
 def disk_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def pct(values: list[float]) -> dict[str, float]:
+    return {"p50": round(float(np.percentile(values, 50)), 1), "p95": round(float(np.percentile(values, 95)), 1)}
+
+
+def candidate_stage(index: SmartIndex, queries: list[str]) -> dict[str, dict[str, float]]:
+    """Milliseconds of the pooled top-100 and the full-text top-100 (ids only) per query, the query encoded before."""
+    encoded = index.encoder.encode_queries(queries, show_progress=False)
+    pooled, text = [], []
+    for q, e in zip(queries, encoded):
+        start = time.perf_counter()
+        index.store.search_pooled(e.pooled, 100, columns=["id"])
+        pooled.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        index.store.search_text(q, 100, columns=["id"])
+        text.append((time.perf_counter() - start) * 1000)
+    return {"pooled_top100_ms": pct(pooled), "text_top100_ms": pct(text)}
 
 
 def time_searches(index: SmartIndex, queries: list[str], **kwargs) -> list[float]:
@@ -68,9 +92,7 @@ def main() -> None:
     doc_ids = list(data.corpus)
     texts = [data.doc_text(d) for d in doc_ids]
     states = encode_states(encoder, doc_ids, texts, kind="document")
-    encodings = [
-        Encoding(pooled=states.pooled[i], tokens=np.asarray(states.tokens.item(i))) for i in range(len(states))
-    ]
+    encodings = states.to_encodings()
     queries = list(data.queries.values())[: args.queries]
     n_tokens = sum(len(e.tokens) for e in encodings)
     results = []
@@ -85,32 +107,36 @@ def main() -> None:
                 offset = index.count()
                 take = min(len(encodings), size - offset)
                 index.add_encodings(encodings[:take], texts[:take], ids=[f"{doc_ids[i]}#{offset}" for i in range(take)])
+            index.optimize()  # ANN and full-text index up to date, old versions cleaned up
             index.store.table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
-            time_searches(index, queries[:5]), time_searches(index, queries[:5], mode="pooled")  # warm-up
-        arms = [(c, mode) for c in indexes for mode in ("pooled", "rerank")]
+            for mode in MODES:  # warm-up
+                time_searches(index, queries[:5], mode=mode)
+        arms = [(c, mode) for c in indexes for mode in MODES]
         took: dict[tuple[str, str], list[float]] = {arm: [] for arm in arms}
+        load_before, cpu_start, wall_start = os.getloadavg()[0], time.process_time(), time.perf_counter()
         for i, q in enumerate(queries):  # alternate every arm, rotated, so all see the same machine state
             for c, mode in arms[i % len(arms) :] + arms[: i % len(arms)]:
-                extra = {"candidates": 100} if mode == "rerank" else {}
-                took[c, mode] += time_searches(indexes[c], [q], mode=mode, **extra)
+                took[c, mode] += time_searches(indexes[c], [q], mode=mode, candidates=100)
+        cpu_s, wall_s = time.process_time() - cpu_start, time.perf_counter() - wall_start
+        stages = {c: candidate_stage(index, queries) for c, index in indexes.items()}
+        load_after = os.getloadavg()[0]
         for c, index in indexes.items():
-            pooled, smart = took[c, "pooled"], took[c, "rerank"]
+            pooled, smart, hybrid = took[c, "pooled"], took[c, "rerank"], took[c, "hybrid"]
             rows = index.count()
             on_disk = disk_bytes(Path(args.db) / c)
             entry = {
                 "compression": c,
                 "rows": rows,
-                "pooled_ms": {
-                    "p50": round(float(np.percentile(pooled, 50)), 1),
-                    "p95": round(float(np.percentile(pooled, 95)), 1),
-                },
-                "smart_rerank_ms": {
-                    "p50": round(float(np.percentile(smart, 50)), 1),
-                    "p95": round(float(np.percentile(smart, 95)), 1),
-                },
+                "pooled_ms": pct(pooled),
+                "smart_rerank_ms": pct(smart),
+                "hybrid_ms": pct(hybrid),
                 "p50_ratio": round(float(np.percentile(smart, 50) / np.percentile(pooled, 50)), 2),
+                "hybrid_over_rerank_p50": round(float(np.percentile(hybrid, 50) / np.percentile(smart, 50)), 2),
+                **stages[c],
                 "disk_bytes_per_doc": round(on_disk / rows),
                 "disk_bytes_per_token": round(on_disk / (n_tokens * rows / len(encodings)), 1),
+                "load_1min_before_after": [round(load_before, 2), round(load_after, 2)],
+                "timed_loop_cpu_s_wall_s": [round(cpu_s, 1), round(wall_s, 1)],
             }
             results.append(entry)
             print(json.dumps(entry), flush=True)
@@ -125,7 +151,7 @@ def main() -> None:
 def plot(entries: list[dict], path: str) -> None:
     from smart_retrievers.evaluation.plots import plot_latency_rows
 
-    title = "Warm SmartIndex.search on SciFact copies: SMART rerank@100 vs pooled only (flat, no ANN index)"
+    title = "Warm SmartIndex.search on SciFact copies: pooled only, SMART rerank@100 and hybrid (after optimize())"
     print(f"wrote {plot_latency_rows(entries, path, title=title)}")
 
 
