@@ -332,12 +332,19 @@ def test_a_rerun_with_another_encoder_or_codec_is_refused(tmp_path):
         upgrade_table(uri, "missing", HashEncoder())
 
 
-def test_cli_upgrade(tmp_path, encoder, capsys):
+def test_cli_upgrade(tmp_path, encoder, capsys, monkeypatch):
+    import smart_retrievers.upgrade.backfill as backfill
+
     uri = str(tmp_path / "li")
     _llama_index_store(uri, encoder, TEXTS)
+    with monkeypatch.context() as patch:
+        patch.setattr(backfill, "_commit", lambda *args: False)  # the owner's store commits before every try
+        assert main(["upgrade", "--db", uri, "--table", "docs"]) == 1
+    err = capsys.readouterr().err
+    assert "error: the upgrade of table 'docs' could not commit" in err and "Nothing was lost" in err
     assert main(["upgrade", "--db", uri, "--table", "docs"]) == 0
     out = capsys.readouterr().out
-    assert "6 rows, 6 backfilled, 0 caught up" in out and "lowest cosine" in out
+    assert "6 rows, 6 backfilled, 0 caught up, 0 re-encoded (text changed)" in out
     assert main(["search", "banana bread", "--db", uri, "--table", "docs", "-k", "1", "--json"]) == 0
     assert '"id": "n3"' in capsys.readouterr().out
     assert main(["upgrade", "--db", uri, "--table", "nope"]) == 2
