@@ -20,7 +20,6 @@ from reliability.hash_encoder import HashEncoder
 
 import smart_retrievers.upgrade.backfill as backfill
 from smart_retrievers.index import SmartIndex
-from smart_retrievers.store import UpgradedTableError
 from smart_retrievers.upgrade import UpgradeConflictError, upgrade_table
 
 
@@ -206,14 +205,3 @@ def test_column_names_with_spaces(tmp_path):
     table.update(where="`row id` = '2'", values={"the text": "text number two, changed"})
     assert upgrade_table(uri, "plain", HashEncoder()).refreshed == 1
     assert index.search("text number two, changed", k=1)[0].id == "2"
-
-
-def test_reindex_tokens_refuses_an_upgraded_table_with_the_way_to_do_it(tmp_path):
-    uri = str(tmp_path / "db")
-    _create(uri, [f"row {i}" for i in range(4)])
-    upgrade_table(uri, "plain", HashEncoder())
-    index = SmartIndex(uri, encoder=HashEncoder(), table="plain")
-    version = index.store.version
-    with pytest.raises(UpgradedTableError, match="run upgrade\\(\\)") as caught:
-        index.reindex_tokens(HashEncoder())
-    assert "modality" not in str(caught.value) and index.store.version == version
