@@ -122,7 +122,7 @@ def encoded_records(batch: pa.Table) -> list[Record]:
         Record(
             id=row_id,
             text=text,
-            encoding=Encoding(pooled=vectors[i], tokens=tokens.item(i).numpy(), truncated=truncated[i]),
+            encoding=Encoding(pooled=vectors[i], tokens=tokens.item_numpy(i), truncated=truncated[i]),
             metadata=json.loads(meta),
         )
         for i, (row_id, text, meta) in enumerate(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from .validation import check_count
 
@@ -33,6 +33,9 @@ def check_lambda_lex(value: float) -> None:
     """Raise ValueError unless ``lambda_lex`` is a finite number >= 0."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise ValueError(f"lambda_lex must be a finite number >= 0, got {value!r}")
+
+
+_Options = TypeVar("_Options", bound="SearchOptions")
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ class SearchOptions:
         if self.lambda_pool is not None and self.lambda_late is not None:
             check_weights(self.lambda_pool, self.lambda_late)
 
-    def updated(self, **changes: Any) -> SearchOptions:
+    def updated(self: _Options, **changes: Any) -> _Options:
         """A copy with the non-None ``changes`` applied (unknown names raise TypeError)."""
         known = {f.name for f in fields(self)}
         unknown = sorted(set(changes) - known)
@@ -109,17 +112,29 @@ class SearchOptions:
 
     def resolved(
         self, *, candidates: int, lambda_pool: float, lambda_late: float, lambda_lex: float = 0.0
-    ) -> SearchOptions:
+    ) -> ResolvedSearchOptions:
         """Every None default filled from the index's; the weights are checked together."""
         candidates = self.candidates if self.candidates is not None else candidates
-        out = replace(
-            self,
-            candidates=candidates,
-            text_candidates=self.text_candidates if self.text_candidates is not None else candidates,
-            lambda_pool=self.lambda_pool if self.lambda_pool is not None else lambda_pool,
-            lambda_late=self.lambda_late if self.lambda_late is not None else lambda_late,
-            lambda_lex=self.lambda_lex if self.lambda_lex is not None else lambda_lex,
-        )
+        filled = {
+            "candidates": candidates,
+            "text_candidates": self.text_candidates if self.text_candidates is not None else candidates,
+            "lambda_pool": self.lambda_pool if self.lambda_pool is not None else lambda_pool,
+            "lambda_late": self.lambda_late if self.lambda_late is not None else lambda_late,
+            "lambda_lex": self.lambda_lex if self.lambda_lex is not None else lambda_lex,
+        }
+        out = ResolvedSearchOptions(**{**{f.name: getattr(self, f.name) for f in fields(self)}, **filled})
         check_count("candidates", out.candidates)  # the index's default too
         check_weights(out.lambda_pool, out.lambda_late)
         return out
+
+
+@dataclass(frozen=True)
+class ResolvedSearchOptions(SearchOptions):
+    """:class:`SearchOptions` with every index default filled in (:meth:`SearchOptions.resolved`):
+    what the search modes take."""
+
+    candidates: int = 0
+    text_candidates: int = 0
+    lambda_pool: float = 1.0
+    lambda_late: float = 1.0
+    lambda_lex: float = 0.0

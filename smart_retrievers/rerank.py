@@ -149,7 +149,10 @@ class SmartScorer:
     @property
     def encoder(self) -> SmartEncoder:
         """The encoder in use: the one given, else the index's current one."""
-        return self._encoder if self._encoder is not None else self.index.encoder
+        if self._encoder is not None:
+            return self._encoder
+        assert self.index is not None  # __init__ takes an encoder, an index, or builds the default encoder
+        return self.index.encoder
 
     def encode_candidates(
         self,
@@ -175,21 +178,20 @@ class SmartScorer:
                 columns = (rows.column(c).to_pylist() for c in ("id", "text", "image", "modality"))
                 stored = {
                     (rid, text, mod or "text", image): Encoding(
-                        pooled=pooled[r], tokens=tokens.item(r).numpy(), modality=mod or "text"
+                        pooled=pooled[r], tokens=tokens.item_numpy(r), modality=mod or "text"
                     )
                     for r, (rid, text, image, mod) in enumerate(zip(*columns))
                 }
                 # an id from another source with other content must not borrow these states;
                 # an image candidate must match an image row's location (unknown: no reuse)
                 for i, cid in wanted.items():
-                    if images[i] is None:
-                        key = (cid, texts[i], "text", None)
-                    else:
-                        key = (cid, texts[i], "image", image_uri(images[i]))
-                        if key[3] is None:  # an in-memory image: nothing to check it against
-                            continue
-                    if key in stored:
-                        found[i] = stored[key]
+                    image = images[i]
+                    uri = None if image is None else image_uri(image)
+                    if image is not None and uri is None:  # an in-memory image: nothing to check it against
+                        continue
+                    row_key = (cid, texts[i], "text" if image is None else "image", uri)
+                    if row_key in stored:
+                        found[i] = stored[row_key]
         keys: list[Hashable] = [
             text if image is None else ("image", image_cache_key(image)) for text, image in zip(texts, images)
         ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 import torch
@@ -121,7 +121,7 @@ class PackedTokens:
         if (lengths < 1).any():
             raise ValueError(f"token entry {int(np.argmin(lengths))} is empty")
         if isinstance(tokens[0], torch.Tensor):
-            values: ArrayLike = torch.cat([t.detach() for t in tokens])
+            values: ArrayLike = torch.cat([torch.as_tensor(t).detach() for t in tokens])
         else:
             values = np.concatenate([np.asarray(t) for t in tokens])
         return cls(values=values, offsets=np.concatenate([[0], np.cumsum(lengths)]))
@@ -136,15 +136,22 @@ class PackedTokens:
 
     def take(self, rows: Sequence[int]) -> PackedTokens:
         """The items at ``rows``, in that order, packed anew."""
-        rows = np.asarray(rows, dtype=np.int64)
-        starts, stops = self.offsets[rows], self.offsets[rows + 1]
-        index = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)]) if len(rows) else np.zeros(0, np.int64)
+        picked = np.asarray(rows, dtype=np.int64)
+        starts, stops = self.offsets[picked], self.offsets[picked + 1]
+        index = (
+            np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)]) if len(picked) else np.zeros(0, np.int64)
+        )
         values = self.values[torch.from_numpy(index)] if isinstance(self.values, torch.Tensor) else self.values[index]
         return PackedTokens(values=values, offsets=np.concatenate([[0], np.cumsum(stops - starts)]))
 
     def item(self, row: int) -> ArrayLike:
         """Item ``row``'s (n, d) states."""
         return self.values[self.offsets[row] : self.offsets[row + 1]]
+
+    def item_numpy(self, row: int) -> np.ndarray:
+        """Item ``row``'s (n, d) states as a numpy array (a view of CPU values, not a copy)."""
+        item = self.item(row)
+        return item.numpy() if isinstance(item, torch.Tensor) else item
 
     def padded(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A zero-padded float32 block (N, L, d) and its bool mask (N, L)."""
@@ -253,6 +260,12 @@ def fuse(pooled: torch.Tensor, late: torch.Tensor, lambda_pool: float = 1.0, lam
     return lambda_pool * pooled + lambda_late * late
 
 
+@overload
+def relevance(fused: float, lambda_pool: float = ..., lambda_late: float = ...) -> float: ...
+@overload
+def relevance(fused: torch.Tensor, lambda_pool: float = ..., lambda_late: float = ...) -> torch.Tensor: ...
+@overload
+def relevance(fused: np.ndarray, lambda_pool: float = ..., lambda_late: float = ...) -> np.ndarray: ...
 def relevance(fused: float | ArrayLike, lambda_pool: float = 1.0, lambda_late: float = 1.0) -> float | ArrayLike:
     """The relevance score in [0, 1] of a fused score: ``clip(fused / (λ_pool + λ_late), 0, 1)``.
 

@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -138,7 +138,8 @@ class BaseEncoder(ABC):
     pooling: str
     """How the pooled vector is obtained (part of the fingerprint)."""
 
-    model: torch.nn.Module
+    model: Any
+    """The transformers model (a ``torch.nn.Module``; each family reads its own config and heads from it)."""
     tokenizer: Any
     max_length: int
 
@@ -310,7 +311,10 @@ class BaseEncoder(ABC):
         out: list[Encoding | None] = [None] * n
         if text_rows:
             encoded = self._encode_texts(
-                [texts[i] for i in text_rows], query=query, batch_size=batch_size, show_progress=show_progress
+                [cast(str, texts[i]) for i in text_rows],  # each checked to be a str above
+                query=query,
+                batch_size=batch_size,
+                show_progress=show_progress,
             )
             for i, enc in zip(text_rows, encoded):
                 out[i] = enc

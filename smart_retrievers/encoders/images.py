@@ -142,7 +142,7 @@ def image_cache_key(image: ImageInput) -> str:
     Locations (paths, URLs) key by their :func:`image_uri`; bytes, data URIs and in-memory
     PIL images by a SHA-256 of their content.
     """
-    uri = image_uri(image) if not isinstance(image, Image.Image) or getattr(image, "filename", "") else None
+    uri = image_uri(image) if not isinstance(image, Image.Image) or getattr(image, "filename", None) else None
     if uri is not None:
         return "image:" + uri
     digest = hashlib.sha256()
@@ -230,8 +230,6 @@ def load_image(
             policy.check_decode(opened)  # the size that load() decodes
         opened.load()
         loaded = _to_rgb(ImageOps.exif_transpose(opened))  # a new image: the input is never modified
-        if opened is not image:
-            opened.close()  # the file open_image opened (PIL leaves a file it was given open)
         target = _target_size(*loaded.size, min_pixels, max_pixels)
         if target != loaded.size:
             loaded = loaded.resize(target, Image.Resampling.BICUBIC)

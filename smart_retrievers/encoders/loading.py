@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 _SAMPLE_BYTES = 1 << 20
+
+if TYPE_CHECKING:
+    from ..adapter import SmartAdapter
 
 
 def auto_device() -> str:
@@ -74,7 +77,7 @@ def fingerprint_weights(model_name_or_path: str, local_files_only: bool = True, 
 
 def load_adapter(
     adapter: Any, base_fingerprint: dict[str, Any], device: str, *, state_dim: int | None = None
-) -> torch.nn.Module | None:
+) -> SmartAdapter | None:
     """Load (if given as a path) a SMART adapter, check it was trained on this base model, move it to ``device``.
 
     ``state_dim`` is the encoder's token-state size before any adapter (its hidden size,

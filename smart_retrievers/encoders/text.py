@@ -17,7 +17,7 @@ import importlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -215,7 +215,10 @@ class SmartEncoder(BaseEncoder):
             f"Dense:{fingerprint_weights(path, local_files_only, subfolder=folder)}" if kind == "Dense" else kind
             for kind, folder in head
         ]
-        dense_sizes = [step[0].out_features for step in steps if isinstance(step, torch.nn.Sequential)]
+        # each Dense is Sequential(Linear, activation) (_load_dense)
+        dense_sizes = [
+            cast(torch.nn.Linear, step[0]).out_features for step in steps if isinstance(step, torch.nn.Sequential)
+        ]
         self._pooled_dim = dense_sizes[-1] if dense_sizes else int(self.model.config.hidden_size)
         st_cfg = _read_json(path, "sentence_bert_config.json", local_files_only) or {}
         limits = [

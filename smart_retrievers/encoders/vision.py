@@ -188,7 +188,7 @@ class VisionEncoder(BaseEncoder):
         with torch.inference_mode(), self._progress(n, show_progress, unit="item") as bar:
             for start in range(0, n, batch_size):
                 idx = order[start : start + batch_size]
-                loaded = [None if images[i] is None else self._load_image(images[i], i) for i in idx]
+                loaded = [None if (image := images[i]) is None else self._load_image(image, i) for i in idx]
                 for i, enc in zip(idx, self._encode_batch(idx, [texts[i] for i in idx], loaded, query)):
                     results[i] = enc
                 bar.update(len(idx))

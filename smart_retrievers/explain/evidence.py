@@ -275,7 +275,7 @@ class Evidence:
         if self.modality == "image":  # the heat map in characters, then the top patches
             heat = self.heatmap()
             level = heat / (heat.max() or 1.0)
-            lines.append(f"patch grid {self.grid[0]}x{self.grid[1]} (rows x columns), share per patch:")
+            lines.append(f"patch grid {heat.shape[0]}x{heat.shape[1]} (rows x columns), share per patch:")
             lines += ["  " + "".join(_SHADES[int(round(v * (len(_SHADES) - 1)))] * 2 for v in row) for row in level]
             for s in self.top_spans(top):
                 lines.append(

@@ -129,15 +129,16 @@ def mixed_items(
 ) -> Items:
     """Checked text and image items (``add_items``): each image a readable kind, each text a str (or an image's None)."""
     n = len(texts)
+    images_in = aligned("images", n, images)
     items = Items(
         texts,
         new_ids(n, ids),
         aligned("metadatas", n, metadatas),
         aligned("ref_ids", n, ref_ids),
-        images=aligned("images", n, images),
+        images=images_in,
         uris=aligned("uris", n, uris),
     )
-    for i, (text, image) in enumerate(zip(items.texts, items.images)):
+    for i, (text, image) in enumerate(zip(items.texts, images_in)):
         if image is not None and not isinstance(image, IMAGE_TYPES):
             raise TypeError(
                 f"image {i} (id {items.ids[i]!r}) is {type(image).__name__}; expected a path, URI, bytes or PIL.Image"
@@ -152,6 +153,7 @@ def item_encoder(items: Items, encoder: Any) -> Encode:
     """Encodes items ``[start, stop)`` (text rows as documents, image rows alone); refuses a forbidden image source first."""
     if items.images is None:  # text items only: documents
         return lambda start, stop: encoder.encode_documents(items.texts[start:stop], show_progress=False)
+    images = items.images
     if items.has_images:  # the encoder's ImagePolicy refuses a source before anything is encoded or written
         image_policy_of(encoder).check_all(items.images, ids=items.ids)
 
@@ -159,7 +161,7 @@ def item_encoder(items: Items, encoder: Any) -> Encode:
         window = slice(start, stop)
         return encoder.encode_items(
             items.texts[window],
-            items.images[window],
+            images[window],
             show_progress=False,
             ids=items.ids[window],
             positions=range(start, stop),

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from ..encoding import Encoding
 from ..lexical import length_trust, lexical_scores, mean_words, normalised_bm25
-from ..options import SearchOptions
+from ..options import ResolvedSearchOptions
 from ..scoring import Ranking, rank
 from ..store import META_COLUMNS, SmartStore, tokens_from_arrow, vectors_block
 from .hits import Hit, hit_from_row
@@ -35,11 +35,13 @@ __all__ = ["MODES", "LexicalContext", "lexical_context", "rank_rows", "run_searc
 
 logger = logging.getLogger(__name__)
 
-SearchFunction = Callable[[SmartStore, Encoding, "str | None", SearchOptions, IndexOptions, "str | None"], list[Hit]]
+SearchFunction = Callable[
+    [SmartStore, Encoding, "str | None", ResolvedSearchOptions, IndexOptions, "str | None"], list[Hit]
+]
 
 
 def run_search(
-    store: SmartStore, query: Encoding, opts: SearchOptions, settings: IndexOptions, *, text: str | None = None
+    store: SmartStore, query: Encoding, opts: ResolvedSearchOptions, settings: IndexOptions, *, text: str | None = None
 ) -> list[Hit]:
     """``opts`` (resolved) searched in its mode: the filter and modality rendered to SQL once, then the mode's function.
 
@@ -55,7 +57,11 @@ def run_search(
 
 
 def rank_rows(
-    store: SmartStore, query: Encoding, rows: pa.Table | pa.RecordBatch, opts: SearchOptions, k: int | None = None
+    store: SmartStore,
+    query: Encoding,
+    rows: pa.Table | pa.RecordBatch,
+    opts: ResolvedSearchOptions,
+    k: int | None = None,
 ) -> Ranking:
     """Rank stored rows (``vector`` and, unless ``lambda_late`` is 0, ``tokens``) against ``query``."""
     late = opts.lambda_late != 0
@@ -71,7 +77,7 @@ def rank_rows(
     )
 
 
-def _ranked_hits(store: SmartStore, query: Encoding, rows: pa.Table, opts: SearchOptions) -> list[Hit]:
+def _ranked_hits(store: SmartStore, query: Encoding, rows: pa.Table, opts: ResolvedSearchOptions) -> list[Hit]:
     ranking = rank_rows(store, query, rows, opts)
     meta = rows.select(META_COLUMNS).to_pylist()
     weights = (opts.lambda_pool, opts.lambda_late)
@@ -81,7 +87,7 @@ def _ranked_hits(store: SmartStore, query: Encoding, rows: pa.Table, opts: Searc
     ]
 
 
-def _ann(opts: SearchOptions) -> dict:
+def _ann(opts: ResolvedSearchOptions) -> dict:
     return {"nprobes": opts.nprobes, "refine_factor": opts.refine_factor, "ef": opts.ef, "flat": opts.flat}
 
 
@@ -89,7 +95,7 @@ def search_pooled(
     store: SmartStore,
     query: Encoding,
     where_sql: str | None,
-    opts: SearchOptions,
+    opts: ResolvedSearchOptions,
     settings: IndexOptions,
     text: str | None = None,
 ) -> list[Hit]:
@@ -102,7 +108,7 @@ def search_rerank(
     store: SmartStore,
     query: Encoding,
     where_sql: str | None,
-    opts: SearchOptions,
+    opts: ResolvedSearchOptions,
     settings: IndexOptions,
     text: str | None = None,
 ) -> list[Hit]:
@@ -111,7 +117,7 @@ def search_rerank(
 
 
 def _pooled_candidates(
-    store: SmartStore, query: Encoding, where_sql: str | None, opts: SearchOptions, settings: IndexOptions
+    store: SmartStore, query: Encoding, where_sql: str | None, opts: ResolvedSearchOptions, settings: IndexOptions
 ) -> pa.Table:
     """The pooled top-``candidates`` rows with ``META_COLUMNS``, ``vector`` and ``tokens``."""
     n_candidates = max(opts.k, opts.candidates)
@@ -136,7 +142,7 @@ def search_exhaustive(
     store: SmartStore,
     query: Encoding,
     where_sql: str | None,
-    opts: SearchOptions,
+    opts: ResolvedSearchOptions,
     settings: IndexOptions,
     text: str | None = None,
 ) -> list[Hit]:
@@ -194,7 +200,12 @@ class LexicalContext:
 
 
 def lexical_context(
-    store: SmartStore, query: Encoding, where_sql: str | None, opts: SearchOptions, settings: IndexOptions, text: str
+    store: SmartStore,
+    query: Encoding,
+    where_sql: str | None,
+    opts: ResolvedSearchOptions,
+    settings: IndexOptions,
+    text: str,
 ) -> LexicalContext:
     """The pooled candidates, then (unless their texts are short) the full-text search with the same
     filter, prefiltered, and the query's lexical trust (:func:`~smart_retrievers.lexical.lexical_scores`)."""
@@ -213,7 +224,7 @@ def search_hybrid(
     store: SmartStore,
     query: Encoding,
     where_sql: str | None,
-    opts: SearchOptions,
+    opts: ResolvedSearchOptions,
     settings: IndexOptions,
     text: str | None = None,
 ) -> list[Hit]:
@@ -258,7 +269,7 @@ def search_text(
     store: SmartStore,
     query: Encoding,
     where_sql: str | None,
-    opts: SearchOptions,
+    opts: ResolvedSearchOptions,
     settings: IndexOptions,
     text: str | None = None,
 ) -> list[Hit]:

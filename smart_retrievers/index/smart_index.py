@@ -22,7 +22,7 @@ from ..evaluation.calibrate import DEFAULT_LEX_GRID, Calibration
 from ..evaluation.index_calibration import calibrate_index
 from ..explain import Evidence, explain_row
 from ..lexical import DEFAULT_LAMBDA_LEX
-from ..options import DEFAULT_READ_CONSISTENCY, SearchOptions
+from ..options import DEFAULT_READ_CONSISTENCY, ResolvedSearchOptions, SearchOptions
 from ..store import DEFAULT_ANN_INDEX, DEFAULT_ANN_MIN_ROWS, META_COLUMNS, SmartStore, TextIndexSettings, vectors_block
 from ..upgrade import upgrade_table
 from ..validation import check_text
@@ -173,8 +173,16 @@ class SmartIndex(WriteVerbs, UpkeepVerbs):
         :class:`~smart_retrievers.store.UpgradedTableError` (write through the user's store).
         """
         encoder = as_encoder(encoder)
-        columns = {"text_column": text_column, "vector_column": vector_column, "id_column": id_column}
-        upgrade_table(uri, table, encoder, storage_options=storage_options, **columns, **options)
+        upgrade_table(
+            uri,
+            table,
+            encoder,
+            storage_options=storage_options,
+            text_column=text_column,
+            vector_column=vector_column,
+            id_column=id_column,
+            **options,
+        )
         return cls(uri, encoder=encoder, table=table, storage_options=storage_options)
 
     # ---- reads ---------------------------------------------------------
@@ -285,7 +293,7 @@ class SmartIndex(WriteVerbs, UpkeepVerbs):
         hits = self.search_encoded(encoded, k=max(k, fetch_k), mode="pooled", where=where)
         return mmr_select(self.store, encoded, hits, k, lambda_mult)
 
-    def resolve(self, options: SearchOptions | None = None, **settings: Any) -> SearchOptions:
+    def resolve(self, options: SearchOptions | None = None, **settings: Any) -> ResolvedSearchOptions:
         """``options`` with ``settings`` applied and every default taken from this index."""
         opts = (options or SearchOptions()).updated(**settings)
         return opts.resolved(

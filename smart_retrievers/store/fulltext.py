@@ -84,7 +84,8 @@ def text_query(
     """
     from lancedb.query import MatchQuery
 
-    query = table.search(MatchQuery(text, column), query_type="fts")
+    # MatchQuery is a pydantic dataclass whose defaults come from Field(kw_only=True), which mypy does not read
+    query = table.search(MatchQuery(text, column), query_type="fts")  # type: ignore[call-arg]
     if where:
         query = query.where(where, prefilter=True)
     if with_row_id:

@@ -15,6 +15,7 @@ in the data files until their fragments are rewritten by a compaction (known lim
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -125,7 +126,7 @@ def overwrite_tokens(
                 done = merged.get(meta.id)
                 if done is None or _paths(done)[: len(meta.files)] != _paths(meta):  # new, or rewritten meanwhile
                     done, computed = run(
-                        lambda f=fragment: f.merge_columns(udf, columns=sources, batch_size=batch_size)
+                        functools.partial(fragment.merge_columns, udf, columns=sources, batch_size=batch_size)
                     )
                     merged[meta.id] = done
                 done.deletion_file = meta.deletion_file  # rows deleted meanwhile stay deleted
@@ -220,10 +221,10 @@ def _renamed_field(proto: bytes, names: Mapping[str, str]) -> bytes:
                 parent = value
         elif wire == 2:
             length, at = _varint(proto, at)
-            value, at = proto[at : at + length], at + length
+            payload, at = proto[at : at + length], at + length
             if number == 2:
-                name = value.decode()
-                parts.append((start, at, value))
+                name = payload.decode()
+                parts.append((start, at, payload))
                 continue
         elif wire == 1:
             at += 8

@@ -108,8 +108,14 @@ class SmartStore(TableReads):
         """
         db = connect(str(uri), storage_options, read_consistency_interval, **connect_kwargs)
         fingerprint = existing_fingerprint(db, str(uri), table)
-        options = {"storage_options": storage_options, "read_consistency_interval": read_consistency_interval}
-        return cls(uri, table, fingerprint, **options, **connect_kwargs)
+        return cls(
+            uri,
+            table,
+            fingerprint,
+            storage_options=storage_options,
+            read_consistency_interval=read_consistency_interval,
+            **connect_kwargs,
+        )
 
     def _open_existing(self) -> None:
         """Open the table if it exists (now, or since another writer created it), checking it fits."""

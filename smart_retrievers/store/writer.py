@@ -8,6 +8,7 @@ first, in a metadata-only commit that only widens the field map.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import queue
@@ -215,6 +216,11 @@ def reset_field_types(table: Any, attempts: int = 50) -> None:
     _update_field_map(table, lambda stored, rows: widen_field_types(stored, _held(rows())), attempts)
 
 
+def _metadata_texts(dataset: Any) -> list[str | None]:
+    """Every row's stored metadata JSON in this version of the dataset."""
+    return dataset.to_table(columns=["metadata"]).column("metadata").to_pylist()
+
+
 def _held(metadatas: list[str | None]) -> FieldTypes:
     return held_field_types(restore_key_order(json.loads(text or "{}")) for text in metadatas)
 
@@ -236,7 +242,7 @@ def _update_field_map(
     for _ in range(attempts):
         dataset = dataset.checkout_version(dataset.latest_version)
         stored = schema_field_types(dataset.schema, NATIVE)
-        wanted = update(stored, lambda read=dataset: read.to_table(columns=["metadata"]).column("metadata").to_pylist())
+        wanted = update(stored, functools.partial(_metadata_texts, dataset))
         if wanted == stored:
             table.checkout_latest()
             return

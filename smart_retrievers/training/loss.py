@@ -160,7 +160,7 @@ def batch_logits(
     ``tau``, blocked entries -inf. Differentiable in the adapter's parameters."""
     q_tokens = adapt_tokens(adapter, queries.tokens.take(batch.query_rows))
     d_block, d_mask = adapt_tokens(adapter, docs.tokens.take(batch.doc_rows)).padded()
-    scores = late_maxsim(q_tokens.values, q_tokens.lengths, d_block, d_mask)
+    scores = late_maxsim(torch.as_tensor(q_tokens.values), q_tokens.lengths, d_block, d_mask)
     if fused:
         scores = (
             scores

@@ -281,7 +281,8 @@ class SmartRetriever(BaseRetriever):
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
         # the sync form's arguments; encoding and the LanceDB search block, so they run in a worker thread
-        return await asyncio.to_thread(self._get_relevant_documents, query, run_manager=None, **kwargs)
+        sync_manager = CallbackManagerForRetrieverRun.get_noop_manager()
+        return await asyncio.to_thread(self._get_relevant_documents, query, run_manager=sync_manager, **kwargs)
 
     def _get_ls_params(self, **kwargs: Any) -> LangSmithRetrieverParams:
         params = super()._get_ls_params(**kwargs)

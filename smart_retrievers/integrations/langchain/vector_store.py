@@ -124,13 +124,14 @@ class SmartVectorStore(VectorStore):
         metadatas: Sequence[dict[str, Any] | None] | None,
         ids: Sequence[str | None] | None,
     ) -> list[str]:
+        row_ids = None
         if ids is not None:
             if isinstance(ids, str) or len(ids) != len(texts):
                 raise ValueError(f"got {len(texts)} texts but ids={ids!r}")
-            ids = [i if i is not None else uuid.uuid4().hex for i in ids]
+            row_ids = [i if i is not None else uuid.uuid4().hex for i in ids]
         if any(image is not None for image in images):
-            return self.index.add_items(texts, images, ids=ids, metadatas=metadatas)
-        return self.index.add(texts, ids=ids, metadatas=metadatas)
+            return self.index.add_items(texts, images, ids=row_ids, metadatas=metadatas)
+        return self.index.add(texts, ids=row_ids, metadatas=metadatas)
 
     async def aadd_texts(
         self,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from llama_index.core.storage.storage_context import StorageContext
@@ -67,7 +67,7 @@ def _engine_args() -> frozenset[str]:
     )
     from llama_index.core.query_engine import RetrieverQueryEngine
 
-    functions = [
+    functions: list[Callable[..., Any]] = [
         RetrieverQueryEngine.from_args,
         get_response_synthesizer,
         CondensePlusContextChatEngine.from_defaults,
