@@ -14,6 +14,9 @@ then for each preset:
 generic sample only). ``--vision`` runs flickr8k-1k images through a tiny random CLIP
 (code path and codec round trip only; random weights say nothing about quality).
 
+``--levers`` measures what each codec lever costs in bytes and buys in nDCG (``codec_levers.py``).
+``--ship-codec`` rewrites the default model's generic codec that the package ships.
+
 ``--plot PNG`` draws the size-vs-nDCG curve of the rows (nDCG@10 against KB per document on
 disk, one panel per set; needs matplotlib); ``--from-json`` re-draws it from a saved ``--json``
 without running anything.
@@ -39,6 +42,7 @@ from _data import require
 
 from smart_retrievers import SmartIndex
 from smart_retrievers.codec import DEFAULT_COMPRESSION
+from smart_retrievers.codec.fitting import write_shipped_codec
 from smart_retrievers.encoders import default_encoder
 from smart_retrievers.encoding import Encoding
 from smart_retrievers.evaluation import compare, load_beir
@@ -110,6 +114,29 @@ def run_set(name: str, presets: list[str], fit_docs: list[int], encoder) -> list
     return rows
 
 
+def run_levers(name: str, encoder) -> list[dict]:
+    """The codec levers of :mod:`codec_levers` on one set's cached states."""
+    from codec_levers import LEVERS, evaluate, word_starts
+
+    data = load_beir(require(name))
+    doc_ids, query_ids = list(data.corpus), [q for q in data.queries if q in data.qrels]
+    texts = [data.doc_text(d) for d in doc_ids]
+    d_states = encode_states(encoder, doc_ids, texts, kind="document")
+    q_states = encode_states(encoder, query_ids, [data.queries[q] for q in query_ids], kind="query")
+    docs = [np.asarray(d_states.tokens.item(i), dtype=np.float32) for i in range(len(doc_ids))]
+    queries = [np.asarray(q_states.tokens.item(i), dtype=np.float32) for i in range(len(query_ids))]
+    starts = word_starts(encoder, texts)
+    pooled = torch.from_numpy(d_states.pooled), torch.from_numpy(q_states.pooled)
+    rows = []
+    for lever in LEVERS:
+        start = time.process_time()
+        lever.fit(docs[:1024], starts[:1024])
+        result = evaluate(lever, data, doc_ids, docs, starts, query_ids, queries, *pooled, exhaustive=len(docs) <= 2000)
+        rows.append({"set": name, "lever": lever.name, **result, "cpu_s": round(time.process_time() - start, 1)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def run_vision(n_images: int) -> dict:
     """flickr8k-1k images through a tiny random CLIP: default codec written, read back, scored."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -153,7 +180,14 @@ def main() -> None:
     parser.add_argument("--json", help="write every row to this JSON file")
     parser.add_argument("--plot", help="write the size-vs-nDCG curve to this PNG (needs matplotlib)")
     parser.add_argument("--from-json", help="plot the rows of a saved --json file instead of running")
+    parser.add_argument("--levers", action="store_true", help="measure the codec levers (codec_levers.py) instead")
+    parser.add_argument(
+        "--ship-codec", action="store_true", help="rewrite the packaged generic codec of the default model and stop"
+    )
     args = parser.parse_args()
+    if args.ship_codec:
+        print(f"wrote {write_shipped_codec(default_encoder(device='cpu'))}")
+        return
     if args.from_json:
         if not args.plot:
             parser.error("--from-json needs --plot")
@@ -162,6 +196,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     encoder = default_encoder(device="cpu")
     rows = []
+    if args.levers:
+        rows = [row for name in args.sets for row in run_levers(name, encoder)]
+        if args.json:
+            Path(args.json).write_text(json.dumps({"levers": rows}, indent=2))
+        return
     for i, name in enumerate(args.sets):
         rows += run_set(name, args.presets, args.fit_docs if i == 0 else [], encoder)
     vision = run_vision(args.vision) if args.vision else None

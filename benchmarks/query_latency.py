@@ -35,6 +35,9 @@ from _data import require
 from smart_retrievers import SmartEncoder, SmartIndex
 from smart_retrievers.codec import DEFAULT_COMPRESSION
 from smart_retrievers.evaluation import load_beir
+from smart_retrievers.index.hits import hit_from_row
+from smart_retrievers.index.search import rank_rows
+from smart_retrievers.store import META_COLUMNS
 from smart_retrievers.training import encode_states
 
 MODES = ("pooled", "rerank", "hybrid")
@@ -60,6 +63,35 @@ def candidate_stage(index: SmartIndex, queries: list[str]) -> dict[str, dict[str
         index.store.search_text(q, 100, columns=["id"])
         text.append((time.perf_counter() - start) * 1000)
     return {"pooled_top100_ms": pct(pooled), "text_top100_ms": pct(text)}
+
+
+def stage_times(index: SmartIndex, queries: list[str]) -> dict[str, float]:
+    """p50 milliseconds of each stage of one "rerank" search, run step by step with the package's own functions:
+    query encoding; the pooled top-100 (ids, vectors) and then their token states by row id (the
+    ``token_fetch="take"`` split); the default single read of both (``token_fetch="query"``); exact
+    SMART scoring; and turning the ranked rows into hits."""
+    opts = index.resolve(mode="rerank", k=10, candidates=100)
+    took: dict[str, list[float]] = {
+        s: [] for s in ("encode", "candidates", "token_fetch", "candidates_with_tokens", "scoring", "assembly")
+    }
+    for q in queries:
+        t0 = time.perf_counter()
+        query = index.encoder.encode_queries([q], show_progress=False)[0]
+        t1 = time.perf_counter()
+        found = index.store.search_pooled(query.pooled, 100, columns=[*META_COLUMNS, "vector"], with_row_id=True)
+        t2 = time.perf_counter()
+        index.store.take_rows(found.column("_rowid").to_pylist(), ["tokens"])
+        t3 = time.perf_counter()
+        rows = index.store.search_pooled(query.pooled, 100, columns=[*META_COLUMNS, "vector", "tokens"])
+        t4 = time.perf_counter()
+        ranking = rank_rows(index.store, query, rows, opts)
+        t5 = time.perf_counter()
+        meta = rows.select(META_COLUMNS).to_pylist()
+        [hit_from_row(meta[i], ranking.fused[i], ranking.pooled[i], ranking.late[i]) for i in ranking.order]
+        t6 = time.perf_counter()
+        for name, (a, b) in zip(took, [(t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5), (t5, t6)]):
+            took[name].append((b - a) * 1000)
+    return {name: round(float(np.percentile(values, 50)), 2) for name, values in took.items()}
 
 
 def time_searches(index: SmartIndex, queries: list[str], **kwargs) -> list[float]:
@@ -118,7 +150,10 @@ def main() -> None:
             for c, mode in arms[i % len(arms) :] + arms[: i % len(arms)]:
                 took[c, mode] += time_searches(indexes[c], [q], mode=mode, candidates=100)
         cpu_s, wall_s = time.process_time() - cpu_start, time.perf_counter() - wall_start
-        stages = {c: candidate_stage(index, queries) for c, index in indexes.items()}
+        stages = {
+            c: candidate_stage(index, queries) | {"stages_p50_ms": stage_times(index, queries)}
+            for c, index in indexes.items()
+        }
         load_after = os.getloadavg()[0]
         for c, index in indexes.items():
             pooled, smart, hybrid = took[c, "pooled"], took[c, "rerank"], took[c, "hybrid"]

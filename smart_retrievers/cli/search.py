@@ -42,12 +42,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def evidence_label(index: Any) -> str:
-    """What ``--explain`` prints, named: evidence re-encodes the row, so on a coded table its score is the
-    float states' and differs from the hit's (scored on the stored codes)."""
+    """What ``--explain`` prints, named: the float states, or on a coded table the stored codes that scored the hit."""
     codec = index.codec
     if codec is None:
         return "evidence (float states, as stored):"
-    return f"evidence (float states; the hit's score above is from the stored {codec.describe()['preset']!r} codes):"
+    return f"evidence (the stored {codec.describe()['preset']!r} codes that scored the hit):"
 
 
 def cmd_search(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ import io
 import math
 import os
 import re
-import time
+import stat
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Sequence
@@ -25,6 +25,7 @@ from typing import Any
 from PIL import Image
 
 from ..validation import check_count
+from .deadline import Deadline, deadline_opener
 
 ImageInput = str | os.PathLike | bytes | bytearray | Image.Image
 """What the vision encoders and :meth:`SmartIndex.add_images` accept as one image."""
@@ -231,28 +232,32 @@ class ImagePolicy:
     # ---- fetching --------------------------------------------------------------
 
     def _fetch(self, url: str, timeout: float | None = None) -> bytes:
-        """Download ``url``, streamed, within ``max_download_bytes`` and ``fetch_timeout``."""
+        """Download ``url``, streamed, within ``max_download_bytes`` and ``fetch_timeout`` (one total deadline
+        over connect, headers, every redirect and the body: :mod:`.deadline`)."""
         limit = self.fetch_timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        opener = urllib.request.build_opener(_PolicyRedirects(self))
-        with opener.open(url, timeout=limit) as response:
-            length = response.headers.get("Content-Length", "")
-            if length.strip().isdigit() and int(length) > self.max_download_bytes:
+        try:
+            with Deadline(limit) as deadline:
+                with deadline_opener(deadline, _PolicyRedirects(self)).open(url, timeout=deadline.left()) as response:
+                    length = response.headers.get("Content-Length", "")
+                    if length.strip().isdigit() and int(length) > self.max_download_bytes:
+                        raise PolicyRefusal(
+                            f"the download is {int(length)} bytes, over max_download_bytes={self.max_download_bytes}"
+                        )
+                    data = bytearray()
+                    while chunk := response.read1(_CHUNK) if hasattr(response, "read1") else response.read(_CHUNK):
+                        deadline.left()
+                        data += chunk
+                        if len(data) > self.max_download_bytes:
+                            raise PolicyRefusal(f"the download is over max_download_bytes={self.max_download_bytes}")
+                    deadline.left()  # a body cut short by the deadline is not a whole image
+        except PolicyRefusal:
+            raise
+        except Exception:  # the deadline shut the socket: urllib / http.client report it in many ways
+            if deadline.passed:
                 raise PolicyRefusal(
-                    f"the download is {int(length)} bytes, over max_download_bytes={self.max_download_bytes}"
-                )
-            data = bytearray()
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise PolicyRefusal(f"the download took longer than fetch_timeout={limit} s")
-                _set_read_timeout(response, left)
-                chunk = response.read1(_CHUNK) if hasattr(response, "read1") else response.read(_CHUNK)
-                if not chunk:
-                    break
-                data += chunk
-                if len(data) > self.max_download_bytes:
-                    raise PolicyRefusal(f"the download is over max_download_bytes={self.max_download_bytes}")
+                    f"the download took longer than fetch_timeout={limit} s (connect, headers, redirects and body)"
+                ) from None
+            raise
         return bytes(data)
 
 
@@ -291,16 +296,6 @@ class _PolicyRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _set_read_timeout(response: object, seconds: float) -> None:
-    """Best effort: let the next socket read wait at most ``seconds`` (the time the download has left)."""
-    sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
-    if sock is not None and hasattr(sock, "settimeout"):
-        try:
-            sock.settimeout(max(seconds, 0.001))
-        except OSError:
-            pass
-
-
 def describe_image(image: object) -> str:
     """A short, log-safe description of an image input (no pixel data, no base64)."""
     if isinstance(image, Image.Image):
@@ -328,4 +323,24 @@ def open_image(image: ImageInput, policy: ImagePolicy, timeout: float | None) ->
         if not header.endswith(";base64"):
             raise ValueError("only base64 data URIs are supported")
         return Image.open(io.BytesIO(base64.b64decode(payload, validate=True)))
-    return Image.open(source)  # the resolved path the policy checked
+    return Image.open(_open_regular_file(source))  # the resolved path the policy checked
+
+
+def _open_regular_file(path: Path) -> io.BufferedReader:
+    """Open ``path`` for reading only if it is a regular file: a FIFO, device or socket would block or never end.
+
+    The file is opened without blocking and checked through its descriptor, so it cannot be
+    swapped between the check and the read.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        kind = os.fstat(fd).st_mode
+        if not stat.S_ISREG(kind):
+            what = "a directory" if stat.S_ISDIR(kind) else "a FIFO" if stat.S_ISFIFO(kind) else "not a regular file"
+            raise PolicyRefusal(f"{str(path)!r} is {what}; only regular files are read")
+        if hasattr(os, "O_NONBLOCK"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise

@@ -230,6 +230,8 @@ def load_image(
             policy.check_decode(opened)  # the size that load() decodes
         opened.load()
         loaded = _to_rgb(ImageOps.exif_transpose(opened))  # a new image: the input is never modified
+        if opened is not image:
+            opened.close()  # the file open_image opened (PIL leaves a file it was given open)
         target = _target_size(*loaded.size, min_pixels, max_pixels)
         if target != loaded.size:
             loaded = loaded.resize(target, Image.Resampling.BICUBIC)

@@ -19,6 +19,7 @@ from .evidence import Evidence, Match
 __all__ = ["Matched", "match_tokens", "query_side"]
 
 Span = tuple[int | None, int | None]
+"""A character span (start, end) of a text; (None, None) where no text stands behind a token."""
 
 
 @dataclass(frozen=True)

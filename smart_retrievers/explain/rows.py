@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..validation import check_text
+from .coded import stored_codes
 from .evidence import Evidence
 from .image import explain_image
 from .text import explain_texts
@@ -47,7 +48,14 @@ def explain_row(
     if image is not None:
         raise ValueError(f"row {hit.id!r} is a text row: image= is for image rows")
     return explain_texts(
-        index.encoder, query, [hit.text], doc_ids=[hit.id], lambda_pool=lambda_pool, lambda_late=lambda_late
+        index.encoder,
+        query,
+        [hit.text],
+        doc_ids=[hit.id],
+        lambda_pool=lambda_pool,
+        lambda_late=lambda_late,
+        codec=index.codec,
+        stored=stored_codes(index, [hit.id]),
     )[0]
 
 
@@ -67,6 +75,8 @@ def compact_evidence(index: Any, query: str, hits: Sequence[Any], n: int = EVIDE
         doc_ids=[hits[i].id for i in text_rows],
         lambda_pool=index.lambda_pool,
         lambda_late=index.lambda_late,
+        codec=index.codec,
+        stored=stored_codes(index, [hits[i].id for i in text_rows]),
     )
     for i, ev in zip(text_rows, evidence):
         out[i] = ev.top_spans(n)

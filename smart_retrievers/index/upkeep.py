@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from ..codec import TokenCodec, fit_codec
+from ..codec import TokenCodec, fit_and_code, fit_codec
 from ..encoders.loading import load_adapter
-from ..store import SmartStore, n_tokens_column, tokens_from_arrow, tokens_to_arrow
+from ..store import Record, SmartStore, n_tokens_column, tokens_from_arrow, tokens_to_arrow
 
-__all__ = ["adapter_encoder", "fit_texts_codec", "recompress", "reindex_tokens", "set_fitted_codec"]
+__all__ = ["adapter_encoder", "code_first_batch", "fit_texts_codec", "recompress", "reindex_tokens", "set_fitted_codec"]
 
 Transform = Callable[[pa.RecordBatch], tuple[pa.Array, pa.Array]]
 
@@ -30,6 +31,14 @@ def set_fitted_codec(
     codec = fit_codec(preset or store.compression, tokens, encoder)
     store.set_codec(codec)
     return codec
+
+
+def code_first_batch(store: SmartStore, records: Sequence[Record], encoder: Any) -> list[Record]:
+    """Fit the table's codec on its first write batch and return the batch already coded by it
+    (each document is pooled once, for the fit and for its codes)."""
+    codec, codes = fit_and_code(store.compression, [r.encoding.tokens for r in records], encoder)
+    store.set_codec(codec)
+    return [replace(r, encoding=replace(r.encoding, tokens=c)) for r, c in zip(records, codes)]
 
 
 def fit_texts_codec(store: SmartStore, encoder: Any, sample_texts: Sequence[str]) -> TokenCodec:

@@ -58,9 +58,7 @@ def test_search_explain_labels_what_it_prints(dbs, capsys):
     assert main(["search", "red star", "--db", dbs["coded"], "-k", "1", "--explain"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(" 1. score ")
-    assert lines[1] == (
-        "    evidence (float states; the hit's score above is from the stored 'pool2-pca256-sign' codes):"
-    )
+    assert lines[1] == ("    evidence (the stored 'pool2-pca256-sign' codes that scored the hit):")
     assert lines[2].startswith("    score ")  # the evidence's own score, under the label
     assert main(["search", "red star", "--db", dbs["none"], "-k", "1", "--explain"]) == 0
     assert capsys.readouterr().out.splitlines()[1] == "    evidence (float states, as stored):"
@@ -77,6 +75,7 @@ def test_info_counts_the_codec_table_and_bytes_per_original_token(dbs, capsys):
     assert codecs_disk > 0 and info["storage_bytes"] == table_disk + codecs_disk
     assert info["codec_table_bytes"] > 0 and info["data_bytes"] > info["codec_table_bytes"]
     assert info["bytes_per_original_token"] == 32 / 2  # 256 sign bits = 32 B per kept token, one kept in two
+    assert info["compression"] == "pool2-pca256-sign" and info["codec"]["out_dim"] == 256
     assert main(["info", "--db", dbs["none"], "--json"]) == 0
     plain = json.loads(capsys.readouterr().out)
     assert plain["bytes_per_original_token"] == 768.0 and plain["codec_table_bytes"] == 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import os
 import struct
 import threading
 import time
@@ -120,6 +121,19 @@ class _Server:
                             self.wfile.write(b"\0")
                             self.wfile.flush()
                             time.sleep(0.2)
+                    elif self.path == "/slow-headers":  # the status line, then a header byte every 0.2 s
+                        self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                        for byte in b"X-Slow: " + b"a" * 200 + b"\r\n\r\n":
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(0.2)
+                    elif self.path.startswith("/hop/"):  # a chain of slow redirects: 0.8 s per hop
+                        left = int(self.path.rsplit("/", 1)[1])
+                        time.sleep(0.8)
+                        self.send_response(302)
+                        self.send_header("Location", f"/hop/{left - 1}" if left > 1 else "/img.png")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
                     elif self.path == "/redirect":  # to another host name for the same server
                         self.send_response(302)
                         self.send_header("Location", f"http://localhost:{self.server.server_address[1]}/img.png")
@@ -295,6 +309,50 @@ def test_download_time_limit(server):
     elapsed = time.monotonic() - start
     assert elapsed < 3.0, elapsed
     assert "fetch_timeout=1.0" in str(info.value) or "timed out" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/slow-headers", "/hop/5"],  # 40 s of header bytes; five hops of 0.8 s (each under a per-read timeout)
+)
+def test_fetch_timeout_is_a_total_deadline_over_headers_and_redirects(server, picture, path):
+    """Issue 25 (9): urllib's timeout bounds each read; fetch_timeout bounds the whole download."""
+    assert load_image(server.url + "/hop/1", policy=ImagePolicy(allow_urls=True)).size == picture.size
+    policy = ImagePolicy(allow_urls=True, fetch_timeout=1.5)
+    start = time.monotonic()
+    with pytest.raises(ImageLoadError) as info:
+        load_image(server.url + path, policy=policy)
+    elapsed = time.monotonic() - start
+    _refused(info, "took longer than fetch_timeout=1.5 s")
+    assert elapsed < 3.5, elapsed  # the server would take 4 s (hops) to 40 s (headers)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="os.mkfifo is POSIX-only")
+def test_a_fifo_inside_the_roots_is_refused_not_read(tree, tmp_path):
+    """Issue 25 (9): opening a FIFO for reading blocks until a writer comes; only regular files are opened."""
+    fifo = tree["root"] / "pipe.png"
+    os.mkfifo(fifo)
+    policy = ImagePolicy(roots=[tree["root"]])
+    outcome: list[BaseException | None] = []
+
+    def load() -> None:
+        try:
+            load_image(fifo, policy=policy)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=load, daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    if reader.is_alive():  # unblock the reader so the test run can end, then fail
+        with open(fifo, "wb"):
+            pass
+        pytest.fail("loading a FIFO blocked")
+    assert isinstance(outcome[0], ImageLoadError), outcome
+    assert "is a FIFO; only regular files are read" in str(outcome[0])
+    with pytest.raises(ImageLoadError, match="is a directory; only regular files are read"):
+        load_image(tree["root"], policy=policy)
 
 
 def test_policy_arguments_are_checked():

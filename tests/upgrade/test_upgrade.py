@@ -13,6 +13,7 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 import pytest
+from counting_encoder import Counting, Interrupted
 from reliability.hash_encoder import HashEncoder
 
 from smart_retrievers.cli import main
@@ -272,27 +273,6 @@ def test_vectors_of_another_model_are_refused_or_given_their_own_column(tmp_path
 # ---- interrupted upgrades -------------------------------------------------------------
 
 
-class _Interrupted(RuntimeError):
-    pass
-
-
-class _Flaky:
-    """HashEncoder that counts the documents it encodes and fails on call number ``fail_on``."""
-
-    def __init__(self, fail_on: int | None = None) -> None:
-        self.inner, self.fail_on, self.calls, self.encoded = HashEncoder(), fail_on, 0, 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def encode_documents(self, texts: Any, **kwargs: Any) -> Any:
-        self.calls += 1
-        if self.calls == self.fail_on:
-            raise _Interrupted("killed mid-upgrade")
-        self.encoded += len(texts)
-        return self.inner.encode_documents(texts, **kwargs)
-
-
 def test_an_interrupted_upgrade_leaves_the_table_readable_and_a_rerun_finishes(tmp_path):
     uri = str(tmp_path / "plain")
     db = lancedb.connect(uri)
@@ -310,10 +290,10 @@ def test_an_interrupted_upgrade_leaves_the_table_readable_and_a_rerun_finishes(t
     before = _user_rows(uri, "plain", ["id", "text", "vector"])
     checkpoints = tmp_path / "checkpoints"
 
-    first = _Flaky(
+    first = Counting(
         fail_on=5
     )  # call 1 encodes the sample (vector check, codec fit); 2-4 backfill three batches; 5 fails
-    with pytest.raises(_Interrupted):
+    with pytest.raises(Interrupted):
         upgrade_table(uri, "plain", first, batch_size=2, checkpoint_dir=checkpoints)
     table = lancedb.connect(uri).open_table("plain")
     assert "tokens" not in table.schema.names  # nothing of the backfill committed
@@ -322,7 +302,7 @@ def test_an_interrupted_upgrade_leaves_the_table_readable_and_a_rerun_finishes(t
         SmartIndex(uri, encoder=HashEncoder(), table="plain")
     assert list(checkpoints.iterdir())  # finished batches kept
 
-    second = _Flaky()
+    second = Counting()
     report = upgrade_table(uri, "plain", second, batch_size=2, checkpoint_dir=checkpoints)
     assert report.backfilled == 12 and second.encoded == 12 - 6  # resumed: only the unfinished batches
     assert not list(checkpoints.iterdir())  # done: the checkpoint is removed
@@ -352,12 +332,19 @@ def test_a_rerun_with_another_encoder_or_codec_is_refused(tmp_path):
         upgrade_table(uri, "missing", HashEncoder())
 
 
-def test_cli_upgrade(tmp_path, encoder, capsys):
+def test_cli_upgrade(tmp_path, encoder, capsys, monkeypatch):
+    import smart_retrievers.upgrade.backfill as backfill
+
     uri = str(tmp_path / "li")
     _llama_index_store(uri, encoder, TEXTS)
+    with monkeypatch.context() as patch:
+        patch.setattr(backfill, "_commit", lambda *args: False)  # the owner's store commits before every try
+        assert main(["upgrade", "--db", uri, "--table", "docs"]) == 1
+    err = capsys.readouterr().err
+    assert "error: the upgrade of table 'docs' could not commit" in err and "Nothing was lost" in err
     assert main(["upgrade", "--db", uri, "--table", "docs"]) == 0
     out = capsys.readouterr().out
-    assert "6 rows, 6 backfilled, 0 caught up" in out and "lowest cosine" in out
+    assert "6 rows, 6 backfilled, 0 caught up, 0 re-encoded (text changed)" in out
     assert main(["search", "banana bread", "--db", uri, "--table", "docs", "-k", "1", "--json"]) == 0
     assert '"id": "n3"' in capsys.readouterr().out
     assert main(["upgrade", "--db", uri, "--table", "nope"]) == 2

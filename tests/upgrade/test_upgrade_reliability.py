@@ -15,32 +15,12 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 import pytest
+from counting_encoder import Counting, Interrupted
 from reliability.hash_encoder import HashEncoder
 
 import smart_retrievers.upgrade.backfill as backfill
 from smart_retrievers.index import SmartIndex
-from smart_retrievers.store import UpgradedTableError
 from smart_retrievers.upgrade import UpgradeConflictError, upgrade_table
-
-
-class _Interrupted(RuntimeError):
-    pass
-
-
-class Counting(HashEncoder):
-    """HashEncoder that counts the documents it encodes, fails on call ``fail_on`` and may sleep per call."""
-
-    def __init__(self, fail_on: int | None = None, sleep: float = 0.0) -> None:
-        super().__init__()
-        self.fail_on, self.sleep, self.calls, self.encoded = fail_on, sleep, 0, 0
-
-    def encode_documents(self, texts: Any, **kwargs: Any) -> Any:
-        self.calls += 1
-        if self.calls == self.fail_on:
-            raise _Interrupted("killed mid-upgrade")
-        time.sleep(self.sleep)
-        self.encoded += len(texts)
-        return super().encode_documents(texts, **kwargs)
 
 
 def _rows(texts: list[str], ids: list[str], names: dict[str, str] | None = None) -> pa.Table:
@@ -77,7 +57,7 @@ def _assert_states_of_their_texts(uri: str, id_column: str = "id", text_column: 
 def test_a_table_replaced_after_an_interrupted_upgrade_is_upgraded_from_its_own_texts(tmp_path):
     uri, checkpoints = str(tmp_path / "db"), tmp_path / "checkpoints"
     _create(uri, [f"alpha text {i}" for i in range(40)])
-    with pytest.raises(_Interrupted):  # call 1: the sample; 2-3: two batches checkpointed; 4 fails
+    with pytest.raises(Interrupted):  # call 1: the sample; 2-3: two batches checkpointed; 4 fails
         upgrade_table(uri, "plain", Counting(fail_on=4), compression="none", batch_size=10, checkpoint_dir=checkpoints)
     assert len(list(checkpoints.iterdir())) == 1
     lancedb.connect(uri).drop_table("plain")
@@ -95,7 +75,7 @@ def test_a_table_replaced_after_an_interrupted_upgrade_is_upgraded_from_its_own_
 def test_a_row_changed_inside_a_checkpointed_batch_is_encoded_again(tmp_path):
     uri, checkpoints = str(tmp_path / "db"), tmp_path / "checkpoints"
     table = _create(uri, [f"document {i} of sixteen" for i in range(16)])
-    with pytest.raises(_Interrupted):  # batches 0-2 (rows 0-11) checkpointed; batch 3 not
+    with pytest.raises(Interrupted):  # batches 0-2 (rows 0-11) checkpointed; batch 3 not
         upgrade_table(uri, "plain", Counting(fail_on=5), compression="none", batch_size=4, checkpoint_dir=checkpoints)
     table.delete("id = '1'")  # inside batch 0
     table.update(where="id = '6'", values={"text": "document six, rewritten by the user's store"})  # batch 1
@@ -225,14 +205,3 @@ def test_column_names_with_spaces(tmp_path):
     table.update(where="`row id` = '2'", values={"the text": "text number two, changed"})
     assert upgrade_table(uri, "plain", HashEncoder()).refreshed == 1
     assert index.search("text number two, changed", k=1)[0].id == "2"
-
-
-def test_reindex_tokens_refuses_an_upgraded_table_with_the_way_to_do_it(tmp_path):
-    uri = str(tmp_path / "db")
-    _create(uri, [f"row {i}" for i in range(4)])
-    upgrade_table(uri, "plain", HashEncoder())
-    index = SmartIndex(uri, encoder=HashEncoder(), table="plain")
-    version = index.store.version
-    with pytest.raises(UpgradedTableError, match="run upgrade\\(\\)") as caught:
-        index.reindex_tokens(HashEncoder())
-    assert "modality" not in str(caught.value) and index.store.version == version

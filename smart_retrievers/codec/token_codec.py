@@ -27,23 +27,14 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = [
-    "CODES",
-    "DEFAULT_COMPRESSION",
-    "MIN_FIT_TOKENS",
-    "TokenCodec",
-    "fit_codec",
-    "generic_sample",
-    "parse_preset",
-]
+from .pooling import pool_documents
+
+__all__ = ["CODES", "DEFAULT_COMPRESSION", "TokenCodec", "parse_preset"]
 
 CODES: dict[str, int] = {"fp16": 16, "int8": 8, "int4": 4, "int2": 2, "sign": 1}
 """Code name → bits per (projected) dimension."""
 DEFAULT_COMPRESSION = "pool2-pca256-sign"
 """The preset of new tables: documents token-pooled to half, 256 sign bits per kept token (16 B per original token)."""
-MIN_FIT_TOKENS = 4096
-"""Fewest document tokens a PCA codec is fitted on; smaller first writes are topped up
-with the built-in generic sample (:func:`generic_sample`)."""
 _QUANTILE = 0.002  # per-dimension range of the scalar codes: [q, 1 - q] quantiles of the sample
 _ROTATION_SEED = 20260
 _PRESET = re.compile(r"^(?:pool(?P<pool>\d+)-)?(?:pca(?P<dim>\d+)-)?(?P<code>fp16|int8|int4|int2|sign)$")
@@ -63,29 +54,6 @@ def parse_preset(preset: str) -> tuple[int, int | None, str]:
     if pool is not None and not 2 <= int(pool) <= 8:
         raise ValueError(f"compression preset {preset!r}: token pooling takes a factor from 2 to 8")
     return (int(pool) if pool else 1), (int(dim) if dim else None), match.group("code")
-
-
-def pool_tokens(tokens: np.ndarray, factor: int) -> np.ndarray:
-    """Merge a document's token states into ⌈L / factor⌉ by Ward hierarchical clustering.
-
-    Each cluster keeps the L2-normalised mean of its tokens (the token-pooling recipe of the
-    ColBERT work): near-duplicate tokens collapse into one, and MaxSim over the cluster
-    centres approximates MaxSim over the tokens. Documents of up to 2 tokens are kept whole.
-    """
-    from scipy.cluster.hierarchy import fcluster, linkage
-
-    x = np.asarray(tokens, dtype=np.float32)
-    keep = -(-len(x) // factor)
-    if factor <= 1 or len(x) <= 2 or keep >= len(x):
-        return x
-    # Euclidean distances from one BLAS product (unit vectors: |a - b|^2 = 2 - 2 a.b), condensed for linkage
-    gram = x.astype(np.float64) @ x.T.astype(np.float64)
-    distances = np.sqrt(np.clip(2.0 - 2.0 * gram[np.triu_indices(len(x), k=1)], 0.0, None))
-    labels = fcluster(linkage(distances, method="ward"), t=keep, criterion="maxclust") - 1
-    members = np.zeros((int(labels.max()) + 1, len(x)), dtype=np.float32)
-    members[labels, np.arange(len(x))] = 1.0
-    sums = members @ x
-    return sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(1e-12)
 
 
 def _random_rotation(dim: int) -> np.ndarray:
@@ -157,7 +125,7 @@ class TokenCodec:
         """
         pool, out_dim, code = parse_preset(preset)
         if not isinstance(tokens, (np.ndarray, torch.Tensor)):
-            tokens = np.concatenate([pool_tokens(t, pool) for t in tokens]) if len(tokens) else np.zeros((0, 0))
+            tokens = pool_documents(tokens, pool).tokens if len(tokens) else np.zeros((0, 0))
         sample = torch.as_tensor(np.asarray(tokens, dtype=np.float32)).double()
         if sample.ndim != 2 or len(sample) == 0:
             raise ValueError(f"need a (T, dim) sample of token states, got shape {tuple(sample.shape)}")
@@ -245,11 +213,10 @@ class TokenCodec:
 
         Documents are token-pooled first when the preset pools, so n_i' ≤ n_i.
         """
-        kept = [pool_tokens(t, self.pool) for t in tokens] if self.pool > 1 else [np.asarray(t) for t in tokens]
-        lengths = np.array([len(t) for t in kept], dtype=np.int64)
-        if not len(kept):
-            return np.zeros((0, self.bytes_per_token), np.uint8), lengths
-        return self.encode(np.concatenate(kept).astype(np.float32)), lengths
+        if not len(tokens):
+            return np.zeros((0, self.bytes_per_token), np.uint8), np.zeros(0, np.int64)
+        pooled = pool_documents(tokens, self.pool)
+        return self.encode(pooled.tokens), pooled.lengths
 
     def encode(self, tokens: np.ndarray | torch.Tensor) -> np.ndarray:
         """Token states (T, dim) → packed codes (T, bytes_per_token) uint8, token by token (no pooling)."""
@@ -333,43 +300,3 @@ def _unpack(raw: np.ndarray, bits: int, out_dim: int) -> np.ndarray:
     shifts = (np.arange(per_byte, dtype=np.uint8) * bits)[None, None, :]
     levels = (raw[:, :, None] >> shifts) & ((1 << bits) - 1)
     return levels.reshape(len(raw), -1)[:, :out_dim]
-
-
-def generic_sample() -> list[str]:
-    """The built-in generic English sample (320 varied passages) used to top up small codec fits."""
-    from importlib.resources import files
-
-    text = files("smart_retrievers").joinpath("data/generic_sample.txt").read_text(encoding="utf-8")
-    return [line for line in text.splitlines() if line.strip()]
-
-
-_GENERIC_STATES: dict[str, list[np.ndarray]] = {}
-
-
-def _generic_states(encoder: Any) -> list[np.ndarray]:
-    """The generic sample's document token states, encoded once per encoder (fingerprint) and process."""
-    key = json.dumps(encoder.fingerprint, sort_keys=True, default=str)
-    if key not in _GENERIC_STATES:
-        encoded = encoder.encode_documents(generic_sample(), show_progress=False)
-        _GENERIC_STATES[key] = [np.asarray(e.tokens, dtype=np.float32) for e in encoded]
-    return _GENERIC_STATES[key]
-
-
-def fit_codec(
-    preset: str, tokens: Sequence[np.ndarray], encoder: Any = None, *, min_tokens: int = MIN_FIT_TOKENS
-) -> TokenCodec:
-    """Fit ``preset`` on document token states, topped up when there are too few.
-
-    With fewer than ``min_tokens`` tokens (e.g. a first write of one short document),
-    the built-in generic sample, encoded as documents by ``encoder`` (once per encoder and
-    process), is added to the fit, so a PCA is never fitted on a handful of tokens.
-    """
-    parts = [np.asarray(t, dtype=np.float32) for t in tokens]
-    count = sum(len(p) for p in parts)
-    if count < min_tokens and parse_preset(preset)[1] is not None:
-        if encoder is None:
-            raise ValueError(
-                f"{count} tokens are too few to fit {preset!r} (need {min_tokens}); pass the encoder to top up the sample"
-            )
-        parts += _generic_states(encoder)
-    return TokenCodec.fit(preset, parts)
