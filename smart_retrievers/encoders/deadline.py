@@ -92,6 +92,6 @@ def deadline_opener(deadline: Deadline, *handlers: Any) -> urllib.request.Opener
 
     class HTTPSHandler(urllib.request.HTTPSHandler):
         def https_open(self, req: Any) -> Any:
-            return self.do_open(HTTPSConnection, req, context=self._context)
+            return self.do_open(HTTPSConnection, req, context=getattr(self, "_context", None))  # private, untyped
 
     return urllib.request.build_opener(HTTPHandler, HTTPSHandler, *handlers)
