@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -9,11 +10,17 @@ from ..encoders import reads_images
 from ..encoders.images import IMAGE_TYPES, ImageInput
 from ..encoding import Encoding
 from ..store import Record, SmartStore
+from ..store.rewrite import ConcurrentRewriteError
 from ..validation import aligned, ordered
 from . import ingest
 from .options import IndexOptions
 
-__all__ = ["WriteVerbs"]
+__all__ = ["REWRITE_RETRIES", "WriteVerbs"]
+
+logger = logging.getLogger(__name__)
+
+REWRITE_RETRIES = 3
+"""Times an add verb commits before giving up when other writers' token rewrites keep preempting it."""
 
 
 class WriteVerbs:
@@ -168,15 +175,35 @@ class WriteVerbs:
             metadatas=metadatas,
         )
         if creates and written and self.options.text_index is not None:
-            self.store.build_text_index(self.options.text_index)
+            self._build_first_text_index()
         return written
+
+    def _build_first_text_index(self) -> None:
+        """Build the full-text index of the table this call created; a writer that created the same table at
+        the same moment may have built it first (its CreateIndex commit then preempts this one), which is kept."""
+        try:
+            self.store.build_text_index(self.options.text_index)
+        except RuntimeError:
+            if self.store.text_index is None:
+                raise
 
     def _write(
         self, items: ingest.Items, encode: Any, upsert: bool, show_progress: bool | None, batch_size: int | None = None
     ) -> None:
-        batches = ingest.batches_of(items, encode, batch_size or self.options.write_batch_size)
+        """Encode and commit the items; a commit lost to another writer's token rewrite (nothing written) is
+        encoded and committed again, coded by the table's new codec."""
         metadatas = [m or {} for m in items.metadatas]
-        self.add_records(batches, upsert=upsert, total=len(items), show_progress=show_progress, metadatas=metadatas)
+        for attempt in range(1, REWRITE_RETRIES + 1):
+            batches = ingest.batches_of(items, encode, batch_size or self.options.write_batch_size)
+            try:
+                self.add_records(
+                    batches, upsert=upsert, total=len(items), show_progress=show_progress, metadatas=metadatas
+                )
+                return
+            except ConcurrentRewriteError:
+                if attempt == REWRITE_RETRIES:
+                    raise
+                logger.info("a token rewrite committed during this write (nothing written); writing again")
 
     def _image_encoder(self) -> Any:
         """The encoder, checked to be able to encode images."""

@@ -45,6 +45,12 @@ class RewriteConflictError(RuntimeError):
     """Other writers kept committing: the token rewrite could not commit (nothing changed; run it again)."""
 
 
+class ConcurrentRewriteError(RuntimeError):
+    """A write lost its commit to a token rewrite (``recompress`` / ``reindex_tokens``) that another writer
+    committed meanwhile: its rows were coded for the old token columns, so nothing was written.
+    ``SmartIndex``'s add verbs retry it themselves (encoding again); run any other call again."""
+
+
 def overwrite_tokens(
     db: Any,
     name: str,

@@ -22,7 +22,7 @@ from ..options import DEFAULT_READ_CONSISTENCY
 from ..validation import short_repr
 from .arrow import Record
 from .codec_table import load_codec, save_codec
-from .connection import connect, existing_fingerprint
+from .connection import connect, create_or_open, existing_fingerprint
 from .errors import FingerprintMismatchError, UpgradedTableError
 from .format import check_format
 from .fulltext import TextIndexSettings, create_text_index
@@ -266,7 +266,7 @@ class SmartStore(TableReads):
         if self.codec is not None and self.codec_ref is None:
             self.codec_ref = save_codec(self.db, self.table_name, self.codec)
         schema = self._schema(types)
-        table = self.db.create_table(self.table_name, schema=schema, exist_ok=True)
+        table = create_or_open(self.db, self.table_name, schema)
         if table.schema.metadata == schema.metadata:
             self._table = table
         else:

@@ -25,6 +25,7 @@ from ..validation import json_default
 from .arrow import Record, is_coded, n_tokens_column, tokens_to_arrow, vectors_to_arrow
 from .errors import DuplicateIdError
 from .layout import NATIVE
+from .rewrite import ConcurrentRewriteError
 from .schema import (
     FIELDS_KEY,
     FieldTypes,
@@ -32,6 +33,7 @@ from .schema import (
     merge_field_types,
     restore_key_order,
     schema_field_types,
+    stored_codec_ref,
     stored_fingerprint,
     token_dim_of,
     widen_field_types,
@@ -160,10 +162,27 @@ def write_records(
         else table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute
     )
     streamed = streamed_types is not None
-    stream_into(schema, checked(), convert, commit, before_commit=before_commit if streamed else None)
+    try:
+        stream_into(schema, checked(), convert, commit, before_commit=before_commit if streamed else None)
+    except Exception as exc:
+        if _tokens_rewritten(table, schema):  # Lance: "Append with different schema" / "preempted by Merge"
+            raise ConcurrentRewriteError(
+                f"another writer rewrote the token states of table {table_name!r} (recompress / reindex_tokens) "
+                "while this write was committing; nothing was written: run the call again"
+            ) from exc
+        raise
     # a delete_all() committed between the map update and the rows resets the map: once this call
     # returns, the map holds the call's fields again (no commit when it does already)
     record_field_types(table, own)
+
+
+def _tokens_rewritten(table: Any, schema: pa.Schema) -> bool:
+    """Whether the table's token columns or codec now differ from the ``schema`` a write coded its rows for."""
+    table.checkout_latest()
+    latest = table.schema
+    return latest.field("tokens").type != schema.field("tokens").type or stored_codec_ref(latest) != stored_codec_ref(
+        schema
+    )
 
 
 def records_to_arrow(records: Sequence[Record], schema: pa.Schema, codec: TokenCodec | None) -> pa.Table:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import lance
 import numpy as np
+import pytest
 
 from smart_retrievers.index import SmartIndex, upkeep
 
@@ -125,3 +126,41 @@ def test_a_failing_rewrite_commits_nothing(tmp_path, monkeypatch):
     table = index.store.table.to_arrow()
     assert not [c for c in table.schema.names if c.startswith("__smart")]
     assert np.array(table.column("tokens")[0].as_py()).dtype != object
+
+
+def test_a_write_preempted_by_a_rewrite_says_so_and_an_add_writes_again(tmp_path):
+    """An add whose rows were coded for the old token columns loses its commit to the rewrite (nothing written):
+    the store says so clearly, and SmartIndex.add encodes and commits again with the new codec."""
+    from smart_retrievers.store import Record
+    from smart_retrievers.store.rewrite import ConcurrentRewriteError
+
+    path = str(tmp_path / "db")
+    index = _float_index(path)
+    other = SmartIndex(path, encoder=HashEncoder())
+    encoding = HashEncoder().encode_documents(["late"])[0]
+
+    def batches():
+        yield [Record(id="late", text="late", encoding=encoding)]
+        other.recompress(PRESET, batch_size=8)  # committed while this write streams its rows
+
+    with pytest.raises(ConcurrentRewriteError, match="rewrote the token states .* nothing was written: run the call"):
+        index.add_records(batches())
+    assert other.count() == 40 and other.get(["late"]) == []
+    fresh = _float_index(str(tmp_path / "db3"))
+    rewriter = SmartIndex(str(tmp_path / "db3"), encoder=HashEncoder())
+    calls = []
+    real_encode = fresh.encoder.encode_documents
+
+    def encode(texts, **kwargs):
+        calls.append(len(texts))
+        encodings = real_encode(texts, **kwargs)
+        if len(calls) == 2:  # the second batch: the first one is already coded for float16 states
+            rewriter.recompress(PRESET, batch_size=8)
+        return encodings
+
+    fresh.encoder.encode_documents = encode
+    texts = [f"written again {i}" for i in range(10)]  # two batches of write_batch_size=8
+    fresh.add(texts, ids=[f"again{i}" for i in range(10)])
+    assert calls == [8, 2, 8, 2]  # encoded twice: once for the lost commit, once for the new codec
+    assert fresh.store.compression == PRESET and fresh.count() == 50
+    assert fresh.search("written again 3", k=1)[0].id == "again3"
