@@ -40,8 +40,8 @@ from smart_retrievers.encoders import default_encoder  # noqa: E402
 from smart_retrievers.encoding import Encoding  # noqa: E402
 from smart_retrievers.evaluation import load_beir  # noqa: E402
 from smart_retrievers.evaluation.compare import compare  # noqa: E402
-from smart_retrievers.evaluation.hybrid import bm25_top  # noqa: E402
 from smart_retrievers.lexical import STOP_WORDS, query_words  # noqa: E402
+from smart_retrievers.store.fulltext import bm25_top  # noqa: E402
 from smart_retrievers.training.states import encode_states  # noqa: E402
 
 VARIANTS = ("original", "negation", "keywords", "truncated")

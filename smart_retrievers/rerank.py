@@ -25,19 +25,28 @@ from .encoders import SmartEncoder, default_encoder
 from .encoders.images import ImageInput, image_cache_key, image_uri
 from .encoding import Encoding
 from .index import SmartIndex
-from .options import check_weights
-from .scoring import PackedTokens, rank
+from .lexical import length_trust, lexical_scores, mean_words
+from .options import check_lambda_lex, check_weights
+from .scoring import PackedTokens, rank, relevance
 from .store import tokens_from_arrow, vectors_block
+from .store.fulltext import bm25_top
 
 
 @dataclass(frozen=True)
 class CandidateScore:
-    """SMART scores of one candidate, at its position in the input list."""
+    """SMART scores of one candidate, at its position in the input list.
+
+    ``score = λ_pool·pooled_score + λ_late·late_score + λ_lex·lex_score`` (``lex_score`` 0 unless the
+    scorer's ``lambda_lex`` is set); ``relevance`` is ``score`` in [0, 1]
+    (:func:`~smart_retrievers.scoring.relevance`, the lexical weight counted at the query's trust).
+    """
 
     position: int
     score: float
     pooled_score: float
     late_score: float
+    lex_score: float = 0.0
+    relevance: float = 0.0
 
 
 class EncodingCache:
@@ -75,6 +84,10 @@ class SmartScorer:
         index: an optional :class:`SmartIndex` whose stored token states are reused
             for candidates whose id it holds.
         lambda_pool / lambda_late: fusion weights.
+        lambda_lex: weight of the lexical term (0: SMART alone). Above 0, text candidates also get
+            BM25 evidence, as "hybrid" search does (:mod:`smart_retrievers.lexical`, same gates), with
+            the candidates themselves as the corpus: LanceDB's full-text index on a temporary table
+            of them, so IDF comes from the candidate set.
         batch_size: encoder batch size for uncached candidates.
         cache_size: how many encoded candidates the LRU cache keeps.
     """
@@ -86,14 +99,17 @@ class SmartScorer:
         index: SmartIndex | None = None,
         lambda_pool: float = 1.0,
         lambda_late: float = 1.0,
+        lambda_lex: float = 0.0,
         batch_size: int | None = None,
         cache_size: int = 4096,
     ) -> None:
         check_weights(lambda_pool, lambda_late)
+        check_lambda_lex(lambda_lex)
         self.index = index
         self._encoder = encoder if encoder is not None or index is not None else default_encoder()
         self.lambda_pool = lambda_pool
         self.lambda_late = lambda_late
+        self.lambda_lex = lambda_lex
         self.batch_size = batch_size
         self.cache = EncodingCache(cache_size)
 
@@ -121,6 +137,7 @@ class SmartScorer:
         from .encoders import as_encoder
 
         check_weights(settings.get("lambda_pool", 1.0), settings.get("lambda_late", 1.0))  # before a model loads
+        check_lambda_lex(settings.get("lambda_lex", 0.0))
         if model is not None and encoder is not None:
             raise ValueError("pass model= (a model to load) or encoder= (an encoder object), not both")
         if isinstance(encoder, (str, Path)):  # a name given as encoder=: loaded like model=
@@ -231,11 +248,14 @@ class SmartScorer:
         *,
         images: Sequence[ImageInput | None] | None = None,
         top_n: int | None = None,
+        text: str | None = None,
     ) -> list[CandidateScore]:
         """Score candidates for a query, best first (ties keep input order), cut to ``top_n``.
 
         ``images[i]``, when given, makes candidate i an image (see :meth:`encode_candidates`).
         For an image query, pass its encoding: ``encoder.encode_images([img], query=True)[0]``.
+        ``text`` is the query's words for the lexical term (default: ``query`` when it is a str);
+        candidates with images get none.
         """
         if ids is not None and len(ids) != len(texts):
             raise ValueError(f"got {len(texts)} candidates but {len(ids)} ids")
@@ -251,6 +271,8 @@ class SmartScorer:
         tokens = [
             d.tokens if codec is None or d.tokens.dtype == np.uint8 else codec.encode_docs([d.tokens])[0] for d in docs
         ]
+        words = query if isinstance(query, str) else text
+        lexical = bool(words) and images is None and self.lambda_lex > 0
         ranking = rank(
             q.pooled,
             q.tokens,
@@ -258,10 +280,38 @@ class SmartScorer:
             PackedTokens.from_list(tokens),
             lambda_pool=self.lambda_pool,
             lambda_late=self.lambda_late,
-            k=top_n,
+            k=None if lexical else top_n,
             codec=codec,
         )
+        fused = np.asarray(ranking.fused, dtype=np.float64)
+        lex, trust = np.zeros(len(texts)), 0.0
+        if lexical:
+            lex, trust = self._lexical(str(words), texts)
+        total = fused + self.lambda_lex * lex
+        order = sorted(range(len(texts)), key=lambda i: -total[i])[:top_n] if lexical else ranking.order
+        weights = (self.lambda_pool, self.lambda_late + self.lambda_lex * trust)
         return [
-            CandidateScore(i, float(ranking.fused[i]), float(ranking.pooled[i]), float(ranking.late[i]))
-            for i in ranking.order
+            CandidateScore(
+                i,
+                float(total[i]),
+                float(ranking.pooled[i]),
+                float(ranking.late[i]),
+                float(lex[i]),
+                relevance(float(total[i]), *weights),
+            )
+            for i in order
         ]
+
+    def _lexical(self, query: str, texts: Sequence[str]) -> tuple[np.ndarray, float]:
+        """The candidates' lexical term and the query's trust, the candidates being the corpus (short texts: none)."""
+        words = mean_words(texts)
+        if length_trust(words) == 0.0:
+            return np.zeros(len(texts)), 0.0
+        bm25 = bm25_top(texts, [query], len(texts))[0]
+        return lexical_scores(
+            [bm25.get(i, 0.0) for i in range(len(texts))],
+            best_bm25=max(bm25.values(), default=0.0),
+            words=words,
+            text=query,
+            n_rows=len(texts),
+        )

@@ -8,41 +8,20 @@ exactly as :class:`~smart_retrievers.index.SmartIndex` "hybrid" mode does (same 
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import torch
 from tqdm.auto import tqdm
 
 from ..lexical import DEFAULT_LAMBDA_LEX, lexical_scores, mean_words, rrf
 from ..scoring import PackedTokens, rank
-from ..store import TextIndexSettings
-from ..store.fulltext import create_text_index, text_query
+from ..store.fulltext import bm25_top
 
-__all__ = ["LEXICAL_METHODS", "bm25_top", "lexical_rankings"]
+__all__ = ["LEXICAL_METHODS", "lexical_rankings"]
 
 LEXICAL_METHODS = ("bm25", "hybrid-rrf", "smart-hybrid")
-
-
-def bm25_top(
-    doc_texts: Sequence[str], query_texts: Sequence[str], k: int, *, show_progress: bool = True
-) -> list[dict[int, float]]:
-    """Each query's BM25 top-``k`` as {document position: score}, from LanceDB's native full-text index."""
-    import lancedb
-
-    with tempfile.TemporaryDirectory() as tmp:
-        table = lancedb.connect(tmp).create_table(
-            "docs", pa.table({"pos": range(len(doc_texts)), "text": list(doc_texts)})
-        )
-        create_text_index(table, "text", TextIndexSettings())
-        out = []
-        for text in tqdm(query_texts, desc="BM25", disable=not show_progress):
-            found = text_query(table, "text", text, k, select=["pos"]).to_arrow()
-            out.append(dict(zip(found.column("pos").to_pylist(), found.column("_score").to_pylist())))
-    return out
 
 
 def lexical_rankings(

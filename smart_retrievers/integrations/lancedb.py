@@ -16,7 +16,6 @@ import pyarrow as pa
 from lancedb.rerankers import Reranker
 
 from ..options import check_weights
-from ..scoring import relevance
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -125,14 +124,10 @@ class SmartLanceReranker(Reranker):
         if self.scorer.index is not None and self.id_column in results.column_names:
             ids = [None if i is None else str(i) for i in results.column(self.id_column).to_pylist()]
         n = len(texts)
-        fused, pooled, late = [0.0] * n, [0.0] * n, [0.0] * n
+        fused, pooled, late, scores = [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n
         for cand in self.scorer.score(query, texts, ids):
-            fused[cand.position], pooled[cand.position], late[cand.position] = (
-                cand.score,
-                cand.pooled_score,
-                cand.late_score,
-            )
-        scores = [relevance(f, self.lambda_pool, self.lambda_late) for f in fused]
+            i = cand.position
+            fused[i], pooled[i], late[i], scores[i] = cand.score, cand.pooled_score, cand.late_score, cand.relevance
         if self.score == "all":
             for name, values in zip(SCORE_COLUMNS, (fused, pooled, late)):
                 results = results.append_column(name, pa.array(values, type=pa.float32()))

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["TextIndexSettings", "create_text_index", "text_index", "text_query"]
+__all__ = ["TextIndexSettings", "bm25_top", "create_text_index", "text_index", "text_query"]
 
 
 @dataclass(frozen=True)
@@ -91,3 +91,25 @@ def text_query(
     if with_row_id:
         query = query.with_row_id(True)
     return query.select([*select, "_score"]).limit(k)
+
+
+def bm25_top(
+    texts: Sequence[str], queries: Sequence[str], k: int, *, show_progress: bool = False
+) -> list[dict[int, float]]:
+    """Each query's BM25 top-``k`` among ``texts`` as {text position: score}: LanceDB's native full-text
+    index on a temporary table (default :class:`TextIndexSettings`), for texts that live in no table
+    (an evaluation corpus, a reranker's candidates)."""
+    import tempfile
+
+    import lancedb
+    import pyarrow as pa
+    from tqdm.auto import tqdm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        table = lancedb.connect(tmp).create_table("texts", pa.table({"pos": range(len(texts)), "text": list(texts)}))
+        create_text_index(table, "text", TextIndexSettings())
+        out = []
+        for query in tqdm(queries, desc="BM25", disable=not show_progress):
+            found = text_query(table, "text", query, k, select=["pos"]).to_arrow()
+            out.append(dict(zip(found.column("pos").to_pylist(), found.column("_score").to_pylist())))
+    return out

@@ -150,3 +150,25 @@ def test_evidence_of_a_rerank_hit_has_no_lexical_part_in_its_score(long_index):
     evidence = long_index.explain(query, hit)
     assert hit.lex_score == 0.0 and evidence.lex == 0.0
     assert all(t.contribution == 0.0 for t in evidence.terms) and evidence.terms  # matched, but weighed 0
+
+
+def test_the_rerank_scorer_adds_bm25_among_its_candidates_when_asked(encoder):
+    from smart_retrievers.rerank import SmartScorer
+
+    rng = random.Random(1)
+    texts = [_long_doc(rng) for _ in range(6)]
+    texts[4] = _long_doc(rng, extra=f"{RARE} binds the kinase")
+    query = f"{RARE} kinase"
+    plain = SmartScorer(encoder).score(query, texts)
+    hybrid = SmartScorer(encoder, lambda_lex=0.5).score(query, texts)
+    assert all(c.lex_score == 0.0 for c in plain)
+    assert hybrid[0].position == 4 and hybrid[0].lex_score > 0.5
+    by_position = {c.position: c for c in plain}
+    for c in hybrid:
+        assert c.score == pytest.approx(by_position[c.position].score + 0.5 * c.lex_score, abs=1e-6)
+        assert 0.0 <= c.relevance <= 1.0
+    assert [c.score for c in hybrid] == sorted((c.score for c in hybrid), reverse=True)
+    short = SmartScorer(encoder, lambda_lex=0.5).score(query, [f"a {RARE}", "a kinase", "a cat"])
+    assert all(c.lex_score == 0.0 for c in short)  # short candidates: the length gate keeps BM25 out
+    with pytest.raises(ValueError, match="lambda_lex"):
+        SmartScorer(encoder, lambda_lex=-1.0)

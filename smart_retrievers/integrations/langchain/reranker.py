@@ -61,6 +61,9 @@ class SmartReranker(BaseDocumentCompressor):
             :meth:`~smart_retrievers.rerank.SmartScorer.create`.
         device: the device of the model loaded here (``model=`` or the bundled one).
         lambda_pool / lambda_late: fusion weights.
+        lambda_lex: weight of BM25 evidence among the documents (0, the default: SMART alone; e.g. 0.5
+            as "hybrid" search): see :class:`~smart_retrievers.rerank.SmartScorer`. The lexical part is
+            ``metadata["lex_score"]``.
         batch_size: encoder batch size for documents not stored or cached.
         cache_size: how many encoded documents the LRU cache keeps.
         index: an optional :class:`~smart_retrievers.SmartIndex` whose stored token states
@@ -88,6 +91,7 @@ class SmartReranker(BaseDocumentCompressor):
     device: str | None = None
     lambda_pool: float = 1.0
     lambda_late: float = 1.0
+    lambda_lex: float = 0.0
     batch_size: int | None = Field(default=None, ge=1)
     cache_size: int = Field(default=4096, ge=1)
     index: Any = None  # a SmartIndex or None (checked by _check_index)
@@ -116,6 +120,7 @@ class SmartReranker(BaseDocumentCompressor):
             device=self.device,
             lambda_pool=self.lambda_pool,
             lambda_late=self.lambda_late,
+            lambda_lex=self.lambda_lex,
             batch_size=self.batch_size,
             cache_size=self.cache_size,
         )
@@ -149,8 +154,6 @@ class SmartReranker(BaseDocumentCompressor):
         return await step.ainvoke({"documents": documents, "query": query}, config={"callbacks": callbacks})
 
     def _rerank(self, documents: Sequence[Document], query: str) -> list[Document]:
-        from ...scoring import relevance
-
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
         documents = list(documents)
@@ -169,8 +172,10 @@ class SmartReranker(BaseDocumentCompressor):
         results = []
         for cand in ranked:
             doc = documents[cand.position].model_copy(deep=True)
-            scores = (relevance(cand.score, self.lambda_pool, self.lambda_late), cand.score, cand.pooled_score)
-            doc.metadata.update(zip(RELEVANCE_KEYS, (*scores, cand.late_score)))
+            scores = (cand.relevance, cand.score, cand.pooled_score, cand.late_score)
+            doc.metadata.update(zip(RELEVANCE_KEYS, scores))
+            if self.lambda_lex:
+                doc.metadata["lex_score"] = cand.lex_score
             results.append(doc)
         return results
 

@@ -172,13 +172,16 @@ class SmartNodeWithScore(NodeWithScore):
     ``SimilarityPostprocessor(similarity_cutoff=...)`` means the same for every class). The raw
     parts are kept here rather than in the node's metadata, so they never reach the LLM prompt or
     the node itself: ``smart_score`` the fused score ``lambda_pool * pooled_score + lambda_late *
-    late_score`` that ranks the nodes, ``pooled_score`` and ``late_score`` (None when no late
-    interaction was computed: ``mode="pooled"`` or ``lambda_late=0``).
+    late_score + lambda_lex * lex_score`` that ranks the nodes, ``pooled_score``, ``late_score``
+    (None when no late interaction was computed: ``mode="pooled"`` or ``lambda_late=0``) and
+    ``lex_score`` (the lexical term of a "hybrid" search or a reranker with ``lambda_lex``; None
+    when none was computed).
     """
 
     smart_score: float | None = None
     pooled_score: float | None = None
     late_score: float | None = None
+    lex_score: float | None = None
 
     @classmethod
     def class_name(cls) -> str:

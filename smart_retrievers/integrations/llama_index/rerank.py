@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ...encoders import SmartEncoder
+    from ...rerank import CandidateScore
 
 __all__ = ["SmartRerank"]
 
@@ -51,6 +52,9 @@ class SmartRerank(BaseNodePostprocessor):
             whose stored token states are reused.
         encoder: an encoder object (default: the index's, else ``model``'s).
         lambda_pool / lambda_late: fusion weights.
+        lambda_lex: weight of BM25 evidence among the nodes (0, the default: SMART alone; e.g. 0.5 as
+            "hybrid" search): see :class:`~smart_retrievers.rerank.SmartScorer`; the lexical part is
+            ``lex_score`` of each :class:`SmartNodeWithScore`.
         keep_retrieval_score: put each node's previous score in ``metadata["retrieval_score"]``
             of the returned copy.
         device: the device of a model loaded here (``model=``, or neither ``index`` nor ``encoder``).
@@ -77,6 +81,7 @@ class SmartRerank(BaseNodePostprocessor):
     top_n: int | None = Field(default=3, ge=1, description="Number of nodes returned (None: all).")
     lambda_pool: float = Field(default=1.0, ge=0, description="Weight of the pooled cosine.")
     lambda_late: float = Field(default=1.0, ge=0, description="Weight of the late-interaction score.")
+    lambda_lex: float = Field(default=0.0, ge=0, description="Weight of BM25 evidence among the nodes.")
     keep_retrieval_score: bool = Field(
         default=False, description="Keep the previous score in metadata['retrieval_score']."
     )
@@ -95,6 +100,7 @@ class SmartRerank(BaseNodePostprocessor):
         encoder: SmartEncoder | str | None = None,
         lambda_pool: float = 1.0,
         lambda_late: float = 1.0,
+        lambda_lex: float = 0.0,
         keep_retrieval_score: bool = False,
         device: str | None = None,
         batch_size: int = 32,
@@ -106,6 +112,7 @@ class SmartRerank(BaseNodePostprocessor):
             top_n=top_n,
             lambda_pool=lambda_pool,
             lambda_late=lambda_late,
+            lambda_lex=lambda_lex,
             keep_retrieval_score=keep_retrieval_score,
             batch_size=batch_size,
             cache_size=cache_size,
@@ -121,6 +128,7 @@ class SmartRerank(BaseNodePostprocessor):
             device=device,
             lambda_pool=lambda_pool,
             lambda_late=lambda_late,
+            lambda_lex=lambda_lex,
             batch_size=batch_size,
             cache_size=cache_size,
         )
@@ -157,24 +165,22 @@ class SmartRerank(BaseNodePostprocessor):
                 [n.node.node_id for n in nodes],
                 images=images if any(im is not None for im in images) else None,
                 top_n=self.top_n,
+                text=None if query_bundle.image_path else "\n".join(query_bundle.embedding_strs),
             )
-            reranked: list[NodeWithScore] = [
-                self._scored(nodes[c.position], c.score, c.pooled_score, c.late_score) for c in ranked
-            ]
+            reranked: list[NodeWithScore] = [self._scored(nodes[c.position], c) for c in ranked]
             event.on_end(payload={EventPayload.NODES: reranked})
         dispatcher.event(ReRankEndEvent(nodes=reranked))
         return reranked
 
-    def _scored(self, original: NodeWithScore, score: float, pooled: float, late: float) -> SmartNodeWithScore:
+    def _scored(self, original: NodeWithScore, scored: CandidateScore) -> SmartNodeWithScore:
         node = original.node
         if self.keep_retrieval_score:
             node = node.model_copy(update={"metadata": {**node.metadata, "retrieval_score": original.score}})
-        from ...scoring import relevance
-
         return SmartNodeWithScore(
             node=node,
-            score=relevance(score, self.lambda_pool, self.lambda_late),
-            smart_score=score,
-            pooled_score=pooled,
-            late_score=late if self.lambda_late != 0 else None,
+            score=scored.relevance,
+            smart_score=scored.score,
+            pooled_score=scored.pooled_score,
+            late_score=scored.late_score if self.lambda_late != 0 else None,
+            lex_score=scored.lex_score if self.lambda_lex != 0 else None,
         )

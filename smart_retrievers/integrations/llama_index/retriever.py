@@ -135,7 +135,8 @@ class SmartRetriever(MultiModalRetriever):
 
     def _search(self, query_bundle: QueryBundle, k: int, modality: Modality | None = None) -> list[NodeWithScore]:
         options = self._index.resolve(self._options, k=k, modality=modality)
-        hits = self._index.search_encoded(self._encode(query_bundle), options=options)
+        words = None if query_bundle.image_path else "\n".join(query_bundle.embedding_strs)  # for the full-text index
+        hits = self._index.search_encoded(self._encode(query_bundle), options=options, text=words)
         has_late = options.mode != "pooled" and options.lambda_late != 0
         nodes = [hit_node(hit) for hit in hits]
         if self._evidence and not query_bundle.image_path:  # off: no cost at all
@@ -152,6 +153,7 @@ class SmartRetriever(MultiModalRetriever):
                 smart_score=hit.score,
                 pooled_score=hit.pooled_score,
                 late_score=hit.late_score if has_late else None,
+                lex_score=hit.lex_score if options.mode == "hybrid" else None,
             )
             for node, hit in zip(nodes, hits)
         ]

@@ -38,7 +38,6 @@ from smart_retrievers.integrations.llama_index import (
     to_smart_filter,
 )
 from smart_retrievers.sample_corpus import binding_corpus
-from smart_retrievers.scoring import relevance
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "llama_index_rag.py"
@@ -152,10 +151,12 @@ def test_retrieve_returns_scored_text_nodes(binding_index: SmartVectorIndex, bin
     assert [type(r) for r in results] == [SmartNodeWithScore] * 4
     assert results[0].node.node_id == "report-0"
     originals = {n.node_id: n for n in binding_nodes}
+    hits = {h.id: h for h in binding_index.smart_index.search("K7 red star", k=4)}  # the default, hybrid, search
     for r in results:
         assert r.node == originals[r.node.node_id]  # same id, text, metadata (empty: no score in it)
-        assert r.smart_score == pytest.approx(r.pooled_score + r.late_score, abs=1e-5)
-        assert r.score == pytest.approx(relevance(r.smart_score), abs=1e-6)  # the one [0, 1] scale
+        assert r.smart_score == pytest.approx(r.pooled_score + r.late_score + 0.5 * r.lex_score, abs=1e-5)
+        assert r.score == pytest.approx(hits[r.node.node_id].relevance, abs=1e-6)  # the one [0, 1] scale
+        assert 0.0 <= r.score <= 1.0
     assert [r.smart_score for r in results] == sorted((r.smart_score for r in results), reverse=True)
     pooled = SmartRetriever(binding_index, similarity_top_k=4, mode="pooled").retrieve("K7 red star")
     assert all(r.late_score is None and r.smart_score == r.pooled_score for r in pooled)

@@ -112,6 +112,24 @@ def test_hybrid_and_text_search_modes_map_onto_the_index(long_store):
         ask(VectorStoreQueryMode.HYBRID, alpha=1.5)
 
 
+def test_the_retriever_and_the_reranker_carry_the_lexical_part(long_store):
+    query = "zyxoprene kinase inhibitor"
+    retrieved = SmartRetriever(long_store.smart_index, similarity_top_k=3).retrieve(query)
+    hits = long_store.smart_index.search(query, k=3)
+    assert [n.node.node_id for n in retrieved] == [h.id for h in hits]
+    assert [n.lex_score for n in retrieved] == pytest.approx([h.lex_score for h in hits]) and hits[0].lex_score > 0
+    nodes = [NodeWithScore(node=n, score=0.0) for n in long_store.get_nodes()]
+    plain = SmartRerank(top_n=8, encoder=long_store.smart_index.encoder).postprocess_nodes(nodes, query_str=query)
+    lexical = SmartRerank(top_n=8, encoder=long_store.smart_index.encoder, lambda_lex=0.5).postprocess_nodes(
+        nodes, query_str=query
+    )
+    assert all(n.lex_score is None for n in plain)
+    assert lexical[0].node.node_id == "d5" and lexical[0].lex_score > 0
+    smart = {n.node.node_id: n.smart_score for n in plain}
+    for n in lexical:
+        assert n.smart_score == pytest.approx(smart[n.node.node_id] + 0.5 * n.lex_score, abs=1e-6)
+
+
 def test_a_filter_only_query_returns_the_matching_rows(store):
     filters = MetadataFilters(filters=[MetadataFilter(key="n", value=1, operator=">=")])
     result = store.query(VectorStoreQuery(similarity_top_k=2, filters=filters))
