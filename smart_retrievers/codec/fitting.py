@@ -16,6 +16,7 @@ the default preset or of the codec's format; ``tests/test_codec.py`` checks that
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -108,13 +109,20 @@ def _write_states(path: Path, states: Sequence[np.ndarray]) -> None:
 
 def shipped_codec(preset: str, fingerprint: dict[str, Any]) -> TokenCodec | None:
     """The packaged generic codec, when it was fitted for this preset and an encoder of this fingerprint."""
+    shipped = _read_shipped()
+    if shipped is None or shipped[0] != preset or shipped[1] != _identity(fingerprint):
+        return None
+    return shipped[2]
+
+
+@functools.cache
+def _read_shipped() -> tuple[str, str, TokenCodec] | None:
+    """The packaged codec's (preset, encoder identity, codec), read once per process (None: not packaged)."""
     resource = files("smart_retrievers").joinpath(SHIPPED_CODEC)
     if not resource.is_file():
         return None
     shipped = json.loads(gzip.decompress(resource.read_bytes()))
-    if shipped["preset"] != preset or shipped["identity"] != _identity(fingerprint):
-        return None
-    return TokenCodec.from_json(shipped["codec"])
+    return shipped["preset"], shipped["identity"], TokenCodec.from_json(shipped["codec"])
 
 
 def generic_codec(preset: str, encoder: Any) -> TokenCodec:
@@ -164,4 +172,5 @@ def write_shipped_codec(encoder: Any, preset: str = DEFAULT_COMPRESSION) -> Path
     path = Path(str(files("smart_retrievers").joinpath(SHIPPED_CODEC)))
     payload = {"preset": preset, "identity": _identity(encoder.fingerprint), "codec": codec.to_json()}
     path.write_bytes(gzip.compress(json.dumps(payload).encode(), mtime=0))
+    _read_shipped.cache_clear()
     return path

@@ -22,6 +22,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -185,6 +186,11 @@ class TokenCodec:
 
     def to_json(self) -> str:
         """Everything needed to score identically in another process."""
+        return self._json
+
+    @cached_property
+    def _json(self) -> str:
+        """:meth:`to_json`, written once per codec (a few MB of text: each new table and fingerprint asks for it)."""
         arrays = {name: getattr(self, name).tolist() for name in ("mean", "weight", "low", "step")}
         return json.dumps({"preset": self.preset, "dim": self.dim, "gain": self.gain, "bias": self.bias, **arrays})
 

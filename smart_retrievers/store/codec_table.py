@@ -44,7 +44,7 @@ def load_codec(db: Any, raw: str | bytes | None) -> TokenCodec | None:
         return TokenCodec.from_json(raw)
     digest = data["sha256"]
     if digest not in _LOADED_CODECS:
-        if data["table"] not in db.table_names():
+        if data["table"] not in table_names(db):
             raise FileNotFoundError(f"the codec table {data['table']!r} the table's token codes need is missing")
         found = db.open_table(data["table"]).search().where(f"sha256 = '{digest}'").select(["codec"]).to_arrow()
         blob = found.column("codec")[0].as_py() if len(found) else None
@@ -54,6 +54,22 @@ def load_codec(db: Any, raw: str | bytes | None) -> TokenCodec | None:
     return _LOADED_CODECS[digest]
 
 
+def table_names(db: Any) -> list[str]:
+    """Every table name in ``db``, page after page of ``list_tables``.
+
+    LanceDB's ``table_names()`` is deprecated (a DeprecationWarning) and returns only its first
+    page, 10 names by default: a database with more tables would seem to lack the others.
+    """
+    names: list[str] = []
+    token = None
+    while True:
+        page = db.list_tables(page_token=token)
+        names += page.tables
+        token = page.page_token
+        if not token:
+            return names
+
+
 def user_tables(db: Any) -> list[str]:
     """The database's tables, without the codec side tables."""
-    return [name for name in db.table_names() if not name.endswith(CODEC_TABLE_SUFFIX)]
+    return [name for name in table_names(db) if not name.endswith(CODEC_TABLE_SUFFIX)]

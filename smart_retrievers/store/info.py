@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..codec import TokenCodec
-from .codec_table import CODEC_TABLE_SUFFIX
+from .codec_table import CODEC_TABLE_SUFFIX, table_names
 from .layout import TableLayout
 from .schema import FieldTypes
 
@@ -68,7 +68,7 @@ def table_info(store: SmartStore) -> TableInfo:
     lance_table = store.table
     stats = lance_table.stats() if lance_table is not None else {"num_rows": 0, "total_bytes": 0}
     codec_table = store.table_name + CODEC_TABLE_SUFFIX
-    has_codec_table = store.codec_ref is not None and codec_table in store.db.table_names()
+    has_codec_table = store.codec_ref is not None and codec_table in table_names(store.db)
     codec = store.codec
     return TableInfo(
         table=store.table_name,

@@ -21,7 +21,7 @@ from ..codec import DEFAULT_COMPRESSION, TokenCodec, parse_preset
 from ..options import DEFAULT_READ_CONSISTENCY
 from ..validation import short_repr
 from .arrow import Record
-from .codec_table import load_codec, save_codec
+from .codec_table import load_codec, save_codec, table_names
 from .connection import connect, create_or_open, existing_fingerprint
 from .errors import FingerprintMismatchError, UpgradedTableError
 from .format import check_format
@@ -119,7 +119,7 @@ class SmartStore(TableReads):
 
     def _open_existing(self) -> None:
         """Open the table if it exists (now, or since another writer created it), checking it fits."""
-        if self._table is None and self.table_name in self.db.table_names():
+        if self._table is None and self.table_name in table_names(self.db):
             self._adopt(self.db.open_table(self.table_name))
         elif self._table is not None and self.layout.native:
             self._follow_rewrite()

@@ -44,6 +44,7 @@ from ..store import (
     token_dim_of,
     vectors_block,
 )
+from ..store.codec_table import table_names
 from ..store.connection import connect
 from ..store.layout import SMART_VECTOR, TEXT_HASH, detect_layout, sql_name
 from ..store.schema import schema_metadata, stored_codec_ref, stored_fingerprint
@@ -156,7 +157,7 @@ def upgrade_table(
     if preset != "none":
         parse_preset(preset)
     db = connect(str(uri), storage_options, DEFAULT_READ_CONSISTENCY, **connect_kwargs)
-    if table not in db.table_names():
+    if table not in table_names(db):
         raise ValueError(f"no table {table!r} at {uri}; upgrade() works on an existing LanceDB table")
     lance_table = db.open_table(table)
     encoder = as_encoder(encoder)
