@@ -114,8 +114,8 @@ def run_set(name: str, presets: list[str], fit_docs: list[int], encoder) -> list
     return rows
 
 
-def run_levers(name: str, encoder) -> list[dict]:
-    """The codec levers of :mod:`codec_levers` on one set's cached states."""
+def run_levers(name: str, encoder, only: list[int] | None = None) -> list[dict]:
+    """The codec levers of :mod:`codec_levers` (those at positions ``only``, or all) on one set's cached states."""
     from codec_levers import LEVERS, evaluate, word_starts
 
     data = load_beir(require(name))
@@ -128,7 +128,7 @@ def run_levers(name: str, encoder) -> list[dict]:
     starts = word_starts(encoder, texts)
     pooled = torch.from_numpy(d_states.pooled), torch.from_numpy(q_states.pooled)
     rows = []
-    for lever in LEVERS:
+    for lever in [LEVERS[i] for i in only] if only else LEVERS:
         start = time.process_time()
         lever.fit(docs[:1024], starts[:1024])
         result = evaluate(lever, data, doc_ids, docs, starts, query_ids, queries, *pooled, exhaustive=len(docs) <= 2000)
@@ -181,6 +181,7 @@ def main() -> None:
     parser.add_argument("--plot", help="write the size-vs-nDCG curve to this PNG (needs matplotlib)")
     parser.add_argument("--from-json", help="plot the rows of a saved --json file instead of running")
     parser.add_argument("--levers", action="store_true", help="measure the codec levers (codec_levers.py) instead")
+    parser.add_argument("--only", type=int, nargs="+", help="with --levers: these positions of codec_levers.LEVERS")
     parser.add_argument(
         "--ship-codec", action="store_true", help="rewrite the packaged generic codec of the default model and stop"
     )
@@ -197,7 +198,7 @@ def main() -> None:
     encoder = default_encoder(device="cpu")
     rows = []
     if args.levers:
-        rows = [row for name in args.sets for row in run_levers(name, encoder)]
+        rows = [row for name in args.sets for row in run_levers(name, encoder, args.only)]
         if args.json:
             Path(args.json).write_text(json.dumps({"levers": rows}, indent=2))
         return

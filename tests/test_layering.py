@@ -202,7 +202,9 @@ def test_codec_and_scoring_stand_alone():
             continue
         imported = {
             target
-            for _, target in imports_of(path.read_text(encoding="utf-8"), name, path.name == "__init__.py", set(modules))
+            for _, target in imports_of(
+                path.read_text(encoding="utf-8"), name, path.name == "__init__.py", set(modules)
+            )
         }
         allowed = {"codec", "cache"} if group_of(name) == "codec" else set()
         assert not {t for t in imported if t.split(".")[0] == PACKAGE and group_of(t) not in allowed}, (name, imported)

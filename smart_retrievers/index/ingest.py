@@ -20,7 +20,7 @@ from ..encoding import Encoding
 from ..progress import progress_on
 from ..store import Record, SmartStore
 from ..validation import aligned, check_metadata, check_text, id_list
-from .upkeep import set_fitted_codec
+from .upkeep import code_first_batch
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def item_encoder(items: Items, encoder: Any) -> Encode:
         return lambda start, stop: encoder.encode_documents(items.texts[start:stop], show_progress=False)
     images = items.images
     if items.has_images:  # the encoder's ImagePolicy refuses a source before anything is encoded or written
-        image_policy_of(encoder).check_all(items.images, ids=items.ids)
+        image_policy_of(encoder).check_all(images, ids=items.ids)
 
     def encode(start: int, stop: int) -> list[Encoding]:
         window = slice(start, stop)
@@ -198,10 +198,9 @@ def write_records(
         nonlocal written, truncated
         with tqdm(total=total, disable=not progress_on(show_progress, total or 0), desc="Indexing", unit="doc") as bar:
             for records in batches:
-                encodings = [r.encoding for r in records]
-                if store.needs_codec:
-                    set_fitted_codec(store, [e.tokens for e in encodings], encoder)
-                truncated += sum(e.truncated for e in encodings)
+                if store.needs_codec:  # the first batch fits the codec and comes back coded (pooled once)
+                    records = code_first_batch(store, records, encoder)
+                truncated += sum(r.encoding.truncated for r in records)
                 yield records
                 written += len(records)
                 bar.update(len(records))
