@@ -93,3 +93,26 @@ def test_a_table_with_an_older_codec_keeps_it(tmp_path, encoder):
     legacy = TokenCodec.from_json(json.dumps({k: v for k, v in data.items() if not k.startswith("knots")}))
     q = encoder.encode_queries(["K7 red star"])[0].tokens
     np.testing.assert_allclose(legacy.query(q)[0].numpy(), old.codec.query(q)[0].numpy(), atol=1e-6)
+
+
+def test_the_first_batch_is_pooled_once_for_the_fit_and_its_codes(tmp_path, monkeypatch):
+    from reliability.hash_encoder import HashEncoder
+
+    from smart_retrievers.codec import token_codec
+
+    calls: list[int] = []
+    original = fitting.pool_documents
+
+    def counting(docs, factor, **kwargs):
+        calls.append(len(docs))
+        return original(docs, factor, **kwargs)
+
+    monkeypatch.setattr(fitting, "pool_documents", counting)
+    monkeypatch.setattr(token_codec, "pool_documents", counting)
+    texts = [f"note {i} on topic {i % 7}" for i in range(40)]
+    index = SmartIndex(str(tmp_path / "db"), encoder=HashEncoder(dim=384, n_tokens=120), write_batch_size=40)
+    index.add(texts, ids=[str(i) for i in range(40)])
+    assert calls == [40]  # fitted on the first batch (enough tokens) and coded from the same pooling
+    assert index.store.get(["0"], columns=["id", "n_tokens"]).column("n_tokens").to_pylist() == [60]
+    index.add(texts[:3], ids=["a", "b", "c"])  # later writes pool with the codec
+    assert calls == [40, 3]
