@@ -212,3 +212,34 @@ def word_starts(encoder, texts: Sequence[str]) -> list[list[bool]]:
         spans, _ = encoder.token_spans(text, query=False)
         out.append([j == 0 or spans[j][0] != spans[j - 1][1] for j in range(len(spans))])
     return out
+
+
+def pooling_cost(encoder, texts: Sequence[str]) -> dict:
+    """Process CPU time per document of the forward pass, the neighbour-run pooling and Ward, on the same batch."""
+    import os
+    import time
+
+    encoder.encode_documents(texts[:4], show_progress=False)  # warm
+    load_before = os.getloadavg()[0]
+    start = time.process_time()
+    tokens = [d.tokens for d in encoder.encode_documents(texts, show_progress=False)]
+    forward = time.process_time() - start
+    start = time.process_time()
+    for _ in range(5):
+        pool_documents(tokens, 2)
+    runs = (time.process_time() - start) / 5
+    start = time.process_time()
+    for t in tokens:
+        ward_pool(t, 2)
+    ward = time.process_time() - start
+    n = len(texts)
+    return {
+        "docs": n,
+        "tokens_per_doc": round(float(np.mean([len(t) for t in tokens])), 1),
+        "forward_ms_per_doc": round(forward / n * 1e3, 2),
+        "runs_ms_per_doc": round(runs / n * 1e3, 3),
+        "ward_ms_per_doc": round(ward / n * 1e3, 2),
+        "runs_share_of_forward": round(runs / forward, 4),
+        "ward_share_of_forward": round(ward / forward, 4),
+        "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }

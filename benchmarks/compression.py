@@ -15,6 +15,7 @@ generic sample only). ``--vision`` runs flickr8k-1k images through a tiny random
 (code path and codec round trip only; random weights say nothing about quality).
 
 ``--levers`` measures what each codec lever costs in bytes and buys in nDCG (``codec_levers.py``).
+``--pool-cost`` times pooling against the forward pass on 64 SciFact abstracts (process CPU time).
 ``--ship-codec`` rewrites the default model's generic codec that the package ships.
 
 ``--plot PNG`` draws the size-vs-nDCG curve of the rows (nDCG@10 against KB per document on
@@ -181,6 +182,7 @@ def main() -> None:
     parser.add_argument("--plot", help="write the size-vs-nDCG curve to this PNG (needs matplotlib)")
     parser.add_argument("--from-json", help="plot the rows of a saved --json file instead of running")
     parser.add_argument("--levers", action="store_true", help="measure the codec levers (codec_levers.py) instead")
+    parser.add_argument("--pool-cost", action="store_true", help="CPU time of pooling vs the forward pass, and stop")
     parser.add_argument("--only", type=int, nargs="+", help="with --levers: these positions of codec_levers.LEVERS")
     parser.add_argument(
         "--ship-codec", action="store_true", help="rewrite the packaged generic codec of the default model and stop"
@@ -197,6 +199,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     encoder = default_encoder(device="cpu")
     rows = []
+    if args.pool_cost:
+        from codec_levers import pooling_cost
+
+        data = load_beir(require("scifact"))
+        print(json.dumps(pooling_cost(encoder, [data.doc_text(d) for d in list(data.corpus)[:64]])))
+        return
     if args.levers:
         rows = [row for name in args.sets for row in run_levers(name, encoder, args.only)]
         if args.json:
