@@ -27,15 +27,28 @@ def model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def encoder_options(parser: argparse.ArgumentParser) -> None:
-    """The model options, the encoding batch size and the adapter."""
+    """The model options, the encoding batch size, the adapter and ``--quiet``."""
     model_options(parser)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--adapter", help="a trained SMART adapter directory")
+    progress_options(parser)
+
+
+def progress_options(parser: argparse.ArgumentParser) -> None:
+    """``--quiet``: no progress bars (a command that draws them shows them by default)."""
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Whether the command draws its progress bars: yes unless ``--quiet``."""
+    return not getattr(args, "quiet", False)
 
 
 def encoder_kwargs(args: argparse.Namespace, batch_size: int | None = None) -> dict[str, Any]:
-    """The encoder keyword arguments the options ask for (batch size, adapter, max length)."""
+    """The encoder keyword arguments the options ask for (batch size, adapter, max length, no bars if ``--quiet``)."""
     kwargs: dict[str, Any] = {"batch_size": batch_size or args.batch_size}
+    if not show_progress(args):
+        kwargs["show_progress"] = False
     if getattr(args, "adapter", None):
         kwargs["adapter"] = args.adapter
     if getattr(args, "max_length", None):

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..codec import DEFAULT_COMPRESSION
 from ..evaluation.calibrate import DEFAULT_GRID, DEFAULT_LEX_GRID
 from ..lexical import DEFAULT_LAMBDA_LEX
-from .common import check_db, encoder_options, load_model, open_index, table_options
+from .common import check_db, encoder_options, load_model, open_index, show_progress, table_options
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -101,10 +101,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     encoder = load_model(args)
     query_ids = list(dataset.queries)
     start = time.perf_counter()
-    doc_ids, docs = encode_corpus(dataset, encoder, show_progress=True)  # image rows through the vision encoder
+    # image rows go through the vision encoder
+    doc_ids, docs = encode_corpus(dataset, encoder, show_progress=show_progress(args))
     encode_docs_s = time.perf_counter() - start
     start = time.perf_counter()
-    queries = encoder.encode_queries([dataset.queries[q] for q in query_ids], show_progress=True)
+    queries = encoder.encode_queries([dataset.queries[q] for q in query_ids], show_progress=show_progress(args))
     encode_queries_s = time.perf_counter() - start
     # image rows have no text for the full-text index: the lexical methods are for text corpora
     lexical_off = args.no_lexical or any(dataset.corpus[d].get("image") for d in doc_ids)
@@ -122,6 +123,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         doc_texts=None if lexical_off else [dataset.doc_text(d) for d in doc_ids],
         query_texts=None if lexical_off else [dataset.queries[q] for q in query_ids],
         lambda_lex=args.lambda_lex,
+        show_progress=show_progress(args),
     )
     timings = {"encode_corpus_s": encode_docs_s, "encode_queries_s": encode_queries_s, **result.timings}
     print(f"{dataset.name} ({args.split}): {len(doc_ids)} docs, {len(query_ids)} queries, model {encoder.name}")
@@ -189,7 +191,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             min_gain=args.min_gain,
             seed=args.seed,
             save=args.save,
-            show_progress=True,
+            show_progress=show_progress(args),
         )
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..codec import DEFAULT_COMPRESSION
 from ..validation import corpus_item
-from .common import encoder_kwargs, encoder_options, load_model, table_options
+from .common import encoder_kwargs, encoder_options, load_model, show_progress, table_options
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -117,7 +117,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         [r["text"] for r in items],
         ids=[r["id"] for r in items],
         metadatas=[r["metadata"] for r in items],
-        show_progress=True,
+        show_progress=show_progress(args),
     )
     took = time.perf_counter() - start
     skipped = f"; {empty} empty files skipped" if empty else ""
@@ -146,6 +146,7 @@ def index_with_ray(args: argparse.Namespace) -> int:
         actors=args.actors,
         table=args.table,
         compression=args.compression,
+        show_progress=show_progress(args),
     )
     took = time.perf_counter() - start
     print(

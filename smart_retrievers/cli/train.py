@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .common import load_model, model_options
+from .common import load_model, model_options, progress_options, show_progress
 
 TRAIN_OPTIONS = (
     "dim",
@@ -88,6 +88,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--json", help="also write the training summary to this JSON file")
+    progress_options(p)
     p.set_defaults(func=cmd_train)
 
 
@@ -109,6 +110,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         encoder=encoder,
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
+        show_progress=show_progress(args),
     )
     best = result.history[result.best_epoch]
     val = f", val nDCG@10 {best['val_ndcg@10']:.4f}" if "val_ndcg@10" in best else ""

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from ..encoding import Encoding, TokenPolicy
 from ..progress import progress_on
 from ..validation import check_count, check_unicode
-from .loading import auto_device, default_dtype, fingerprint_weights, load_adapter
+from .loading import auto_device, default_dtype, fingerprint_weights, load_adapter, quiet_loading
 
 _PUNCTUATION = set(string.punctuation) | set("“”‘’«»…–—")
 _SUBWORD_MARKS = ("##", "Ġ", "▁", "Ċ")
@@ -167,7 +167,8 @@ class BaseEncoder(ABC):
         self.token_policy = token_policy or TokenPolicy()
         self.show_progress = show_progress
         try:
-            self._load(path, local_files_only, dtype or default_dtype(self.device))
+            with quiet_loading():  # no "Loading weights" bar from transformers on every load
+                self._load(path, local_files_only, dtype or default_dtype(self.device))
         except OSError as exc:
             raise OSError(
                 f"could not load model {path!r}: {exc}. Pass a local model directory, "

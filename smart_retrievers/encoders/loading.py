@@ -1,23 +1,26 @@
 """Where a model comes from and where it runs: device and dtype defaults, a model's files, the weights
-fingerprint and SMART adapter loading (what :class:`~smart_retrievers.encoders.base.BaseEncoder` does
-before and after a subclass loads its model family).
+fingerprint, SMART adapter loading and a quiet load (what :class:`~smart_retrievers.encoders.base.BaseEncoder`
+does before, around and after a subclass loads its model family).
 
-No transformers import at module level: :func:`resolve_file` loads it on first use.
+No transformers import at module level: :func:`resolve_file` and :func:`quiet_loading` load it on first use.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-_SAMPLE_BYTES = 1 << 20
-
 if TYPE_CHECKING:
     from ..adapter import SmartAdapter
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+_SAMPLE_BYTES = 1 << 20
 
 
 def auto_device() -> str:
@@ -32,6 +35,49 @@ def auto_device() -> str:
 def default_dtype(device: str) -> torch.dtype:
     """bfloat16 on CUDA devices that support it, float32 elsewhere."""
     return torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+
+
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_outer_hook: Any = None
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """transformers' own progress bars ("Loading weights", "Loading checkpoint shards") hidden while a model loads.
+
+    Scoped to the load: transformers' tqdm hook (``transformers.utils.logging.set_tqdm_hook``) is
+    set on entry and the caller's hook (if any) put back on exit, so bars the user's own code
+    asks transformers for are untouched. Nested and concurrent loads share one installation.
+    huggingface_hub's download bars are left alone (a first download of a large model says how
+    far it got), and so are transformers' warnings. On transformers releases without
+    ``set_tqdm_hook`` (before 5, which drew no per-load bar for one-file models) nothing changes.
+    """
+    global _quiet_depth, _outer_hook
+    from transformers.utils import logging as hf_logging
+
+    set_hook = getattr(hf_logging, "set_tqdm_hook", None)
+    if set_hook is None:
+        yield
+        return
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            _outer_hook = set_hook(_hidden_bar)
+        _quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                set_hook(_outer_hook)
+                _outer_hook = None
+
+
+def _hidden_bar(factory: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The bar transformers asked for, created disabled (through the caller's own hook, if one was set)."""
+    kwargs = {**kwargs, "disable": True}
+    return _outer_hook(factory, args, kwargs) if _outer_hook is not None else factory(*args, **kwargs)
 
 
 def resolve_file(model_name_or_path: str, filename: str, local_files_only: bool) -> Path | None:
