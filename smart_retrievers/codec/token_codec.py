@@ -10,9 +10,9 @@ token ``q`` is scored against a document token's code ``c`` as
 where ``μ`` is the fitted mean and ``W`` the projection (rotation included). The cosine of
 the centred projections ranks better than their raw dot; ``gain`` and ``bias`` are fitted
 by least squares on the sample so that late scores stay on the float scale that λ fusion
-expects. Presets are named ``"none"`` (fp16 states,
-no codec) or ``"[pca<R>-]<code>"`` with code in ``fp16 int8 int4 int2 sign``, e.g.
-``"pca128-sign"`` (16 B/token, the default for new tables) or ``"pca64-sign"`` (8 B/token).
+expects. Presets are named ``"none"`` (fp16 states, no codec) or
+``"[pool<F>-][pca<R>-]<code>"`` with code in ``fp16 int8 int4 int2 sign``, e.g. ``"pool2-pca256-sign"``
+(the default: 16 B per original token, documents pooled first by :mod:`.pooling`) or ``"pca64-sign"`` (8 B/token).
 """
 
 from __future__ import annotations
