@@ -78,7 +78,7 @@ REFUSED = "refused by the image policy: "
 
 @dataclass(frozen=True)
 class ImagePolicy:
-    """Which image sources may be read, and how much of each (README, "Security").
+    """Which image sources may be read, and how much of each (docs: "Security and guarantees").
 
     A vision encoder holds one (``QwenVLEncoder(..., image_policy=ImagePolicy(...))``, default
     ``ImagePolicy()``) and applies it to every image it loads: ``SmartIndex.add_images`` and

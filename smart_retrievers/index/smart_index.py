@@ -57,7 +57,7 @@ class SmartIndex(WriteVerbs, UpkeepVerbs):
             :class:`~smart_retrievers.index.IndexOptions` (see there); ``compression`` is
             ``"pca128-sign"`` style presets or ``"none"``, fitted on the first write; an existing
             table keeps its own (None). ``read_consistency_interval`` is how often a read looks for
-            other processes' commits (default: every read; README "Guarantees").
+            other processes' commits (default: every read; docs: "Security and guarantees").
         **connect_kwargs: passed to ``lancedb.connect``.
 
     The settings are read back as ``index.options`` (and ``index.candidates``...), changed with
