@@ -45,7 +45,9 @@ def _documents() -> list[Document]:
 
 @pytest.fixture
 def llama(tmp_path, encoder) -> SmartVectorIndex:
-    return SmartVectorIndex.from_documents(_documents(), uri=str(tmp_path / "db"), encoder=encoder)
+    # float16 states: these tests are about the frameworks' conventions, not the codec; the default codec ranks
+    # K9 "labelled" over K7 "labels" on this three-row set (BENCHMARKS.md, the binding demo at 3/6, issue 26)
+    return SmartVectorIndex.from_documents(_documents(), uri=str(tmp_path / "db"), encoder=encoder, compression="none")
 
 
 # ---- 1. LlamaIndex persist / load -----------------------------------------------------------
@@ -57,7 +59,8 @@ def test_persist_then_load_index_from_storage_gives_back_the_smart_index(llama, 
     loaded = load_index_from_storage(StorageContext.from_defaults(persist_dir=persist_dir), encoder=encoder)
     assert isinstance(loaded, SmartVectorIndex)
     assert loaded.smart_index.count() == 3
-    assert loaded.as_retriever(similarity_top_k=1).retrieve(QUERY)[0].node.ref_doc_id == "k7"
+    before = [(n.node.ref_doc_id, n.score) for n in llama.as_retriever(similarity_top_k=3).retrieve(QUERY)]
+    assert [(n.node.ref_doc_id, n.score) for n in loaded.as_retriever(similarity_top_k=3).retrieve(QUERY)] == before
     # no encoder given: the pointer names the bundled model, which loads by name
     again = load_index_from_storage(StorageContext.from_defaults(persist_dir=persist_dir))
     assert isinstance(again, SmartVectorIndex) and again.smart_index.count() == 3
@@ -335,8 +338,13 @@ def test_smart_reranker_has_its_own_run_in_astream_events(tmp_path, encoder):
 
 
 def test_langchain_dict_query_with_text_and_image(tmp_path, encoder):
-    retriever = LCRetriever.from_texts(
-        [t for t, _ in TEXTS.values()], ids=list(TEXTS), uri=str(tmp_path / "db"), encoder=encoder, k=1
+    retriever = LCRetriever.from_texts(  # float16 states: see the llama fixture
+        [t for t, _ in TEXTS.values()],
+        ids=list(TEXTS),
+        uri=str(tmp_path / "db"),
+        encoder=encoder,
+        k=1,
+        compression="none",
     )
     assert [d.id for d in retriever.invoke({"text": QUERY})] == ["k7"]
     assert [[d.id for d in docs] for docs in retriever.batch([{"query": QUERY}, QUERY])] == [["k7"], ["k7"]]
