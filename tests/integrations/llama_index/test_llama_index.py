@@ -75,7 +75,10 @@ FILTER_DOCS = {
 @pytest.fixture(scope="module")
 def filter_index(encoder: SmartEncoder, tmp_path_factory: pytest.TempPathFactory) -> SmartVectorIndex:
     docs = [Document(id_=doc_id, text=text, metadata=meta) for doc_id, (text, meta) in FILTER_DOCS.items()]
-    return SmartVectorIndex.from_documents(docs, uri=str(tmp_path_factory.mktemp("filters")), encoder=encoder)
+    # float16 states: the evidence tests check one span per token (coded rows give pooled runs: tests/explain)
+    return SmartVectorIndex.from_documents(
+        docs, uri=str(tmp_path_factory.mktemp("filters")), encoder=encoder, compression="none"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -633,8 +636,7 @@ def test_retriever_evidence_on_nodes_kept_out_of_prompts(filter_index: SmartVect
     # the row holds the node's embed content (metadata first): spans are moved into node.text
     assert top.text == FILTER_DOCS["d3"][0] != filter_index.smart_index.get([top.node_id])[0].text
     assert all(top.text[s["start"] : s["end"]] == s["text"] for s in spans if s["start"] is not None)
-    matched = " ".join(s["text"] for s in spans if s["start"] is not None)  # coded rows: spans are pooled runs
-    assert "fish" in matched and "species" in matched
+    assert {"reefs", "fish", "species"} <= {s["text"] for s in spans if s["start"] is not None}
     assert spans[0]["share"] >= spans[-1]["share"]
     for node in (n.node for n in nodes):
         assert "smart_evidence" in node.excluded_embed_metadata_keys
