@@ -110,6 +110,8 @@ NATIVE = TableLayout()
 def sql_name(column: str) -> str:
     """``column`` as a LanceDB SQL identifier (quoted: an upgraded table's names may hold spaces)."""
     return "`" + column.replace("`", "``") + "`"
+
+
 _LOGICAL = ("id", "ref_id", "text", "image", "modality", "metadata", "vector")
 
 
