@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _data import require
+from _measure import disk_bytes
 
 from smart_retrievers import SmartIndex
 from smart_retrievers.codec import DEFAULT_COMPRESSION
@@ -62,10 +63,6 @@ PRESETS = [
 
 def encodings(states) -> list[Encoding]:
     return [Encoding(pooled=states.pooled[i], tokens=np.asarray(states.tokens.item(i))) for i in range(len(states))]
-
-
-def disk_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def table_bytes_per_doc(encoder, docs: list[Encoding], texts: list[str], ids: list[str], preset: str) -> float:

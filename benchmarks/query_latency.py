@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from _data import require
+from _measure import disk_bytes, pct
 
 from smart_retrievers import SmartEncoder, SmartIndex
 from smart_retrievers.codec import DEFAULT_COMPRESSION
@@ -41,14 +42,6 @@ from smart_retrievers.store import META_COLUMNS
 from smart_retrievers.training import encode_states
 
 MODES = ("pooled", "rerank", "hybrid")
-
-
-def disk_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def pct(values: list[float]) -> dict[str, float]:
-    return {"p50": round(float(np.percentile(values, 50)), 1), "p95": round(float(np.percentile(values, 95)), 1)}
 
 
 def candidate_stage(index: SmartIndex, queries: list[str]) -> dict[str, dict[str, float]]:

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 from _data import require
+from _measure import disk_bytes, pct
 
 SIGMA = 0.07
 FLIP_BYTES_AND = 3  # bit-flip probability 2**-3
@@ -52,10 +53,6 @@ def peak_rss_mb() -> float:
 def current_rss_mb() -> float:
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
-
-
-def disk_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
 def scifact():
@@ -271,10 +268,6 @@ def queries_encoded():
     states = encode_states(encoder, qids, texts, kind="query", show_progress=False)
     encs = [Encoding(pooled=states.pooled[i], tokens=np.asarray(states.tokens.item(i))) for i in range(len(states))]
     return qids, encs, texts, data.qrels
-
-
-def pct(values: list[float]) -> dict:
-    return {"p50": round(float(np.percentile(values, 50)), 1), "p95": round(float(np.percentile(values, 95)), 1)}
 
 
 def cmd_search(args) -> dict:
