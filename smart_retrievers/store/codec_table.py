@@ -9,6 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..codec import TokenCodec
+from .creation import create_or_open, table_names
 
 CODEC_TABLE_SUFFIX = "__smart_codecs"
 """The codecs of table ``T`` live in table ``T__smart_codecs`` beside it, one row per codec, keyed by hash."""
@@ -27,7 +28,7 @@ def save_codec(db: Any, table: str, codec: TokenCodec) -> str:
     """
     raw = codec.to_json().encode()
     digest = hashlib.sha256(raw).hexdigest()
-    side = db.create_table(table + CODEC_TABLE_SUFFIX, schema=_CODEC_SCHEMA, exist_ok=True)
+    side = create_or_open(db, table + CODEC_TABLE_SUFFIX, _CODEC_SCHEMA)
     if side.count_rows(f"sha256 = '{digest}'") == 0:
         row = pa.table({"sha256": [digest], "codec": [raw]}, schema=_CODEC_SCHEMA)
         side.add(row)  # a concurrent writer of the same codec may add the same row: identical, harmless
@@ -52,22 +53,6 @@ def load_codec(db: Any, raw: str | bytes | None) -> TokenCodec | None:
             raise FileNotFoundError(f"codec {digest[:12]} is missing or damaged in table {data['table']!r}")
         _LOADED_CODECS[digest] = TokenCodec.from_json(blob)
     return _LOADED_CODECS[digest]
-
-
-def table_names(db: Any) -> list[str]:
-    """Every table name in ``db``, page after page of ``list_tables``.
-
-    LanceDB's ``table_names()`` is deprecated (a DeprecationWarning) and returns only its first
-    page, 10 names by default: a database with more tables would seem to lack the others.
-    """
-    names: list[str] = []
-    token = None
-    while True:
-        page = db.list_tables(page_token=token)
-        names += page.tables
-        token = page.page_token
-        if not token:
-            return names
 
 
 def user_tables(db: Any) -> list[str]:

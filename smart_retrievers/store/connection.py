@@ -30,22 +30,6 @@ def connect(
     )
 
 
-def create_or_open(db: Any, table: str, schema: Any) -> Any:
-    """Create the empty table ``table`` with ``schema``, or open it when another writer created it first.
-
-    Two processes creating one new table race: the loser's ``create_table`` fails (the table exists,
-    or its schema differs from the winner's field map and codec); it then opens the winner's table,
-    which the caller adopts. Any other failure (the table still does not exist) is raised.
-    """
-    try:
-        return db.create_table(table, schema=schema)
-    except Exception as exc:  # LanceDB reports the lost race as ValueError, OSError or a commit conflict
-        try:
-            return db.open_table(table)
-        except Exception:
-            raise exc from None
-
-
 def existing_fingerprint(db: Any, uri: str, table: str) -> dict[str, Any]:
     """The encoder fingerprint table ``table`` of ``db`` records.
 

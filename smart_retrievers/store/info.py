@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..codec import TokenCodec
-from .codec_table import CODEC_TABLE_SUFFIX, table_names
+from .codec_table import CODEC_TABLE_SUFFIX
+from .creation import table_names
 from .layout import TableLayout
 from .schema import FieldTypes
 

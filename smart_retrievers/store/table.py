@@ -21,8 +21,9 @@ from ..codec import DEFAULT_COMPRESSION, TokenCodec, parse_preset
 from ..options import DEFAULT_READ_CONSISTENCY
 from ..validation import short_repr
 from .arrow import Record
-from .codec_table import load_codec, save_codec, table_names
-from .connection import connect, create_or_open, existing_fingerprint
+from .codec_table import load_codec, save_codec
+from .connection import connect, existing_fingerprint
+from .creation import create_or_open, table_names
 from .errors import FingerprintMismatchError, UpgradedTableError
 from .format import check_format
 from .fulltext import TextIndexSettings, create_text_index

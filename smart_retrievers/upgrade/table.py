@@ -44,8 +44,8 @@ from ..store import (
     token_dim_of,
     vectors_block,
 )
-from ..store.codec_table import table_names
 from ..store.connection import connect
+from ..store.creation import table_names
 from ..store.layout import SMART_VECTOR, TEXT_HASH, detect_layout, sql_name
 from ..store.schema import schema_metadata, stored_codec_ref, stored_fingerprint
 from ..validation import check_count

@@ -12,7 +12,8 @@ from reliability.hash_encoder import HashEncoder
 
 from smart_retrievers import SmartIndex
 from smart_retrievers.store import SmartStore
-from smart_retrievers.store.codec_table import table_names, user_tables
+from smart_retrievers.store.codec_table import user_tables
+from smart_retrievers.store.creation import table_names
 
 TABLES = [f"t{i:02d}" for i in range(12)]  # sorted: t10 and t11 fall past the first page of 10
 
