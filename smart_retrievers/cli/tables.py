@@ -12,7 +12,9 @@ from .common import check_db, check_where, parse_where, table_options
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("info", help="what an index holds: rows, encoder fingerprint, dims, codec, size on disk")
+    p = commands.add_parser(
+        "info", help="what an index holds: rows, table format, encoder fingerprint, dims, codec, size on disk"
+    )
     table_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
@@ -56,6 +58,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "table": args.table,
         "rows": described.rows,
         "table_version": described.version,
+        "table_format": described.format,
         "storage_bytes": None if on_disk[0] is None else on_disk[0] + (on_disk[1] or 0),
         "data_bytes": described.table_bytes + described.codec_table_bytes,
         "codec_table_bytes": described.codec_table_bytes,
@@ -75,6 +78,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "storage_bytes": "on disk: the table and its codec table, every kept version",
         "data_bytes": "the current version's data, codec table included",
         "bytes_per_original_token": "stored bytes per token state the encoder gave (a pooling codec keeps fewer)",
+        "table_format": "the layout of schema metadata and side tables (smart-retrievers migrate updates older ones)",
     }
     for key, value in info.items():
         shown = f"{value / 1e6:.2f} MB ({value} bytes)" if key.endswith("_bytes") and value is not None else value

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..codec import TokenCodec
 from .codec_table import CODEC_TABLE_SUFFIX
 from .creation import table_names
+from .format import FORMAT_VERSION, stored_format
 from .layout import TableLayout
 from .schema import FieldTypes
 
@@ -23,6 +24,8 @@ class TableInfo:
         table / uri: where it is.
         rows: rows in the table (0 before the first write).
         version: the table's version (None before the first write).
+        format: the table format its schema records (:mod:`.format`); before the first write, the
+            :data:`~.format.FORMAT_VERSION` this release will write it in.
         fingerprint: the encoder fingerprint the table records.
         dim / token_dim: the pooled vectors' and the token states' width.
         compression: the codec preset ("none": float16 states).
@@ -40,6 +43,7 @@ class TableInfo:
     uri: str
     rows: int
     version: int | None
+    format: int
     fingerprint: dict[str, Any]
     dim: int
     token_dim: int
@@ -76,6 +80,7 @@ def table_info(store: SmartStore) -> TableInfo:
         uri=store.uri,
         rows=int(stats["num_rows"]),
         version=store.version,
+        format=stored_format(lance_table.schema) if lance_table is not None else FORMAT_VERSION,
         fingerprint=dict(store.fingerprint),
         dim=int(store.fingerprint["dim"]),
         token_dim=store.token_dim,

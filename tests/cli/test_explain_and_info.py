@@ -83,6 +83,18 @@ def test_info_counts_the_codec_table_and_bytes_per_original_token(dbs, capsys):
     assert "bytes_per_original_token: 16.0  (stored bytes per token state" in capsys.readouterr().out
 
 
+def test_info_shows_the_table_format(dbs, capsys):
+    from smart_retrievers.store import FORMAT_VERSION
+
+    capsys.readouterr()
+    assert main(["info", "--db", dbs["coded"], "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["table_format"] == FORMAT_VERSION == 2 and list(info).index("table_format") == 4  # after the version
+    assert main(["info", "--db", dbs["none"]]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith(f"{'table_format:':<26}{FORMAT_VERSION}  (the layout of") for line in lines), lines
+
+
 def test_a_plain_lancedb_table_suggests_upgrade_in_the_cli(tmp_path, capsys):
     import lancedb
     import pyarrow as pa

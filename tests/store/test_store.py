@@ -11,6 +11,7 @@ from reliability.hash_encoder import HashEncoder
 
 from smart_retrievers.index import SmartIndex
 from smart_retrievers.store import (
+    FORMAT_VERSION,
     FingerprintMismatchError,
     SmartStore,
     TableInfo,
@@ -19,6 +20,7 @@ from smart_retrievers.store import (
     token_dim_of,
     tokens_to_arrow,
 )
+from smart_retrievers.store.format import stored_format
 
 TEXTS = [f"a longer document number {i} with several words" for i in range(30)]
 
@@ -65,6 +67,7 @@ def test_describe_a_float16_table(tmp_path):
     assert info.bytes_per_token == 64.0  # 32 float16 values
     assert info.table_bytes == index.store.table.stats()["total_bytes"] > 0
     assert info.version == index.store.version
+    assert info.format == stored_format(index.store.table.schema) == FORMAT_VERSION == 2  # read from the schema
 
 
 def test_describe_a_coded_table_and_one_not_yet_written(tmp_path):
@@ -74,6 +77,7 @@ def test_describe_a_coded_table_and_one_not_yet_written(tmp_path):
     empty = index.store.describe()
     assert (empty.rows, empty.version, empty.table_bytes, empty.compression) == (0, None, 0, "pool2-pca16-sign")
     assert empty.codec is None and empty.bytes_per_token is None  # not fitted yet
+    assert empty.format == FORMAT_VERSION  # the format its first write will record
     index.add(TEXTS, ids=[str(i) for i in range(30)])
     info = SmartStore.open_existing(db, "smart").describe()
     assert info.compression == "pool2-pca16-sign" and info.codec["bytes_per_token"] == 2
