@@ -135,7 +135,8 @@ def test_bad_arguments(index):
         index.search("x", k=0)
     with pytest.raises(ValueError, match="not both 0"):
         index.search("x", lambda_pool=0, lambda_late=0)
-    assert index.search("x", where={"colour": "red"}) == []  # a field no row holds matches nothing (README "Filters")
+    # a field no row holds matches nothing (docs/getting-started.md, "Filters")
+    assert index.search("x", where={"colour": "red"}) == []
     with pytest.raises(ValueError, match="(?i)unknown filter operator '\\$regex'"):
         index.search("x", where={"colour": {"$regex": "r"}})
 

@@ -186,7 +186,7 @@ CASES: list[Any] = [
     ("filter-not-objects-2000-deep", lambda c: c.index.search("red star", where=_not_objects(2000)), ValueError, f"nested deeper than {MAX_FILTER_DEPTH} levels"),
     ("filter-int-over-int64", lambda c: c.index.search("red star", where={"year": 2**70}), ValueError, "out of range"),
     ("filter-nan-value", lambda c: c.index.search("red star", where={"score": {"$gt": NAN}}), ValueError, "not finite"),
-    # an unknown field matches no row (README "Filters"), it is not an error; a str against an int field is
+    # an unknown field matches no row (docs/getting-started.md, "Filters"), it is not an error; a str against an int field is
     ("filter-str-vs-int-field", lambda c: c.index.search("red star", where={"year": "2021"}), ValueError, "Filter value '2021' (str) does not fit the type 'int' of field 'year'"),
     ("filter-unknown-operator", lambda c: c.index.search("red star", where={"year": {"$regex": 1}}), ValueError, "Unknown filter operator '$regex'"),
     ("filter-like-not-str", lambda c: c.index.search("red star", where={"author": {"$like": 1}}), ValueError, "$like expects a string for field 'author'"),

@@ -198,7 +198,8 @@ def test_bad_input_gives_clear_errors(corpus_index: SmartIndex, retriever: Smart
         SmartRetriever(index=corpus_index, filter={"topic": {"$regex": "c%"}})
     with pytest.raises(ValueError, match=r"Unknown filter operator '\$nor'"):
         retriever.invoke(QUERY, filter={"$nor": [{"topic": "faq"}]})
-    assert retriever.invoke(QUERY, filter={"colour": "red"}) == []  # a field no row holds: no match (README)
+    # a field no row holds: no match (docs/getting-started.md, "Filters")
+    assert retriever.invoke(QUERY, filter={"colour": "red"}) == []
     with pytest.raises(ValueError, match="mode"):
         retriever.invoke(QUERY, mode="dense")
     with pytest.raises(ValueError, match="k must be an int >= 1"):

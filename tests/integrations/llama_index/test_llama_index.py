@@ -288,7 +288,7 @@ def test_unsupported_and_bad_filters_raise(filter_index: SmartVectorIndex) -> No
         to_smart_filter(MetadataFilters(filters=[_f("tags", "x", FilterOperator.ALL)]))
     with pytest.raises(TypeError, match="MetadataFilters"):
         SmartRetriever(filter_index, filters={"year": 2020})
-    assert (  # a field no row holds: no match, not an error (README "Filters")
+    assert (  # a field no row holds: no match, not an error (docs/getting-started.md, "Filters")
         SmartRetriever(
             filter_index, filters=MetadataFilters(filters=[_f("colour", "red", FilterOperator.EQ)])
         ).retrieve("x")
