@@ -82,17 +82,17 @@ def maxsim_flat(
     q_lengths = torch.as_tensor([len(q)] if query_lengths is None else query_lengths, dtype=torch.long)
     if (q_lengths < 1).any() or int(q_lengths.sum()) != len(q):
         raise ValueError(f"query lengths must be >= 1 and sum to {len(q)}")
-    best = torch.empty(len(lengths), len(q))
-    offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)]).tolist()
+    best = np.empty((len(lengths), len(q)), dtype=np.float32)
+    offsets = np.concatenate([[0], lengths.cumsum(0).numpy()])
     first = 0
     while first < len(lengths):  # chunks of whole docs, about chunk_tokens tokens each
-        last = first + 1
-        while last < len(lengths) and offsets[last + 1] - offsets[first] <= chunk_tokens:
-            last += 1
-        sims = decode(doc_tokens[offsets[first] : offsets[last]]) @ q.T  # (t, Lq)
-        owner = torch.repeat_interleave(torch.arange(last - first), lengths[first:last])[:, None].expand_as(sims)
-        best[first:last] = torch.full((last - first, len(q)), float("-inf")).scatter_reduce(0, owner, sims, "amax")
+        last = int(np.searchsorted(offsets, offsets[first] + chunk_tokens, side="right")) - 1
+        last = min(max(last, first + 1), len(lengths))
+        sims = (decode(doc_tokens[offsets[first] : offsets[last]]) @ q.T).numpy()  # (t, Lq)
+        # each doc's rows are one contiguous segment: a segment max (reduceat), no owner index
+        np.maximum.reduceat(sims, offsets[first:last] - offsets[first], axis=0, out=best[first:last])
         first = last
+    best = torch.from_numpy(best)
     if offsets_q is not None:  # max_j (b + q'·c_j) = b + max_j q'·c_j
         best += offsets_q[None, :]
     if query_lengths is None:
