@@ -81,6 +81,7 @@ def compare(
     doc_texts: Sequence[str] | None = None,
     query_texts: Sequence[str] | None = None,
     lambda_lex: float = DEFAULT_LAMBDA_LEX,
+    text_candidates: int | None = None,
 ) -> Comparison:
     """Rank with pooled cosine, SMART over the pooled top-``candidates``, and exhaustive SMART.
 
@@ -94,7 +95,8 @@ def compare(
     tokens), every document's tokens are coded, and float queries score the codes.
 
     With ``doc_texts`` and ``query_texts`` (aligned with ``docs`` / ``queries``), the lexical
-    methods of :mod:`.hybrid` are added: "bm25", "hybrid-rrf" and "smart-hybrid".
+    methods of :mod:`.hybrid` are added: "bm25", "hybrid-rrf" and "smart-hybrid" (its full-text
+    candidates: the BM25 top-``text_candidates``, None: a search's default).
     """
     doc_ids = list(doc_ids)
     depth = min(depth, len(doc_ids))
@@ -163,6 +165,7 @@ def compare(
                 lambda_pool=lambda_pool,
                 lambda_late=lambda_late,
                 lambda_lex=lambda_lex,
+                text_candidates=text_candidates,
                 codec=codec,
                 show_progress=show_progress,
             )

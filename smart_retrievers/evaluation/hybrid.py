@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..lexical import DEFAULT_LAMBDA_LEX, lexical_scores, mean_words, rrf
+from ..options import DEFAULT_TEXT_CANDIDATES
 from ..scoring import PackedTokens, rank
 from ..store.fulltext import bm25_top
 
@@ -35,6 +36,7 @@ def lexical_rankings(
     *,
     candidates: int,
     depth: int,
+    text_candidates: int | None = None,
     lambda_pool: float,
     lambda_late: float,
     lambda_lex: float = DEFAULT_LAMBDA_LEX,
@@ -45,10 +47,11 @@ def lexical_rankings(
 
     ``pooled`` is the query × document pooled cosine matrix. "hybrid-rrf" is RRF (k=60) of the
     pooled and the BM25 rankings, what LanceDB's default hybrid query gives; "smart-hybrid" is
-    SMART on the pooled top-``candidates`` ∪ the BM25 top-``candidates`` plus ``lambda_lex``
-    times the lexical term.
+    SMART on the pooled top-``candidates`` ∪ the BM25 top-``text_candidates`` (None: the search default)
+    plus ``lambda_lex`` times the lexical term.
     """
-    lexical = bm25_top(doc_texts, query_texts, max(candidates, depth), show_progress=show_progress)
+    text_candidates = DEFAULT_TEXT_CANDIDATES if text_candidates is None else text_candidates
+    lexical = bm25_top(doc_texts, query_texts, max(candidates, text_candidates, depth), show_progress=show_progress)
     out: dict[str, list[list[int]]] = {method: [] for method in LEXICAL_METHODS}
     n_docs = len(doc_texts)
     for i in tqdm(range(len(query_texts)), desc="SMART hybrid", disable=not show_progress):
@@ -61,7 +64,7 @@ def lexical_rankings(
         words = mean_words([doc_texts[d] for d in pool])
         best = max(bm25.values(), default=0.0)
         in_pool = set(pool)
-        union = pool + [d for d in by_bm25[:candidates] if d not in in_pool]
+        union = pool + [d for d in by_bm25[:text_candidates] if d not in in_pool]
         lex, _ = lexical_scores(
             [bm25.get(d, 0.0) for d in union], best_bm25=best, words=words, text=query_texts[i], n_rows=n_docs
         )

@@ -11,6 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..lexical import DEFAULT_LAMBDA_LEX
+from ..options import DEFAULT_TEXT_CANDIDATES
 from ..progress import progress_on
 from ..validation import check_count, check_text
 from .calibrate import DEFAULT_GRID, DEFAULT_LEX_GRID, Calibration, CandidateScores, calibrate_scores, missing_message
@@ -87,7 +88,7 @@ def candidate_scores(index: Any, query: Any, text: str, *, candidates: int, wher
         query,
         k=2 * candidates,  # every row of the union
         mode="hybrid",
-        text_candidates=candidates,
+        text_candidates=DEFAULT_TEXT_CANDIDATES,  # what a default search adds
         lambda_lex=DEFAULT_LAMBDA_LEX,  # any value > 0: the candidates and lexical terms do not depend on it
         text=text,
         **common,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,9 @@ from .options import IndexOptions
 __all__ = ["MODES", "LexicalContext", "lexical_context", "rank_rows", "run_search"]
 
 logger = logging.getLogger(__name__)
+
+_CANDIDATE_COLUMNS = [*META_COLUMNS, "vector", "tokens"]
+"""What SMART scores a candidate row with, and what its hit is made of."""
 
 SearchFunction = Callable[
     [SmartStore, Encoding, "str | None", ResolvedSearchOptions, IndexOptions, "str | None"], list[Hit]
@@ -79,11 +83,13 @@ def rank_rows(
 
 def _ranked_hits(store: SmartStore, query: Encoding, rows: pa.Table, opts: ResolvedSearchOptions) -> list[Hit]:
     ranking = rank_rows(store, query, rows, opts)
-    meta = rows.select(META_COLUMNS).to_pylist()
+    meta = (
+        rows.select(META_COLUMNS).take(pa.array(ranking.order, pa.int64())).to_pylist()
+    )  # only the hits' rows become dicts
     weights = (opts.lambda_pool, opts.lambda_late)
     return [
-        hit_from_row(meta[i], ranking.fused[i], ranking.pooled[i], ranking.late[i], weights=weights)
-        for i in ranking.order
+        hit_from_row(m, ranking.fused[i], ranking.pooled[i], ranking.late[i], weights=weights)
+        for m, i in zip(meta, ranking.order)
     ]
 
 
@@ -122,8 +128,9 @@ def _pooled_candidates(
     """The pooled top-``candidates`` rows with ``META_COLUMNS``, ``vector`` and ``tokens``."""
     n_candidates = max(opts.k, opts.candidates)
     if settings.token_fetch == "query":
-        columns = [*META_COLUMNS, "vector", "tokens"]
-        rows = store.search_pooled(query.pooled, n_candidates, where=where_sql, columns=columns, **_ann(opts))
+        rows = store.search_pooled(
+            query.pooled, n_candidates, where=where_sql, columns=_CANDIDATE_COLUMNS, **_ann(opts)
+        )
     else:  # "take": the candidates' ids first, then only their rows' tokens
         found = store.search_pooled(
             query.pooled,
@@ -181,22 +188,33 @@ def _has_text_index(store: SmartStore) -> bool:
 
 @dataclass(frozen=True)
 class LexicalContext:
-    """What a query's lexical term is made of: the pooled candidates, the full-text results (``id``,
-    ``_rowid``, ``_score``), the candidates' mean words, the query's best BM25 and its lexical trust
-    (0: no lexical term, and then no full-text query was made when the texts are short)."""
+    """What a query's lexical term is made of.
+
+    Attributes:
+        rows: the pooled candidates, then the full-text candidates they lack (``META_COLUMNS``,
+            ``vector``, ``tokens``); only the pooled ones when the lexical term is off.
+        bm25: each row's BM25 (0 where the full-text search did not return it).
+        words: the pooled candidates' mean words (the length gate).
+        best: the query's best BM25 (0 when no full-text query was needed).
+        trust: the query's lexical trust (0: no lexical term).
+        n_rows: the table's rows (0 when no full-text query was needed).
+    """
 
     rows: pa.Table
-    found: pa.Table | None
+    bm25: np.ndarray
     words: float
     best: float
     trust: float
     n_rows: int
 
-    def bm25(self) -> dict[str, float]:
-        """Each full-text result's BM25 by row id."""
-        if self.found is None:
-            return {}
-        return dict(zip(self.found.column("id").to_pylist(), self.found.column("_score").to_pylist()))
+
+_text_gate_open: dict[tuple[str, str], bool] = {}
+_text_search_pool: ThreadPoolExecutor | None = None
+
+
+def _text_candidates(store: SmartStore, text: str, where_sql: str | None, opts: ResolvedSearchOptions) -> pa.Table:
+    """The full-text top-``text_candidates`` with the columns SMART scores (one read, no second take)."""
+    return store.search_text(text, opts.text_candidates, columns=_CANDIDATE_COLUMNS, where=where_sql)
 
 
 def lexical_context(
@@ -207,17 +225,37 @@ def lexical_context(
     settings: IndexOptions,
     text: str,
 ) -> LexicalContext:
-    """The pooled candidates, then (unless their texts are short) the full-text search with the same
-    filter, prefiltered, and the query's lexical trust (:func:`~smart_retrievers.lexical.lexical_scores`)."""
+    """The pooled candidates and (unless their texts are short) the full-text candidates, with the
+    same filter, prefiltered, and the query's lexical trust (:func:`~smart_retrievers.lexical.lexical_scores`).
+
+    The full-text search runs on a worker thread while the pooled search runs, when the table's
+    previous hybrid query needed it (the first always does); otherwise only after the length gate
+    has opened, so a table of short texts makes no full-text queries.
+    """
+    global _text_search_pool
+    key = (str(store.uri), store.table_name)
+    pending: Future[pa.Table] | None = None
+    if _text_gate_open.get(key, True):
+        _text_search_pool = _text_search_pool or ThreadPoolExecutor(2, thread_name_prefix="smart-fts")
+        pending = _text_search_pool.submit(_text_candidates, store, text, where_sql, opts)
     rows = _pooled_candidates(store, query, where_sql, opts, settings)
     words = mean_words(rows.column("text").to_pylist())
-    if length_trust(words) == 0.0:  # short texts: no full-text query at all
-        return LexicalContext(rows, None, words, 0.0, 0.0, 0)
-    found = store.search_text(text, opts.text_candidates, columns=["id"], where=where_sql, with_row_id=True)
-    best = max(found.column("_score").to_pylist(), default=0.0)
+    _text_gate_open[key] = length_trust(words) > 0.0
+    if not _text_gate_open[key]:  # short texts: no lexical term (a speculative search is left unread)
+        return LexicalContext(rows, np.zeros(len(rows)), words, 0.0, 0.0, 0)
+    found = pending.result() if pending is not None else _text_candidates(store, text, where_sql, opts)
+    scores = dict(zip(found.column("id").to_pylist(), found.column("_score").to_pylist()))
+    best = max(scores.values(), default=0.0)
     n_rows = store.count()
     _, trust = lexical_scores([], best_bm25=best, words=words, text=text, n_rows=n_rows)
-    return LexicalContext(rows, found, words, best, trust, n_rows)
+    if trust > 0.0:
+        pooled_ids = set(rows.column("id").to_pylist())
+        new = [i for i, row_id in enumerate(found.column("id").to_pylist()) if row_id not in pooled_ids]
+        if new:
+            taken = found.take(new).select(rows.column_names).cast(rows.schema)
+            rows = pa.concat_tables([rows, taken])
+    bm25 = np.array([scores.get(i, 0.0) for i in rows.column("id").to_pylist()], dtype=np.float64)
+    return LexicalContext(rows, bm25, words, best, trust, n_rows)
 
 
 def search_hybrid(
@@ -230,38 +268,26 @@ def search_hybrid(
 ) -> list[Hit]:
     """Exact SMART plus lexical evidence over the pooled top-``candidates`` ∪ the BM25 top-``text_candidates``.
 
-    The pooled candidates come first; their mean length in words gates the lexical term
-    (short texts: none, and no full-text query is made); then the full-text search gives the
-    query's BM25 scores (same filter, prefiltered) and its lexical trust. Candidates the
-    full-text search did not return have BM25 0.
+    The pooled candidates' mean length in words gates the lexical term (short texts: none);
+    the full-text search gives the query's BM25 scores (same filter, prefiltered) and its
+    lexical trust (:func:`lexical_context`). Candidates the full-text search did not return
+    have BM25 0.
     """
     if not text or not opts.lambda_lex or not _has_text_index(store):
         return search_rerank(store, query, where_sql, opts, settings)
     context = lexical_context(store, query, where_sql, opts, settings, text)
     rows = context.rows
-    if context.trust == 0.0 or context.found is None:
+    if context.trust == 0.0:
         return _ranked_hits(store, query, rows, opts)
-    bm25 = context.bm25()
-    pooled_ids = set(rows.column("id").to_pylist())
-    found_ids = context.found.column("id").to_pylist()
-    new_rows = [r for i, r in zip(found_ids, context.found.column("_rowid").to_pylist()) if i not in pooled_ids]
-    if new_rows:
-        taken = store.take_rows(new_rows, rows.column_names)
-        rows = pa.concat_tables([rows, taken.cast(rows.schema)])
-    lex, _ = lexical_scores(
-        [bm25.get(i, 0.0) for i in rows.column("id").to_pylist()],
-        best_bm25=context.best,
-        words=context.words,
-        text=text,
-        n_rows=context.n_rows,
-    )
+    lex, _ = lexical_scores(context.bm25, best_bm25=context.best, words=context.words, text=text, n_rows=context.n_rows)
     ranking = rank_rows(store, query, rows, opts, k=len(rows))
     total = np.asarray(ranking.fused, dtype=np.float64) + opts.lambda_lex * lex
-    order = sorted(range(len(rows)), key=lambda i: -total[i])[: opts.k]
-    meta = rows.select(META_COLUMNS).to_pylist()
+    order = np.argsort(-total, kind="stable")[: opts.k].tolist()
+    meta = rows.select(META_COLUMNS).take(pa.array(order, pa.int64())).to_pylist()
     weights = (opts.lambda_pool, opts.lambda_late + opts.lambda_lex * context.trust)
     return [
-        hit_from_row(meta[i], total[i], ranking.pooled[i], ranking.late[i], weights=weights, lex=lex[i]) for i in order
+        hit_from_row(m, total[i], ranking.pooled[i], ranking.late[i], weights=weights, lex=lex[i])
+        for m, i in zip(meta, order)
     ]
 
 
