@@ -1,21 +1,25 @@
 """Warm query latency of SmartIndex.search (query encoding included): pooled-only, SMART rerank and hybrid SMART.
 
 Encodes SciFact once (cached with the training state cache), then builds one LanceDB table per
-``--compression`` preset and grows them together to each size by re-inserting the same encodings
-under new ids (``SmartIndex.add_encodings``: the codec is fitted on the first write, as for ``add``).
-At each size (after ``SmartIndex.optimize()``: ANN and full-text index up to date) it times
-pooled-only, SMART-rerank and hybrid searches (k=10, 100 candidates; hybrid also the full-text
-top-100) of every preset, alternated query by query (so load on a shared machine hits every arm
-alike), over the SciFact test queries, and reports p50/p95, the p50 ratios (rerank / pooled,
-hybrid / rerank), the candidate stage alone (pooled top-100 and full-text top-100 of an encoded
-query, ids only), bytes on disk per doc/token, the 1-minute load average before and after, and the
-process CPU time beside the wall time.
+``--compression`` preset and size under ``--db`` by re-inserting the same encodings under new ids
+(``SmartIndex.add_encodings``: the codec is fitted on the first write, as for ``add``), then
+``SmartIndex.optimize()`` (ANN and full-text index up to date). Tables are kept and reused by the
+next run when complete, so a run on a quiet machine only times (``--fresh`` rebuilds them).
+At each size it times pooled-only, SMART-rerank and hybrid searches (k=10, 100 candidates; hybrid
+also the full-text candidates, the default top-20) of every preset, alternated query by query (so
+load on a shared machine hits every arm alike), over the SciFact test queries, and reports
+p50/p95, the p50 ratios (rerank / pooled, hybrid / rerank), the candidate stage alone (of an
+encoded query: pooled top-100 and full-text top-100 with ids only, and hybrid's whole candidate
+stage as a search runs it, :func:`~smart_retrievers.index.search.lexical_context`), bytes on disk
+per doc/token, the 1-minute load average before and after, and the process CPU time beside the
+wall time. ``--stage-sizes`` are sizes measured for the candidate stage only.
 
 ``--plot PNG`` draws the latency-vs-rows curve of the entries (p50/p95 of both searches and
 their ratio against table rows; needs matplotlib); ``--json`` saves the entries and
 ``--from-json`` re-draws the curve from them without running anything.
 
     python benchmarks/query_latency.py [--sizes 5183 20000] [--queries 100] [--compression none pool2-pca256-sign]
+    python benchmarks/query_latency.py --sizes 20000 --stage-sizes 100000 --compression pool2-pca256-sign
     python benchmarks/query_latency.py --sizes 1000 5183 20000 --json /tmp/latency.json --plot docs/bench_latency.png
 """
 
@@ -37,7 +41,7 @@ from smart_retrievers import SmartEncoder, SmartIndex
 from smart_retrievers.codec import DEFAULT_COMPRESSION
 from smart_retrievers.evaluation import load_beir
 from smart_retrievers.index.hits import hit_from_row
-from smart_retrievers.index.search import rank_rows
+from smart_retrievers.index.search import lexical_context, rank_rows
 from smart_retrievers.store import META_COLUMNS
 from smart_retrievers.training import encode_states
 
@@ -45,17 +49,22 @@ MODES = ("pooled", "rerank", "hybrid")
 
 
 def candidate_stage(index: SmartIndex, queries: list[str]) -> dict[str, dict[str, float]]:
-    """Milliseconds of the pooled top-100 and the full-text top-100 (ids only) per query, the query encoded before."""
+    """Milliseconds per query of the pooled top-100 and the full-text top-100 (ids only), and of hybrid's
+    whole candidate stage (pooled top-100 with tokens ∪ the default full-text candidates), the query encoded before."""
     encoded = index.encoder.encode_queries(queries, show_progress=False)
-    pooled, text = [], []
+    opts = index.resolve(mode="hybrid", k=10, candidates=100)
+    took: dict[str, list[float]] = {"pooled_top100_ms": [], "text_top100_ms": [], "hybrid_candidates_ms": []}
     for q, e in zip(queries, encoded):
         start = time.perf_counter()
         index.store.search_pooled(e.pooled, 100, columns=["id"])
-        pooled.append((time.perf_counter() - start) * 1000)
+        took["pooled_top100_ms"].append((time.perf_counter() - start) * 1000)
         start = time.perf_counter()
         index.store.search_text(q, 100, columns=["id"])
-        text.append((time.perf_counter() - start) * 1000)
-    return {"pooled_top100_ms": pct(pooled), "text_top100_ms": pct(text)}
+        took["text_top100_ms"].append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        lexical_context(index.store, e, None, opts, index.options, q)
+        took["hybrid_candidates_ms"].append((time.perf_counter() - start) * 1000)
+    return {name: pct(values) for name, values in took.items()}
 
 
 def stage_times(index: SmartIndex, queries: list[str]) -> dict[str, float]:
@@ -87,6 +96,23 @@ def stage_times(index: SmartIndex, queries: list[str]) -> dict[str, float]:
     return {name: round(float(np.percentile(values, 50)), 2) for name, values in took.items()}
 
 
+def table(db: str, compression: str, size: int, encoder, encodings, texts, doc_ids) -> SmartIndex:
+    """The ``size``-row table of SciFact copies for ``compression`` under ``db``: reused when complete, else built."""
+    path = Path(db) / f"{compression}-{size}"
+    index = SmartIndex(str(path), encoder=encoder, compression=compression, write_batch_size=2048)
+    if index.count() == size:
+        return index
+    shutil.rmtree(path, ignore_errors=True)
+    index = SmartIndex(str(path), encoder=encoder, compression=compression, write_batch_size=2048)
+    while index.count() < size:
+        offset = index.count()
+        take = min(len(encodings), size - offset)
+        index.add_encodings(encodings[:take], texts[:take], ids=[f"{doc_ids[i]}#{offset}" for i in range(take)])
+    index.optimize()  # ANN and full-text index up to date, old versions cleaned up
+    index.store.table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
+    return index
+
+
 def time_searches(index: SmartIndex, queries: list[str], **kwargs) -> list[float]:
     out = []
     for q in queries:
@@ -99,6 +125,11 @@ def time_searches(index: SmartIndex, queries: list[str], **kwargs) -> list[float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[5183, 20000])
+    parser.add_argument(
+        "--stage-sizes", type=int, nargs="*", default=[], help="sizes timed for the candidate stage only"
+    )
+    parser.add_argument("--fresh", action="store_true", help="rebuild the tables under --db")
+    parser.add_argument("--build-only", action="store_true", help="build the tables (e.g. on a busy machine) and stop")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--compression", nargs="+", default=["none", DEFAULT_COMPRESSION])
     parser.add_argument("--db", default="/tmp/smart_bench")
@@ -121,19 +152,21 @@ def main() -> None:
     queries = list(data.queries.values())[: args.queries]
     n_tokens = sum(len(e.tokens) for e in encodings)
     results = []
-    shutil.rmtree(args.db, ignore_errors=True)
-    indexes = {  # one table per preset, grown together: every size times all arms side by side
-        c: SmartIndex(str(Path(args.db) / c), encoder=encoder, compression=c, write_batch_size=2048)
-        for c in args.compression
-    }
-    for size in sorted(args.sizes):
+    if args.fresh:
+        shutil.rmtree(args.db, ignore_errors=True)
+    for size in sorted(set(args.sizes) | set(args.stage_sizes)):
+        indexes = {c: table(args.db, c, size, encoder, encodings, texts, doc_ids) for c in args.compression}
+        if args.build_only:
+            continue
+        if size not in args.sizes:
+            load_before = os.getloadavg()[0]
+            for c, index in indexes.items():
+                entry = {"compression": c, "rows": index.count(), **candidate_stage(index, queries)}
+                entry["load_1min_before_after"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+                results.append(entry)
+                print(json.dumps(entry), flush=True)
+            continue
         for index in indexes.values():
-            while index.count() < size:
-                offset = index.count()
-                take = min(len(encodings), size - offset)
-                index.add_encodings(encodings[:take], texts[:take], ids=[f"{doc_ids[i]}#{offset}" for i in range(take)])
-            index.optimize()  # ANN and full-text index up to date, old versions cleaned up
-            index.store.table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
             for mode in MODES:  # warm-up
                 time_searches(index, queries[:5], mode=mode)
         arms = [(c, mode) for c in indexes for mode in MODES]
@@ -151,7 +184,7 @@ def main() -> None:
         for c, index in indexes.items():
             pooled, smart, hybrid = took[c, "pooled"], took[c, "rerank"], took[c, "hybrid"]
             rows = index.count()
-            on_disk = disk_bytes(Path(args.db) / c)
+            on_disk = disk_bytes(Path(args.db) / f"{c}-{size}")
             entry = {
                 "compression": c,
                 "rows": rows,
@@ -168,8 +201,8 @@ def main() -> None:
             }
             results.append(entry)
             print(json.dumps(entry), flush=True)
-    shutil.rmtree(args.db, ignore_errors=True)
     print(json.dumps(results, indent=2))
+    print(f"tables kept under {args.db} for the next run (--fresh rebuilds them)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     if args.plot:
@@ -180,7 +213,8 @@ def plot(entries: list[dict], path: str) -> None:
     from smart_retrievers.evaluation.plots import plot_latency_rows
 
     title = "Warm SmartIndex.search on SciFact copies: pooled only, SMART rerank@100 and hybrid (after optimize())"
-    print(f"wrote {plot_latency_rows(entries, path, title=title)}")
+    timed = [e for e in entries if "pooled_ms" in e]  # not the --stage-sizes entries
+    print(f"wrote {plot_latency_rows(timed, path, title=title)}")
 
 
 if __name__ == "__main__":
