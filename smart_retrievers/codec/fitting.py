@@ -66,9 +66,10 @@ def _identity(fingerprint: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in fingerprint.items() if k != "model"}, sort_keys=True, default=str)
 
 
-def generic_states(encoder: Any, *, show_progress: bool = True) -> list[np.ndarray]:
+def generic_states(encoder: Any, *, show_progress: bool | None = None) -> list[np.ndarray]:
     """The generic sample's document token states as ``encoder`` encodes them: from memory, the disk cache,
-    or encoded (with a progress bar) and cached."""
+    or encoded (with a progress bar: ``show_progress``, else the encoder's own setting, so a quiet encoder
+    draws none; on when both are None) and cached."""
     key = _identity(encoder.fingerprint)
     if key in _STATES:
         return _STATES[key]
@@ -77,6 +78,8 @@ def generic_states(encoder: Any, *, show_progress: bool = True) -> list[np.ndarr
     if states is None:
         texts = generic_sample()
         states = []
+        if show_progress is None:
+            show_progress = getattr(encoder, "show_progress", None) is not False
         with tqdm(total=len(texts), desc="Codec sample (once per model)", unit="doc", disable=not show_progress) as bar:
             for first in range(0, len(texts), _SAMPLE_BATCH):
                 batch = texts[first : first + _SAMPLE_BATCH]
@@ -125,33 +128,48 @@ def _read_shipped() -> tuple[str, str, TokenCodec] | None:
     return shipped["preset"], shipped["identity"], TokenCodec.from_json(shipped["codec"])
 
 
-def generic_codec(preset: str, encoder: Any) -> TokenCodec:
-    """``preset`` fitted on the generic sample alone, as ``encoder`` encodes it (the shipped one when it fits)."""
-    return shipped_codec(preset, encoder.fingerprint) or TokenCodec.fit(preset, generic_states(encoder))
+def generic_codec(preset: str, encoder: Any, *, show_progress: bool | None = None) -> TokenCodec:
+    """``preset`` fitted on the generic sample alone, as ``encoder`` encodes it (the shipped one when it fits);
+    ``show_progress``: the sample's progress bar, as for :func:`generic_states`."""
+    shipped = shipped_codec(preset, encoder.fingerprint)
+    return shipped or TokenCodec.fit(preset, generic_states(encoder, show_progress=show_progress))
 
 
 def fit_codec(
-    preset: str, tokens: Sequence[np.ndarray], encoder: Any = None, *, min_tokens: int = MIN_FIT_TOKENS
+    preset: str,
+    tokens: Sequence[np.ndarray],
+    encoder: Any = None,
+    *,
+    min_tokens: int = MIN_FIT_TOKENS,
+    show_progress: bool | None = None,
 ) -> TokenCodec:
     """Fit ``preset`` on document token states, or on the generic sample when they hold fewer than ``min_tokens``.
 
     A first write of a few short documents would fit a PCA on a handful of tokens: its codec is
     :func:`generic_codec` instead (``encoder`` needed), which costs no encoding for the default model.
+    ``show_progress``: the progress bar of that sample's one encoding (None: the encoder's own setting).
     """
     parts = [np.asarray(t, dtype=np.float32) for t in tokens]
     small = _too_few(preset, sum(len(p) for p in parts), encoder, min_tokens)
-    return generic_codec(preset, encoder) if small else TokenCodec.fit(preset, parts)
+    return generic_codec(preset, encoder, show_progress=show_progress) if small else TokenCodec.fit(preset, parts)
 
 
 def fit_and_code(
-    preset: str, tokens: Sequence[np.ndarray], encoder: Any = None, *, min_tokens: int = MIN_FIT_TOKENS
+    preset: str,
+    tokens: Sequence[np.ndarray],
+    encoder: Any = None,
+    *,
+    min_tokens: int = MIN_FIT_TOKENS,
+    show_progress: bool | None = None,
 ) -> tuple[TokenCodec, list[np.ndarray]]:
     """:func:`fit_codec`, and the documents' codes under it (each document pooled once, for the fit and its codes)."""
     if not len(tokens):
         raise ValueError("fit_and_code needs at least one document")
     pooled = pool_documents(tokens, parse_preset(preset)[0])
     small = _too_few(preset, sum(len(t) for t in tokens), encoder, min_tokens)
-    codec = generic_codec(preset, encoder) if small else TokenCodec.fit(preset, pooled.tokens)
+    codec = (
+        generic_codec(preset, encoder, show_progress=show_progress) if small else TokenCodec.fit(preset, pooled.tokens)
+    )
     return codec, np.split(codec.encode(pooled.tokens), np.cumsum(pooled.lengths)[:-1])
 
 
