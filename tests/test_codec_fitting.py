@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from encoder_calls import record_document_encodings
+from hash_encoder import HashEncoder
 
 from smart_retrievers import SmartIndex, TokenCodec
 from smart_retrievers.codec import DEFAULT_COMPRESSION, fitting, generic_sample, generic_states, shipped_codec
@@ -61,9 +62,8 @@ def test_other_models_encode_the_sample_once_then_read_it_from_disk(encoder, cac
     np.testing.assert_allclose(again.weight, first.weight, atol=1e-3)
 
 
-def test_a_damaged_cache_file_is_encoded_again(encoder, cache_dir, monkeypatch):
-    other = copy.copy(encoder)
-    other.max_length = encoder.max_length - 2
+def test_a_damaged_cache_file_is_encoded_again(cache_dir, monkeypatch):
+    other = HashEncoder(dim=384)  # what is cached and read back is under test, not the model
     generic_states(other, show_progress=False)
     (path,) = (cache_dir / "codec-samples").glob("*.npz")
     path.write_bytes(b"not an npz")
@@ -96,8 +96,6 @@ def test_a_table_with_an_older_codec_keeps_it(tmp_path, encoder):
 
 
 def test_the_first_batch_is_pooled_once_for_the_fit_and_its_codes(tmp_path, monkeypatch):
-    from reliability.hash_encoder import HashEncoder
-
     from smart_retrievers.codec import token_codec
 
     calls: list[int] = []

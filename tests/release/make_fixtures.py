@@ -18,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # tests/: the HashEncoder helper
 
-from reliability.hash_encoder import HashEncoder  # noqa: E402
+from hash_encoder import HashEncoder  # noqa: E402
 
 from smart_retrievers import SmartIndex  # noqa: E402
 from smart_retrievers._version import __version__  # noqa: E402

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the HashEncoder helper
 
 from hash_encoder import FAIL_MARK, HashEncoder  # noqa: E402
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import lancedb  # noqa: F401  (imported once, before the forks)
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the HashEncoder helper
 
 from hash_encoder import HashEncoder  # noqa: E402
 

@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from hash_encoder import FAIL_MARK, HashEncoder
 
 from smart_retrievers.index import SmartIndex
 
 from .concurrent_writer import run
-from .hash_encoder import FAIL_MARK, HashEncoder
 
 ROUNDS = 4
 

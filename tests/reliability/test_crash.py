@@ -9,11 +9,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hash_encoder import HashEncoder
 
 from smart_retrievers.index import SmartIndex, load_metadata
 
 from .crash_writer import CALL_ROWS, SEED_ROWS, call_metadatas, call_texts, seed_texts
-from .hash_encoder import HashEncoder
 
 TRIALS = 24
 EXPECTED_TYPES = {"year": "int", "tag": "str", "score": "float"}

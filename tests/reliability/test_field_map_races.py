@@ -11,10 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hash_encoder import HashEncoder
+
 from smart_retrievers.index import SmartIndex
 from smart_retrievers.store import writer
-
-from .hash_encoder import HashEncoder
 
 ROUNDS = 30
 

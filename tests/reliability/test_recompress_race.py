@@ -12,9 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hash_encoder import HashEncoder
+
 from smart_retrievers.index import SmartIndex
 
-from .hash_encoder import HashEncoder
 from .recompress_writer import CALLS, PRESET
 
 ROUNDS = 4

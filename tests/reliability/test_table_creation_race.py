@@ -10,9 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from smart_retrievers.index import SmartIndex
+from hash_encoder import HashEncoder
 
-from .hash_encoder import HashEncoder
+from smart_retrievers.index import SmartIndex
 
 ROUNDS = 12
 

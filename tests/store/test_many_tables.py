@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 
-from reliability.hash_encoder import HashEncoder
+from hash_encoder import HashEncoder
 
 from smart_retrievers import SmartIndex
 from smart_retrievers.store import SmartStore

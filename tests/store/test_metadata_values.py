@@ -9,7 +9,7 @@ import datetime
 import numpy as np
 import pandas as pd
 import pytest
-from reliability.hash_encoder import HashEncoder
+from hash_encoder import HashEncoder
 
 from smart_retrievers.index import SmartIndex
 from smart_retrievers.store import Record

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from reliability.hash_encoder import FAIL_MARK, HashEncoder
+from hash_encoder import FAIL_MARK, HashEncoder
 
 from smart_retrievers.index import SmartIndex
 from smart_retrievers.store import FingerprintMismatchError

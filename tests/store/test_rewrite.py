@@ -7,17 +7,12 @@ the version it started from) erased other writers' rows and broke their handles.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import lance
 import numpy as np
 import pytest
+from hash_encoder import HashEncoder
 
 from smart_retrievers.index import SmartIndex, upkeep
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
-from hash_encoder import HashEncoder  # noqa: E402
 
 PRESET = "pca16-int8"
 

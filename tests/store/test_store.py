@@ -7,7 +7,7 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 import pytest
-from reliability.hash_encoder import HashEncoder
+from hash_encoder import HashEncoder
 
 from smart_retrievers.index import SmartIndex
 from smart_retrievers.store import (

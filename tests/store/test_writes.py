@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from reliability.hash_encoder import FAIL_MARK, HashEncoder
+from hash_encoder import FAIL_MARK, HashEncoder
 
 from smart_retrievers.encoding import Encoding
 from smart_retrievers.index import SmartIndex

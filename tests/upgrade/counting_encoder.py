@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from reliability.hash_encoder import HashEncoder
+from hash_encoder import HashEncoder
 
 
 class Interrupted(RuntimeError):

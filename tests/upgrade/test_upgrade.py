@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from counting_encoder import Counting, Interrupted
-from reliability.hash_encoder import HashEncoder
+from hash_encoder import HashEncoder
 
 from smart_retrievers.cli import main
 from smart_retrievers.index import SmartIndex
@@ -373,7 +373,7 @@ def test_rows_added_later_to_a_coded_table_are_scored_through_the_codec(tmp_path
 KILL_SCRIPT = """
 import sys, time
 sys.path.insert(0, {tests!r})
-from reliability.hash_encoder import HashEncoder
+from hash_encoder import HashEncoder
 from smart_retrievers.upgrade import upgrade_table
 
 class Slow(HashEncoder):

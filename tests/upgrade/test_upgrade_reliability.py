@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from counting_encoder import Counting, Interrupted
-from reliability.hash_encoder import HashEncoder
+from hash_encoder import HashEncoder
 
 import smart_retrievers.upgrade.backfill as backfill
 from smart_retrievers.index import SmartIndex

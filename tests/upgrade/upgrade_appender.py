@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import lancedb  # noqa: E402
 import numpy as np  # noqa: E402
-from reliability.hash_encoder import HashEncoder  # noqa: E402
+from hash_encoder import HashEncoder  # noqa: E402
 
 
 def main(uri: str, table: str, stop: Path, out: Path, pause: float) -> None:

@@ -1,4 +1,6 @@
-"""A model-free encoder for write-path tests: deterministic vectors from a hash of each text.
+"""A model-free encoder for tests where the model is not what is under test: deterministic vectors from a
+hash of each text (the one home of this helper; tests import it as ``from hash_encoder import HashEncoder``,
+scripts a test starts put ``tests/`` on ``sys.path`` first).
 
 Crash and concurrency trials start many processes; loading a transformer in each would
 cost seconds. This encoder follows the :class:`~smart_retrievers.encoding.Encoder`
