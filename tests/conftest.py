@@ -1,4 +1,5 @@
-"""Shared fixtures: one real bundled encoder per test session, one torch thread, a small BEIR folder."""
+"""Shared fixtures: one real bundled encoder per test session, one torch thread, a small BEIR folder, and one
+other Python process for the tests that need a second process (tests/other_process.py)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,20 @@ from pathlib import Path
 
 import pytest
 import torch
+from other_process import OtherProcess
 
 from smart_retrievers import SmartEncoder
+from smart_retrievers.encoders import default_encoder
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
 def encoder() -> SmartEncoder:
-    """The bundled all-MiniLM-L6-v2, on CPU."""
-    return SmartEncoder.default(device="cpu")
+    """The bundled all-MiniLM-L6-v2 on CPU: the process's shared copy, the one an index, retriever or
+    reranker opened without an encoder gets (on this CPU-only machine), so the model is loaded once."""
+    return default_encoder(device="cpu")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -32,10 +37,15 @@ def one_torch_thread() -> Iterator[None]:
 @pytest.fixture
 def binding_beir_dir(tmp_path: Path) -> Path:
     """The sample binding corpus (smart_retrievers.sample_corpus) written as a BEIR folder ``bind/`` (corpus, queries, qrels/test.tsv)."""
+    return write_binding_beir(tmp_path)
+
+
+def write_binding_beir(parent: Path) -> Path:
+    """Write the sample binding corpus as the BEIR folder ``parent/bind``; returns it."""
     from smart_retrievers.sample_corpus import binding_corpus
 
     texts, _, cases = binding_corpus()
-    root = tmp_path / "bind"
+    root = parent / "bind"
     (root / "qrels").mkdir(parents=True)
     (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in texts.items()))
     (root / "queries.jsonl").write_text(
@@ -45,3 +55,24 @@ def binding_beir_dir(tmp_path: Path) -> Path:
         "query-id\tcorpus-id\tscore\n" + "".join(f"q{n}\t{c.answer_id}\t1\n" for n, c in enumerate(cases))
     )
     return root
+
+
+@pytest.fixture(scope="session")
+def other_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OtherProcess]:
+    """One other Python process for the session (tests/other_process.py), begun as a user's fresh process:
+    its first commands are ``python examples/quickstart.py`` and ``python -m smart_retrievers.cli index``
+    on the sample BEIR folder, whose output ``first_runs`` keeps ("quickstart", "cli index") for
+    tests/test_quiet_output.py; then it runs what the tests send it."""
+    root = tmp_path_factory.mktemp("other_process")
+    process = OtherProcess(root / "runs")
+    try:
+        process.first_runs["quickstart"] = process.run(
+            [ROOT / "examples" / "quickstart.py", "--db", root / "quickstart-db"], cwd=root
+        )
+        beir = write_binding_beir(root)
+        process.first_runs["cli index"] = process.run(
+            ["-m", "smart_retrievers.cli", "index", beir, "--db", root / "cli-db", "--compression", "none"], cwd=root
+        )
+        yield process
+    finally:
+        process.close()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pyarrow as pa
@@ -12,7 +10,14 @@ import pytest
 import torch
 
 from smart_retrievers import FingerprintMismatchError, SmartIndex, TokenCodec
-from smart_retrievers.codec import CODES, DEFAULT_COMPRESSION, generic_sample, parse_preset, pool_tokens
+from smart_retrievers.codec import (
+    CODES,
+    DEFAULT_COMPRESSION,
+    generic_sample,
+    generic_states,
+    parse_preset,
+    pool_tokens,
+)
 from smart_retrievers.scoring import PackedTokens, maxsim_flat
 from smart_retrievers.store import CODEC_KEY
 
@@ -153,7 +158,7 @@ def test_new_index_is_compressed_by_default_and_stores_its_codec(tmp_path, encod
 
 def test_the_codec_is_stored_once_beside_the_table_not_in_every_manifest(tmp_path):
     import lancedb
-    from reliability.hash_encoder import HashEncoder
+    from hash_encoder import HashEncoder
 
     from smart_retrievers.store import CODEC_TABLE_SUFFIX, load_codec
 
@@ -184,9 +189,8 @@ def test_the_codec_is_stored_once_beside_the_table_not_in_every_manifest(tmp_pat
 def test_tiny_first_write_gets_a_sound_codec(tmp_path, encoder):
     tiny = SmartIndex(str(tmp_path / "db"), encoder=encoder, table="tiny")
     tiny.add(["A dog runs in the snow."], ids=["dog"])  # one document, a handful of tokens
-    generic = TokenCodec.fit(
-        "pca128-sign", np.concatenate([e.tokens for e in encoder.encode_documents(generic_sample())])
-    )
+    # the sample's states as this encoder gives them (encoded once per model, then cached: test_codec_fitting.py)
+    generic = TokenCodec.fit("pca128-sign", np.concatenate(generic_states(encoder, show_progress=False)))
     # the fit is the generic sample plus this document: its basis is close to the generic sample's own
     overlap = np.linalg.svd(tiny.codec.weight @ generic.weight.T, compute_uv=False)
     assert overlap.mean() > 0.95
@@ -269,7 +273,7 @@ def test_recompress_converts_a_float16_table_atomically(tmp_path, encoder):
         coded.recompress("pca128-sign")
 
 
-def test_second_process_scores_identically(tmp_path, encoder):
+def test_second_process_scores_identically(tmp_path, encoder, other_process):
     uri = str(tmp_path / "db")
     index = SmartIndex(uri, encoder=encoder)
     index.add(TEXTS, ids=[str(i) for i in range(len(TEXTS))])
@@ -279,7 +283,7 @@ def test_second_process_scores_identically(tmp_path, encoder):
         f"hits = SmartIndex({uri!r}).search('which kinase binds receptor 7?', k=5); "
         "print(json.dumps([(h.id, round(h.score, 6)) for h in hits]))"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300)
+    out = other_process.run(["-c", script]).check()
     theirs = json.loads(out.stdout.strip().splitlines()[-1])
     assert [h[0] for h in theirs] == [h[0] for h in mine]
     np.testing.assert_allclose([h[1] for h in theirs], [h[1] for h in mine], atol=1e-5)  # thread counts differ

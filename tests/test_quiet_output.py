@@ -2,14 +2,14 @@
 
 transformers drew a "Loading weights" bar on every model load and LanceDB warned about its
 deprecated ``table_names()``; the quickstart and the CLI run here as a user runs them (a new
-process, Python's default warning filters), and their stderr may hold only our own bars.
+process, Python's default warning filters), and their stderr may hold only our own bars. They are
+the first two commands of the session's other process (tests/conftest.py ``other_process``), so the
+model load and every first warning of that process land in their stderr.
 """
 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -39,21 +39,15 @@ def test_stray_lines_keeps_only_third_party_output():
     assert stray_lines(ours + theirs + warning) == [theirs.strip(), warning.strip()]
 
 
-def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    done = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=cwd)
-    assert done.returncode == 0, done.stderr
-    return done
-
-
-def test_quickstart_prints_no_third_party_bars_or_warnings(tmp_path):
-    done = run([sys.executable, str(ROOT / "examples" / "quickstart.py"), "--db", str(tmp_path / "db")], tmp_path)
+def test_quickstart_prints_no_third_party_bars_or_warnings(other_process):
+    done = other_process.first_runs["quickstart"].check()  # python examples/quickstart.py --db DIR, run first
     assert "SMART" in done.stdout
     assert stray_lines(done.stderr) == []
 
 
-def test_cli_shows_its_own_bar_and_nothing_else(binding_beir_dir, tmp_path):
-    cli = [sys.executable, "-m", "smart_retrievers.cli"]
-    done = run([*cli, "index", str(binding_beir_dir), "--db", str(tmp_path / "db"), "--compression", "none"], tmp_path)
+def test_cli_shows_its_own_bar_and_nothing_else(other_process):
+    done = other_process.first_runs["cli index"].check()  # python -m smart_retrievers.cli index BEIR --db DIR ...
+    assert done.args[:3] == ["-m", "smart_retrievers.cli", "index"] and "--quiet" not in done.args
     assert "indexed 12 items" in done.stdout
     assert "Indexing: 100%" in done.stderr  # the command's own bar, on by default
     assert stray_lines(done.stderr) == []

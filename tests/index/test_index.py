@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
-
 import numpy as np
 import pytest
 
@@ -69,21 +67,14 @@ def test_get_keeps_order_and_skips_missing(index):
     assert [h.id for h in index.get(["d", "zz", "a"])] == ["d", "a"]
 
 
-def test_reopen_from_disk_and_other_process(index, tmp_path):
+def test_reopen_from_disk_and_other_process(index, tmp_path, other_process):
     expected = [(h.id, round(h.score, 5)) for h in index.search("yellow fruit", k=5)]
     reopened = SmartIndex(index.store.uri, encoder=index.encoder)
     assert reopened.count() == 5
     assert [(h.id, round(h.score, 5)) for h in reopened.search("yellow fruit", k=5)] == expected
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(1) as pool:
-        assert pool.apply(_count_rows, (index.store.uri,)) == 5
-
-
-def _count_rows(uri: str) -> int:
-    """Runs in a fresh process: a second reader of the same embedded database."""
-    import lancedb
-
-    return lancedb.connect(uri).open_table("smart").count_rows()
+    # a second reader of the same embedded database, in another process
+    count = "import lancedb, sys; print(lancedb.connect(sys.argv[1]).open_table('smart').count_rows())"
+    assert other_process.run(["-c", count, index.store.uri]).check().stdout == "5\n"
 
 
 def test_fingerprint_mismatch_names_both(index):

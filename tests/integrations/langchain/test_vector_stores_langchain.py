@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -188,7 +186,7 @@ def test_from_texts_embedding_argument(encoder: SmartEncoder, tmp_path: Path) ->
     assert [d.id for d in shared.similarity_search("two", k=1)] == ["2"]
 
 
-def test_persists_across_processes(encoder: SmartEncoder, tmp_path: Path) -> None:
+def test_persists_across_processes(encoder: SmartEncoder, tmp_path: Path, other_process) -> None:
     SmartVectorStore.from_documents(CORPUS, uri=str(tmp_path), encoder=encoder)
     code = (
         "import json, sys\n"
@@ -198,9 +196,7 @@ def test_persists_across_processes(encoder: SmartEncoder, tmp_path: Path) -> Non
         "got = store.get_by_ids(['memo-1'])\n"
         "print(json.dumps([[d.id, d.metadata, round(r, 6)] for d, r in docs] + [[got[0].id, got[0].page_content]]))\n"
     )
-    run = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path), QUERY], capture_output=True, text=True, timeout=300, check=True
-    )
+    run = other_process.run(["-c", code, tmp_path, QUERY]).check()
     rows = json.loads(run.stdout.strip().splitlines()[-1])
     here = SmartVectorStore(uri=str(tmp_path), encoder=encoder).similarity_search_with_relevance_scores(
         QUERY, k=2, filter={"year": 2021}
@@ -219,8 +215,8 @@ def test_relevance_function() -> None:
         relevance(1.0, 0.0, 0.0)
 
 
-def test_example_runs() -> None:
-    run = subprocess.run([sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=300, check=True)
+def test_example_runs(other_process) -> None:
+    run = other_process.run([EXAMPLE]).check()
     assert "mmr retriever:" in run.stdout
 
 

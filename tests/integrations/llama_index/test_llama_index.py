@@ -6,8 +6,6 @@ import asyncio
 import copy
 import importlib.util
 import re
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -583,11 +581,9 @@ def test_rerank_emits_instrumentation_and_callback_events(encoder: SmartEncoder,
 # ---- example and a second process ------------------------------------------------------------
 
 
-def test_example_runs_and_another_process_sees_its_nodes(encoder: SmartEncoder, tmp_path: Path) -> None:
+def test_example_runs_and_another_process_sees_its_nodes(encoder: SmartEncoder, tmp_path: Path, other_process) -> None:
     db = tmp_path / "db"
-    run = subprocess.run(
-        [sys.executable, str(EXAMPLE), "--db", str(db)], capture_output=True, text=True, timeout=300, cwd=ROOT
-    )
+    run = other_process.run([EXAMPLE, "--db", db], cwd=ROOT)  # python examples/llama_index_rag.py --db DIR
     assert run.returncode == 0, run.stderr
     out = run.stdout
     assert f"indexed 12 nodes from 12 documents into {db}" in out

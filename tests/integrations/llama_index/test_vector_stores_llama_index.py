@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -159,7 +157,9 @@ def test_embed_model_encodes_each_node_once(
     assert calls == [NODES[0].get_content(metadata_mode=MetadataMode.EMBED)] * 2
 
 
-def test_from_vector_store_in_a_new_process(flow: tuple[str, SmartVectorStore, VectorStoreIndex]) -> None:
+def test_from_vector_store_in_a_new_process(
+    flow: tuple[str, SmartVectorStore, VectorStoreIndex], other_process
+) -> None:
     uri, store, _ = flow
     code = (
         "import json, sys\n"
@@ -170,9 +170,7 @@ def test_from_vector_store_in_a_new_process(flow: tuple[str, SmartVectorStore, V
         "found = index.as_retriever(similarity_top_k=2).retrieve(sys.argv[2])\n"
         "print(json.dumps([[n.node.node_id, n.node.ref_doc_id, n.node.metadata, n.score] for n in found]))\n"
     )
-    run = subprocess.run(
-        [sys.executable, "-c", code, uri, QUERY], capture_output=True, text=True, timeout=300, check=True
-    )
+    run = other_process.run(["-c", code, uri, QUERY]).check()
     rows = json.loads(run.stdout.strip().splitlines()[-1])
     hits = store.smart_index.search(QUERY, k=2)
     assert [r[0] for r in rows] == [h.id for h in hits]
@@ -293,8 +291,8 @@ def test_tables_are_shared_with_smart_vector_index(node_store: SmartVectorStore)
     )
 
 
-def test_example_runs() -> None:
-    run = subprocess.run([sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=300, check=True)
+def test_example_runs(other_process) -> None:
+    run = other_process.run([EXAMPLE]).check()
     assert "source nodes:" in run.stdout
 
 
