@@ -4,8 +4,9 @@ Each lever is a variant of the default codec (token pooling to half, PCA-256, si
 random rotation, gain and bias to the float scale), fitted on the first 1,024 documents and scored
 as an index would score it (float queries against the codes, λ = 1), on states encoded once:
 
-* pooling: ``ward`` (the former Ward clustering), ``runs`` (the package's: cut the weakest neighbour
-  links), ``words`` (runs that never cross a word boundary), ``none``; ``min_tokens`` keeps
+* pooling: ``ward`` (the Ward clustering of old), ``cut`` (the neighbour runs in between: cut the
+  weakest neighbour links), ``runs`` (the package's: runs of 1-3 neighbours with the least squared
+  error), ``words`` (runs that never cross a word boundary), ``none``; ``min_tokens`` keeps
   documents shorter than it whole;
 * code: ``lead`` leading PCA components at ``lead_bits`` bits, the rest sign bits;
 * calibration: ``linear`` (the package's), ``isotonic`` (a monotone map of each query token's best
@@ -15,6 +16,17 @@ as an index would score it (float queries against the codes, λ = 1), on states 
 Per variant: nDCG@10 (SciFact: SMART over the pooled top-100, equal to exhaustive there in every
 row of the preset table; flickr8k-captions: exhaustive), bytes per original token, and the
 relevance ``(pooled + late) / 2`` of 200 documents scored against their own text (1.0 with float16).
+
+Run as a script, it scores pooling variants of the default codec through the package's own codec and
+scoring (``TokenCodec`` fitted on the first 1,024 pooled documents, ``rerank_candidates``, exhaustive
+``maxsim_flat``), on the states ``compression.py`` caches:
+
+    python codec_levers.py --sets scifact flickr8k-captions --variants float16 cut default dp4-ward worddp-1
+
+Variants: ``float16``, ``default`` (the package's pooling), ``cut`` (the weakest-link cut before it),
+``ward``, ``capped<N>`` (strongest links first, runs of at most N), ``dp<N>[-ward][-slack<B>]`` (the
+dynamic programme over runs of 1 to N, summed-cosine or least-squares gain, balance within ±B),
+``worddp-<bonus>`` and ``wordruns-<bonus>`` (merges inside one word favoured).
 """
 
 from __future__ import annotations
@@ -91,6 +103,9 @@ class Lever:
             return [ward_pool(d, 2) if len(d) >= self.min_tokens else d for d in docs]
         if self.pool == "words":
             return [word_pool(d, s, 2) for d, s in zip(docs, word_starts)]
+        if self.pool == "cut":
+            p = weakest_links_cut(docs, 2, min_tokens=self.min_tokens)
+            return np.split(p.tokens, np.cumsum(p.lengths)[:-1])
         p = pool_documents(docs, 2, min_tokens=self.min_tokens)
         return np.split(p.tokens, np.cumsum(p.lengths)[:-1])
 
@@ -164,7 +179,8 @@ class Lever:
 LEVERS = [
     Lever("float16", float16=True),
     Lever("pool2-pca256-sign, Ward pooling (before)", pool="ward"),
-    Lever("pool2-pca256-sign (default: neighbour runs)"),
+    Lever("pool2-pca256-sign, weakest links cut (before)", pool="cut"),
+    Lever("pool2-pca256-sign (default: least-squares runs of 1-3)"),
     Lever("  + isotonic calibration", calibration="isotonic"),
     Lever("  + isotonic calibration with self matches", calibration="isotonic+self"),
     Lever("  pooling never across words", pool="words"),
@@ -215,7 +231,8 @@ def word_starts(encoder, texts: Sequence[str]) -> list[list[bool]]:
 
 
 def pooling_cost(encoder, texts: Sequence[str]) -> dict:
-    """Process CPU time per document of the forward pass, the neighbour-run pooling and Ward, on the same batch."""
+    """Process CPU time per document of the forward pass, the package's pooling (the whole batch at once and in
+    write batches of 32), the weakest-link cut before it and Ward, on the same batch."""
     import os
     import time
 
@@ -224,10 +241,19 @@ def pooling_cost(encoder, texts: Sequence[str]) -> dict:
     start = time.process_time()
     tokens = [d.tokens for d in encoder.encode_documents(texts, show_progress=False)]
     forward = time.process_time() - start
-    start = time.process_time()
-    for _ in range(5):
-        pool_documents(tokens, 2)
-    runs = (time.process_time() - start) / 5
+
+    def per_call(pool, batch: int) -> float:
+        start = time.process_time()
+        for _ in range(5):
+            for first in range(0, len(tokens), batch):
+                pool(tokens[first : first + batch], 2)
+        return (time.process_time() - start) / 5
+
+    runs, runs32, cut = (
+        per_call(pool_documents, len(tokens)),
+        per_call(pool_documents, 32),
+        per_call(weakest_links_cut, 32),
+    )
     start = time.process_time()
     for t in tokens:
         ward_pool(t, 2)
@@ -238,8 +264,307 @@ def pooling_cost(encoder, texts: Sequence[str]) -> dict:
         "tokens_per_doc": round(float(np.mean([len(t) for t in tokens])), 1),
         "forward_ms_per_doc": round(forward / n * 1e3, 2),
         "runs_ms_per_doc": round(runs / n * 1e3, 3),
+        "runs_batches_of_32_ms_per_doc": round(runs32 / n * 1e3, 3),
+        "cut_batches_of_32_ms_per_doc": round(cut / n * 1e3, 3),
         "ward_ms_per_doc": round(ward / n * 1e3, 2),
         "runs_share_of_forward": round(runs / forward, 4),
+        "runs_batches_of_32_share_of_forward": round(runs32 / forward, 4),
+        "cut_batches_of_32_share_of_forward": round(cut / forward, 4),
         "ward_share_of_forward": round(ward / forward, 4),
         "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
+
+
+# ---- pooling variants, scored as an index scores them (issue: pooling within 0.002 of float16) -------------
+
+
+def _pooled_from_starts(x: np.ndarray, lengths: np.ndarray, first: np.ndarray):
+    """A :class:`Pooled` from a flat mask ``first`` (True where a run begins)."""
+    from scipy.sparse import csr_matrix
+
+    from smart_retrievers.codec import Pooled
+
+    doc_start = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    first = first.copy()
+    first[doc_start[lengths > 0]] = True
+    starts = np.flatnonzero(first)
+    group = np.cumsum(first) - 1
+    members = csr_matrix((np.ones(len(x), np.float32), (group, np.arange(len(x)))), shape=(len(starts), len(x)))
+    sums = np.asarray(members @ x)
+    tokens = sums / np.sqrt(np.einsum("ij,ij->i", sums, sums))[:, None].clip(1e-12)
+    per_doc = np.diff(np.searchsorted(starts, np.concatenate([doc_start, [len(x)]])))
+    return Pooled(tokens=tokens.astype(np.float32), lengths=per_doc, starts=starts - np.repeat(doc_start, per_doc))
+
+
+def dp_pool(docs, factor: int = 2, *, longest: int = 3, slack: int = 2, gain: str = "cos", word=None, bonus=0.0):
+    """Runs of 1..``longest`` tokens, exactly ⌈L / factor⌉ per document, that maximise the summed gain of the runs
+    (``cos``: the norm of the run's sum, i.e. its members' summed cosine to their unit mean; ``ward``: minus the
+    run's squared error around its mean). Linear-time DP over (position, balance), the balance
+    ``factor · runs - position`` kept within ±``slack``; all documents in lockstep. ``word``: per document, whether
+    each token begins a word; runs inside one word gain ``bonus`` per merged link."""
+    lengths = np.array([len(d) for d in docs], dtype=np.int64)
+    x = np.ascontiguousarray(np.concatenate(docs), dtype=np.float32)
+    n, top = len(docs), int(lengths.max())
+    doc_start = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    owner = np.repeat(np.arange(n), lengths)
+    pos = np.arange(len(x)) - doc_start[owner]
+    begins = np.concatenate([np.asarray(w, bool) for w in word]) if word is not None else None
+    # gains[s - 1][i, p]: the run of s tokens starting at position p of document i (-inf past its end)
+    gains = np.full((longest, n, top), -1e9)
+    running = x.astype(np.float64).copy()
+    sq = np.ones(len(x))
+    inword = np.ones(len(x), bool)
+    for s in range(1, longest + 1):
+        if s > 1:
+            nxt = np.zeros_like(x, dtype=np.float64)
+            nxt[: len(x) - s + 1] = x[s - 1 :]
+            sq = sq + 2 * np.einsum("ij,ij->i", running, nxt) + 1
+            running = running + nxt
+            if begins is not None:
+                b = np.zeros(len(x), bool)
+                b[: len(x) - s + 1] = begins[s - 1 :]
+                inword = inword & ~b
+        valid = pos + s <= lengths[owner]
+        g = np.sqrt(np.clip(sq, 0, None)) if gain == "cos" else sq / s - s
+        if begins is not None:
+            g = g + bonus * (s - 1) * inword
+        gains[s - 1, owner[valid], pos[valid]] = g[valid]
+    width = 2 * slack + 1
+    value = np.full((top + 1, n, width), -1e18)
+    value[0, :, slack] = 0.0
+    choice = np.zeros((top + 1, n, width), np.int8)
+    for p in range(1, top + 1):
+        best = np.full((n, width), -1e18)
+        for s in range(1, min(longest, p) + 1):
+            shift = factor - s  # balance change of a run of s tokens
+            prev = np.full((n, width), -1e18)
+            if shift >= 0:
+                prev[:, shift:] = value[p - s][:, : width - shift]
+            else:
+                prev[:, :shift] = value[p - s][:, -shift:]
+            cand = prev + gains[s - 1][:, p - s][:, None]
+            better = cand > best
+            best = np.where(better, cand, best)
+            choice[p][better] = s
+        value[p] = best
+    keep = np.where(lengths < 3, lengths, -(-lengths // factor))
+    first = np.zeros(len(x), bool)
+    p = lengths.copy()
+    b = factor * keep - lengths + slack
+    at = np.arange(n)
+    whole = lengths < 3
+    first[doc_start[whole & (lengths > 0)]] = True
+    if whole.any():
+        for i in np.flatnonzero(whole):
+            first[doc_start[i] : doc_start[i] + lengths[i]] = True
+    active = ~whole & (p > 0)
+    while active.any():
+        i = at[active]
+        s = choice[p[i], i, b[i]].astype(np.int64)
+        assert (s > 0).all(), "infeasible balance"
+        p[i] -= s
+        b[i] -= factor - s
+        first[doc_start[i] + p[i]] = True
+        active = p > 0
+        active &= ~whole
+    return _pooled_from_starts(x, lengths, first)
+
+
+def bonus_runs(docs, factor: int = 2, *, word=None, bonus: float = 1.0):
+    """The package's neighbour runs with links inside one word made ``bonus`` stronger (sub-words merge first)."""
+    lengths = np.array([len(d) for d in docs], dtype=np.int64)
+    x = np.ascontiguousarray(np.concatenate(docs), dtype=np.float32)
+    owner = np.repeat(np.arange(len(docs)), lengths)
+    keep = np.where(lengths < 3, lengths, -(-lengths // factor))
+    inside = owner[1:] == owner[:-1]
+    sim = np.einsum("ij,ij->i", x[:-1], x[1:]).astype(np.float64)
+    if word is not None:
+        sim = sim + bonus * ~np.concatenate([np.asarray(w, bool) for w in word])[1:]
+    order = np.lexsort((sim, ~inside, owner[:-1]))
+    rank = np.empty(len(order), np.int64)
+    first_link = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    rank[order] = np.arange(len(order)) - first_link[owner[:-1][order]]
+    cut = ~inside | (rank < keep[owner[:-1]] - 1)
+    return _pooled_from_starts(x, lengths, np.concatenate([[True], cut]))
+
+
+def weakest_links_cut(docs, factor: int = 2, *, min_tokens: int = 3):
+    """The pooling before this one: cut each document's ⌈L / factor⌉ - 1 weakest neighbour links, whatever the
+    length of the runs between the cuts (kept here as the reference it is measured against)."""
+    lengths = np.array([len(d) for d in docs], dtype=np.int64)
+    x = np.ascontiguousarray(np.concatenate(docs), dtype=np.float32)
+    keep = np.where(lengths < max(min_tokens, 2), lengths, -(-lengths // factor))
+    owner = np.repeat(np.arange(len(docs)), lengths)
+    inside = owner[1:] == owner[:-1]
+    similarity = np.einsum("ij,ij->i", x[:-1], x[1:])
+    order = np.lexsort((similarity, ~inside, owner[:-1]))
+    rank = np.empty(len(order), dtype=np.int64)
+    first_link = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    rank[order] = np.arange(len(order)) - first_link[owner[:-1][order]]
+    cut = ~inside | (rank < keep[owner[:-1]] - 1)
+    return _pooled_from_starts(x, lengths, np.concatenate([[True], cut]))
+
+
+def capped_runs(docs, factor: int = 2, *, longest: int = 3):
+    """Strongest links merged first, skipping any that would make a run longer than ``longest`` (reference, per doc)."""
+    lengths = np.array([len(d) for d in docs], dtype=np.int64)
+    x = np.ascontiguousarray(np.concatenate(docs), dtype=np.float32)
+    first = np.ones(len(x), bool)
+    at = 0
+    for d in docs:
+        m = len(d)
+        if m >= 3:
+            sim = np.einsum("ij,ij->i", d[:-1], d[1:])
+            need = m - -(-m // factor)
+            left = list(range(m))  # run start of each token
+            size = {j: 1 for j in range(m)}
+            merged = np.zeros(m - 1, bool)
+            for link in np.argsort(-sim, kind="stable"):
+                if need == 0:
+                    break
+                a, b = left[link], left[link + 1]
+                if size[a] + size[b] > longest:
+                    continue
+                for j in range(b, b + size[b]):
+                    left[j] = a
+                size[a] += size.pop(b)
+                merged[link] = True
+                need -= 1
+            if need:  # no capped merge left: the weakest cuts that remain are dropped in order of strength
+                for link in np.argsort(-sim, kind="stable"):
+                    if need == 0:
+                        break
+                    if not merged[link]:
+                        merged[link] = True
+                        need -= 1
+            first[at + 1 : at + m] = ~merged
+        at += m
+    return _pooled_from_starts(x, lengths, first)
+
+
+def ward_pooled(docs, factor: int = 2):
+    """The former Ward pooling as a :class:`Pooled` (runs are not contiguous: ``starts`` is meaningless)."""
+    from smart_retrievers.codec import Pooled
+
+    kept = [ward_pool(d, factor) if len(d) >= 3 else d for d in docs]
+    return Pooled(np.concatenate(kept).astype(np.float32), np.array([len(k) for k in kept]), np.zeros(0, np.int64))
+
+
+def score_pooling(name: str, pool, preset: str, data, doc_ids, docs, q_ids, q_pooled, q_tokens, d_pooled, exhaustive):
+    """nDCG@10 of SMART rerank (pooled top-100) and optionally exhaustive with the codec fitted on the first 1,024
+    documents pooled by ``pool`` (``pool(docs) -> Pooled``; None: float16), as ``compare`` scores; bytes/orig token."""
+    import time
+
+    from smart_retrievers.codec import TokenCodec
+    from smart_retrievers.evaluation.metrics import ndcg_at_k as _ndcg
+    from smart_retrievers.scoring import PackedTokens, fuse, maxsim_flat, rerank_candidates
+
+    original = sum(len(d) for d in docs)
+    start = time.process_time()
+    if pool is None:
+        codec, d_tokens, stored, bytes_per = None, PackedTokens.from_list(docs), original, 768
+    else:
+        codec = TokenCodec.fit(preset, pool(docs[:1024]).tokens)
+        p = pool(docs)
+        codes = codec.encode(p.tokens)
+        d_tokens = PackedTokens(values=torch.from_numpy(codes), offsets=np.concatenate([[0], np.cumsum(p.lengths)]))
+        stored, bytes_per = len(codes), codec.bytes_per_token
+    pooled, ranked = rerank_candidates(q_pooled, q_tokens, d_pooled, d_tokens, codec=codec)
+    row = {
+        "set": name,
+        "variant": pool.__name__ if hasattr(pool, "__name__") else str(pool),
+        "bytes_per_original_token": round(bytes_per * stored / original, 2),
+        "rerank": round(_ndcg({q: [doc_ids[i] for i in r[:10]] for q, r in zip(q_ids, ranked)}, data.qrels, 10), 4),
+    }
+    if exhaustive:
+        top = []
+        for first in range(0, len(q_tokens), 32):
+            group = PackedTokens.from_list(q_tokens[first : first + 32])
+            late = maxsim_flat(
+                group.values, d_tokens.values, d_tokens.lengths, query_lengths=group.lengths, codec=codec
+            )
+            top += torch.topk(fuse(pooled[first : first + len(group)], late), 10, dim=1).indices.tolist()
+        row["exhaustive"] = round(_ndcg({q: [doc_ids[i] for i in r] for q, r in zip(q_ids, top)}, data.qrels, 10), 4)
+    # an exact duplicate: 200 documents scored against their own text, (pooled + late) / 2 with pooled = 1
+    own = []
+    for j in np.random.default_rng(1).permutation(len(docs))[:200]:
+        rows = slice(int(d_tokens.offsets[j]), int(d_tokens.offsets[j + 1]))
+        late = maxsim_flat(docs[j], d_tokens.values[rows], [rows.stop - rows.start], codec=codec)
+        own.append(min(1.0, (1.0 + float(late[0])) / 2))
+    row["duplicate_mean"], row["duplicate_min"] = round(float(np.mean(own)), 4), round(min(own), 4)
+    row["cpu_s"] = round(time.process_time() - start, 1)
+    return row
+
+
+def load_set(name: str, encoder):
+    """A set's cached states, as ``compression.py`` encodes them (all of the split's queries, all documents)."""
+    from _data import require
+
+    from smart_retrievers.evaluation import load_beir
+    from smart_retrievers.training import encode_states
+
+    data = load_beir(require(name))
+    doc_ids, q_ids = list(data.corpus), list(data.queries)
+    texts = [data.doc_text(d) for d in doc_ids]
+    d_states = encode_states(encoder, doc_ids, texts, kind="document")
+    q_states = encode_states(encoder, q_ids, [data.queries[q] for q in q_ids], kind="query")
+    docs = [np.asarray(d_states.tokens.item(i), dtype=np.float32) for i in range(len(doc_ids))]
+    q_tokens = [np.asarray(q_states.tokens.item(i), dtype=np.float32) for i in range(len(q_ids))]
+    return data, doc_ids, docs, texts, q_ids, q_states.pooled, q_tokens, d_states.pooled
+
+
+if __name__ == "__main__":
+    import argparse
+    import functools
+    import json
+
+    from smart_retrievers.codec import DEFAULT_COMPRESSION
+    from smart_retrievers.encoders import default_encoder
+
+    parser = argparse.ArgumentParser(description="pooling variants of the default codec on cached states")
+    parser.add_argument("--sets", nargs="+", default=["scifact", "flickr8k-captions"])
+    parser.add_argument("--variants", nargs="+", default=["float16", "cut", "default"])
+    parser.add_argument("--exhaustive", action="store_true", help="exhaustive SMART too (flickr always)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    encoder = default_encoder(device="cpu")
+    for set_name in args.sets:
+        data, doc_ids, docs, texts, q_ids, q_pooled, q_tokens, d_pooled = load_set(set_name, encoder)
+        starts = None
+        for variant in args.variants:
+            if ("word" in variant) and starts is None:
+                starts = word_starts(encoder, texts)
+            pools = {
+                "float16": None,
+                "default": lambda d: pool_documents(d, 2),
+                "cut": weakest_links_cut,
+                "ward": ward_pooled,
+                "capped3": capped_runs,
+                "capped2": functools.partial(capped_runs, longest=2),
+                "capped4": functools.partial(capped_runs, longest=4),
+            }
+            if variant.startswith("dp"):  # dp<longest>[-ward][-slack<B>]
+                parts = variant[2:].split("-")
+                slack = [int(x[5:]) for x in parts if x.startswith("slack")]
+                pools[variant] = functools.partial(
+                    dp_pool, longest=int(parts[0]), gain="ward" if "ward" in parts else "cos", slack=(slack or [2])[0]
+                )
+            if variant.startswith("wordruns"):
+                bonus = float(variant.split("-")[1]) if "-" in variant else 1.0
+                index = {id(d): j for j, d in enumerate(docs)}
+                pools[variant] = lambda d, b=bonus, w=starts, at=index: bonus_runs(
+                    d, word=[w[at[id(t)]] for t in d], bonus=b
+                )
+            if variant.startswith("worddp"):
+                bonus = float(variant.split("-")[1]) if "-" in variant else 1.0
+                index = {id(d): j for j, d in enumerate(docs)}
+                pools[variant] = lambda d, b=bonus, w=starts, at=index: dp_pool(
+                    d, word=[w[at[id(t)]] for t in d], bonus=b, gain="ward"
+                )
+            row = score_pooling(
+                set_name, pools[variant], DEFAULT_COMPRESSION, data, doc_ids, docs, q_ids, q_pooled, q_tokens,
+                d_pooled, args.exhaustive or len(docs) <= 2000,
+            )  # fmt: skip
+            row["variant"] = variant
+            print(json.dumps(row), flush=True)
