@@ -72,7 +72,6 @@ def maxsim_flat(
     if codec is not None:
         q, offsets_q = codec.query(q)
     lengths = torch.as_tensor(doc_lengths, dtype=torch.long)
-    decode = _as_float32 if codec is None else codec.keys
     if q.ndim != 2 or doc_tokens.ndim != 2 or (codec is None and q.shape[1] != doc_tokens.shape[1]):
         raise ValueError(
             f"need query (Lq, d) and doc (T, d) tokens of one dim, got {tuple(q.shape)} and {tuple(doc_tokens.shape)}"
@@ -88,7 +87,8 @@ def maxsim_flat(
     while first < len(lengths):  # chunks of whole docs, about chunk_tokens tokens each
         last = int(np.searchsorted(offsets, offsets[first] + chunk_tokens, side="right")) - 1
         last = min(max(last, first + 1), len(lengths))
-        sims = (decode(doc_tokens[offsets[first] : offsets[last]]) @ q.T).numpy()  # (t, Lq)
+        chunk = doc_tokens[offsets[first] : offsets[last]]
+        sims = (_as_float32(chunk) @ q.T if codec is None else codec.similarities(chunk, q)).numpy()  # (t, Lq)
         # each doc's rows are one contiguous segment: a segment max (reduceat), no owner index
         np.maximum.reduceat(sims, offsets[first:last] - offsets[first], axis=0, out=best[first:last])
         first = last

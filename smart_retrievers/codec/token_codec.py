@@ -257,6 +257,25 @@ class TokenCodec:
         """What a query is scored against: the decoded codes, L2-normalised (T, out_dim)."""
         return torch.nn.functional.normalize(self.decode(codes), dim=-1)
 
+    def similarities(self, codes: np.ndarray | torch.Tensor, projected: torch.Tensor) -> torch.Tensor:
+        """``keys(codes) @ projected.T``: (T, L) similarities of codes to a query's :meth:`query` projections.
+
+        For sign codes every key has the same norm (each dimension is ± its scale), so the scales
+        and the norm fold into the query and the bits are scored as 0/1: ``2·bits @ w.T - Σw``, with
+        no per-token scaling or normalising.
+        """
+        if self.code != "sign":
+            return self.keys(codes) @ projected.T
+        step = torch.from_numpy(self.step)
+        folded = projected * (step / torch.linalg.vector_norm(step))  # (L, out_dim)
+        raw = np.ascontiguousarray(codes.numpy() if isinstance(codes, torch.Tensor) else codes, dtype=np.uint8)
+        if raw.ndim != 2 or raw.shape[1] != self.bytes_per_token:
+            raise ValueError(
+                f"codes of shape {raw.shape} do not fit this codec ({self.bytes_per_token} bytes per token)"
+            )
+        bits = torch.from_numpy(_unpack(raw, 1, self.out_dim)).to(torch.float32)
+        return bits @ (2 * folded).T - folded.sum(dim=1)
+
     def reconstruct(self, codes: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Codes back in the token-state space (T, dim): a lossy inverse of :meth:`encode`."""
         return self.decode(codes) @ torch.from_numpy(self.weight) + torch.from_numpy(self.mean)

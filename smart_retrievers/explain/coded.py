@@ -53,7 +53,7 @@ def match_codes(
         codec=codec,
     )
     projected, offsets = codec.query(q_enc.tokens)
-    sims = projected @ codec.keys(codes).T + offsets[:, None]  # what maxsim_flat maximises, per query token
+    sims = codec.similarities(codes, projected).T + offsets[:, None]  # what maxsim_flat maximises, per query token
     best = sims.argmax(dim=1)
     best_sims = sims[torch.arange(len(sims)), best].double().numpy()
     total = float(best_sims.sum())
