@@ -18,6 +18,21 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+LONGEST_FIRST = ("tests/test_distributed.py", "tests/reliability/", "tests/integrations/", "tests/upgrade/")
+"""Files that run longest (Ray's workers, other processes, races), collected first: the two xdist workers take
+files in collection order, so a long file left for last would keep one worker busy while the other idles."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The :data:`LONGEST_FIRST` files' tests first, in its order (longest-processing-time-first scheduling), the
+    collection order kept otherwise."""
+
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)
+
+
 @pytest.fixture(scope="session")
 def encoder() -> SmartEncoder:
     """The bundled all-MiniLM-L6-v2 on CPU: the process's shared copy, the one an index, retriever or
