@@ -81,7 +81,7 @@ def maxsim_flat(
     q_lengths = torch.as_tensor([len(q)] if query_lengths is None else query_lengths, dtype=torch.long)
     if (q_lengths < 1).any() or int(q_lengths.sum()) != len(q):
         raise ValueError(f"query lengths must be >= 1 and sum to {len(q)}")
-    best = np.empty((len(lengths), len(q)), dtype=np.float32)
+    maxima = np.empty((len(lengths), len(q)), dtype=np.float32)  # (N, Lq): each doc's best per query token
     offsets = np.concatenate([[0], lengths.cumsum(0).numpy()])
     first = 0
     while first < len(lengths):  # chunks of whole docs, about chunk_tokens tokens each
@@ -90,9 +90,9 @@ def maxsim_flat(
         chunk = doc_tokens[offsets[first] : offsets[last]]
         sims = (_as_float32(chunk) @ q.T if codec is None else codec.similarities(chunk, q)).numpy()  # (t, Lq)
         # each doc's rows are one contiguous segment: a segment max (reduceat), no owner index
-        np.maximum.reduceat(sims, offsets[first:last] - offsets[first], axis=0, out=best[first:last])
+        np.maximum.reduceat(sims, offsets[first:last] - offsets[first], axis=0, out=maxima[first:last])
         first = last
-    best = torch.from_numpy(best)
+    best = torch.from_numpy(maxima)
     if offsets_q is not None:  # max_j (b + q'·c_j) = b + max_j q'·c_j
         best += offsets_q[None, :]
     if query_lengths is None:
