@@ -279,21 +279,13 @@ def pooling_cost(encoder, texts: Sequence[str]) -> dict:
 
 
 def _pooled_from_starts(x: np.ndarray, lengths: np.ndarray, first: np.ndarray):
-    """A :class:`Pooled` from a flat mask ``first`` (True where a run begins)."""
-    from scipy.sparse import csr_matrix
-
-    from smart_retrievers.codec import Pooled
+    """A :class:`Pooled` from a flat mask ``first`` (True where a run begins; every document's first token is made one)."""
+    from smart_retrievers.codec.pooling import pooled_runs
 
     doc_start = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     first = first.copy()
     first[doc_start[lengths > 0]] = True
-    starts = np.flatnonzero(first)
-    group = np.cumsum(first) - 1
-    members = csr_matrix((np.ones(len(x), np.float32), (group, np.arange(len(x)))), shape=(len(starts), len(x)))
-    sums = np.asarray(members @ x)
-    tokens = sums / np.sqrt(np.einsum("ij,ij->i", sums, sums))[:, None].clip(1e-12)
-    per_doc = np.diff(np.searchsorted(starts, np.concatenate([doc_start, [len(x)]])))
-    return Pooled(tokens=tokens.astype(np.float32), lengths=per_doc, starts=starts - np.repeat(doc_start, per_doc))
+    return pooled_runs(np.ascontiguousarray(x, dtype=np.float32), lengths, first)
 
 
 def dp_pool(docs, factor: int = 2, *, longest: int = 3, slack: int = 2, gain: str = "cos", word=None, bonus=0.0):

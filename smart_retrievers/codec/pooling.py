@@ -72,6 +72,13 @@ def pool_documents(docs: Sequence[np.ndarray], factor: int, *, min_tokens: int =
     pooled = np.flatnonzero((lengths >= max(min_tokens, 2)) & (factor > 1))
     if len(pooled):
         _segment(x, lengths, doc_start, pooled, factor, first)
+    return pooled_runs(x, lengths, first)
+
+
+def pooled_runs(x: np.ndarray, lengths: np.ndarray, first: np.ndarray) -> Pooled:
+    """Documents' concatenated (T, dim) states ``x`` (``lengths`` each) pooled into runs: ``first[t]`` is True
+    where a run begins (every document's first token must), and each run becomes its states' unit mean."""
+    doc_start = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     starts = np.flatnonzero(first)
     group = np.cumsum(first) - 1
     members = csr_matrix((np.ones(len(x), np.float32), (group, np.arange(len(x)))), shape=(len(starts), len(x)))
