@@ -58,9 +58,9 @@ class SmartVectorStore(BasePydanticVectorStore):
       (default 0.5). Any other mode (``SPARSE``, ``SEMANTIC_HYBRID``...) raises
       ``ValueError``. ``similarities`` are relevance scores in [0, 1]
       (:func:`~smart_retrievers.scoring.relevance` of the fused score), so
-      ``SimilarityPostprocessor(similarity_cutoff=...)`` thresholds them; the raw fused,
-      pooled and late scores are what :class:`~smart_retrievers.llama_index.SmartRetriever`
-      returns.
+      ``SimilarityPostprocessor(similarity_cutoff=...)`` thresholds them, as it does
+      :class:`~smart_retrievers.llama_index.SmartRetriever`'s scores; the raw fused, pooled and
+      late scores are its results' ``smart_score``, ``pooled_score`` and ``late_score``.
     * **Filters.** ``MetadataFilters`` translate as in
       :func:`~smart_retrievers.llama_index.to_smart_filter`, as for :class:`SmartVectorIndex`: the keys
       ``doc_id``, ``ref_doc_id`` and ``document_id`` mean the node's source document and ``node_id`` the

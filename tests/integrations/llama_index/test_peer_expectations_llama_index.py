@@ -49,6 +49,7 @@ def test_an_empty_doc_ids_or_node_ids_scope_matches_nothing(store):
     assert store.get_nodes(node_ids=[]) == []
     retriever = SmartRetriever(store.smart_index, similarity_top_k=4, doc_ids=[])
     assert retriever.retrieve(QUERY) == []
+    assert SmartRetriever(store.smart_index, similarity_top_k=4, node_ids=[]).retrieve(QUERY) == []
 
 
 def test_a_metadata_field_named_id_is_filtered_as_metadata(store):
@@ -136,6 +137,9 @@ def test_a_filter_only_query_returns_the_matching_rows(store):
     assert result.ids == ["p2", "k9"]  # table order, cut to k
     assert result.similarities == [0.0, 0.0]
     assert result.ids == store.query(VectorStoreQuery(similarity_top_k=2, filters=filters)).ids
+    # an embedding alone carries no token states: refused, not answered from the filter
+    with pytest.raises(ValueError, match="query_str"):
+        store.query(VectorStoreQuery(query_embedding=[0.1] * 384, similarity_top_k=2, filters=filters))
 
 
 def test_get_nodes_returns_the_stored_embedding(store):
