@@ -8,6 +8,7 @@ import pytest
 
 from smart_retrievers import SmartIndex
 from smart_retrievers.cli import build_parser, main
+from smart_retrievers.filters import UnknownFieldWarning
 from smart_retrievers.sample_corpus import binding_corpus
 
 NOTES = {
@@ -220,6 +221,9 @@ def test_search_says_0_results_and_names_a_missing_table(beir_dir, tmp_path, cap
     capsys.readouterr()
     assert main(["search", "P2 blue circle", "--db", db, "--where", '{"id": {"$in": []}}']) == 0
     assert "0 results" in capsys.readouterr().out
+    with pytest.warns(UnknownFieldWarning, match="'tilte' is not a metadata field of any row"):  # a typo
+        assert main(["search", "P2 blue circle", "--db", db, "--where", '{"tilte": "x"}']) == 0
+    assert capsys.readouterr().out.strip() == "0 results (--where matched no row)"
     with pytest.raises(SystemExit, match="no table 'smrat'.*tables there: smart"):
         main(["search", "P2 blue circle", "--db", db, "--table", "smrat"])
 
