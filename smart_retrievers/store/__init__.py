@@ -20,7 +20,13 @@ from .arrow import (
     vectors_to_arrow,
 )
 from .codec_table import CODEC_TABLE_SUFFIX, load_codec, save_codec
-from .errors import DuplicateIdError, FingerprintMismatchError, TableNotFoundError, UpgradedTableError
+from .errors import (
+    ConcurrentCommitError,
+    DuplicateIdError,
+    FingerprintMismatchError,
+    TableNotFoundError,
+    UpgradedTableError,
+)
 from .format import FORMAT_KEY, FORMAT_VERSION, TableFormatError
 from .fulltext import TextIndexSettings
 from .info import TableInfo
@@ -64,6 +70,7 @@ __all__ = [
     "NATIVE",
     "ORDER_KEY",
     "WEIGHTS_KEY",
+    "ConcurrentCommitError",
     "DuplicateIdError",
     "FieldTypes",
     "FingerprintMismatchError",

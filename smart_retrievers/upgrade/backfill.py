@@ -38,7 +38,7 @@ from ..cache import default_cache_dir
 from ..progress import progress_on
 from .texts import RowEncoder, text_hash
 
-__all__ = ["MAX_ATTEMPTS", "BatchCheckpoint", "UpgradeConflictError", "backfill", "checkpoint_path"]
+__all__ = ["MAX_ATTEMPTS", "BatchCheckpoint", "UpgradeConflictError", "backfill", "batch_key", "checkpoint_path"]
 
 MAX_ATTEMPTS = 10
 """Commits the backfill tries before giving up (each failed one means another writer committed meanwhile)."""
@@ -101,6 +101,11 @@ def _digest(parts: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps(list(parts)).encode()).hexdigest()[:24]
 
 
+def batch_key(texts: Sequence[str]) -> str:
+    """The checkpoint key of a batch: a hash of the texts it is computed from, in order."""
+    return _digest([text_hash(t) for t in texts])
+
+
 def backfill(
     lance_table: Any,
     rows: RowEncoder,
@@ -125,7 +130,7 @@ def backfill(
     def new_columns(batch: pa.RecordBatch) -> pa.RecordBatch:
         try:
             texts = rows.texts(batch)
-            key = _digest([text_hash(t) for t in texts])
+            key = batch_key(texts)
             result = checkpoint.get(key)
             if result is None:
                 result = rows.encode(texts)

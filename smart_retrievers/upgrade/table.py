@@ -15,7 +15,8 @@ A table written by LanceDB's LlamaIndex store, its LangChain store or plain Lanc
    rewritten, one commit, retried while other writers commit; an interrupted run resumes
    from its checkpoint);
 4. gives rows the user's store wrote or changed since (:mod:`.catch_up`) fresh token states,
-   in one ``merge_insert`` commit that updates only those columns.
+   in one ``merge_insert`` commit that updates only those columns (retried from the latest
+   version when other writers' commits preempt it, its batches kept in the same checkpoint).
 
 Run it again whenever the user's store has added or changed rows.
 """
@@ -50,7 +51,7 @@ from ..store.layout import SMART_VECTOR, TEXT_HASH, detect_layout, sql_name
 from ..store.schema import schema_metadata, stored_codec_ref, stored_fingerprint
 from ..validation import check_count
 from .backfill import BatchCheckpoint, backfill, checkpoint_path
-from .catch_up import catch_up, pending_rows
+from .catch_up import catch_up
 from .texts import RowEncoder
 
 DEFAULT_MIN_COSINE = 0.99
@@ -209,15 +210,14 @@ def upgrade_table(
 
     report.vector_column = layout.vector
     names = lance_table.schema.names
+    settings = [fingerprint, codec_ref, str(rows.schema), rows.source_columns]
+    checkpoint = BatchCheckpoint(checkpoint_path(checkpoint_dir, uri, table, settings))
     if "tokens" not in names:
-        settings = [fingerprint, codec_ref, str(rows.schema), rows.source_columns]
-        checkpoint = BatchCheckpoint(checkpoint_path(checkpoint_dir, uri, table, settings))
         report.backfilled = backfill(lance_table, rows, checkpoint, batch_size=batch_size, show_progress=show_progress)
-        checkpoint.remove()
     elif TEXT_HASH not in names:  # upgraded before hashes were recorded: every row's states are re-encoded once
         lance_table.add_columns(pa.schema([rows.schema.field(TEXT_HASH)]))
-    pending = pending_rows(lance_table, rows, batch_size)
-    catch_up(lance_table, rows, pending, batch_size, show_progress)
+    pending = catch_up(lance_table, rows, checkpoint, batch_size, show_progress)
+    checkpoint.remove()
     report.caught_up, report.refreshed = pending.new, pending.changed
     info = SmartStore.open_existing(uri, table, storage_options=storage_options, **connect_kwargs).describe()
     report.rows, report.bytes_after = info.rows, info.table_bytes

@@ -19,6 +19,7 @@ from counting_encoder import Counting, Interrupted
 from hash_encoder import HashEncoder
 
 import smart_retrievers.upgrade.backfill as backfill
+import smart_retrievers.upgrade.catch_up as catch_up
 from smart_retrievers.index import SmartIndex
 from smart_retrievers.upgrade import UpgradeConflictError, upgrade_table
 
@@ -180,6 +181,70 @@ def test_a_commit_that_keeps_losing_says_nothing_was_lost_and_a_rerun_finishes(t
     rerun = Counting()
     assert upgrade_table(uri, "plain", rerun, batch_size=4, checkpoint_dir=checkpoints).backfilled == 12
     assert rerun.encoded == 0  # every batch came from the checkpoint
+
+
+def _upgraded_with_changed_texts(uri: str, checkpoints: Path) -> dict[str, str]:
+    """A table of 12 rows, upgraded, whose store then changed the texts of 8: {id: text} as it is now."""
+    _create(uri, [f"row {i} before" for i in range(12)])
+    upgrade_table(uri, "plain", HashEncoder(), compression="none", checkpoint_dir=checkpoints)
+    lancedb.connect(uri).open_table("plain").update(
+        where="CAST(id AS INT) < 8", values_sql={"text": "concat('row ', id, ' after')"}
+    )
+    return {str(i): f"row {i} {'after' if i < 8 else 'before'}" for i in range(12)}
+
+
+def _overwrite_with_its_own_rows(uri: str) -> None:
+    """The user's store rewrites the table with the rows it holds (a Lance Overwrite, which LanceDB's retries of
+    a concurrent merge_insert cannot resolve: "Incompatible transaction")."""
+    db = lancedb.connect(uri)
+    db.create_table("plain", db.open_table("plain").to_arrow(), mode="overwrite")
+
+
+def test_a_catch_up_commit_lost_to_the_users_store_is_retried_from_the_latest_version(tmp_path):
+    """Issue 25 (8): the catch-up's merge_insert failed with Lance's raw error when the user's store committed
+    something LanceDB cannot retry past; it is retried from the latest version, each batch encoded once."""
+    uri, checkpoints = str(tmp_path / "db"), tmp_path / "checkpoints"
+    expected = _upgraded_with_changed_texts(uri, checkpoints)
+
+    class Overwriting(Counting):
+        def encode_documents(self, texts: Any, **kwargs: Any) -> Any:
+            if self.calls == 1:  # the first batch is streaming into the merge_insert
+                _overwrite_with_its_own_rows(uri)
+            return super().encode_documents(texts, **kwargs)
+
+    rerun = Overwriting()
+    report = upgrade_table(uri, "plain", rerun, batch_size=2, checkpoint_dir=checkpoints)
+    assert (report.rows, report.caught_up, report.refreshed) == (12, 0, 8)
+    assert rerun.encoded == 8  # the retry took every batch from the checkpoint
+    assert _assert_states_of_their_texts(uri) == expected
+    assert not list(checkpoints.iterdir())
+
+
+def test_a_catch_up_that_keeps_losing_says_nothing_was_lost_and_a_rerun_finishes(tmp_path, monkeypatch):
+    uri, checkpoints = str(tmp_path / "db"), tmp_path / "checkpoints"
+    expected = _upgraded_with_changed_texts(uri, checkpoints)
+    real_get = backfill.BatchCheckpoint.get
+    gets = []
+
+    def get(self: Any, key: str) -> Any:  # the user's store overwrites the table during every try's second batch
+        gets.append(key)
+        if len(gets) % 4 == 2:
+            _overwrite_with_its_own_rows(uri)
+        return real_get(self, key)
+
+    monkeypatch.setattr(backfill.BatchCheckpoint, "get", get)
+    with pytest.raises(
+        UpgradeConflictError, match=r"8 rows written or changed .* Nothing was lost .* run upgrade again"
+    ):
+        upgrade_table(uri, "plain", HashEncoder(), batch_size=2, checkpoint_dir=checkpoints)
+    assert len(gets) == 4 * catch_up.ATTEMPTS
+    rows = lancedb.connect(uri).open_table("plain").to_arrow()
+    assert dict(zip(rows.column("id").to_pylist(), rows.column("text").to_pylist(), strict=True)) == expected
+    monkeypatch.undo()
+    rerun = Counting()
+    assert upgrade_table(uri, "plain", rerun, batch_size=2, checkpoint_dir=checkpoints).refreshed == 8
+    assert rerun.encoded == 0  # every batch came from the checkpoint
+    assert _assert_states_of_their_texts(uri) == expected
 
 
 def test_column_names_with_spaces(tmp_path):
