@@ -143,7 +143,10 @@ def overwrite_tokens(
                 computed = latest().lance_schema
                 continue
             schema = _swapped_schema(ds.lance_schema, computed, fingerprint, codec_ref, LanceSchema)
-            if commit(LanceOperation.Merge(metas, schema), ds.version):
+            # not preserves_nullability (Lance's default, unlike the upgrade's backfill, which only adds nullable
+            # columns): an append staged for the old token columns must conflict with the swap, which retries
+            # and rewrites its fragment; were it let through, its rows would read null token states
+            if commit(LanceOperation.Merge(metas, schema, preserves_nullability=False), ds.version):
                 break
         else:
             raise RewriteConflictError(

@@ -24,7 +24,7 @@ from .arrow import Record
 from .codec_table import load_codec, save_codec
 from .connection import connect, existing_fingerprint
 from .creation import create_or_open, table_names
-from .errors import FingerprintMismatchError, UpgradedTableError
+from .errors import FingerprintMismatchError, UpgradedTableError, retry_preempted
 from .format import check_format
 from .fulltext import TextIndexSettings, create_text_index
 from .info import TableInfo, table_info
@@ -206,7 +206,12 @@ class SmartStore(TableReads):
             raise ValueError(f"table {self.table_name!r} does not exist yet: write rows before saving weights")
         lex = {} if lambda_lex is None else {"lambda_lex": float(lambda_lex)}
         value = {"lambda_pool": float(lambda_pool), "lambda_late": float(lambda_late), **lex, **info}
-        self._table.update_field_metadata({"path": self.layout.vector, "metadata": {WEIGHTS_KEY: json.dumps(value)}})
+        update = {"path": self.layout.vector, "metadata": {WEIGHTS_KEY: json.dumps(value)}}
+        retry_preempted(
+            self._table,
+            lambda: self._table.update_field_metadata(update),
+            f"saving fusion weights on table {self.table_name!r}",
+        )
 
     @property
     def table(self) -> Any:

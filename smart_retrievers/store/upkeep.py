@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from .errors import retry_preempted
 from .fulltext import TextIndexSettings, create_text_index, text_index
 
 ANN_INDEX_TYPES: tuple[str, ...] = (
@@ -181,7 +182,12 @@ def optimize_table(
 
 
 def _compact(table: Any, cleanup_older_than: timedelta | None, delete_unverified: bool) -> None:
-    """LanceDB's ``optimize``: compaction, cleanup of old versions, index update."""
-    with warnings.catch_warnings():  # LanceDB warns on every cleanup_older_than=0; the docstring says it
-        warnings.simplefilter("ignore", UserWarning)
-        table.optimize(cleanup_older_than=cleanup_older_than, delete_unverified=delete_unverified)
+    """LanceDB's ``optimize``: compaction, cleanup of old versions, index update; run again from the latest
+    version when another writer's commit preempted it (a ``recompress`` swap: Lance's "preempted by Merge")."""
+
+    def optimize() -> None:
+        with warnings.catch_warnings():  # LanceDB warns on every cleanup_older_than=0; the docstring says it
+            warnings.simplefilter("ignore", UserWarning)
+            table.optimize(cleanup_older_than=cleanup_older_than, delete_unverified=delete_unverified)
+
+    retry_preempted(table, optimize, f"optimize() of table {table.name!r}")

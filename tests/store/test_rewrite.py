@@ -159,3 +159,74 @@ def test_a_write_preempted_by_a_rewrite_says_so_and_an_add_writes_again(tmp_path
     assert calls == [8, 2, 8, 2]  # encoded twice: once for the lost commit, once for the new codec
     assert fresh.store.compression == PRESET and fresh.count() == 50
     assert fresh.search("written again 3", k=1)[0].id == "again3"
+
+
+def test_an_append_just_before_the_swap_makes_it_retry_and_its_rows_get_new_states(tmp_path, monkeypatch):
+    """The swap's Merge does not assert preserves_nullability: an append committed after the rewrite read its
+    version (rows coded for the old columns, in a fragment without the new ones) conflicts with it, and the
+    swap is retried with that fragment rewritten, instead of landing with the append's rows lacking states."""
+    path = str(tmp_path / "db")
+    index = _float_index(path)
+    other = SmartIndex(path, encoder=HashEncoder())
+    real_commit = lance.LanceDataset.commit
+    merges: list[bool] = []
+
+    def commit(uri, operation, *args, **kwargs):
+        if type(operation).__name__ == "Merge":
+            merges.append(operation.preserves_nullability)
+            if len(merges) == 1:
+                other.add(["appended alone before the swap"], ids=["new3"])
+        return real_commit(uri, operation, *args, **kwargs)
+
+    monkeypatch.setattr(lance.LanceDataset, "commit", staticmethod(commit))
+    assert index.recompress(PRESET, batch_size=4) == 41
+    assert merges == [False, False]  # the first swap conflicted with the append, the second landed
+    expected = {f"d{i}": f"base text {i}" for i in range(40)} | {"new3": "appended alone before the swap"}
+    _check_coded(index, expected)
+    assert index.store.table.to_arrow().column("tokens").null_count == 0
+
+
+@pytest.mark.parametrize("call", ["optimize", "set_fusion_weights"])
+def test_a_compaction_or_metadata_commit_preempted_by_the_swap_runs_again(tmp_path, call):
+    """A handle that has not seen another's recompress (read_consistency_interval=None: it never looks again)
+    commits against the version before the swap, so Lance preempts its compaction or its metadata-only commit
+    ("Retryable commit conflict ... preempted by concurrent transaction Merge"): it runs again from the
+    latest version instead of raising Lance's raw error."""
+    path = str(tmp_path / "db")
+    _float_index(path)
+    stale = SmartIndex(path, encoder=HashEncoder(), read_consistency_interval=None)
+    assert stale.count() == 40
+    SmartIndex(path, encoder=HashEncoder()).recompress(PRESET, batch_size=8)
+    if call == "optimize":
+        report = stale.optimize()
+        assert report.rows == 40 and report.fragments_after < report.fragments_before
+    else:
+        stale.store.set_fusion_weights(0.3, 0.7)
+    fresh = SmartIndex(path, encoder=HashEncoder())
+    if call == "set_fusion_weights":
+        assert fresh.store.fusion_weights == {"lambda_pool": 0.3, "lambda_late": 0.7}
+    _check_coded(fresh, {f"d{i}": f"base text {i}" for i in range(40)})
+
+
+def test_a_commit_preempted_at_every_try_raises_the_clear_error(tmp_path):
+    from smart_retrievers.store.errors import ConcurrentCommitError, retry_preempted
+
+    table = _float_index(str(tmp_path / "db"), n=10).store.table
+    raw = "lance error: Retryable commit conflict for version 7: This Rewrite transaction was preempted by concurrent"
+    tries = []
+
+    def preempted() -> None:
+        tries.append(1)
+        raise RuntimeError(f"{raw} transaction Merge at version 7. Please retry.")
+
+    with pytest.raises(
+        ConcurrentCommitError, match=r"optimize\(\) of table 't': .* each of its 3 tries .* run it again"
+    ):
+        retry_preempted(table, preempted, "optimize() of table 't'", attempts=3)
+    assert len(tries) == 3
+
+    def broken() -> None:
+        raise RuntimeError("lance error: not a conflict")
+
+    with pytest.raises(RuntimeError, match="not a conflict"):  # any other error is raised as it is, at once
+        retry_preempted(table, broken, "optimize() of table 't'")
