@@ -2,23 +2,29 @@
 
 Not run in CI. Each phase runs in its own process so that its peak RSS is its own:
 
-    python benchmarks/scale.py build --rows 1000000 --db /tmp/smart_scale_1m
+    python benchmarks/scale.py build --rows 1000000 --db /tmp/smart_scale_1m [--base /tmp/smart_scale_base]
     python benchmarks/scale.py optimize --db /tmp/smart_scale_1m
-    python benchmarks/scale.py search --db /tmp/smart_scale_1m [--queries 300]
-    python benchmarks/scale.py all --rows 100000 1000000 --json /tmp/scale.json   # all three, per size, then delete
+    python benchmarks/scale.py truth --db /tmp/smart_scale_1m --out /tmp/truth1m.json
+    python benchmarks/scale.py search --db /tmp/smart_scale_1m --truth /tmp/truth1m.json [--queries 100]
 
 Rows: the 5,183 real SciFact documents (encoded once with the bundled all-MiniLM-L6-v2, cached
 with the training state cache, written with ``SmartIndex.add_encodings``: the default codec
-``pool2-pca256-sign`` is fitted on that first write), then distractors up to ``--rows``. Distractor
-``j`` copies a uniformly drawn real source document ``s`` (seeded):
+``pool2-pca256-sign`` is fitted on that first write), then distractors up to ``--rows``. No
+distractor is a near-duplicate of a real document. Distractor ``j`` blends two real documents
+(seeded): a uniformly drawn ``a`` and another ``b``, drawn uniformly too, or with ``--neighbours N``
+from ``a``'s N nearest real documents (harder: topical cousins), with a share ``w`` ~ U(0.25, 0.75)
+of ``a``:
 
-* pooled vector: ``normalize(pooled[s] + sigma * g)``, ``g`` ~ N(0, I_384), ``--sigma`` 0.07 by
-  default (cosine to its source about 0.59);
-* tokens: the source's own stored codes (its Ward-pooled, PCA-256, sign-coded tokens as the
-  table holds them) with every code bit flipped independently with probability ``--flip``
-  (1/8 by default: the AND of three random bytes). The flip masks are cut at random offsets
-  from one 64 MiB pool of such bits, so that 1M rows cost no per-bit random draws;
-* text: the source's text; metadata ``{"distractor": true}`` (real rows ``false``); new id ``x<j>``.
+* pooled vector: ``normalize(w * pooled[a] + (1 - w) * pooled[b] + sigma * g)``, ``g`` ~ N(0, I_384),
+  ``--sigma`` 0.03, redrawn until its cosine to *every* real document is below the cap: the
+  ``--cap-percentile`` (99th) percentile of the real documents' cosines to their nearest other
+  real document;
+* tokens: each of ``a``'s stored codes kept with probability ``w`` and each of ``b``'s with
+  probability ``1 - w`` (so no document's codes are ever copied whole), every code bit then
+  flipped independently with probability 1/8 (``--flip-and``: the AND of three random bytes; the
+  flip masks are cut at random offsets from one 64 MiB pool, so 1M rows cost no per-bit draws);
+* text: the first ``w`` of ``a``'s words, then the last ``1 - w`` of ``b``'s; metadata
+  ``{"distractor": true}`` (real rows ``false``); new id ``x<j>``.
 
 Distractors are written as Arrow record batches straight into the table (one LanceDB ``add``
 of a ``RecordBatchReader``, ``--batch`` rows per batch), so the build's memory does not grow
@@ -42,8 +48,10 @@ import pyarrow as pa
 from _data import require
 from _measure import disk_bytes, pct
 
-SIGMA = 0.07
+SIGMA = 0.03
 FLIP_BYTES_AND = 3  # bit-flip probability 2**-3
+NEIGHBOURS = 0  # 0: the second source is any other real document
+CAP_PERCENTILE = 99.0
 
 
 def peak_rss_mb() -> float:
@@ -72,6 +80,19 @@ def scifact():
 # ---- build -----------------------------------------------------------------
 
 
+def real_neighbourhood(pooled: np.ndarray, k: int, percentile: float) -> tuple[np.ndarray, float]:
+    """Each real document's ``k`` nearest other real documents, and the cap on a distractor's cosine.
+
+    The cap is the ``percentile`` of the real documents' nearest-neighbour cosines (self excluded):
+    a distractor is never closer to a real document than 99 % of real documents are to theirs.
+    """
+    sims = pooled @ pooled.T
+    np.fill_diagonal(sims, -np.inf)
+    neighbours = np.argpartition(-sims, k, axis=1)[:, :k] if k else np.empty((len(pooled), 0), np.int64)
+    cap = float(np.percentile(sims.max(axis=1), percentile))
+    return neighbours, cap
+
+
 def distractor_batches(
     schema: pa.Schema,
     pooled: np.ndarray,
@@ -82,6 +103,8 @@ def distractor_batches(
     batch: int,
     sigma: float,
     flip_and: int,
+    neighbours: np.ndarray,
+    cap: float,
     seed: int,
 ):
     """``n`` distractor rows as record batches of ``schema`` (see the module docstring)."""
@@ -90,42 +113,69 @@ def distractor_batches(
     offsets = codes.offsets.to_numpy().astype(np.int64)
     flat = codes.flatten().flatten().to_numpy().reshape(-1, width)
     lengths = np.diff(offsets)
+    words = [t.split() for t in texts]
     pool_bytes = 64 << 20
     mask = rng.integers(0, 256, pool_bytes, dtype=np.uint8)
     for _ in range(flip_and - 1):
         mask &= rng.integers(0, 256, pool_bytes, dtype=np.uint8)
     meta = json.dumps({"distractor": True}, sort_keys=True)
     dim = pooled.shape[1]
+    real_t = np.ascontiguousarray(pooled.T)
+
+    def draw(m: int):
+        first = rng.integers(0, len(pooled), m)
+        if neighbours.size:
+            second = neighbours[first, rng.integers(0, neighbours.shape[1], m)]
+        else:  # any other real document
+            second = (first + rng.integers(1, len(pooled), m)) % len(pooled)
+        share = rng.uniform(0.25, 0.75, m).astype(np.float32)
+        vec = share[:, None] * pooled[first] + (1 - share)[:, None] * pooled[second]
+        vec += sigma * rng.standard_normal((m, dim), dtype=np.float32)
+        vec /= np.linalg.norm(vec, axis=1, keepdims=True)
+        return first, second, share, vec
+
+    def gather(src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lens = lengths[src]
+        starts = np.concatenate([[0], np.cumsum(lens)])
+        rows = np.repeat(offsets[src] - starts[:-1], lens) + np.arange(starts[-1])
+        return flat[rows], np.repeat(np.arange(len(src)), lens)
+
     for start in range(0, n, batch):
         m = min(batch, n - start)
-        src = rng.integers(0, len(pooled), m)
-        vec = pooled[src] + sigma * rng.standard_normal((m, dim), dtype=np.float32)
-        vec /= np.linalg.norm(vec, axis=1, keepdims=True)
-        lens = lengths[src]
-        new_offsets = np.concatenate([[0], np.cumsum(lens)])
-        # row-major gather of each source's token codes
-        rows = np.repeat(offsets[src] - new_offsets[:-1], lens) + np.arange(new_offsets[-1])
-        tok = flat[rows]
+        first, second, share, vec = draw(m)
+        while (redo := np.flatnonzero((vec @ real_t).max(axis=1) >= cap)).size:
+            first[redo], second[redo], share[redo], vec[redo] = draw(redo.size)
+        tok1, owner1 = gather(first)
+        tok2, owner2 = gather(second)
+        keep1 = rng.random(len(owner1)) < share[owner1]
+        keep1[np.concatenate([[0], np.cumsum(lengths[first])[:-1]])] = True  # at least one token each
+        keep2 = rng.random(len(owner2)) >= share[owner2]
+        tok = np.concatenate([tok1[keep1], tok2[keep2]])
+        owner = np.concatenate([owner1[keep1], owner2[keep2]])
+        order = np.argsort(owner, kind="stable")
+        tok, lens = tok[order], np.bincount(owner, minlength=m)
         nbytes = tok.size
         at = int(rng.integers(0, pool_bytes - nbytes)) if nbytes < pool_bytes else 0
         tok = tok ^ np.resize(mask[at : at + nbytes], nbytes).reshape(tok.shape)
         tokens = pa.ListArray.from_arrays(
-            pa.array(new_offsets.astype(np.int32)),
+            pa.array(np.concatenate([[0], np.cumsum(lens)]).astype(np.int32)),
             pa.FixedSizeListArray.from_arrays(pa.array(tok.reshape(-1)), width),
         )
-        ids = [f"x{start + i:07d}" for i in range(m)]
+        text = []
+        for a, b, w in zip(first, second, share):
+            wa, wb = words[a], words[b]
+            text.append(" ".join(wa[: round(w * len(wa))] + wb[round(w * len(wb)) :]))
         columns = {
-            "id": pa.array(ids, pa.string()),
-            "ref_id": pa.nulls(m, pa.string()),
-            "text": pa.array([texts[s] for s in src], pa.string()),
-            "image": pa.nulls(m, pa.string()),
+            "id": pa.array([f"x{start + i:07d}" for i in range(m)], pa.string()),
+            "text": pa.array(text, pa.string()),
             "modality": pa.array(["text"] * m, pa.string()),
             "metadata": pa.array([meta] * m, schema.field("metadata").type),
             "vector": pa.FixedSizeListArray.from_arrays(pa.array(vec.reshape(-1)), dim),
             "tokens": tokens.cast(schema.field("tokens").type),
             "n_tokens": pa.array(lens.astype(np.int32)),
         }
-        yield pa.RecordBatch.from_arrays([columns[f.name] for f in schema], schema=schema)
+        arrays = [columns[f.name] if f.name in columns else pa.nulls(m, f.type) for f in schema]
+        yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def cmd_build(args) -> dict:
@@ -164,6 +214,7 @@ def cmd_build(args) -> dict:
     pooled = real.column("vector").combine_chunks().flatten().to_numpy().reshape(len(real), -1).astype(np.float32)
     codes = real.column("tokens").combine_chunks()
     schema = table.schema
+    neighbours, cap = real_neighbourhood(pooled, args.neighbours, args.cap_percentile)
     n = args.rows - len(doc_ids)
     start_d = time.perf_counter()
     if n > 0:
@@ -178,6 +229,8 @@ def cmd_build(args) -> dict:
                 batch=args.batch,
                 sigma=args.sigma,
                 flip_and=args.flip_and,
+                neighbours=neighbours,
+                cap=cap,
                 seed=args.seed,
             ),
         )
@@ -196,6 +249,9 @@ def cmd_build(args) -> dict:
         "rss_mb_after_distractors": round(current_rss_mb()),
         "sigma": args.sigma,
         "flip_probability": 2.0**-args.flip_and,
+        "neighbours": args.neighbours,
+        "cosine_cap": round(cap, 4),
+        "cap_percentile": args.cap_percentile,
     }
     return out
 
@@ -289,10 +345,10 @@ def cmd_search(args) -> dict:
         return result, (time.perf_counter() - start) * 1000
 
     # quality: SMART rerank@100 through the default search path (ANN when present), all 300 queries
-    ranking = {}
-    for q, enc in zip(qids, encs):
-        ranking[q] = [h.id for h in index.search_encoded(enc, k=10)]
+    ranking = {q: [h.id for h in index.search_encoded(e, k=10, mode="rerank")] for q, e in zip(qids, encs)}
     out["ndcg@10"] = round(ndcg_at_k(ranking, qrels, 10), 4)
+    hybrid_rank = {q: [h.id for h in index.search_encoded(e, k=10, text=t)] for q, e, t in zip(qids, encs, texts)}
+    out["ndcg@10_hybrid"] = round(ndcg_at_k(hybrid_rank, qrels, 10), 4)
     out["distractors_in_smart_top10"] = round(
         float(np.mean([sum(i.startswith("x") for i in r) for r in ranking.values()])), 3
     )
@@ -319,10 +375,13 @@ def cmd_search(args) -> dict:
             float(np.mean([sum(i.startswith("x") for i in t) for t in top100])), 1
         )
 
+    if args.quality_only:
+        return out
     # latency, query encoding included, arms alternated query by query
     lat_q = texts[: args.queries]
     arms = {
         "smart": dict(mode="rerank", candidates=100),
+        "hybrid": dict(mode="hybrid", candidates=100),
         "pooled": dict(mode="pooled"),
     }
     if has_index:
@@ -340,7 +399,9 @@ def cmd_search(args) -> dict:
                 continue
             times[name].append(timed(index.search, q, k=10, **kw)[1])
     out["latency_ms"] = {name: pct(v) | {"n": len(v)} for name, v in times.items()}
-    out["smart_over_pooled_p50"] = round(np.percentile(times["smart"], 50) / np.percentile(times["pooled"], 50), 2)
+    p50 = {name: np.percentile(v, 50) for name, v in times.items()}
+    out["smart_over_pooled_p50"] = round(p50["smart"] / p50["pooled"], 2)
+    out["hybrid_over_smart_p50"] = round(p50["hybrid"] / p50["smart"], 2)
 
     # candidate fetch: tokens in the pooled search vs ids first then take; alternated
     fetch = {"query": [], "take": []}
@@ -397,6 +458,13 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8192)
     p.add_argument("--sigma", type=float, default=SIGMA)
     p.add_argument("--flip-and", type=int, default=FLIP_BYTES_AND, help="bit-flip probability 2**-N")
+    p.add_argument(
+        "--neighbours",
+        type=int,
+        default=NEIGHBOURS,
+        help="a distractor's second source: one of its first source's N nearest real documents (0: any)",
+    )
+    p.add_argument("--cap-percentile", type=float, default=CAP_PERCENTILE, help="of real nearest-neighbour cosines")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_build)
     p = sub.add_parser("optimize")
@@ -415,10 +483,18 @@ def main() -> None:
     p.add_argument(
         "--sweep", nargs="*", default=[], help="extra ANN settings for the recall table, e.g. '{\"nprobes\": 40}'"
     )
+    p.add_argument("--quality-only", action="store_true", help="nDCG and candidate recall, no timing")
     p.set_defaults(func=cmd_search)
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    print(json.dumps(args.func(args)), flush=True)
+    load_before, cpu_before, wall_before = os.getloadavg()[0], time.process_time(), time.perf_counter()
+    out = args.func(args)
+    out["load_1min_before_after"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    out["cpu_s"], out["wall_s"] = (
+        round(time.process_time() - cpu_before, 1),
+        round(time.perf_counter() - wall_before, 1),
+    )
+    print(json.dumps(out), flush=True)
 
 
 if __name__ == "__main__":
