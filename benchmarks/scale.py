@@ -10,10 +10,11 @@ Not run in CI. Each phase runs in its own process so that its peak RSS is its ow
 Rows: the 5,183 real SciFact documents (encoded once with the bundled all-MiniLM-L6-v2, cached
 with the training state cache, written with ``SmartIndex.add_encodings``: the default codec
 ``pool2-pca256-sign`` is fitted on that first write), then distractors up to ``--rows``. No
-distractor is a near-duplicate of a real document. Distractor ``j`` blends two real documents
-(seeded): a uniformly drawn ``a`` and another ``b``, drawn uniformly too, or with ``--neighbours N``
-from ``a``'s N nearest real documents (harder: topical cousins), with a share ``w`` ~ U(0.25, 0.75)
-of ``a``:
+distractor is a near-duplicate of a real document, and none holds the content of a document judged
+relevant to a test query. Distractor ``j`` blends two real documents that no test query judges
+(seeded; ``--judged-sources`` allows those too): a uniformly drawn ``a`` and another ``b``, drawn
+uniformly too, or with ``--neighbours N`` from ``a``'s N nearest such documents (harder: topical
+cousins), with a share ``w`` ~ U(0.25, 0.75) of ``a``:
 
 * pooled vector: ``normalize(w * pooled[a] + (1 - w) * pooled[b] + sigma * g)``, ``g`` ~ N(0, I_384),
   ``--sigma`` 0.03, redrawn until its cosine to *every* real document is below the cap: the
@@ -80,17 +81,18 @@ def scifact():
 # ---- build -----------------------------------------------------------------
 
 
-def real_neighbourhood(pooled: np.ndarray, k: int, percentile: float) -> tuple[np.ndarray, float]:
-    """Each real document's ``k`` nearest other real documents, and the cap on a distractor's cosine.
+def real_neighbourhood(pooled: np.ndarray, sources: np.ndarray, k: int, percentile: float) -> tuple[np.ndarray, float]:
+    """Each real document's ``k`` nearest other ``sources``, and the cap on a distractor's cosine.
 
     The cap is the ``percentile`` of the real documents' nearest-neighbour cosines (self excluded):
     a distractor is never closer to a real document than 99 % of real documents are to theirs.
     """
     sims = pooled @ pooled.T
     np.fill_diagonal(sims, -np.inf)
-    neighbours = np.argpartition(-sims, k, axis=1)[:, :k] if k else np.empty((len(pooled), 0), np.int64)
     cap = float(np.percentile(sims.max(axis=1), percentile))
-    return neighbours, cap
+    if not k:
+        return np.empty((len(pooled), 0), np.int64), cap
+    return sources[np.argpartition(-sims[:, sources], k, axis=1)[:, :k]], cap
 
 
 def distractor_batches(
@@ -103,6 +105,7 @@ def distractor_batches(
     batch: int,
     sigma: float,
     flip_and: int,
+    sources: np.ndarray,
     neighbours: np.ndarray,
     cap: float,
     seed: int,
@@ -123,11 +126,12 @@ def distractor_batches(
     real_t = np.ascontiguousarray(pooled.T)
 
     def draw(m: int):
-        first = rng.integers(0, len(pooled), m)
+        at = rng.integers(0, len(sources), m)
+        first = sources[at]
         if neighbours.size:
             second = neighbours[first, rng.integers(0, neighbours.shape[1], m)]
-        else:  # any other real document
-            second = (first + rng.integers(1, len(pooled), m)) % len(pooled)
+        else:  # any other source
+            second = sources[(at + rng.integers(1, len(sources), m)) % len(sources)]
         share = rng.uniform(0.25, 0.75, m).astype(np.float32)
         vec = share[:, None] * pooled[first] + (1 - share)[:, None] * pooled[second]
         vec += sigma * rng.standard_normal((m, dim), dtype=np.float32)
@@ -183,7 +187,7 @@ def cmd_build(args) -> dict:
     from smart_retrievers.encoding import Encoding
 
     shutil.rmtree(args.db, ignore_errors=True)
-    _, encoder, doc_ids, texts, states = scifact()
+    data, encoder, doc_ids, texts, states = scifact()
     base = Path(args.base) if args.base else None
     base_info = base / "build.json" if base else None
     start = time.perf_counter()
@@ -214,7 +218,9 @@ def cmd_build(args) -> dict:
     pooled = real.column("vector").combine_chunks().flatten().to_numpy().reshape(len(real), -1).astype(np.float32)
     codes = real.column("tokens").combine_chunks()
     schema = table.schema
-    neighbours, cap = real_neighbourhood(pooled, args.neighbours, args.cap_percentile)
+    judged = {d for rels in data.qrels.values() for d in rels}
+    sources = np.array([i for i, d in enumerate(doc_ids) if args.judged_sources or d not in judged])
+    neighbours, cap = real_neighbourhood(pooled, sources, args.neighbours, args.cap_percentile)
     n = args.rows - len(doc_ids)
     start_d = time.perf_counter()
     if n > 0:
@@ -229,6 +235,7 @@ def cmd_build(args) -> dict:
                 batch=args.batch,
                 sigma=args.sigma,
                 flip_and=args.flip_and,
+                sources=sources,
                 neighbours=neighbours,
                 cap=cap,
                 seed=args.seed,
@@ -251,6 +258,7 @@ def cmd_build(args) -> dict:
         "flip_probability": 2.0**-args.flip_and,
         "neighbours": args.neighbours,
         "cosine_cap": round(cap, 4),
+        "source_documents": len(sources),
         "cap_percentile": args.cap_percentile,
     }
     return out
@@ -464,6 +472,7 @@ def main() -> None:
         default=NEIGHBOURS,
         help="a distractor's second source: one of its first source's N nearest real documents (0: any)",
     )
+    p.add_argument("--judged-sources", action="store_true", help="blend documents judged for a test query too")
     p.add_argument("--cap-percentile", type=float, default=CAP_PERCENTILE, help="of real nearest-neighbour cosines")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_build)
