@@ -93,8 +93,8 @@ def maxsim_flat(
         np.maximum.reduceat(sims, offsets[first:last] - offsets[first], axis=0, out=maxima[first:last])
         first = last
     best = torch.from_numpy(maxima)
-    if offsets_q is not None:  # max_j (b + q'·c_j) = b + max_j q'·c_j
-        best += offsets_q[None, :]
+    if codec is not None and offsets_q is not None:  # max_j (b + q'·c_j) = b + max_j q'·c_j
+        best = codec.calibrate(best + offsets_q[None, :])  # monotone: the same as mapping before the max
     if query_lengths is None:
         return best.mean(dim=1)
     q_owner = torch.repeat_interleave(torch.arange(len(q_lengths)), q_lengths)

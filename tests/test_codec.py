@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
@@ -92,9 +93,12 @@ def test_asymmetric_scores_match_the_float_reference(states, preset):
     queries = states[5000:5012]
     exact = maxsim_flat(queries, docs.values, docs.lengths)
     approx = maxsim_flat(queries, coded.values, coded.lengths, codec=codec, chunk_tokens=300)
-    # the float query against decoded codes, computed by hand, is what maxsim_flat returns
+    # the float query against decoded codes, each query token's best through the codec's monotone map,
+    # computed by hand, is what maxsim_flat returns
     decoded = codec.keys(coded.values) @ codec.query(queries)[0].T + codec.query(queries)[1]
-    by_hand = torch.stack([decoded[a:b].amax(dim=0).mean() for a, b in zip(docs.offsets[:-1], docs.offsets[1:])])
+    by_hand = torch.stack(
+        [codec.calibrate(decoded[a:b].amax(dim=0)).mean() for a, b in zip(docs.offsets[:-1], docs.offsets[1:])]
+    )
     torch.testing.assert_close(approx, by_hand, atol=1e-5, rtol=0)
     tolerance = {"fp16": 1e-3, "pca32-int8": 0.05, "pca32-int4": 0.06, "pca32-sign": 0.2}[preset]
     assert (approx - exact).abs().mean() < tolerance
@@ -140,16 +144,17 @@ TEXTS = [f"Protein kinase {i} binds receptor {i % 13} and regulates pathway {i %
 def test_new_index_is_compressed_by_default_and_stores_its_codec(tmp_path, encoder):
     index = SmartIndex(str(tmp_path / "db"), encoder=encoder)
     index.add(TEXTS, ids=[str(i) for i in range(len(TEXTS))])
-    assert index.codec is not None and index.codec.preset == DEFAULT_COMPRESSION == "pool2-pca256-sign"
-    assert index.codec.bytes_per_token == 32 and index.codec.pool == 2  # 16 bytes per original token
+    assert index.codec is not None and index.codec.preset == DEFAULT_COMPRESSION == "pca128-sign"
+    assert index.codec.bytes_per_token == 16 and index.codec.pool == 1  # every token kept, 16 bytes each
+    assert index.codec.knots is not None  # with the monotone map onto the float scale
     table = index.store.table
-    assert table.schema.field("tokens").type.value_type == pa.list_(pa.uint8(), 32)
+    assert table.schema.field("tokens").type.value_type == pa.list_(pa.uint8(), 16)
     assert json.loads(table.schema.metadata[CODEC_KEY.encode()])["preset"] == DEFAULT_COMPRESSION
-    # pooling halves each document's tokens (rounding up): n_tokens holds the stored count
+    # no pooling: n_tokens holds every original token
     original = [len(e.tokens) for e in encoder.encode_documents(TEXTS)]
     ids = [str(i) for i in range(len(TEXTS))]
     stored = index.store.get(ids, columns=["id", "n_tokens"]).column("n_tokens").to_pylist()
-    assert stored == [-(-n // 2) for n in original]
+    assert stored == original
     # 40 short texts hold fewer than MIN_FIT_TOKENS tokens: the generic sample topped the fit up
     assert sum(len(e.tokens) for e in encoder.encode_documents(TEXTS)) < 4096
     top = index.search("which kinase binds receptor 7?", k=3)
@@ -287,3 +292,41 @@ def test_second_process_scores_identically(tmp_path, encoder, other_process):
     theirs = json.loads(out.stdout.strip().splitlines()[-1])
     assert [h[0] for h in theirs] == [h[0] for h in mine]
     np.testing.assert_allclose([h[1] for h in theirs], [h[1] for h in mine], atol=1e-5)  # thread counts differ
+
+
+def test_the_monotone_map_rises_and_keeps_the_order_beyond_its_range(states):
+    codec = TokenCodec.fit("pca32-sign", states)
+    x, y = codec.knots
+    assert len(x) > 8 and (np.diff(x) > 0).all() and (np.diff(y) >= -1e-6).all()
+    probe = torch.tensor([x[0] - 0.2, x[0] - 0.1, x[0], (x[0] + x[-1]) / 2, x[-1], x[-1] + 0.1, x[-1] + 0.2])
+    mapped = codec.calibrate(probe)
+    assert (mapped[1:] >= mapped[:-1]).all() and mapped[0] < mapped[1] and mapped[-2] < mapped[-1]
+    assert mapped[-1] - mapped[-3] == pytest.approx(0.2, abs=1e-5)  # slope 1 past the last knot
+    assert codec.calibrate(probe[2:5]).tolist() == pytest.approx([y[0], float(np.interp(probe[3], x, y)), y[-1]])
+
+
+@pytest.mark.parametrize("preset", ["pca32-sign", "pca32-int2"])
+def test_a_document_scored_against_its_own_tokens_is_near_the_float_score(states, preset):
+    """Self matches are in the monotone map's sample: an exact duplicate scores about 1, as with float states."""
+    codec = TokenCodec.fit(preset, states[:4000])
+    docs = [states[4000 + i * 40 : 4040 + i * 40] for i in range(40)]
+    linear = replace(codec, knots=None)
+    own, own_linear = [], []
+    for doc in docs:
+        codes, lengths = codec.encode_docs([doc])
+        own.append(float(maxsim_flat(doc, codes, lengths, codec=codec)))
+        own_linear.append(float(maxsim_flat(doc, codes, lengths, codec=linear)))
+    assert min(own) > 0.95 and np.mean(own) > 0.98  # 32 bits on 64-d states: coarser than 128 on 384
+    assert np.mean(own) - np.mean(own_linear) > 0.02  # what the map adds over the gain and bias alone
+
+
+def test_a_codec_saved_without_a_map_loads_and_scores_with_its_line(states):
+    """Codecs fitted before the monotone map keep their JSON, fingerprint and scores."""
+    fitted = TokenCodec.fit("pca32-sign", states)
+    old_json = json.dumps({k: v for k, v in json.loads(fitted.to_json()).items() if k != "knots"})
+    old = TokenCodec.from_json(old_json)
+    assert old.knots is None and old.to_json() == old_json
+    assert old.fingerprint() != fitted.fingerprint()
+    best = torch.tensor([[0.1, 0.5, 0.9]])
+    assert torch.equal(old.calibrate(best), best)
+    assert TokenCodec.from_json(fitted.to_json()).knots.tolist() == fitted.knots.tolist()

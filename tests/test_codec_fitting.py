@@ -108,7 +108,12 @@ def test_the_first_batch_is_pooled_once_for_the_fit_and_its_codes(tmp_path, monk
     monkeypatch.setattr(fitting, "pool_documents", counting)
     monkeypatch.setattr(token_codec, "pool_documents", counting)
     texts = [f"note {i} on topic {i % 7}" for i in range(40)]
-    index = SmartIndex(str(tmp_path / "db"), encoder=HashEncoder(dim=384, n_tokens=120), write_batch_size=40)
+    index = SmartIndex(
+        str(tmp_path / "db"),
+        encoder=HashEncoder(dim=384, n_tokens=120),
+        write_batch_size=40,
+        compression="pool2-pca256-sign",
+    )
     index.add(texts, ids=[str(i) for i in range(40)])
     assert calls == [40]  # fitted on the first batch (enough tokens) and coded from the same pooling
     assert index.store.get(["0"], columns=["id", "n_tokens"]).column("n_tokens").to_pylist() == [60]

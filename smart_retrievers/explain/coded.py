@@ -55,7 +55,7 @@ def match_codes(
     projected, offsets = codec.query(q_enc.tokens)
     sims = codec.similarities(codes, projected).T + offsets[:, None]  # what maxsim_flat maximises, per query token
     best = sims.argmax(dim=1)
-    best_sims = sims[torch.arange(len(sims)), best].double().numpy()
+    best_sims = codec.calibrate(sims[torch.arange(len(sims)), best]).double().numpy()
     total = float(best_sims.sum())
     shares = best_sims / total if total > 0 else np.full(len(best_sims), 1.0 / len(best_sims))
     late = ranking.late[:1]

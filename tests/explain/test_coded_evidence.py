@@ -16,16 +16,31 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def coded(encoder, tmp_path_factory):
-    ix = SmartIndex(str(tmp_path_factory.mktemp("coded")), encoder=encoder)  # the default codec
+def _coded_index(encoder, folder, compression: str | None = None) -> SmartIndex:
+    ix = SmartIndex(str(folder), encoder=encoder, **({"compression": compression} if compression else {}))
     ix.add(TEXTS, ids=["zebra", "kinase", "codes"])
-    assert ix.codec is not None and ix.codec.pool > 1
+    assert ix.codec is not None and ix.codec.knots is not None
     return ix
 
 
+@pytest.fixture(scope="module")
+def coded(encoder, tmp_path_factory):
+    """A table whose codec pools tokens (each stored code covers a run of original tokens)."""
+    ix = _coded_index(encoder, tmp_path_factory.mktemp("coded"), "pool2-pca256-sign")
+    assert ix.codec.pool > 1
+    return ix
+
+
+@pytest.fixture(scope="module")
+def coded_default(encoder, tmp_path_factory):
+    """A table with the default codec (every token kept)."""
+    return _coded_index(encoder, tmp_path_factory.mktemp("coded_default"))
+
+
+@pytest.mark.parametrize("table", ["coded_default", "coded"])
 @pytest.mark.parametrize("query", ["where did the zebra run?", "which kinase binds receptor 9?", "P2 blue circle"])
-def test_coded_evidence_adds_up_to_the_hit(coded, query):
+def test_coded_evidence_adds_up_to_the_hit(request, table, query):
+    coded = request.getfixturevalue(table)
     for hit in coded.search(query, k=3, mode="rerank"):
         ev = coded.explain(query, hit, lambda_lex=0)
         assert ev.pooled == pytest.approx(hit.pooled_score, abs=1e-5)
