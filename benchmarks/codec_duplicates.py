@@ -14,6 +14,7 @@ import json
 
 import numpy as np
 from _data import require
+from compression import encodings
 
 from smart_retrievers.codec import DEFAULT_COMPRESSION, TokenCodec
 from smart_retrievers.encoders import default_encoder
@@ -21,10 +22,6 @@ from smart_retrievers.encoding import Encoding
 from smart_retrievers.evaluation import compare, load_beir
 from smart_retrievers.scoring import maxsim_flat
 from smart_retrievers.training import encode_states
-
-
-def encodings(states) -> list[Encoding]:
-    return [Encoding(pooled=states.pooled[i], tokens=np.asarray(states.tokens.item(i))) for i in range(len(states))]
 
 
 def duplicate_relevance(codec: TokenCodec, docs: list[Encoding], n: int = 200) -> list[float]:
