@@ -10,14 +10,10 @@ trial; the test reads the tables afterwards.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
-import signal
 import sys
-import time
-import warnings
 from pathlib import Path
 
 import lancedb  # noqa: F401  (imported once, before the forks)
@@ -25,22 +21,13 @@ import lancedb  # noqa: F401  (imported once, before the forks)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the HashEncoder helper
 
 from hash_encoder import HashEncoder  # noqa: E402
+from kill_points import in_child, kill_after, run_trials  # noqa: E402
 
 from smart_retrievers.index import SmartIndex, upkeep  # noqa: E402
 
 PRESET = "pca16-int8"
 ROWS = 60
 BATCHES = 9  # 3 fragments of 20 rows, 8 rows per batch
-
-
-def _in_child(work) -> int:  # noqa: ANN001
-    pid = os.fork()
-    if pid == 0:
-        try:
-            work()
-        finally:
-            os._exit(0)
-    return pid
 
 
 def seed_texts() -> dict[str, str]:
@@ -57,7 +44,7 @@ def seed_table(root: Path) -> Path:
             chunk = items[start : start + 20]
             index.add([t for _, t in chunk], ids=[i for i, _ in chunk], metadatas=[{"n": start}] * len(chunk))
 
-    os.waitpid(_in_child(seed), 0)
+    os.waitpid(in_child(seed), 0)
     return path
 
 
@@ -78,32 +65,10 @@ def run_trial(root: Path, seed: Path, trial: int, rng: random.Random) -> dict:
         SmartIndex(str(path), encoder=HashEncoder()).recompress(PRESET, batch_size=8, show_progress=False)
 
     target = trial % (BATCHES + 1)
-    pid = _in_child(rewrite)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        seen = len(trace.read_text().splitlines()) if trace.exists() else 0
-        if seen >= target or os.waitpid(pid, os.WNOHANG) != (0, 0):
-            break
-        time.sleep(0.0005)
-    time.sleep(rng.uniform(0, 0.2 if target == BATCHES else 0.005))
-    try:
-        os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
-        killed = os.WIFSIGNALED(status)
-    except (ProcessLookupError, ChildProcessError):
-        killed = False
-    seen = len(trace.read_text().splitlines()) if trace.exists() else 0
+    pid = in_child(rewrite)
+    seen, killed = kill_after(pid, trace, target, linger=rng.uniform(0, 0.2 if target == BATCHES else 0.005))
     return {"trial": trial, "target": target, "batches_seen": seen, "killed": killed}
 
 
-def main() -> None:
-    root, trials, seed = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-    warnings.filterwarnings("ignore", message="lancedb fork support is experimental")
-    rng = random.Random(seed)
-    seeded = seed_table(root)
-    for trial in range(trials):
-        print(json.dumps(run_trial(root, seeded, trial, rng)), flush=True)
-
-
 if __name__ == "__main__":
-    main()
+    run_trials(seed_table, run_trial)
