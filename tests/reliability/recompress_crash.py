@@ -21,8 +21,8 @@ import lancedb  # noqa: F401  (imported once, before the forks)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the HashEncoder helper
 
 from hash_encoder import HashEncoder  # noqa: E402
-from kill_points import in_child, kill_after, run_trials  # noqa: E402
 
+from reliability.kill_points import in_child, kill_after, run_trials  # noqa: E402
 from smart_retrievers.index import SmartIndex, upkeep  # noqa: E402
 
 PRESET = "pca16-int8"
