@@ -1,6 +1,7 @@
 """What the SIGKILL trial scripts share: forked work, a kill after the Nth traced batch, the trial loop.
 
-The trial scripts (``crash_writer.py``, ``recompress_crash.py``) import LanceDB once, then fork one
+The trial scripts (``crash_writer.py``, ``recompress_crash.py``; the tests start them with
+:func:`run_script`) import LanceDB once, then fork one
 child per trial that does the work under test and logs each encoded batch to a trace file; the parent
 kills the child a random moment after the trace reaches the trial's target batch.
 """
@@ -11,6 +12,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import sys
 import time
 import warnings
@@ -61,3 +63,13 @@ def run_trials(seed_table: Callable[[Path], Path], run_trial: Callable[[Path, Pa
     seeded = seed_table(root)
     for trial in range(trials):
         print(json.dumps(run_trial(root, seeded, trial, rng)), flush=True)
+
+
+def run_script(script: str, root: Path, trials: int, seed: int) -> list[dict]:
+    """Run the trial script ``script`` (a file beside this one) for ``trials`` trials; its JSON lines, one per trial."""
+    path = Path(__file__).with_name(script)
+    done = subprocess.run(
+        [sys.executable, str(path), str(root), str(trials), str(seed)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -14,6 +12,7 @@ from hash_encoder import HashEncoder
 from smart_retrievers.index import SmartIndex, load_metadata
 
 from .crash_writer import CALL_ROWS, SEED_ROWS, call_metadatas, call_texts, seed_texts
+from .kill_points import run_script
 
 TRIALS = 24
 EXPECTED_TYPES = {"year": "int", "tag": "str", "score": "float"}
@@ -24,15 +23,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the trials fork
 @pytest.fixture(scope="module")
 def trials(tmp_path_factory) -> tuple[Path, list[dict]]:
     root = tmp_path_factory.mktemp("crash")
-    script = Path(__file__).with_name("crash_writer.py")
-    done = subprocess.run(
-        [sys.executable, str(script), str(root), str(TRIALS), "7"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return root, [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return root, run_script("crash_writer.py", root, TRIALS, 7)
 
 
 def test_kills_land_before_during_and_after_the_stream(trials):

@@ -6,8 +6,6 @@ first token batch, between batches and around the swap commit.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from hash_encoder import HashEncoder
 
 from smart_retrievers.index import SmartIndex
 
+from .kill_points import run_script
 from .recompress_crash import BATCHES, PRESET, seed_texts
 
 TRIALS = 10
@@ -27,12 +26,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the trials fork
 @pytest.fixture(scope="module")
 def trials(tmp_path_factory) -> tuple[Path, list[dict]]:
     root = tmp_path_factory.mktemp("recompress-crash")
-    script = Path(__file__).with_name("recompress_crash.py")
-    done = subprocess.run(
-        [sys.executable, str(script), str(root), str(TRIALS), "11"], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return root, [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return root, run_script("recompress_crash.py", root, TRIALS, 11)
 
 
 def test_kills_land_before_between_and_after_the_batches(trials):
