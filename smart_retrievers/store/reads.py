@@ -15,8 +15,9 @@ from ..validation import id_list
 from .arrow import in_order
 from .fulltext import text_index, text_query
 from .layout import TableLayout, logical_rows, read_columns
-from .query import pooled_query
+from .query import REFINE_FACTOR_BY_INDEX, pooled_query
 from .schema import META_COLUMNS, FieldTypes
+from .upkeep import index_type_name, vector_index
 
 
 class TableReads:
@@ -28,6 +29,7 @@ class TableReads:
     layout: TableLayout
     codec: TokenCodec | None
     _schema: Callable[..., pa.Schema]
+    _at_version: Callable[[str, Callable[[Any], Any]], Any]
     if TYPE_CHECKING:  # SmartStore's read-only properties
 
         @property
@@ -38,6 +40,8 @@ class TableReads:
 
     def where_sql(self, where: Any) -> str | None:
         """Render a filter dict / Filter to SQL against this table's metadata fields."""
+        if where is None:
+            return None
         return to_sql(parse_filter(where), self.field_types, self.layout.sql_target)
 
     def _in_sql(self, column: str, values: Sequence[str]) -> str | None:
@@ -52,6 +56,8 @@ class TableReads:
         """Number of rows, optionally matching a filter."""
         if self.table is None:
             return 0
+        if where is None:  # every search of a hybrid query asks this: once per table version
+            return int(self._at_version("count", lambda table: table.count_rows()))
         return self._table.count_rows(self.where_sql(where))
 
     def get(self, ids: Sequence[str], columns: Sequence[str] = META_COLUMNS) -> pa.Table:
@@ -66,8 +72,11 @@ class TableReads:
         """The LanceDB query of :meth:`search_pooled` (for ``explain_plan`` and the like).
 
         ``options``: :func:`~smart_retrievers.store.query.pooled_query`'s (``where``, the ANN
-        knobs ``nprobes`` / ``refine_factor`` / ``ef``, ``with_row_id``, ``flat``).
+        knobs ``nprobes`` / ``refine_factor`` / ``ef``, ``with_row_id``, ``flat``). Without a
+        ``refine_factor`` the table's index type picks it (:data:`~smart_retrievers.store.query.REFINE_FACTOR_BY_INDEX`).
         """
+        if options.get("refine_factor") is None and not options.get("flat"):
+            options["refine_factor"] = REFINE_FACTOR_BY_INDEX.get(self.vector_index_type or "")
         return pooled_query(self._table, self.layout.vector, vector, k, select=self._physical(columns), **options)
 
     def search_pooled(
@@ -84,9 +93,18 @@ class TableReads:
         return self._logical(found, columns, extra=["_rowid"] if "_rowid" in found.column_names else [])
 
     @property
+    def vector_index_type(self) -> str | None:
+        """The type of the ANN index on the pooled vectors (one of ``ANN_INDEX_TYPES``), or None."""
+        if self.table is None:
+            return None
+        return self._at_version("vector_index_type", lambda table: index_type_name(vector_index(table, self.layout.vector)))
+
+    @property
     def text_index(self) -> Any:
         """The full-text (BM25) index on the text column (LanceDB's index config), or None."""
-        return text_index(self.table, self.layout.text)
+        if self.table is None:
+            return None
+        return self._at_version("text_index", lambda table: text_index(table, self.layout.text))
 
     def search_text(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -89,6 +89,8 @@ class SmartStore(TableReads):
         """The schema's reference to :attr:`codec` in the codec table (None until saved, or float16 states)."""
         self.compression = compression or DEFAULT_COMPRESSION
         self._requested = compression
+        self._seen: dict[str, tuple[int, Any]] = {}
+        """What was read of the table per version (schema, full-text index, row count): see :meth:`_at_version`."""
         self._open_existing()
 
     @classmethod
@@ -125,9 +127,26 @@ class SmartStore(TableReads):
         elif self._table is not None and self.layout.native:
             self._follow_rewrite()
 
+    def _at_version(self, what: str, read: Callable[[Any], Any]) -> Any:
+        """``read(table)``, read again only when the table's version has moved since it was last read.
+
+        A version number names one state of the table, so what was read at it still holds; asking
+        LanceDB for the version is one cheap call, where the schema or the index list cost more on
+        every search.
+        """
+        version = self._table.version
+        seen = self._seen.get(what)
+        if seen is None or seen[0] != version:
+            seen = self._seen[what] = (version, read(self._table))
+        return seen[1]
+
+    def _current_schema(self) -> pa.Schema:
+        """The table's schema at its latest version (read once per version)."""
+        return self._at_version("schema", lambda table: table.schema)
+
     def _follow_rewrite(self) -> None:
         """Take up the codec another handle's ``recompress`` committed (a changed adapter is refused)."""
-        schema = self._table.schema
+        schema = self._current_schema()
         codec_ref = stored_codec_ref(schema)
         if codec_ref != self.codec_ref and (codec_ref is not None or self.codec is not None):
             check_fingerprint(schema, self.fingerprint, f"table {self.table_name!r} at {self.uri}")
@@ -155,6 +174,7 @@ class SmartStore(TableReads):
             )
         self._table, self.codec, self.compression, self.layout = table, codec, stored, layout
         self.codec_ref = codec_ref
+        self._seen = {}
 
     @property
     def token_dim(self) -> int:
@@ -187,13 +207,13 @@ class SmartStore(TableReads):
     @property
     def field_types(self) -> FieldTypes:
         """Known metadata fields and their JSON types."""
-        return {} if self.table is None else schema_field_types(self._table.schema, self.layout)
+        return {} if self.table is None else schema_field_types(self._current_schema(), self.layout)
 
     @property
     def fusion_weights(self) -> dict[str, float] | None:
         """The weights saved with the table (:meth:`set_fusion_weights`): ``lambda_pool``, ``lambda_late`` and, if
         saved, ``lambda_lex``; None when none were saved."""
-        return None if self.table is None else stored_fusion_weights(self._table.schema, self.layout)
+        return None if self.table is None else stored_fusion_weights(self._current_schema(), self.layout)
 
     def set_fusion_weights(
         self, lambda_pool: float, lambda_late: float, lambda_lex: float | None = None, **info: Any

@@ -90,3 +90,23 @@ def test_one_rule_for_token_width_and_token_counts():
     assert token_dim_of({"dim": 384, "token_dim": 128}) == 128
     tokens = tokens_to_arrow([np.ones((2, 4)), np.ones((5, 4)), np.ones((1, 4))], 4)
     assert n_tokens_column(tokens).to_pylist() == [2, 5, 1] and n_tokens_column(tokens).type == pa.int32()
+
+
+def test_what_is_read_once_per_version_follows_another_handles_commits(tmp_path):
+    """Schema, field map, row count and full-text index are read once per table version: a second look
+    at an unchanged table reuses what was read, and another handle's commits show at once."""
+    db = str(tmp_path / "db")
+    writer = SmartIndex(db, encoder=HashEncoder(dim=32), compression="none")
+    writer.add(TEXTS[:4], ids=list("abcd"), metadatas=[{"year": 2020}] * 4)
+    reader = SmartStore.open_existing(db, "smart")
+    assert reader.count() == 4 and reader.field_types == {"year": "int"} and reader.text_index is not None
+    schema = reader._current_schema()
+    assert reader._current_schema() is schema  # the same version: kept, not read again
+
+    writer.add(TEXTS[4:6], ids=["e", "f"], metadatas=[{"tag": "new"}] * 2)
+    assert reader.count() == 6
+    assert reader.field_types == {"year": "int", "tag": "str"}
+    assert reader._current_schema() is not schema
+    assert reader.count(where={"tag": "new"}) == 2
+    writer.store.table.drop_index(reader.text_index.name)
+    assert reader.text_index is None
