@@ -135,36 +135,38 @@ class TokenCodec:
         pool, out_dim, code = parse_preset(preset)
         if not isinstance(tokens, (np.ndarray, torch.Tensor)):
             tokens = pool_documents(tokens, pool).tokens if len(tokens) else np.zeros((0, 0))
-        sample = torch.as_tensor(np.asarray(tokens, dtype=np.float32)).double()
+        sample = torch.as_tensor(np.asarray(tokens, dtype=np.float32))
         if sample.ndim != 2 or len(sample) == 0:
             raise ValueError(f"need a (T, dim) sample of token states, got shape {tuple(sample.shape)}")
         dim = sample.shape[1]
+        mean = torch.zeros(dim, dtype=torch.float64)
         if out_dim is None:
-            mean = torch.zeros(dim, dtype=torch.float64)
             weight = torch.eye(dim, dtype=torch.float64)
         else:
             out_dim = min(out_dim, dim)  # a model narrower than the preset keeps all its dimensions
             if len(sample) < 2 * out_dim:
                 raise ValueError(f"a {out_dim}-d PCA needs at least {2 * out_dim} sample tokens, got {len(sample)}")
-            mean = sample.mean(dim=0)
-            centred = sample - mean
-            _, vectors = torch.linalg.eigh(centred.T @ centred / len(sample))
+            mean = sample.mean(dim=0, dtype=torch.float64)
+            # the (dim, dim) covariance by one float32 product (the sample is unit vectors: float32 sums of
+            # them lose nothing a 1-bit or 8-bit code keeps), its eigenvectors in float64
+            centred = sample - mean.float()
+            _, vectors = torch.linalg.eigh((centred.T @ centred).double() / len(sample))
             weight = vectors[:, -out_dim:].flip(1).T  # top components first
         if code == "sign":
             weight = torch.from_numpy(_random_rotation(len(weight))) @ weight
-        projected = (sample - mean) @ weight.T
+        projected = (sample - mean.float()) @ weight.float().T
         if code == "sign":
             low = torch.zeros(len(weight), dtype=torch.float64)
-            step = projected.abs().mean(dim=0)
+            step = projected.abs().mean(dim=0, dtype=torch.float64)
         elif code == "fp16":
             low = step = torch.zeros(len(weight), dtype=torch.float64)
         else:
             lo = torch.quantile(projected, _QUANTILE, dim=0) if len(projected) <= 1 << 24 else projected.amin(dim=0)
             hi = torch.quantile(projected, 1 - _QUANTILE, dim=0) if len(projected) <= 1 << 24 else projected.amax(dim=0)
-            low, step = lo, (hi - lo).clamp_min(1e-6) / (1 << CODES[code])
+            low, step = lo.double(), (hi - lo).double().clamp_min(1e-6) / (1 << CODES[code])
         as32 = lambda t: t.to(torch.float32).numpy()  # noqa: E731
         codec = cls(preset=preset, dim=dim, mean=as32(mean), weight=as32(weight), low=as32(low), step=as32(step))
-        return codec._calibrated(sample.float().numpy())
+        return codec._calibrated(sample.numpy())
 
     def _calibrated(self, sample: np.ndarray) -> TokenCodec:
         """The codec with the ``gain``, ``bias`` and ``knots`` that put its MaxSim on the float scale.
