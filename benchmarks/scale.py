@@ -274,7 +274,9 @@ def cmd_optimize(args) -> dict:
     from smart_retrievers.encoders import default_encoder
 
     index = SmartIndex(args.db, encoder=default_encoder(), ann_min_rows=args.ann_min_rows)
-    report = index.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
+    report = index.optimize(
+        cleanup_older_than=timedelta(0), delete_unverified=True, rebuild_index=args.rebuild_index
+    )
     rows = index.count()
     index_dir = Path(args.db) / "smart.lance" / "_indices"
     index_bytes = disk_bytes(index_dir) if index_dir.exists() else 0
@@ -479,6 +481,7 @@ def main() -> None:
     p = sub.add_parser("optimize")
     p.add_argument("--db", required=True)
     p.add_argument("--ann-min-rows", type=int, default=10_000)
+    p.add_argument("--rebuild-index", action="store_true", help="train the default ANN index again (its type changed)")
     p.set_defaults(func=cmd_optimize)
     p = sub.add_parser("truth")
     p.add_argument("--db", required=True)

@@ -22,9 +22,11 @@ ANN_INDEX_TYPES: tuple[str, ...] = (
     "IVF_HNSW_FLAT",
 )
 """LanceDB vector index types :meth:`SmartStore.optimize` can build on ``vector``."""
-DEFAULT_ANN_INDEX = "IVF_FLAT"
-"""The index type built by default: at 100k rows it trains in about 10 s against 140-180 s for IVF_SQ,
-IVF_PQ and IVF_HNSW_SQ on 2 cores, and holds >= 0.998 of the flat top-100 (benchmarks/scale.py)."""
+DEFAULT_ANN_INDEX = "IVF_SQ"
+"""The index type built by default. At 1M rows (quiet, benchmarks/ann_types.py) IVF_SQ trains in 10 s, keeps
+0.990 of the flat top-100 with its default refinement (:data:`~smart_retrievers.store.query.REFINE_FACTOR_BY_INDEX`)
+in 14.6 ms, and the searching process holds 0.5 GB for it; IVF_FLAT trains in 20 s, keeps 0.994 in 18 ms, and
+holds 1.8 GB (it repeats every pooled vector)."""
 DEFAULT_ANN_MIN_ROWS = 10_000
 """Rows from which ``optimize()`` builds the ANN index by default (measured: from 10k rows it halves the
 pooled search time; below, a flat scan takes tens of milliseconds and the index would add disk and work)."""
@@ -90,6 +92,11 @@ def ann_config(index_type: str, num_partitions: int | None) -> Any:
 def vector_index(table: Any, column: str) -> Any:
     """The LanceDB index config on ``column`` of ``table`` (name, type, indexed / unindexed rows), or None."""
     return next((i for i in table.list_indices() if list(i.columns) == [column]), None)
+
+
+def index_type_name(index: Any) -> str | None:
+    """Our name (one of :data:`ANN_INDEX_TYPES`) of a LanceDB index config's type; None for no index."""
+    return None if index is None else _INDEX_TYPE_NAMES.get(index.index_type, index.index_type)
 
 
 def _check_options(index_type: str, ann_min_rows: int | None, cleanup_older_than: timedelta | None) -> None:
@@ -170,7 +177,7 @@ def optimize_table(
     index = vector_index(table, column)
     if index is not None:
         report.index_name = index.name
-        report.index_type = _INDEX_TYPE_NAMES.get(index.index_type, index.index_type)
+        report.index_type = index_type_name(index)
         report.indexed_rows = index.num_indexed_rows
         report.unindexed_rows = index.num_unindexed_rows
     fulltext = None if text_column is None else text_index(table, text_column)

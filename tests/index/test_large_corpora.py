@@ -55,7 +55,7 @@ def big(tmp_path, encoder) -> tuple[SmartIndex, list[Encoding]]:
     for part in range(4):
         encodings += _write(index, 150 * part, 150, seed=part)
     report = index.optimize(num_partitions=4)
-    assert report.index_built and report.index_type == "IVF_FLAT"
+    assert report.index_built and report.index_type == "IVF_SQ"
     return index, encodings
 
 
@@ -68,7 +68,7 @@ def test_optimize_waits_for_ann_min_rows(tmp_path, encoder):
     assert index.store.table.list_indices() == []
     _write(index, 200, 150, seed=1)
     report = index.optimize(num_partitions=2)
-    assert (report.rows, report.index_built, report.index_type) == (350, True, "IVF_FLAT")
+    assert (report.rows, report.index_built, report.index_type) == (350, True, "IVF_SQ")
     assert (report.indexed_rows, report.unindexed_rows) == (350, 0)
     assert report.index_seconds > 0 and report.seconds >= report.index_seconds
     # later writes are added to the index (as a delta segment); with no retention, one version remains
@@ -87,13 +87,18 @@ def test_optimize_waits_for_ann_min_rows(tmp_path, encoder):
 def test_index_is_built_and_searches_go_through_it(big):
     index, encodings = big
     (config,) = index.store.table.list_indices()
-    assert list(config.columns) == ["vector"] and config.index_type == "IvfFlat"
+    assert list(config.columns) == ["vector"] and config.index_type == "IvfSq"
     assert config.index_details["metric_type"] == "COSINE"
     stats = index.store.table.index_stats(config.name)
     assert (stats.num_indexed_rows, stats.num_unindexed_rows, stats.distance_type) == (600, 0, "cosine")
     query = encodings[7].pooled
     plan = index.store.pooled_query(query, 100, nprobes=2).explain_plan(True)
-    assert "ANNIvfPartition" in plan and "minimum_nprobes=2" in plan
+    assert "ANNIvfPartition" in plan and "minimum_nprobes=2, maximum_nprobes=Some(2)" in plan
+    # an IVF_SQ index's hits are refined by exact cosine by default: twice the rows asked for
+    assert index.store.vector_index_type == "IVF_SQ" and "ANNSubIndex: name=vector_idx, k=200" in plan
+    assert "k=100," in index.store.pooled_query(query, 100, nprobes=2, refine_factor=0).explain_plan(True)
+    # with a filter the probes are unbounded: more partitions when the filter leaves fewer than k rows
+    assert "maximum_nprobes=None" in index.store.pooled_query(query, 10, where="id = 'r7'").explain_plan(True)
     assert "ANN" not in index.store.pooled_query(query, 100, flat=True).explain_plan(True)
     # a row's own pooled vector finds it first, through the index, with its exact fused score
     hits = index.search_encoded(Encoding(pooled=query, tokens=encodings[7].tokens.astype(np.float32)), k=3)
@@ -212,6 +217,6 @@ def test_cli_optimize(tmp_path, encoder, capsys):
         == 0
     )
     out = capsys.readouterr().out
-    assert "IVF_FLAT" in out and "300 rows" in out
+    assert "IVF_SQ" in out and "300 rows" in out
     config = SmartIndex(db, encoder=encoder).store.vector_index()
     assert config is not None and config.num_indexed_rows == 300
