@@ -77,7 +77,7 @@ def _table(slim: str):
     return lancedb.connect(slim).open_table("slim")
 
 
-def search(slim: str, truth_path: str, knob_sets: list[dict]) -> dict:
+def search(slim: str, truth_path: str, knob_sets: list[dict], bounded: bool = False) -> dict:
     """Warm, then time every knob set over the 300 queries (alternated); recall, p50/p95, RSS."""
     from scale import queries_encoded
 
@@ -89,10 +89,12 @@ def search(slim: str, truth_path: str, knob_sets: list[dict]) -> dict:
 
     def top(vector, knobs):
         query = table.search(vector).distance_type("cosine").select(["id"]).limit(100)
-        # bounded, as SmartStore searches without a filter (unbounded, a refined search probes every partition)
-        query = query.minimum_nprobes(knobs["nprobes"]).maximum_nprobes(knobs["nprobes"])
-        if knobs.get("refine_factor"):
-            query = query.refine_factor(knobs["refine_factor"])
+        # as SmartStore searches without a filter: a refined search is held to its partitions (unbounded,
+        # LanceDB probes every partition), an unrefined one is not (``--bounded``: every search is held)
+        refine = knobs.get("refine_factor")
+        query = query.minimum_nprobes(knobs["nprobes"]).maximum_nprobes(knobs["nprobes"] if refine or bounded else 0)
+        if refine:
+            query = query.refine_factor(refine)
         return query.to_arrow().column("id").to_pylist()
 
     for v in vectors:
@@ -120,11 +122,12 @@ def main() -> None:
     parser.add_argument("--slim", required=True)
     parser.add_argument("--truth", required=True, help="scale.py truth output: the flat top-100 per query")
     parser.add_argument("--types", nargs="+", default=list(KNOBS), choices=list(KNOBS))
+    parser.add_argument("--bounded", action="store_true", help="hold unrefined searches to nprobes too")
     parser.add_argument("--search-only", action="store_true", help="(internal) search the current index")
     parser.add_argument("--knobs", help="(internal) JSON list of knob sets")
     args = parser.parse_args()
     if args.search_only:
-        print(json.dumps(search(args.slim, args.truth, json.loads(args.knobs))))
+        print(json.dumps(search(args.slim, args.truth, json.loads(args.knobs), args.bounded)))
         return
     if not Path(args.slim, "slim.lance").exists():
         print(f"copied {slim_copy(args.source, args.slim)} rows", file=sys.stderr, flush=True)
@@ -133,6 +136,7 @@ def main() -> None:
         load = os.getloadavg()[0]
         built = build(args.slim, index_type)
         cmd = [sys.executable, __file__, "--slim", args.slim, "--truth", args.truth, "--search-only"]
+        cmd += ["--bounded"] if args.bounded else []
         done = subprocess.run(
             [*cmd, "--knobs", json.dumps(KNOBS[index_type])], check=True, capture_output=True, text=True
         )

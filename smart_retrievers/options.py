@@ -60,10 +60,13 @@ class SearchOptions:
         where: metadata filter (dict or :mod:`smart_retrievers.filters` model).
         modality: only "text" or only "image" rows (None: both).
         nprobes: ANN stage (once :meth:`SmartIndex.optimize` has built the pooled vector
-            index): IVF partitions searched per query, at least (more when a filter leaves
-            fewer than the rows asked for in them). More is slower and closer to a flat search.
+            index): IVF partitions searched per query (None: 100 on IVF_SQ, 50 on other
+            indices). A refined search without a filter probes exactly these; otherwise more
+            when a filter leaves fewer than the rows asked for in them. More is slower and
+            closer to a flat search.
         refine_factor: ANN stage: fetch ``refine_factor × candidates`` rows from the index
-            and re-rank them by their exact pooled cosine (0: no refinement).
+            and re-rank them by their exact pooled cosine (0: no refinement; None: 2 on
+            IVF_SQ and IVF_HNSW_SQ indices, none on others).
         ef: ANN stage, HNSW indices: size of the graph search's candidate list (>= the
             number of candidates asked for).
         flat: search the pooled vectors exhaustively even where an ANN index exists

@@ -13,11 +13,11 @@ in 20.6 ms per pooled search, 100 keeps 0.995 in 30.3 ms, 200 keeps 1.000 in 52.
 of 20 kept 0.988; the SMART search's nDCG@10 was the same at 50 and 100)."""
 DEFAULT_REFINE_FACTOR: int | None = None
 """Index hits re-ranked by exact cosine, as a multiple of the rows asked for (None/0: no refinement). A
-search's own default comes from its table's index type (:data:`REFINE_FACTOR_BY_INDEX`)."""
-REFINE_FACTOR_BY_INDEX: dict[str, int] = {"IVF_SQ": 2, "IVF_HNSW_SQ": 2}
-"""The refinement a search uses by default on an index of this type (measured at 1M rows, quiet: IVF_SQ
-keeps 0.978 of the flat top-100 at 50 partitions alone and 0.990 with a factor of 2, in 14.6 ms;
-benchmarks/ann_types.py). Types not listed are not refined by default."""
+search's own default comes from its table's index type (:data:`ANN_DEFAULTS`)."""
+ANN_DEFAULTS: dict[str, dict[str, int]] = {"IVF_SQ": {"nprobes": 100, "refine_factor": 2}, "IVF_HNSW_SQ": {"refine_factor": 2}}
+"""A search's knobs by default on an index of this type, where they differ from the module defaults.
+Measured at 1M rows, quiet (benchmarks/ann_types.py): IVF_SQ keeps 0.978 of the flat top-100 with 50
+partitions alone, 0.990 refined by a factor of 2, and 0.9996 refined with 100 partitions, in 16.7 ms."""
 DEFAULT_EF: int | None = None
 """HNSW search list size (None: LanceDB's default); never below the rows asked for."""
 
@@ -51,9 +51,9 @@ def pooled_query(
     nprobes = DEFAULT_NPROBES if nprobes is None else nprobes
     refine_factor = DEFAULT_REFINE_FACTOR if refine_factor is None else refine_factor
     ef = DEFAULT_EF if ef is None else ef
-    if nprobes:  # this many partitions; with a filter, more when it leaves fewer than k rows in them
-        # (unbounded, LanceDB probes every partition when the hits are refined: measured, a full scan)
-        query = query.minimum_nprobes(nprobes).maximum_nprobes(0 if where else nprobes)
+    if nprobes:  # at least this many partitions; more when a filter leaves fewer than k rows in them
+        # a refined search without a filter is held to them: unbounded, LanceDB probed every partition
+        query = query.minimum_nprobes(nprobes).maximum_nprobes(nprobes if refine_factor and not where else 0)
     if refine_factor:
         query = query.refine_factor(refine_factor)
     if ef:

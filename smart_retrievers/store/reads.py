@@ -15,7 +15,7 @@ from ..validation import id_list
 from .arrow import in_order
 from .fulltext import text_index, text_query
 from .layout import TableLayout, logical_rows, read_columns
-from .query import REFINE_FACTOR_BY_INDEX, pooled_query
+from .query import ANN_DEFAULTS, pooled_query
 from .schema import META_COLUMNS, FieldTypes
 from .upkeep import index_type_name, vector_index
 
@@ -73,10 +73,13 @@ class TableReads:
 
         ``options``: :func:`~smart_retrievers.store.query.pooled_query`'s (``where``, the ANN
         knobs ``nprobes`` / ``refine_factor`` / ``ef``, ``with_row_id``, ``flat``). Without a
-        ``refine_factor`` the table's index type picks it (:data:`~smart_retrievers.store.query.REFINE_FACTOR_BY_INDEX`).
+        ``nprobes`` or ``refine_factor`` the table's index type picks them
+        (:data:`~smart_retrievers.store.query.ANN_DEFAULTS`).
         """
-        if options.get("refine_factor") is None and not options.get("flat"):
-            options["refine_factor"] = REFINE_FACTOR_BY_INDEX.get(self.vector_index_type or "")
+        if not options.get("flat"):
+            for knob, value in ANN_DEFAULTS.get(self.vector_index_type or "", {}).items():
+                if options.get(knob) is None:
+                    options[knob] = value
         return pooled_query(self._table, self.layout.vector, vector, k, select=self._physical(columns), **options)
 
     def search_pooled(

@@ -23,10 +23,11 @@ ANN_INDEX_TYPES: tuple[str, ...] = (
 )
 """LanceDB vector index types :meth:`SmartStore.optimize` can build on ``vector``."""
 DEFAULT_ANN_INDEX = "IVF_SQ"
-"""The index type built by default. At 1M rows (quiet, benchmarks/ann_types.py) IVF_SQ trains in 10 s, keeps
-0.990 of the flat top-100 with its default refinement (:data:`~smart_retrievers.store.query.REFINE_FACTOR_BY_INDEX`)
-in 14.6 ms, and the searching process holds 0.5 GB for it; IVF_FLAT trains in 20 s, keeps 0.994 in 18 ms, and
-holds 1.8 GB (it repeats every pooled vector)."""
+"""The index type built by default. At 1M rows (quiet, benchmarks/ann_types.py) IVF_SQ trains in 9 s and, with
+its search defaults (:data:`~smart_retrievers.store.query.ANN_DEFAULTS`: 100 partitions, hits refined by a
+factor of 2), keeps 0.9996 of the flat top-100 in 16.7 ms, the searching process holding 0.57 GB for it;
+IVF_FLAT trains in 17 s and keeps 0.995 in 25.8 ms at 100 partitions (0.979 in 15.0 ms at 50), holding
+1.74 GB (it repeats every pooled vector)."""
 DEFAULT_ANN_MIN_ROWS = 10_000
 """Rows from which ``optimize()`` builds the ANN index by default (measured: from 10k rows it halves the
 pooled search time; below, a flat scan takes tens of milliseconds and the index would add disk and work)."""

@@ -94,9 +94,12 @@ def test_index_is_built_and_searches_go_through_it(big):
     query = encodings[7].pooled
     plan = index.store.pooled_query(query, 100, nprobes=2).explain_plan(True)
     assert "ANNIvfPartition" in plan and "minimum_nprobes=2, maximum_nprobes=Some(2)" in plan
-    # an IVF_SQ index's hits are refined by exact cosine by default: twice the rows asked for
+    # an IVF_SQ index's hits are refined by exact cosine by default (twice the rows asked for), and a
+    # refined search without a filter probes exactly its partitions: 100 by default
     assert index.store.vector_index_type == "IVF_SQ" and "ANNSubIndex: name=vector_idx, k=200" in plan
-    assert "k=100," in index.store.pooled_query(query, 100, nprobes=2, refine_factor=0).explain_plan(True)
+    assert "minimum_nprobes=100, maximum_nprobes=Some(100)" in index.store.pooled_query(query, 10).explain_plan(True)
+    unrefined = index.store.pooled_query(query, 100, nprobes=2, refine_factor=0).explain_plan(True)
+    assert "k=100," in unrefined and "maximum_nprobes=None" in unrefined
     # with a filter the probes are unbounded: more partitions when the filter leaves fewer than k rows
     assert "maximum_nprobes=None" in index.store.pooled_query(query, 10, where="id = 'r7'").explain_plan(True)
     assert "ANN" not in index.store.pooled_query(query, 100, flat=True).explain_plan(True)
