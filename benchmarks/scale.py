@@ -274,9 +274,7 @@ def cmd_optimize(args) -> dict:
     from smart_retrievers.encoders import default_encoder
 
     index = SmartIndex(args.db, encoder=default_encoder(), ann_min_rows=args.ann_min_rows)
-    report = index.optimize(
-        cleanup_older_than=timedelta(0), delete_unverified=True, rebuild_index=args.rebuild_index
-    )
+    report = index.optimize(cleanup_older_than=timedelta(0), delete_unverified=True, rebuild_index=args.rebuild_index)
     rows = index.count()
     index_dir = Path(args.db) / "smart.lance" / "_indices"
     index_bytes = disk_bytes(index_dir) if index_dir.exists() else 0

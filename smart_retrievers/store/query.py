@@ -14,7 +14,10 @@ of 20 kept 0.988; the SMART search's nDCG@10 was the same at 50 and 100)."""
 DEFAULT_REFINE_FACTOR: int | None = None
 """Index hits re-ranked by exact cosine, as a multiple of the rows asked for (None/0: no refinement). A
 search's own default comes from its table's index type (:data:`ANN_DEFAULTS`)."""
-ANN_DEFAULTS: dict[str, dict[str, int]] = {"IVF_SQ": {"nprobes": 100, "refine_factor": 2}, "IVF_HNSW_SQ": {"refine_factor": 2}}
+ANN_DEFAULTS: dict[str, dict[str, int]] = {
+    "IVF_SQ": {"nprobes": 100, "refine_factor": 2},
+    "IVF_HNSW_SQ": {"refine_factor": 2},
+}
 """A search's knobs by default on an index of this type, where they differ from the module defaults.
 Measured at 1M rows, quiet (benchmarks/ann_types.py): IVF_SQ keeps 0.978 of the flat top-100 with 50
 partitions alone, 0.990 refined by a factor of 2, and 0.9996 refined with 100 partitions, in 16.7 ms."""

@@ -100,7 +100,9 @@ class TableReads:
         """The type of the ANN index on the pooled vectors (one of ``ANN_INDEX_TYPES``), or None."""
         if self.table is None:
             return None
-        return self._at_version("vector_index_type", lambda table: index_type_name(vector_index(table, self.layout.vector)))
+        return self._at_version(
+            "vector_index_type", lambda table: index_type_name(vector_index(table, self.layout.vector))
+        )
 
     @property
     def text_index(self) -> Any:
