@@ -139,22 +139,22 @@ class TokenCodec:
         if sample.ndim != 2 or len(sample) == 0:
             raise ValueError(f"need a (T, dim) sample of token states, got shape {tuple(sample.shape)}")
         dim = sample.shape[1]
-        mean = torch.zeros(dim, dtype=torch.float64)
-        if out_dim is None:
-            weight = torch.eye(dim, dtype=torch.float64)
-        else:
+        if out_dim is not None:
             out_dim = min(out_dim, dim)  # a model narrower than the preset keeps all its dimensions
             if len(sample) < 2 * out_dim:
                 raise ValueError(f"a {out_dim}-d PCA needs at least {2 * out_dim} sample tokens, got {len(sample)}")
-            mean = sample.mean(dim=0, dtype=torch.float64)
+        mean = torch.zeros(dim, dtype=torch.float64) if out_dim is None else sample.mean(dim=0, dtype=torch.float64)
+        centred = sample - mean.float()
+        if out_dim is None:
+            weight = torch.eye(dim, dtype=torch.float64)
+        else:
             # the (dim, dim) covariance by one float32 product (the sample is unit vectors: float32 sums of
             # them lose nothing a 1-bit or 8-bit code keeps), its eigenvectors in float64
-            centred = sample - mean.float()
             _, vectors = torch.linalg.eigh((centred.T @ centred).double() / len(sample))
             weight = vectors[:, -out_dim:].flip(1).T  # top components first
         if code == "sign":
             weight = torch.from_numpy(_random_rotation(len(weight))) @ weight
-        projected = (sample - mean.float()) @ weight.float().T
+        projected = centred @ weight.float().T
         if code == "sign":
             low = torch.zeros(len(weight), dtype=torch.float64)
             step = projected.abs().mean(dim=0, dtype=torch.float64)

@@ -38,21 +38,24 @@ def pooled_query(
     ef: int | None = None,
     with_row_id: bool = False,
     flat: bool = False,
+    index_type: str | None = None,
 ) -> Any:
     """The LanceDB query for the top ``k`` rows of ``table`` by cosine on ``column``, with ``select`` and ``_distance``.
 
     The filter applies before the top-k (prefilter), through the table's vector index when
     it has one (rows written since the index was last updated are searched flat and merged
     in), and exhaustively otherwise. ``nprobes`` / ``refine_factor`` / ``ef`` tune the index
-    search (None: :data:`DEFAULT_NPROBES`, :data:`DEFAULT_REFINE_FACTOR`, :data:`DEFAULT_EF`);
-    without an index they change nothing. ``flat`` bypasses the index: an exact search over
+    search (None: the defaults of the table's ``index_type`` in :data:`ANN_DEFAULTS`, else
+    :data:`DEFAULT_NPROBES`, :data:`DEFAULT_REFINE_FACTOR`, :data:`DEFAULT_EF`); without an
+    index they change nothing. ``flat`` bypasses the index: an exact search over
     every (matching) row.
     """
     query = table.search(np.asarray(vector, dtype=np.float32), vector_column_name=column).distance_type("cosine")
     if where:
         query = query.where(where, prefilter=True)
-    nprobes = DEFAULT_NPROBES if nprobes is None else nprobes
-    refine_factor = DEFAULT_REFINE_FACTOR if refine_factor is None else refine_factor
+    defaults = ANN_DEFAULTS.get(index_type or "", {})
+    nprobes = defaults.get("nprobes", DEFAULT_NPROBES) if nprobes is None else nprobes
+    refine_factor = defaults.get("refine_factor", DEFAULT_REFINE_FACTOR) if refine_factor is None else refine_factor
     ef = DEFAULT_EF if ef is None else ef
     if nprobes:  # at least this many partitions; more when a filter leaves fewer than k rows in them
         # a refined search without a filter is held to them: unbounded, LanceDB probed every partition

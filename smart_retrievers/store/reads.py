@@ -15,7 +15,7 @@ from ..validation import id_list
 from .arrow import in_order
 from .fulltext import text_index, text_query
 from .layout import TableLayout, logical_rows, read_columns
-from .query import ANN_DEFAULTS, pooled_query
+from .query import pooled_query
 from .schema import META_COLUMNS, FieldTypes
 from .upkeep import index_type_name, vector_index
 
@@ -72,15 +72,13 @@ class TableReads:
         """The LanceDB query of :meth:`search_pooled` (for ``explain_plan`` and the like).
 
         ``options``: :func:`~smart_retrievers.store.query.pooled_query`'s (``where``, the ANN
-        knobs ``nprobes`` / ``refine_factor`` / ``ef``, ``with_row_id``, ``flat``). Without a
-        ``nprobes`` or ``refine_factor`` the table's index type picks them
-        (:data:`~smart_retrievers.store.query.ANN_DEFAULTS`).
+        knobs ``nprobes`` / ``refine_factor`` / ``ef``, ``with_row_id``, ``flat``); the knobs
+        left None take the defaults of the table's index type.
         """
-        if not options.get("flat"):
-            for knob, value in ANN_DEFAULTS.get(self.vector_index_type or "", {}).items():
-                if options.get(knob) is None:
-                    options[knob] = value
-        return pooled_query(self._table, self.layout.vector, vector, k, select=self._physical(columns), **options)
+        select = self._physical(columns)
+        return pooled_query(
+            self._table, self.layout.vector, vector, k, select=select, index_type=self.vector_index_type, **options
+        )
 
     def search_pooled(
         self, vector: np.ndarray, k: int, *, columns: Sequence[str] = META_COLUMNS, **query_options: Any
@@ -95,14 +93,16 @@ class TableReads:
         found = self.pooled_query(vector, k, columns=columns, **query_options).to_arrow()
         return self._logical(found, columns, extra=["_rowid"] if "_rowid" in found.column_names else [])
 
+    def vector_index(self) -> Any:
+        """The LanceDB index config on the pooled vectors (name, type, indexed / unindexed rows), or None."""
+        if self.table is None:
+            return None
+        return self._at_version("vector_index", lambda table: vector_index(table, self.layout.vector))
+
     @property
     def vector_index_type(self) -> str | None:
         """The type of the ANN index on the pooled vectors (one of ``ANN_INDEX_TYPES``), or None."""
-        if self.table is None:
-            return None
-        return self._at_version(
-            "vector_index_type", lambda table: index_type_name(vector_index(table, self.layout.vector))
-        )
+        return index_type_name(self.vector_index())
 
     @property
     def text_index(self) -> Any:

@@ -42,7 +42,7 @@ from .schema import (
     stored_fusion_weights,
     token_dim_of,
 )
-from .upkeep import OptimizeReport, optimize_table, vector_index
+from .upkeep import OptimizeReport, optimize_table
 from .writer import record_field_types, reset_field_types, write_records
 
 
@@ -90,7 +90,7 @@ class SmartStore(TableReads):
         self.compression = compression or DEFAULT_COMPRESSION
         self._requested = compression
         self._seen: dict[str, tuple[int, Any]] = {}
-        """What was read of the table per version (schema, full-text index, row count): see :meth:`_at_version`."""
+        """What was read of the table per version (schema, vector and full-text indices, row count): see :meth:`_at_version`."""
         self._open_existing()
 
     @classmethod
@@ -368,10 +368,6 @@ class SmartStore(TableReads):
         return deleted
 
     # ---- upkeep --------------------------------------------------------
-
-    def vector_index(self) -> Any:
-        """The LanceDB index config on ``vector`` (name, type, indexed / unindexed rows), or None."""
-        return None if self.table is None else vector_index(self._table, self.layout.vector)
 
     def optimize(self, **options: Any) -> OptimizeReport:
         """Compact the table, drop old versions, and create or update the pooled ANN index.
